@@ -1,0 +1,283 @@
+#include "data.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace ferkit {
+
+const char* const kClassNames[kNumClasses] = {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"};
+
+namespace {
+
+char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (lower(a[i]) != lower(b[i])) return false;
+  return true;
+}
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+// Removes one pair of surrounding double quotes (CSV writers may quote any field).
+std::string_view unquote(std::string_view s) {
+  s = trim(s);
+  if (s.size() >= 2 && s.front() == '"' && s.back() == '"') s = trim(s.substr(1, s.size() - 2));
+  return s;
+}
+
+// A value for an error message: at most 40 characters, so a garbage line does not make a huge message.
+std::string shown(std::string_view s) {
+  if (s.size() > 40) return std::string(s.substr(0, 40)) + "...";
+  return std::string(s);
+}
+
+}  // namespace
+
+int class_index(std::string_view name) {
+  name = trim(name);
+  struct Alias {
+    const char* name;
+    int index;
+  };
+  static const Alias kAliases[] = {
+      {"anger", 0},     {"disgusted", 1}, {"fearful", 2}, {"happiness", 3},
+      {"sadness", 4},   {"surprised", 5}, {"neutrality", 6},
+  };
+  for (int i = 0; i < kNumClasses; ++i)
+    if (iequals(name, kClassNames[i])) return i;
+  for (const Alias& a : kAliases)
+    if (iequals(name, a.name)) return a.index;
+  // Folder layouts converted from the CSV often name the class folders by label number.
+  if (name.size() == 1 && name[0] >= '0' && name[0] < '0' + kNumClasses) return name[0] - '0';
+  return -1;
+}
+
+const char* usage_name(Usage u) {
+  switch (u) {
+    case Usage::Training: return "Training";
+    case Usage::PublicTest: return "PublicTest";
+    case Usage::PrivateTest: return "PrivateTest";
+  }
+  return "?";
+}
+
+std::vector<size_t> Dataset::class_counts() const {
+  std::vector<size_t> counts(kNumClasses, 0);
+  for (uint8_t l : labels)
+    if (l < kNumClasses) ++counts[l];
+  return counts;
+}
+
+// ---------------------------------------------------------------------------------------------
+// CSV
+
+std::string check_fer_csv_header(std::string_view line) {
+  std::string_view s = line;
+  if (s.size() >= 3 && std::memcmp(s.data(), "\xEF\xBB\xBF", 3) == 0) s.remove_prefix(3);  // UTF-8 BOM
+  s = trim(s);
+  // Field by field, so quoted or space-padded headers pass too.
+  const char* const expected[3] = {"emotion", "pixels", "Usage"};
+  size_t pos = 0;
+  int field = 0;
+  bool ok = true;
+  while (ok) {
+    size_t comma = s.find(',', pos);
+    std::string_view f = s.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
+    if (field >= 3 || !iequals(unquote(f), expected[field])) ok = false;
+    ++field;
+    if (comma == std::string_view::npos) break;
+    pos = comma + 1;
+  }
+  if (ok && field == 3) return "";
+  return "expected the header 'emotion,pixels,Usage', got '" + shown(trim(line)) + "'";
+}
+
+std::string parse_fer_csv_row(std::string_view line, CsvRow& row) { return parse_fer_csv_row(line, row, nullptr); }
+
+std::string parse_fer_csv_row(std::string_view line, CsvRow& row, const char** kind) {
+  auto fail = [&](const char* k, std::string msg) {
+    if (kind) *kind = k;
+    return msg;
+  };
+  while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) line.remove_suffix(1);
+
+  const char* b = line.data();
+  const char* e = b + line.size();
+  const char* c1 = static_cast<const char*>(std::memchr(b, ',', line.size()));
+  const char* c2 = c1 ? static_cast<const char*>(std::memchr(c1 + 1, ',', static_cast<size_t>(e - c1 - 1))) : nullptr;
+  const char* c3 = c2 ? static_cast<const char*>(std::memchr(c2 + 1, ',', static_cast<size_t>(e - c2 - 1))) : nullptr;
+  if (!c1 || !c2 || c3) {
+    size_t fields = 1;
+    for (const char* p = b; p < e; ++p) fields += (*p == ',');
+    return fail("wrong number of fields", "expected 3 comma-separated fields (emotion,pixels,Usage), got " +
+                                              std::to_string(fields));
+  }
+
+  std::string_view label = unquote(std::string_view(b, static_cast<size_t>(c1 - b)));
+  if (label.size() != 1 || label[0] < '0' || label[0] >= '0' + kNumClasses)
+    return fail("unknown label", "unknown emotion label '" + shown(label) + "' (expected 0..6)");
+  row.label = label[0] - '0';
+
+  std::string_view usage = unquote(std::string_view(c2 + 1, static_cast<size_t>(e - c2 - 1)));
+  if (iequals(usage, "Training"))
+    row.usage = Usage::Training;
+  else if (iequals(usage, "PublicTest"))
+    row.usage = Usage::PublicTest;
+  else if (iequals(usage, "PrivateTest"))
+    row.usage = Usage::PrivateTest;
+  else
+    return fail("unknown Usage", "unknown Usage '" + shown(usage) + "' (expected Training, PublicTest or PrivateTest)");
+
+  // Pixels: the hot loop (2304 values per row, 35,887 rows), a hand-written scanner.
+  std::string_view px = unquote(std::string_view(c1 + 1, static_cast<size_t>(c2 - c1 - 1)));
+  const char* p = px.data();
+  const char* pe = p + px.size();
+  int n = 0;
+  auto digit = [](char ch) { return static_cast<unsigned>(static_cast<unsigned char>(ch)) - '0'; };
+  while (p < pe) {
+    if (*p == ' ' || *p == '\t') {
+      ++p;
+      continue;
+    }
+    // Fast path: 1 to 3 digits followed by a blank or the end of the field.
+    const char* t = p;
+    unsigned v = digit(*p);
+    bool ok = v <= 9;
+    if (ok) {
+      ++p;
+      unsigned d;
+      if (p < pe && (d = digit(*p)) <= 9) {
+        v = v * 10 + d;
+        ++p;
+        if (p < pe && (d = digit(*p)) <= 9) {
+          v = v * 10 + d;
+          ++p;
+        }
+      }
+      ok = v <= 255 && (p == pe || *p == ' ' || *p == '\t');
+    }
+    if (!ok) {
+      while (p < pe && *p != ' ' && *p != '\t') ++p;  // the whole token, for the message
+      return fail("bad pixel value", "pixel " + std::to_string(n + 1) + ": expected an integer 0..255, got '" +
+                                         shown(std::string_view(t, static_cast<size_t>(p - t))) + "'");
+    }
+    if (n < kPixels) row.pixels[n] = static_cast<uint8_t>(v);
+    ++n;
+  }
+  if (n != kPixels)
+    return fail("wrong pixel count", "expected " + std::to_string(kPixels) + " pixel values, got " + std::to_string(n));
+  return "";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Augmentation
+
+void image_to_input(const uint8_t* src, float* dst) {
+  constexpr float k = 1.0f / 255.0f;
+  for (int i = 0; i < kPixels; ++i) dst[i] = static_cast<float>(src[i]) * k;
+}
+
+void flip_input(const float* src, float* dst, int side) {
+  for (int y = 0; y < side; ++y) {
+    const float* s = src + static_cast<size_t>(y) * side;
+    float* d = dst + static_cast<size_t>(y) * side;
+    if (s == d) {
+      std::reverse(d, d + side);
+    } else {
+      for (int x = 0; x < side; ++x) d[x] = s[side - 1 - x];
+    }
+  }
+}
+
+void augment_image(const uint8_t* src, float* dst, const Augment& aug, Rng& rng) {
+  // Draw every random parameter first, in a fixed order (only for the enabled parts).
+  const bool flip = aug.flip && rng.uniform() < 0.5f;
+  float tx = 0.0f, ty = 0.0f;
+  if (aug.shift > 0) {
+    tx = rng.uniform(-aug.shift, aug.shift) * kSide;
+    ty = rng.uniform(-aug.shift, aug.shift) * kSide;
+  }
+  float angle = 0.0f;
+  if (aug.rotate_deg > 0) angle = rng.uniform(-aug.rotate_deg, aug.rotate_deg) * (3.14159265358979f / 180.0f);
+  float scale = 1.0f;
+  if (aug.scale > 0) scale = 1.0f + rng.uniform(-aug.scale, aug.scale);
+  float bright = 0.0f;
+  if (aug.brightness > 0) bright = rng.uniform(-aug.brightness, aug.brightness) * 255.0f;
+  float contrast = 1.0f;
+  if (aug.contrast > 0) contrast = 1.0f + rng.uniform(-aug.contrast, aug.contrast);
+  int ex0 = 0, ey0 = 0, ew = 0, eh = 0;
+  if (aug.erase > 0 && rng.uniform() < aug.erase) {
+    // Random erasing (Zhong et al.): area 2%..25% of the image, aspect ratio 0.3..3.3.
+    float area = rng.uniform(0.02f, 0.25f) * kPixels;
+    float aspect = std::exp(rng.uniform(std::log(0.3f), std::log(3.3f)));
+    eh = std::clamp(static_cast<int>(std::lround(std::sqrt(area * aspect))), 1, kSide);
+    ew = std::clamp(static_cast<int>(std::lround(std::sqrt(area / aspect))), 1, kSide);
+    ex0 = static_cast<int>(rng.below(static_cast<uint32_t>(kSide - ew + 1)));
+    ey0 = static_cast<int>(rng.below(static_cast<uint32_t>(kSide - eh + 1)));
+  }
+
+  // Geometry: dst = c + t + scale * R(angle) * F(src - c); sample src at the inverse for every dst pixel.
+  const bool warp = tx != 0.0f || ty != 0.0f || angle != 0.0f || scale != 1.0f;
+  if (!warp) {
+    for (int y = 0; y < kSide; ++y) {
+      const uint8_t* s = src + y * kSide;
+      float* d = dst + y * kSide;
+      if (flip)
+        for (int x = 0; x < kSide; ++x) d[x] = s[kSide - 1 - x];
+      else
+        for (int x = 0; x < kSide; ++x) d[x] = s[x];
+    }
+  } else {
+    const float c = 0.5f * (kSide - 1);
+    const float inv = 1.0f / scale;
+    const float ca = std::cos(angle) * inv, sa = std::sin(angle) * inv;
+    const float fx = flip ? -1.0f : 1.0f;
+    const float hi = static_cast<float>(kSide - 1);
+    for (int y = 0; y < kSide; ++y) {
+      const float dy = static_cast<float>(y) - c - ty;
+      for (int x = 0; x < kSide; ++x) {
+        const float dx = static_cast<float>(x) - c - tx;
+        float u = c + fx * (ca * dx + sa * dy);
+        float v = c + (-sa * dx + ca * dy);
+        u = std::clamp(u, 0.0f, hi);  // border: replicate the edge
+        v = std::clamp(v, 0.0f, hi);
+        int x0 = static_cast<int>(u), y0 = static_cast<int>(v);
+        int x1 = std::min(x0 + 1, kSide - 1), y1 = std::min(y0 + 1, kSide - 1);
+        float wx = u - static_cast<float>(x0), wy = v - static_cast<float>(y0);
+        const uint8_t* r0 = src + y0 * kSide;
+        const uint8_t* r1 = src + y1 * kSide;
+        float top = r0[x0] + wx * (static_cast<float>(r0[x1]) - r0[x0]);
+        float bot = r1[x0] + wx * (static_cast<float>(r1[x1]) - r1[x0]);
+        dst[y * kSide + x] = top + wy * (bot - top);
+      }
+    }
+  }
+
+  // Photometric: contrast around the image mean, then brightness; clamp to the valid range.
+  if (bright != 0.0f || contrast != 1.0f) {
+    float sum = 0.0f;
+    for (int i = 0; i < kPixels; ++i) sum += dst[i];
+    const float mean = sum / kPixels;
+    const float add = mean * (1.0f - contrast) + bright;
+    for (int i = 0; i < kPixels; ++i) dst[i] = std::clamp(dst[i] * contrast + add, 0.0f, 255.0f);
+  }
+
+  if (ew > 0) {
+    for (int y = ey0; y < ey0 + eh; ++y)
+      for (int x = ex0; x < ex0 + ew; ++x) dst[y * kSide + x] = 127.5f;
+  }
+
+  constexpr float k = 1.0f / 255.0f;
+  for (int i = 0; i < kPixels; ++i) dst[i] *= k;
+}
+
+}  // namespace ferkit

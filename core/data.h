@@ -1,0 +1,76 @@
+// FER data in memory: 48x48 grayscale faces with labels, the Kaggle CSV row parser,
+// and training augmentation. No files here: native/ reads files and feeds lines or bytes.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "rng.h"
+
+namespace ferkit {
+
+constexpr int kSide = 48;
+constexpr int kPixels = kSide * kSide;
+constexpr int kNumClasses = 7;
+// FER-2013 label order.
+extern const char* const kClassNames[kNumClasses];  // angry disgust fear happy sad surprise neutral
+// Index of a class name (case-insensitive, surrounding blanks ignored; also accepts "anger", "disgusted", "fearful",
+// "happiness", "sadness", "surprised", "neutrality" and the label digits "0".."6"); -1 if unknown.
+int class_index(std::string_view name);
+
+enum class Usage : uint8_t { Training = 0, PublicTest = 1, PrivateTest = 2 };
+const char* usage_name(Usage u);
+
+struct Dataset {
+  std::vector<uint8_t> pixels;  // size() * kPixels, row-major
+  std::vector<uint8_t> labels;  // size()
+  std::vector<float> soft;      // optional size() * kNumClasses target distributions (FER+ votes); empty if none
+  size_t size() const { return labels.size(); }
+  const uint8_t* image(size_t i) const { return pixels.data() + i * kPixels; }
+  void add(const uint8_t* px, int label) {
+    pixels.insert(pixels.end(), px, px + kPixels);
+    labels.push_back(static_cast<uint8_t>(label));
+  }
+  std::vector<size_t> class_counts() const;  // kNumClasses entries
+};
+
+// Parses the Kaggle fer2013.csv layout: header "emotion,pixels,Usage" then rows
+// `<label>,<2304 space-separated 0..255>,<Training|PublicTest|PrivateTest>`.
+// Errors are plain text without file/line (the caller adds those).
+struct CsvRow {
+  uint8_t pixels[kPixels];
+  int label = -1;
+  Usage usage = Usage::Training;
+};
+// Checks the header line; returns "" if fine, else what was expected.
+std::string check_fer_csv_header(std::string_view line);
+// Parses one data line (without the trailing newline; a trailing '\r' is allowed).
+// Returns "" on success, else a description such as "expected 2304 pixel values, got 2303".
+std::string parse_fer_csv_row(std::string_view line, CsvRow& row);
+// The same, and on failure sets *kind to a short fixed category for counting ("wrong pixel count",
+// "bad pixel value", "unknown label", "unknown Usage", "wrong number of fields"); kind may be null.
+std::string parse_fer_csv_row(std::string_view line, CsvRow& row, const char** kind);
+
+// Training-time augmentation of one 48x48 image. Deterministic for a given Rng state.
+struct Augment {
+  bool flip = true;          // random horizontal flip (p = 0.5)
+  float shift = 0.1f;        // max translation, fraction of the side
+  float rotate_deg = 10.0f;  // max rotation, degrees
+  float scale = 0.1f;        // max zoom in/out, fraction
+  float brightness = 0.2f;   // max additive change, fraction of full range
+  float contrast = 0.2f;     // max multiplicative change around the mean
+  float erase = 0.0f;        // probability of random erasing (a grey rectangle)
+  bool enabled() const {
+    return flip || shift > 0 || rotate_deg > 0 || scale > 0 || brightness > 0 || contrast > 0 || erase > 0;
+  }
+};
+// Writes kPixels floats: the model's input (pixel / 255) after augmentation.
+void augment_image(const uint8_t* src, float* dst, const Augment& aug, Rng& rng);
+// Writes kPixels floats: pixel / 255, no augmentation (the inference preprocessing).
+void image_to_input(const uint8_t* src, float* dst);
+// Horizontal mirror of a model input (for test-time flip averaging).
+void flip_input(const float* src, float* dst, int side = kSide);
+
+}  // namespace ferkit

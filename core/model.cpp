@@ -1,0 +1,293 @@
+#include "model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <sstream>
+#include <stdexcept>
+
+#include "data.h"
+#include "rng.h"
+
+namespace ferkit {
+
+Model::Model(const Spec& s) : spec(s) {
+  Shape cur = spec.input;
+  size_t off = 0;
+  auto add_tensor = [&](const std::string& name, size_t size, bool trainable, bool decay) {
+    tensors.push_back({name, static_cast<int>(layers.size()), off, size, trainable, decay});
+    off += size;
+    return off - size;
+  };
+  for (size_t i = 0; i < spec.layers.size(); ++i) {
+    const LayerSpec& l = spec.layers[i];
+    LayerPlan p;
+    p.spec = l;
+    p.in = cur;
+    const std::string pre = "l" + std::to_string(i) + "." + layer_name(l.kind) + ".";
+    auto bad = [&](const std::string& why) {
+      throw std::runtime_error("architecture: layer " + std::to_string(i + 1) + " (" + layer_name(l.kind) +
+                               ") " + why);
+    };
+    switch (l.kind) {
+      case LayerKind::Conv:
+        p.geom = ConvGeom::make(cur.h, cur.w, cur.c, l.units, l.kernel, l.stride, l.same);
+        if (p.geom.ho <= 0 || p.geom.wo <= 0) bad("leaves no output pixels for a " + std::to_string(cur.h) + "x" +
+                                                  std::to_string(cur.w) + " input");
+        p.out = {p.geom.ho, p.geom.wo, l.units};
+        p.w = add_tensor(pre + "w", static_cast<size_t>(p.geom.patch()) * l.units, true, true);
+        p.b = add_tensor(pre + "b", l.units, true, false);
+        break;
+      case LayerKind::MaxPool:
+        p.geom = ConvGeom::make(cur.h, cur.w, cur.c, cur.c, l.kernel, l.stride, false);
+        if (p.geom.ho <= 0 || p.geom.wo <= 0) bad("window is larger than its " + std::to_string(cur.h) + "x" +
+                                                  std::to_string(cur.w) + " input");
+        p.out = {p.geom.ho, p.geom.wo, cur.c};
+        break;
+      case LayerKind::Dense:
+        if (cur.h != 1 || cur.w != 1) bad("needs a flat input: add 'flatten' or 'gap' before it");
+        p.out = {1, 1, l.units};
+        p.w = add_tensor(pre + "w", static_cast<size_t>(cur.c) * l.units, true, true);
+        p.b = add_tensor(pre + "b", l.units, true, false);
+        break;
+      case LayerKind::BatchNorm:
+        p.out = cur;
+        p.w = add_tensor(pre + "gamma", cur.c, true, false);
+        p.b = add_tensor(pre + "beta", cur.c, true, false);
+        p.mean = add_tensor(pre + "running_mean", cur.c, false, false);
+        p.var = add_tensor(pre + "running_var", cur.c, false, false);
+        break;
+      case LayerKind::Flatten: p.out = {1, 1, cur.size()}; break;
+      case LayerKind::GlobalAvgPool: p.out = {1, 1, cur.c}; break;
+      case LayerKind::ReLU:
+      case LayerKind::Dropout: p.out = cur; break;
+    }
+    cur = p.out;
+    layers.push_back(p);
+  }
+  if (cur.h != 1 || cur.w != 1) throw std::runtime_error("architecture: the output before softmax must be flat");
+  params.assign(off, 0.0f);
+  for (int c = 0; c < cur.c; ++c)
+    class_names.push_back(cur.c == kNumClasses ? kClassNames[c] : "class" + std::to_string(c));
+  init(1);
+}
+
+size_t Model::num_trainable() const {
+  size_t n = 0;
+  for (const auto& t : tensors) n += t.trainable ? t.size : 0;
+  return n;
+}
+
+long long Model::macs_per_image() const {
+  long long macs = 0;
+  for (const auto& p : layers) {
+    if (p.spec.kind == LayerKind::Conv) macs += 1LL * p.out.h * p.out.w * p.out.c * p.geom.patch();
+    if (p.spec.kind == LayerKind::Dense) macs += 1LL * p.in.size() * p.out.c;
+  }
+  return macs;
+}
+
+void Model::init(uint64_t seed) {
+  Rng rng(seed);
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const LayerPlan& p = layers[i];
+    if (p.spec.kind == LayerKind::Conv || p.spec.kind == LayerKind::Dense) {
+      const size_t fan_in = p.spec.kind == LayerKind::Conv ? p.geom.patch() : p.in.size();
+      const size_t fan_out = p.spec.kind == LayerKind::Conv ? 1ull * p.spec.kernel * p.spec.kernel * p.out.c
+                                                            : static_cast<size_t>(p.out.c);
+      const size_t count = fan_in * p.out.c;
+      Init init = p.spec.init;
+      if (init == Init::Auto) {  // He before a ReLU (possibly after bn), Glorot otherwise (e.g. the logits)
+        init = Init::Glorot;
+        for (size_t j = i + 1; j < layers.size(); ++j) {
+          LayerKind k = layers[j].spec.kind;
+          if (k == LayerKind::ReLU) init = Init::He;
+          if (k != LayerKind::BatchNorm) break;
+        }
+      }
+      float* w = params.data() + p.w;
+      if (init == Init::He) {  // normal, std sqrt(2 / fan_in)
+        const float sd = std::sqrt(2.0f / static_cast<float>(fan_in));
+        for (size_t j = 0; j < count; ++j) w[j] = sd * rng.normal();
+      } else {  // uniform, limit sqrt(6 / (fan_in + fan_out))
+        const float lim = std::sqrt(6.0f / static_cast<float>(fan_in + fan_out));
+        for (size_t j = 0; j < count; ++j) w[j] = rng.uniform(-lim, lim);
+      }
+      std::fill_n(params.data() + p.b, p.out.c, 0.0f);
+    } else if (p.spec.kind == LayerKind::BatchNorm) {
+      std::fill_n(params.data() + p.w, p.out.c, 1.0f);
+      std::fill_n(params.data() + p.b, p.out.c, 0.0f);
+      std::fill_n(params.data() + p.mean, p.out.c, 0.0f);
+      std::fill_n(params.data() + p.var, p.out.c, 1.0f);
+    }
+  }
+}
+
+std::string Model::summary() const {
+  std::ostringstream o;
+  o << "layer        output          params\n";
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const LayerPlan& p = layers[i];
+    size_t n = 0;
+    for (const auto& t : tensors)
+      if (t.layer == static_cast<int>(i)) n += t.size;
+    char line[128];
+    std::snprintf(line, sizeof line, "%-12s %4dx%-4dx%-5d %9zu\n", layer_name(p.spec.kind), p.out.h, p.out.w,
+                  p.out.c, n);
+    o << line;
+  }
+  o << "parameters: " << num_params() << " (" << num_trainable() << " trainable), MACs/image: " << macs_per_image()
+    << "\n";
+  return o.str();
+}
+
+void Workspace::reserve(const Model& model, int batch) {
+  if (batch <= capacity && act.size() == model.layers.size() + 1) return;
+  capacity = batch;
+  const size_t L = model.layers.size();
+  act.assign(L + 1, {});
+  dact.assign(L + 1, {});
+  col.assign(L, {});
+  aux.assign(L, {});
+  argmax.assign(L, {});
+  size_t dcol_size = 0;
+  act[0].assign(static_cast<size_t>(batch) * model.spec.input.size(), 0.0f);
+  dact[0].assign(act[0].size(), 0.0f);
+  for (size_t i = 0; i < L; ++i) {
+    const LayerPlan& p = model.layers[i];
+    const size_t out = static_cast<size_t>(batch) * p.out.size();
+    act[i + 1].assign(out, 0.0f);
+    dact[i + 1].assign(out, 0.0f);
+    switch (p.spec.kind) {
+      case LayerKind::Conv: {
+        if (p.geom.direct()) break;
+        const size_t c = static_cast<size_t>(batch) * p.out.h * p.out.w * p.geom.patch();
+        col[i].assign(c, 0.0f);
+        dcol_size = std::max(dcol_size, c);
+        break;
+      }
+      case LayerKind::MaxPool: argmax[i].assign(out, 0); break;
+      case LayerKind::Dropout: col[i].assign(out, 0.0f); break;
+      case LayerKind::BatchNorm:
+        col[i].assign(out, 0.0f);
+        aux[i].assign(p.out.c, 0.0f);
+        break;
+      default: break;
+    }
+  }
+  dcol.assign(dcol_size, 0.0f);
+  const size_t logits = static_cast<size_t>(batch) * model.num_classes();
+  probs.assign(logits, 0.0f);
+  dlogits.assign(logits, 0.0f);
+}
+
+const float* forward(Model& model, Workspace& ws, int n, const ForwardOptions& opt) {
+  float* P = model.params.data();
+  for (size_t i = 0; i < model.layers.size(); ++i) {
+    const LayerPlan& p = model.layers[i];
+    const float* x = ws.act[i].data();
+    float* y = ws.act[i + 1].data();
+    const size_t count = static_cast<size_t>(n) * p.out.size();
+    switch (p.spec.kind) {
+      case LayerKind::Conv: conv2d_forward(x, n, p.geom, P + p.w, P + p.b, ws.col[i].data(), y); break;
+      case LayerKind::Dense: dense_forward(x, n, p.in.size(), p.out.c, P + p.w, P + p.b, y); break;
+      case LayerKind::ReLU: relu_forward(x, count, y); break;
+      case LayerKind::MaxPool: maxpool_forward(x, n, p.geom, y, ws.argmax[i].data()); break;
+      case LayerKind::Dropout:
+        if (opt.train && p.spec.rate > 0.0f)
+          dropout_forward(x, count, p.spec.rate, mix_seed(opt.dropout_seed, i), ws.col[i].data(), y);
+        else
+          std::memcpy(y, x, sizeof(float) * count);
+        break;
+      case LayerKind::BatchNorm: {
+        BatchNormParams bp{P + p.w, P + p.b, P + p.mean, P + p.var};
+        const size_t rows = static_cast<size_t>(n) * p.out.h * p.out.w;
+        if (opt.train && static_cast<int>(i) >= model.first_trainable)
+          batchnorm_forward_train(x, rows, p.out.c, bp, ws.col[i].data(), ws.aux[i].data(), y);
+        else
+          batchnorm_forward_infer(x, rows, p.out.c, bp, y);
+        break;
+      }
+      case LayerKind::Flatten: std::memcpy(y, x, sizeof(float) * count); break;
+      case LayerKind::GlobalAvgPool: gap_forward(x, n, p.in.h * p.in.w, p.in.c, y); break;
+    }
+  }
+  return ws.act.back().data();
+}
+
+void zero_grads(Model& model) {
+  if (model.grads.size() != model.params.size()) model.enable_grads();
+  std::fill(model.grads.begin(), model.grads.end(), 0.0f);
+}
+
+void backward(Model& model, Workspace& ws, int n, const float* dlogits) {
+  const float* P = model.params.data();
+  float* G = model.grads.data();
+  const size_t L = model.layers.size();
+  std::memcpy(ws.dact[L].data(), dlogits, sizeof(float) * static_cast<size_t>(n) * model.num_classes());
+  const int stop = std::max(model.first_trainable, 0);
+  for (size_t ii = L; ii-- > static_cast<size_t>(stop);) {
+    const LayerPlan& p = model.layers[ii];
+    const float* dy = ws.dact[ii + 1].data();
+    // No input gradient is needed below the first trainable layer (or for the input image).
+    float* dx = ii > static_cast<size_t>(stop) ? ws.dact[ii].data() : nullptr;
+    const float* x = ws.act[ii].data();
+    const size_t count = static_cast<size_t>(n) * p.out.size();
+    switch (p.spec.kind) {
+      case LayerKind::Conv:
+        conv2d_backward(dy, n, p.geom, P + p.w, p.geom.direct() ? x : ws.col[ii].data(),
+                        G + p.w, G + p.b, ws.dcol.data(), dx);
+        break;
+      case LayerKind::Dense: dense_backward(dy, x, n, p.in.size(), p.out.c, P + p.w, G + p.w, G + p.b, dx); break;
+      case LayerKind::ReLU:
+        if (dx) relu_backward(dy, ws.act[ii + 1].data(), count, dx);
+        break;
+      case LayerKind::MaxPool:
+        if (dx) maxpool_backward(dy, n, p.geom, ws.argmax[ii].data(), dx);
+        break;
+      case LayerKind::Dropout:
+        if (dx) {
+          if (p.spec.rate > 0.0f) dropout_backward(dy, ws.col[ii].data(), count, dx);
+          else std::memcpy(dx, dy, sizeof(float) * count);
+        }
+        break;
+      case LayerKind::BatchNorm:
+        batchnorm_backward(dy, ws.col[ii].data(), ws.aux[ii].data(), static_cast<size_t>(n) * p.out.h * p.out.w,
+                           p.out.c, P + p.w, G + p.w, G + p.b, dx);
+        break;
+      case LayerKind::Flatten:
+        if (dx) std::memcpy(dx, dy, sizeof(float) * count);
+        break;
+      case LayerKind::GlobalAvgPool:
+        if (dx) gap_backward(dy, n, p.in.h * p.in.w, p.in.c, dx);
+        break;
+    }
+  }
+}
+
+void load_input(const Model& model, Workspace& ws, const uint8_t* pixels, int n) {
+  const Preprocess& pp = model.preprocess;
+  const size_t count = static_cast<size_t>(n) * model.spec.input.size();
+  float* x = ws.input();
+  const float a = pp.scale / pp.std, b = -pp.mean / pp.std;
+  for (size_t j = 0; j < count; ++j) x[j] = pixels[j] * a + b;
+}
+
+void predict(Model& model, Workspace& ws, const uint8_t* pixels, int n, float* probs, bool flip_tta) {
+  const int classes = model.num_classes();
+  load_input(model, ws, pixels, n);
+  softmax(forward(model, ws, n, {}), n, classes, probs);
+  if (!flip_tta) return;
+  const Shape in = model.spec.input;
+  float* x = ws.input();
+  for (int i = 0; i < n; ++i)
+    for (int y = 0; y < in.h; ++y)
+      for (int c = 0; c < in.c; ++c) {
+        float* row = x + (static_cast<size_t>(i) * in.h + y) * in.w * in.c;
+        for (int a = 0, b = in.w - 1; a < b; ++a, --b) std::swap(row[a * in.c + c], row[b * in.c + c]);
+      }
+  softmax(forward(model, ws, n, {}), n, classes, ws.probs.data());
+  for (size_t j = 0; j < static_cast<size_t>(n) * classes; ++j) probs[j] = 0.5f * (probs[j] + ws.probs[j]);
+}
+
+}  // namespace ferkit

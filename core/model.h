@@ -1,0 +1,96 @@
+// A sequential CNN built from a Spec. All parameters (and batch-norm running statistics) live in one
+// contiguous array, `params`; gradients in `grads`, same layout. Activations live in a Workspace sized once
+// for a batch, so forward and backward allocate nothing.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "nn.h"
+#include "spec.h"
+
+namespace ferkit {
+
+// A named slice of Model::params.
+struct TensorRef {
+  std::string name;  // e.g. "l0.conv.w"
+  int layer = 0;     // index into Model::layers
+  size_t offset = 0, size = 0;
+  bool trainable = true;  // false: batch-norm running statistics
+  bool decay = true;      // weight decay applies (weights only, not biases or batch-norm)
+};
+
+struct LayerPlan {
+  LayerSpec spec;
+  Shape in, out;
+  ConvGeom geom;          // conv and maxpool
+  size_t w = 0, b = 0;    // param offsets: conv/dense weight+bias; bn gamma+beta
+  size_t mean = 0, var = 0;  // bn running statistics
+};
+
+// How the input pixels are turned into the model's input: x = (pixel * scale - mean) / std.
+struct Preprocess {
+  int side = 48;
+  int channels = 1;
+  float scale = 1.0f / 255.0f;
+  float mean = 0.0f;
+  float std = 1.0f;
+};
+
+class Model {
+ public:
+  Model() = default;
+  explicit Model(const Spec& spec);  // throws std::runtime_error if the spec's shapes don't work out
+
+  Spec spec;
+  std::vector<LayerPlan> layers;
+  std::vector<TensorRef> tensors;
+  std::vector<float> params;
+  std::vector<float> grads;  // sized by the trainer (enable_grads)
+  std::vector<std::string> class_names;
+  Preprocess preprocess;
+  // Layers before this index are frozen: no gradients, batch-norm uses running statistics.
+  int first_trainable = 0;
+
+  int num_classes() const { return layers.empty() ? 0 : layers.back().out.size(); }
+  Shape input_shape() const { return spec.input; }
+  size_t num_params() const { return params.size(); }
+  size_t num_trainable() const;
+  long long macs_per_image() const;  // multiply-accumulates of one forward pass
+  void init(uint64_t seed);          // He / Glorot initialization, bn gamma=1 beta=0 mean=0 var=1
+  void enable_grads() { grads.assign(params.size(), 0.0f); }
+  std::string summary() const;       // a table of layers, shapes and parameter counts
+};
+
+// Activation and scratch buffers for batches of up to `capacity` images.
+struct Workspace {
+  int capacity = 0;
+  std::vector<std::vector<float>> act;   // act[0]: input; act[i+1]: output of layer i
+  std::vector<std::vector<float>> dact;  // gradients, same shapes
+  std::vector<std::vector<float>> col;   // conv: im2col (kept for backward); bn: xhat; dropout: mask
+  std::vector<std::vector<float>> aux;   // bn: invstd
+  std::vector<std::vector<int32_t>> argmax;  // maxpool
+  std::vector<float> dcol;               // conv backward scratch (shared)
+  std::vector<float> probs, dlogits;
+  void reserve(const Model& model, int batch);
+  float* input() { return act[0].data(); }
+};
+
+struct ForwardOptions {
+  bool train = false;         // dropout active, batch-norm uses (and updates) batch statistics
+  uint64_t dropout_seed = 0;  // dropout masks are a function of (seed, layer)
+};
+
+// Runs n images (already in ws.input(), n <= capacity) through the model; returns the logits (n x classes).
+const float* forward(Model& model, Workspace& ws, int n, const ForwardOptions& opt);
+// Back-propagates dlogits (n x classes); accumulates into model.grads (call zero_grads first).
+void backward(Model& model, Workspace& ws, int n, const float* dlogits);
+void zero_grads(Model& model);
+
+// Inference helper: pixels (n images of side*side bytes) -> probabilities (n x classes). Batch-norm and dropout
+// in inference mode. ws must have capacity >= n. If flip_tta, averages with the mirrored image.
+void predict(Model& model, Workspace& ws, const uint8_t* pixels, int n, float* probs, bool flip_tta = false);
+// Fills ws.input() with preprocessed pixels (n images).
+void load_input(const Model& model, Workspace& ws, const uint8_t* pixels, int n);
+
+}  // namespace ferkit

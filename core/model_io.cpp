@@ -1,0 +1,156 @@
+#include "model_io.h"
+
+#include <cmath>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+namespace ferkit {
+
+namespace {
+constexpr char kMagic[8] = {'F', 'E', 'R', 'K', 'I', 'T', 'M', 'D'};
+
+void put_u32(std::vector<uint8_t>& out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<uint8_t>(v >> (8 * i)));
+}
+uint32_t get_u32(const uint8_t* p) {
+  return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 | static_cast<uint32_t>(p[2]) << 16 |
+         static_cast<uint32_t>(p[3]) << 24;
+}
+void put_floats(std::vector<uint8_t>& out, const std::vector<float>& v) {
+  const size_t at = out.size();
+  out.resize(at + v.size() * 4);
+  std::memcpy(out.data() + at, v.data(), v.size() * 4);  // hosts (x86, wasm) are little-endian
+}
+[[noreturn]] void bad(const std::string& why) { throw ModelFormatError("model file: " + why); }
+}  // namespace
+
+uint32_t crc32(const uint8_t* data, size_t size, uint32_t crc) {
+  static const auto table = [] {
+    std::vector<uint32_t> t(256);
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  crc = ~crc;
+  for (size_t i = 0; i < size; ++i) crc = table[(crc ^ data[i]) & 0xFF] ^ (crc >> 8);
+  return ~crc;
+}
+
+std::vector<uint8_t> save_model(const Model& model, const nlohmann::json& metadata, const std::vector<Blob>& extra) {
+  nlohmann::json header;
+  header["spec"] = format_spec(model.spec);
+  header["classes"] = model.class_names;
+  header["preprocess"] = {{"side", model.preprocess.side},   {"channels", model.preprocess.channels},
+                          {"scale", model.preprocess.scale}, {"mean", model.preprocess.mean},
+                          {"std", model.preprocess.std}};
+  header["metadata"] = metadata.is_null() ? nlohmann::json::object() : metadata;
+  nlohmann::json blobs = nlohmann::json::array();
+  blobs.push_back({{"name", "params"}, {"dtype", "f32"}, {"count", model.params.size()}});
+  for (const Blob& b : extra) blobs.push_back({{"name", b.name}, {"dtype", "f32"}, {"count", b.data.size()}});
+  header["blobs"] = blobs;
+  const std::string h = header.dump();
+  std::vector<uint8_t> out(kMagic, kMagic + 8);
+  put_u32(out, kModelFormatVersion);
+  put_u32(out, static_cast<uint32_t>(h.size()));
+  out.insert(out.end(), h.begin(), h.end());
+  put_floats(out, model.params);
+  for (const Blob& b : extra) put_floats(out, b.data);
+  put_u32(out, crc32(out.data(), out.size()));
+  return out;
+}
+
+Model load_model(const uint8_t* data, size_t size, nlohmann::json* metadata, std::vector<Blob>* extra) {
+  if (size < 20) bad("truncated: " + std::to_string(size) + " bytes is shorter than the 20-byte minimum");
+  if (std::memcmp(data, kMagic, 8) != 0) bad("not a ferkit model (wrong magic; expected \"FERKITMD\")");
+  const uint32_t version = get_u32(data + 8);
+  if (version == 0 || version > kModelFormatVersion)
+    bad("format version " + std::to_string(version) + " is not supported (this build reads version 1" +
+        std::string(version > kModelFormatVersion ? "; the file is newer: update ferkit)" : ")"));
+  const uint32_t hlen = get_u32(data + 12);
+  if (hlen > kMaxHeaderBytes) bad("header length " + std::to_string(hlen) + " exceeds the 16 MiB limit");
+  if (16ull + hlen + 4 > size)
+    bad("truncated: header claims " + std::to_string(hlen) + " bytes but the file has " + std::to_string(size));
+  const uint32_t stored_crc = get_u32(data + size - 4);
+  nlohmann::json header = nlohmann::json::parse(data + 16, data + 16 + hlen, nullptr, false);
+  if (header.is_discarded() || !header.is_object()) bad("header is not a JSON object");
+  // Blob table: check every count before touching data.
+  const auto& blobs = header.find("blobs");
+  if (blobs == header.end() || !blobs->is_array() || blobs->empty() || blobs->size() > 64)
+    bad("header field 'blobs' must be a list of 1..64 entries");
+  uint64_t total = 0;
+  for (const auto& b : *blobs) {
+    if (!b.is_object() || !b.contains("name") || !b["name"].is_string() || !b.contains("count") ||
+        !b["count"].is_number_unsigned())
+      bad("each blob needs a 'name' and an unsigned 'count'");
+    if (b.value("dtype", std::string("f32")) != "f32")
+      bad("blob '" + b["name"].get<std::string>() + "' has unsupported dtype (expected f32)");
+    const uint64_t count = b["count"].get<uint64_t>();
+    if (count > kMaxBlobFloats)
+      bad("blob '" + b["name"].get<std::string>() + "' claims " + std::to_string(count) +
+          " values, over the limit of " + std::to_string(kMaxBlobFloats));
+    total += count;
+  }
+  const uint64_t expected = 16ull + hlen + total * 4 + 4;
+  if (expected != size)
+    bad(std::string(expected > size ? "truncated" : "trailing bytes") + ": the header describes " +
+        std::to_string(expected) + " bytes, the file has " + std::to_string(size));
+  if (crc32(data, size - 4) != stored_crc) bad("checksum mismatch: the file is corrupt");
+  if ((*blobs)[0]["name"] != "params") bad("the first blob must be 'params'");
+  if (!header.contains("spec") || !header["spec"].is_string()) bad("header has no architecture 'spec'");
+  Model model;
+  try {
+    model = Model(parse_spec(header["spec"].get<std::string>()));
+  } catch (const std::exception& e) {
+    bad(std::string("bad architecture: ") + e.what());
+  }
+  const uint64_t nparams = (*blobs)[0]["count"].get<uint64_t>();
+  if (nparams != model.params.size())
+    bad("architecture/weights mismatch: the architecture has " + std::to_string(model.params.size()) +
+        " parameters, the file holds " + std::to_string(nparams));
+  const uint8_t* p = data + 16 + hlen;
+  std::memcpy(model.params.data(), p, nparams * 4);
+  for (float f : model.params)
+    if (!std::isfinite(f)) bad("weights contain NaN or infinity");
+  p += nparams * 4;
+  if (header.contains("classes")) {
+    const auto& cls = header["classes"];
+    if (!cls.is_array() || cls.size() != static_cast<size_t>(model.num_classes()))
+      bad("'classes' must list " + std::to_string(model.num_classes()) + " names");
+    for (size_t i = 0; i < cls.size(); ++i) {
+      if (!cls[i].is_string()) bad("class names must be strings");
+      model.class_names[i] = cls[i].get<std::string>();
+    }
+  }
+  if (header.contains("preprocess")) {
+    const auto& pp = header["preprocess"];
+    if (!pp.is_object()) bad("'preprocess' must be an object");
+    try {
+      model.preprocess.side = pp.value("side", 48);
+      model.preprocess.channels = pp.value("channels", 1);
+      model.preprocess.scale = pp.value("scale", 1.0f / 255.0f);
+      model.preprocess.mean = pp.value("mean", 0.0f);
+      model.preprocess.std = pp.value("std", 1.0f);
+    } catch (const std::exception& e) {
+      bad(std::string("bad 'preprocess': ") + e.what());
+    }
+    if (!(model.preprocess.std > 0.0f) || !std::isfinite(model.preprocess.scale) || !std::isfinite(model.preprocess.mean))
+      bad("bad 'preprocess' values");
+  }
+  if (metadata) *metadata = header.contains("metadata") ? header["metadata"] : nlohmann::json::object();
+  if (extra) {
+    extra->clear();
+    for (size_t i = 1; i < blobs->size(); ++i) {
+      const uint64_t count = (*blobs)[i]["count"].get<uint64_t>();
+      Blob b{(*blobs)[i]["name"].get<std::string>(), std::vector<float>(count)};
+      std::memcpy(b.data.data(), p, count * 4);
+      p += count * 4;
+      extra->push_back(std::move(b));
+    }
+  }
+  return model;
+}
+
+}  // namespace ferkit

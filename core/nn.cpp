@@ -1,0 +1,300 @@
+#include "nn.h"
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "rng.h"
+
+namespace ferkit {
+
+namespace {
+using MatR = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using MapR = Eigen::Map<MatR>;
+using CMapR = Eigen::Map<const MatR>;
+using RowVec = Eigen::Matrix<float, 1, Eigen::Dynamic>;
+using MapRow = Eigen::Map<RowVec>;
+using CMapRow = Eigen::Map<const RowVec>;
+
+}  // namespace
+
+ConvGeom ConvGeom::make(int hi, int wi, int cin, int cout, int k, int stride, bool same) {
+  ConvGeom g;
+  g.hi = hi, g.wi = wi, g.cin = cin, g.cout = cout, g.k = k, g.stride = stride;
+  if (same) {
+    g.ho = (hi + stride - 1) / stride;
+    g.wo = (wi + stride - 1) / stride;
+    int ph = std::max((g.ho - 1) * stride + k - hi, 0);
+    int pw = std::max((g.wo - 1) * stride + k - wi, 0);
+    g.pad_top = ph / 2;
+    g.pad_left = pw / 2;
+  } else {
+    g.ho = hi >= k ? (hi - k) / stride + 1 : 0;
+    g.wo = wi >= k ? (wi - k) / stride + 1 : 0;
+  }
+  return g;
+}
+
+void im2col(const float* x, int n, const ConvGeom& g, float* col) {
+  const int patch = g.patch(), rowlen = g.k * g.cin;
+  const int rows = n * g.ho;
+#pragma omp parallel for schedule(static)
+  for (int r = 0; r < rows; ++r) {
+    const int img = r / g.ho, oy = r % g.ho;
+    const float* xi = x + static_cast<size_t>(img) * g.hi * g.wi * g.cin;
+    float* dst = col + static_cast<size_t>(r) * g.wo * patch;
+    for (int ox = 0; ox < g.wo; ++ox) {
+      const int ix0 = ox * g.stride - g.pad_left;
+      const int kx_lo = std::max(0, -ix0), kx_hi = std::min(g.k, g.wi - ix0);  // valid kx in [lo, hi)
+      for (int ky = 0; ky < g.k; ++ky) {
+        const int iy = oy * g.stride - g.pad_top + ky;
+        if (iy < 0 || iy >= g.hi || kx_lo >= kx_hi) {
+          std::memset(dst, 0, sizeof(float) * rowlen);
+        } else {
+          if (kx_lo > 0) std::memset(dst, 0, sizeof(float) * kx_lo * g.cin);
+          std::memcpy(dst + kx_lo * g.cin, xi + (static_cast<size_t>(iy) * g.wi + ix0 + kx_lo) * g.cin,
+                      sizeof(float) * (kx_hi - kx_lo) * g.cin);
+          if (kx_hi < g.k) std::memset(dst + kx_hi * g.cin, 0, sizeof(float) * (g.k - kx_hi) * g.cin);
+        }
+        dst += rowlen;
+      }
+    }
+  }
+}
+
+void col2im_add(const float* dcol, int n, const ConvGeom& g, float* dx) {
+  const int patch = g.patch(), rowlen = g.k * g.cin;
+#pragma omp parallel for schedule(static)
+  for (int img = 0; img < n; ++img) {
+    float* xi = dx + static_cast<size_t>(img) * g.hi * g.wi * g.cin;
+    const float* src = dcol + static_cast<size_t>(img) * g.ho * g.wo * patch;
+    for (int oy = 0; oy < g.ho; ++oy) {
+      for (int ox = 0; ox < g.wo; ++ox, src += patch) {
+        const int ix0 = ox * g.stride - g.pad_left;
+        const int kx_lo = std::max(0, -ix0), kx_hi = std::min(g.k, g.wi - ix0);
+        for (int ky = 0; ky < g.k; ++ky) {
+          const int iy = oy * g.stride - g.pad_top + ky;
+          if (iy < 0 || iy >= g.hi) continue;
+          float* d = xi + (static_cast<size_t>(iy) * g.wi + ix0 + kx_lo) * g.cin;
+          const float* s = src + ky * rowlen + kx_lo * g.cin;
+          const int len = (kx_hi - kx_lo) * g.cin;
+          for (int j = 0; j < len; ++j) d[j] += s[j];
+        }
+      }
+    }
+  }
+}
+
+void conv2d_forward(const float* x, int n, const ConvGeom& g, const float* w, const float* b, float* col, float* y) {
+  const Eigen::Index m = static_cast<Eigen::Index>(n) * g.ho * g.wo;
+  const float* c = x;
+  if (!g.direct()) {
+    im2col(x, n, g, col);
+    c = col;
+  }
+  MapR Y(y, m, g.cout);
+  Y.noalias() = CMapR(c, m, g.patch()) * CMapR(w, g.patch(), g.cout);
+  Y.rowwise() += CMapRow(b, g.cout);
+}
+
+void conv2d_backward(const float* dy, int n, const ConvGeom& g, const float* w, const float* col, float* dw,
+                     float* db, float* dcol, float* dx) {
+  const Eigen::Index m = static_cast<Eigen::Index>(n) * g.ho * g.wo;
+  const bool direct = g.direct();
+  CMapR dY(dy, m, g.cout);
+  CMapR C(col, m, g.patch());  // for direct convs the caller passes x as col
+  MapR(dw, g.patch(), g.cout).noalias() += C.transpose() * dY;
+  MapRow(db, g.cout) += dY.colwise().sum();
+  if (!dx) return;
+  if (direct) {
+    MapR(dx, m, g.cin).noalias() = dY * CMapR(w, g.patch(), g.cout).transpose();
+    return;
+  }
+  MapR(dcol, m, g.patch()).noalias() = dY * CMapR(w, g.patch(), g.cout).transpose();
+  std::memset(dx, 0, sizeof(float) * static_cast<size_t>(n) * g.hi * g.wi * g.cin);
+  col2im_add(dcol, n, g, dx);
+}
+
+void dense_forward(const float* x, int n, int in, int out, const float* w, const float* b, float* y) {
+  MapR Y(y, n, out);
+  Y.noalias() = CMapR(x, n, in) * CMapR(w, in, out);
+  Y.rowwise() += CMapRow(b, out);
+}
+
+void dense_backward(const float* dy, const float* x, int n, int in, int out, const float* w, float* dw, float* db,
+                    float* dx) {
+  CMapR dY(dy, n, out);
+  MapR(dw, in, out).noalias() += CMapR(x, n, in).transpose() * dY;
+  MapRow(db, out) += dY.colwise().sum();
+  if (dx) MapR(dx, n, in).noalias() = dY * CMapR(w, in, out).transpose();
+}
+
+void relu_forward(const float* x, size_t count, float* y) {
+  for (size_t i = 0; i < count; ++i) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+void relu_backward(const float* dy, const float* y, size_t count, float* dx) {
+  for (size_t i = 0; i < count; ++i) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+void maxpool_forward(const float* x, int n, const ConvGeom& g, float* y, int32_t* argmax) {
+  const int c = g.cin;
+#pragma omp parallel for schedule(static)
+  for (int img = 0; img < n; ++img) {
+    const float* xi = x + static_cast<size_t>(img) * g.hi * g.wi * c;
+    float* yi = y + static_cast<size_t>(img) * g.ho * g.wo * c;
+    int32_t* ai = argmax + static_cast<size_t>(img) * g.ho * g.wo * c;
+    for (int oy = 0; oy < g.ho; ++oy) {
+      for (int ox = 0; ox < g.wo; ++ox) {
+        float* yo = yi + (oy * g.wo + ox) * c;
+        int32_t* ao = ai + (oy * g.wo + ox) * c;
+        const int base = ((oy * g.stride) * g.wi + ox * g.stride) * c;
+        for (int ch = 0; ch < c; ++ch) {
+          yo[ch] = xi[base + ch];
+          ao[ch] = base + ch;
+        }
+        for (int ky = 0; ky < g.k; ++ky) {
+          for (int kx = 0; kx < g.k; ++kx) {
+            if (ky == 0 && kx == 0) continue;
+            const int off = ((oy * g.stride + ky) * g.wi + ox * g.stride + kx) * c;
+            for (int ch = 0; ch < c; ++ch) {
+              const float v = xi[off + ch];
+              if (v > yo[ch]) {
+                yo[ch] = v;
+                ao[ch] = off + ch;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+void maxpool_backward(const float* dy, int n, const ConvGeom& g, const int32_t* argmax, float* dx) {
+  const size_t in_size = static_cast<size_t>(g.hi) * g.wi * g.cin, out_size = static_cast<size_t>(g.ho) * g.wo * g.cin;
+  std::memset(dx, 0, sizeof(float) * in_size * n);
+  for (int img = 0; img < n; ++img) {
+    float* dxi = dx + img * in_size;
+    const float* dyi = dy + img * out_size;
+    const int32_t* ai = argmax + img * out_size;
+    for (size_t j = 0; j < out_size; ++j) dxi[ai[j]] += dyi[j];
+  }
+}
+
+void dropout_forward(const float* x, size_t count, float rate, uint64_t seed, float* mask, float* y) {
+  const float keep_scale = 1.0f / (1.0f - rate);
+  const uint64_t threshold = static_cast<uint64_t>(static_cast<double>(rate) * 4294967296.0);
+  const uint64_t base = splitmix64(seed);
+  for (size_t i = 0; i < count; ++i) {
+    const uint64_t r = splitmix64(base + i) >> 32;
+    mask[i] = r < threshold ? 0.0f : keep_scale;
+    y[i] = x[i] * mask[i];
+  }
+}
+
+void dropout_backward(const float* dy, const float* mask, size_t count, float* dx) {
+  for (size_t i = 0; i < count; ++i) dx[i] = dy[i] * mask[i];
+}
+
+void batchnorm_forward_train(const float* x, size_t rows, int channels, const BatchNormParams& p, float* xhat,
+                             float* invstd, float* y) {
+  const Eigen::Index r = static_cast<Eigen::Index>(rows);
+  CMapR X(x, r, channels);
+  // Two passes in double for the statistics: rows can be n*48*48 = 147k.
+  Eigen::Matrix<double, 1, Eigen::Dynamic> mean = X.cast<double>().colwise().sum() / static_cast<double>(rows);
+  Eigen::Matrix<double, 1, Eigen::Dynamic> var =
+      (X.cast<double>().rowwise() - mean).array().square().colwise().sum() / static_cast<double>(rows);
+  for (int c = 0; c < channels; ++c) {
+    invstd[c] = static_cast<float>(1.0 / std::sqrt(var[c] + p.eps));
+    const double unbiased = rows > 1 ? var[c] * rows / (rows - 1) : var[c];
+    p.running_mean[c] = (1.0f - p.momentum) * p.running_mean[c] + p.momentum * static_cast<float>(mean[c]);
+    p.running_var[c] = (1.0f - p.momentum) * p.running_var[c] + p.momentum * static_cast<float>(unbiased);
+  }
+  MapR XH(xhat, r, channels);
+  XH = (X.rowwise() - mean.cast<float>()).array().rowwise() * CMapRow(invstd, channels).array();
+  MapR(y, r, channels) = (XH.array().rowwise() * CMapRow(p.gamma, channels).array()).rowwise() +
+                         CMapRow(p.beta, channels).array();
+}
+
+void batchnorm_forward_infer(const float* x, size_t rows, int channels, const BatchNormParams& p, float* y) {
+  for (size_t i = 0; i < rows; ++i) {
+    const float* xr = x + i * channels;
+    float* yr = y + i * channels;
+    for (int c = 0; c < channels; ++c) {
+      const float s = p.gamma[c] / std::sqrt(p.running_var[c] + p.eps);
+      yr[c] = (xr[c] - p.running_mean[c]) * s + p.beta[c];
+    }
+  }
+}
+
+void batchnorm_backward(const float* dy, const float* xhat, const float* invstd, size_t rows, int channels,
+                        const float* gamma, float* dgamma, float* dbeta, float* dx) {
+  const Eigen::Index r = static_cast<Eigen::Index>(rows);
+  CMapR dY(dy, r, channels), XH(xhat, r, channels);
+  RowVec sum_dy = dY.colwise().sum();
+  RowVec sum_dy_xhat = (dY.array() * XH.array()).colwise().sum();
+  MapRow(dgamma, channels) += sum_dy_xhat;
+  MapRow(dbeta, channels) += sum_dy;
+  if (!dx) return;
+  // dx = gamma * invstd / N * (N*dy - sum(dy) - xhat * sum(dy*xhat))
+  const float inv_n = 1.0f / static_cast<float>(rows);
+  RowVec scale = CMapRow(gamma, channels).array() * CMapRow(invstd, channels).array();
+  RowVec mean_dy = sum_dy * inv_n, mean_dy_xhat = sum_dy_xhat * inv_n;
+  MapR DX(dx, r, channels);
+  DX = ((dY.rowwise() - mean_dy).array() - XH.array().rowwise() * mean_dy_xhat.array()).rowwise() * scale.array();
+}
+
+void gap_forward(const float* x, int n, int hw, int c, float* y) {
+  for (int i = 0; i < n; ++i)
+    MapRow(y + static_cast<size_t>(i) * c, c) = CMapR(x + static_cast<size_t>(i) * hw * c, hw, c).colwise().mean();
+}
+
+void gap_backward(const float* dy, int n, int hw, int c, float* dx) {
+  const float inv = 1.0f / static_cast<float>(hw);
+  for (int i = 0; i < n; ++i) {
+    MapR DX(dx + static_cast<size_t>(i) * hw * c, hw, c);
+    DX.rowwise() = CMapRow(dy + static_cast<size_t>(i) * c, c) * inv;
+  }
+}
+
+void softmax(const float* logits, int n, int classes, float* probs) {
+  for (int i = 0; i < n; ++i) {
+    const float* z = logits + static_cast<size_t>(i) * classes;
+    float* p = probs + static_cast<size_t>(i) * classes;
+    float mx = z[0];
+    for (int c = 1; c < classes; ++c) mx = std::max(mx, z[c]);
+    float sum = 0.0f;
+    for (int c = 0; c < classes; ++c) sum += (p[c] = std::exp(z[c] - mx));
+    for (int c = 0; c < classes; ++c) p[c] /= sum;
+  }
+}
+
+float softmax_xent(const float* logits, const uint8_t* labels, const float* soft, const float* class_weights, int n,
+                   int classes, float label_smoothing, float* probs, float* dlogits) {
+  softmax(logits, n, classes, probs);
+  double loss = 0.0, wsum = 0.0;
+  const float uniform = label_smoothing / static_cast<float>(classes);
+  for (int i = 0; i < n; ++i) {
+    const float* p = probs + static_cast<size_t>(i) * classes;
+    float* d = dlogits + static_cast<size_t>(i) * classes;
+    float w = 0.0f;
+    double ce = 0.0;
+    for (int c = 0; c < classes; ++c) {
+      const float hard = soft ? soft[static_cast<size_t>(i) * classes + c] : (labels[i] == c ? 1.0f : 0.0f);
+      const float t = (1.0f - label_smoothing) * hard + uniform;
+      d[c] = t;  // the target, for now
+      w += class_weights ? t * class_weights[c] : t;
+      if (t > 0.0f) ce -= t * std::log(std::max(p[c], 1e-30f));
+    }
+    loss += w * ce;
+    wsum += w;
+    for (int c = 0; c < classes; ++c) d[c] = w * (p[c] - d[c]);  // scaled by 1/wsum below
+  }
+  const float inv = wsum > 0.0 ? static_cast<float>(1.0 / wsum) : 0.0f;
+  for (size_t j = 0; j < static_cast<size_t>(n) * classes; ++j) dlogits[j] *= inv;
+  return wsum > 0.0 ? static_cast<float>(loss / wsum) : 0.0f;
+}
+
+}  // namespace ferkit

@@ -1,0 +1,80 @@
+// Layers as plain forward and backward functions over flat float buffers (llm.c style).
+// Activations are NHWC: image i, row y, column x, channel c lives at ((i*H + y)*W + x)*C + c.
+// Backward functions *accumulate* parameter gradients (dw += ...) and *write* input gradients (dx = ...).
+// None of them allocates: callers pass every buffer (see model.h's Workspace).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace ferkit {
+
+// Geometry of a 2-D convolution (also used for pooling windows).
+struct ConvGeom {
+  int hi = 0, wi = 0, cin = 0;  // input
+  int ho = 0, wo = 0, cout = 0; // output
+  int k = 1, stride = 1;
+  int pad_top = 0, pad_left = 0;
+  int patch() const { return k * k * cin; }  // im2col row length
+  bool direct() const { return k == 1 && stride == 1 && pad_top == 0 && pad_left == 0; }  // im2col is the identity
+  // 'same': out = ceil(in / stride), padding split as TensorFlow does (extra on the bottom/right).
+  static ConvGeom make(int hi, int wi, int cin, int cout, int k, int stride, bool same);
+};
+
+// im2col: col[(i*ho + oy)*wo + ox][(ky*k + kx)*cin + c]; zero outside the image.
+void im2col(const float* x, int n, const ConvGeom& g, float* col);
+// Adds each column gradient back into dx (dx must be zeroed by the caller).
+void col2im_add(const float* dcol, int n, const ConvGeom& g, float* dx);
+
+// y = im2col(x) * w + b, with w[patch][cout], b[cout]. col: n*ho*wo*patch scratch, kept for backward.
+void conv2d_forward(const float* x, int n, const ConvGeom& g, const float* w, const float* b, float* col, float* y);
+// dw += col^T dy, db += sum(dy); dx = col2im(dy w^T) if dx != nullptr (dcol: scratch like col).
+void conv2d_backward(const float* dy, int n, const ConvGeom& g, const float* w, const float* col, float* dw,
+                     float* db, float* dcol, float* dx);
+
+// y[n][out] = x[n][in] * w[in][out] + b[out].
+void dense_forward(const float* x, int n, int in, int out, const float* w, const float* b, float* y);
+void dense_backward(const float* dy, const float* x, int n, int in, int out, const float* w, float* dw, float* db,
+                    float* dx);
+
+void relu_forward(const float* x, size_t count, float* y);
+void relu_backward(const float* dy, const float* y, size_t count, float* dx);
+
+// Max pooling (k x k window, stride, no padding). argmax: index into the image's input of each output's maximum.
+void maxpool_forward(const float* x, int n, const ConvGeom& g, float* y, int32_t* argmax);
+void maxpool_backward(const float* dy, int n, const ConvGeom& g, const int32_t* argmax, float* dx);
+
+// Inverted dropout. The mask (0 or 1/(1-rate)) is a pure function of (seed, index), so it is the same
+// on every platform and for any thread count.
+void dropout_forward(const float* x, size_t count, float rate, uint64_t seed, float* mask, float* y);
+void dropout_backward(const float* dy, const float* mask, size_t count, float* dx);
+
+// Batch normalization over the last axis: x is rows x channels (rows = n*h*w for images).
+// Training mode uses batch statistics (biased variance), saves xhat and invstd for backward, and updates the
+// running statistics with `momentum` (running = (1-momentum)*running + momentum*batch; unbiased variance).
+struct BatchNormParams {
+  const float* gamma;
+  const float* beta;
+  float* running_mean;
+  float* running_var;
+  float momentum = 0.1f;
+  float eps = 1e-5f;
+};
+void batchnorm_forward_train(const float* x, size_t rows, int channels, const BatchNormParams& p, float* xhat,
+                             float* invstd, float* y);
+void batchnorm_forward_infer(const float* x, size_t rows, int channels, const BatchNormParams& p, float* y);
+void batchnorm_backward(const float* dy, const float* xhat, const float* invstd, size_t rows, int channels,
+                        const float* gamma, float* dgamma, float* dbeta, float* dx);
+
+// Global average pooling: [n][hw][c] -> [n][c].
+void gap_forward(const float* x, int n, int hw, int c, float* y);
+void gap_backward(const float* dy, int n, int hw, int c, float* dx);
+
+// Softmax cross-entropy over n rows of `classes` logits. The target of row i is soft[i] if soft is given,
+// else one-hot(labels[i]); label smoothing mixes it with the uniform distribution. Each row is weighted by
+// class_weights (the target-weighted mean of the per-class weights; 1 if null). Returns the weighted mean loss
+// (sum w_i * ce_i / sum w_i) and writes probs and dlogits = w_i (p_i - t_i) / sum w_i.
+float softmax_xent(const float* logits, const uint8_t* labels, const float* soft, const float* class_weights, int n,
+                   int classes, float label_smoothing, float* probs, float* dlogits);
+void softmax(const float* logits, int n, int classes, float* probs);
+
+}  // namespace ferkit

@@ -1,0 +1,191 @@
+#include "spec.h"
+
+#include <cstdlib>
+#include <sstream>
+#include <stdexcept>
+
+namespace ferkit {
+
+const char* layer_name(LayerKind kind) {
+  switch (kind) {
+    case LayerKind::Conv: return "conv";
+    case LayerKind::MaxPool: return "maxpool";
+    case LayerKind::Dropout: return "dropout";
+    case LayerKind::Dense: return "dense";
+    case LayerKind::ReLU: return "relu";
+    case LayerKind::BatchNorm: return "bn";
+    case LayerKind::Flatten: return "flatten";
+    case LayerKind::GlobalAvgPool: return "gap";
+  }
+  return "?";
+}
+
+namespace {
+
+[[noreturn]] void fail(int line, const std::string& what) {
+  throw std::runtime_error("architecture spec, line " + std::to_string(line) + ": " + what);
+}
+
+int parse_int(const std::string& tok, int line, const char* field, int lo, int hi) {
+  char* end = nullptr;
+  long v = std::strtol(tok.c_str(), &end, 10);
+  if (tok.empty() || *end != '\0' || v < lo || v > hi)
+    fail(line, std::string("expected ") + field + " as an integer in [" + std::to_string(lo) + ", " +
+                   std::to_string(hi) + "], got '" + tok + "'");
+  return static_cast<int>(v);
+}
+
+float parse_float(const std::string& tok, int line, const char* field, float lo, float hi) {
+  char* end = nullptr;
+  float v = std::strtof(tok.c_str(), &end);
+  if (tok.empty() || *end != '\0' || !(v >= lo && v <= hi))
+    fail(line, std::string("expected ") + field + " as a number in [" + std::to_string(lo) + ", " +
+                   std::to_string(hi) + "], got '" + tok + "'");
+  return v;
+}
+
+}  // namespace
+
+Spec parse_spec(const std::string& text) {
+  Spec spec;
+  bool have_input = false, have_softmax = false;
+  std::string all = text;
+  for (char& ch : all)
+    if (ch == ';') ch = '\n';
+  std::istringstream lines(all);
+  std::string raw;
+  int lineno = 0;
+  while (std::getline(lines, raw)) {
+    ++lineno;
+    if (auto hash = raw.find('#'); hash != std::string::npos) raw.resize(hash);
+    std::istringstream ts(raw);
+    std::vector<std::string> tok;
+    for (std::string t; ts >> t;) tok.push_back(t);
+    if (tok.empty()) continue;
+    if (have_softmax) fail(lineno, "nothing may follow 'softmax'");
+    const std::string& op = tok[0];
+    // Named options (init=...) may come anywhere after the op.
+    LayerSpec l;
+    std::vector<std::string> pos;
+    for (size_t i = 1; i < tok.size(); ++i) {
+      if (tok[i].rfind("init=", 0) == 0) {
+        std::string v = tok[i].substr(5);
+        if (v == "he") l.init = Init::He;
+        else if (v == "glorot") l.init = Init::Glorot;
+        else fail(lineno, "expected init=he or init=glorot, got '" + tok[i] + "'");
+      } else {
+        pos.push_back(tok[i]);
+      }
+    }
+    auto want = [&](size_t lo, size_t hi, const char* usage) {
+      if (pos.size() < lo || pos.size() > hi) fail(lineno, std::string("expected '") + usage + "'");
+    };
+    if (op == "input") {
+      if (have_input || !spec.layers.empty()) fail(lineno, "'input' must be the first line, once");
+      want(3, 3, "input <height> <width> <channels>");
+      spec.input = {parse_int(pos[0], lineno, "height", 1, 4096), parse_int(pos[1], lineno, "width", 1, 4096),
+                    parse_int(pos[2], lineno, "channels", 1, 4)};
+      have_input = true;
+      continue;
+    }
+    if (!have_input) fail(lineno, "expected 'input <height> <width> <channels>' first");
+    if (op == "conv") {
+      want(2, 4, "conv <filters> <kernel> [stride] [same|valid]");
+      l.kind = LayerKind::Conv;
+      l.units = parse_int(pos[0], lineno, "filters", 1, 4096);
+      l.kernel = parse_int(pos[1], lineno, "kernel", 1, 15);
+      for (size_t i = 2; i < pos.size(); ++i) {
+        if (pos[i] == "same") l.same = true;
+        else if (pos[i] == "valid") l.same = false;
+        else l.stride = parse_int(pos[i], lineno, "stride", 1, 8);
+      }
+    } else if (op == "maxpool") {
+      want(1, 2, "maxpool <size> [stride]");
+      l.kind = LayerKind::MaxPool;
+      l.kernel = parse_int(pos[0], lineno, "size", 1, 16);
+      l.stride = pos.size() > 1 ? parse_int(pos[1], lineno, "stride", 1, 16) : l.kernel;
+    } else if (op == "dropout") {
+      want(1, 1, "dropout <rate>");
+      l.kind = LayerKind::Dropout;
+      l.rate = parse_float(pos[0], lineno, "rate", 0.0f, 0.95f);
+    } else if (op == "dense") {
+      want(1, 1, "dense <units>");
+      l.kind = LayerKind::Dense;
+      l.units = parse_int(pos[0], lineno, "units", 1, 65536);
+    } else if (op == "relu" || op == "bn" || op == "flatten" || op == "gap") {
+      want(0, 0, op.c_str());
+      l.kind = op == "relu" ? LayerKind::ReLU
+               : op == "bn" ? LayerKind::BatchNorm
+               : op == "flatten" ? LayerKind::Flatten
+                                 : LayerKind::GlobalAvgPool;
+    } else if (op == "softmax") {
+      want(0, 0, "softmax");
+      have_softmax = true;
+      continue;
+    } else {
+      fail(lineno, "unknown layer '" + op + "' (expected conv, maxpool, dropout, dense, relu, bn, flatten, gap, softmax)");
+    }
+    spec.layers.push_back(l);
+  }
+  if (!have_input) fail(lineno, "missing 'input <height> <width> <channels>'");
+  if (!have_softmax) fail(lineno, "missing 'softmax' as the last line");
+  if (spec.layers.empty()) fail(lineno, "no layers");
+  return spec;
+}
+
+std::string format_spec(const Spec& spec) {
+  std::ostringstream o;
+  o << "input " << spec.input.h << ' ' << spec.input.w << ' ' << spec.input.c << '\n';
+  for (const LayerSpec& l : spec.layers) {
+    o << layer_name(l.kind);
+    switch (l.kind) {
+      case LayerKind::Conv:
+        o << ' ' << l.units << ' ' << l.kernel << ' ' << l.stride << (l.same ? " same" : " valid");
+        break;
+      case LayerKind::MaxPool: o << ' ' << l.kernel << ' ' << l.stride; break;
+      case LayerKind::Dropout: o << ' ' << l.rate; break;
+      case LayerKind::Dense: o << ' ' << l.units; break;
+      default: break;
+    }
+    if (l.init == Init::He) o << " init=he";
+    if (l.init == Init::Glorot) o << " init=glorot";
+    o << '\n';
+  }
+  o << "softmax\n";
+  return o.str();
+}
+
+std::string builtin_spec(const std::string& name) {
+  if (name == "seed")  // the Keras seed: conv 32/64/128 + ReLU + max-pool + dropout, dense 256, 128, softmax 7
+    return "input 48 48 1\n"
+           "conv 32 3 same\nrelu\nmaxpool 2\ndropout 0.25\n"
+           "conv 64 3 same\nrelu\nmaxpool 2\ndropout 0.25\n"
+           "conv 128 3 same\nrelu\nmaxpool 2\ndropout 0.25\n"
+           "flatten\n"
+           "dense 256\nrelu\ndropout 0.5\n"
+           "dense 128\nrelu\ndropout 0.5\n"
+           "dense 7\nsoftmax\n";
+  if (name == "tiny")  // a few thousand parameters: for tests and smoke runs
+    return "input 48 48 1\n"
+           "conv 8 3 1 same\nrelu\nmaxpool 4\n"
+           "conv 16 3 1 same\nbn\nrelu\nmaxpool 4\n"
+           "flatten\ndense 7\nsoftmax\n";
+  return "";
+}
+
+std::vector<std::string> builtin_names() { return {"seed", "tiny"}; }
+
+Spec resolve_spec(const std::string& name_or_text) {
+  if (name_or_text.find('\n') != std::string::npos || name_or_text.find(';') != std::string::npos)
+    return parse_spec(name_or_text);
+  std::string text = builtin_spec(name_or_text);
+  if (text.empty()) {
+    std::string names;
+    for (const auto& n : builtin_names()) names += (names.empty() ? "" : ", ") + n;
+    throw std::runtime_error("unknown architecture '" + name_or_text + "' (built-ins: " + names +
+                             "; or pass a spec file)");
+  }
+  return parse_spec(text);
+}
+
+}  // namespace ferkit

@@ -1,0 +1,279 @@
+#include "train.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <stdexcept>
+
+namespace ferkit {
+
+namespace {
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+int argmax(const float* p, int k) { return static_cast<int>(std::max_element(p, p + k) - p); }
+}  // namespace
+
+std::vector<float> balanced_class_weights(const Dataset& data, int classes) {
+  std::vector<size_t> counts(classes, 0);
+  for (uint8_t l : data.labels)
+    if (l < classes) ++counts[l];
+  std::vector<float> w(classes, 0.0f);
+  for (int c = 0; c < classes; ++c)
+    if (counts[c]) w[c] = static_cast<float>(static_cast<double>(data.size()) / (classes * counts[c]));
+  return w;
+}
+
+Metrics evaluate(Model& model, Workspace& ws, const Dataset& data, int batch, bool flip_tta, std::vector<float>* probs) {
+  const int k = model.num_classes();
+  ws.reserve(model, batch);
+  Metrics m(k);
+  std::vector<float> p(static_cast<size_t>(batch) * k);
+  if (probs) probs->assign(data.size() * k, 0.0f);
+  double loss = 0;
+  for (size_t start = 0; start < data.size(); start += batch) {
+    const int n = static_cast<int>(std::min<size_t>(batch, data.size() - start));
+    predict(model, ws, data.image(start), n, p.data(), flip_tta);
+    for (int i = 0; i < n; ++i) {
+      const float* pi = p.data() + static_cast<size_t>(i) * k;
+      const int truth = data.labels[start + i];
+      m.add(truth, argmax(pi, k));
+      loss -= std::log(std::max(pi[truth], 1e-30f));
+    }
+    if (probs) std::copy(p.begin(), p.begin() + static_cast<size_t>(n) * k, probs->begin() + start * k);
+  }
+  m.loss = data.size() ? loss / data.size() : 0.0;
+  return m;
+}
+
+Trainer::Trainer(Model& m, const Dataset& t, const Dataset* v, const TrainConfig& c)
+    : model(m), train(t), val(v), cfg(c), opt(c.optim), sched(c.schedule, c.optim.lr, c.epochs) {
+  if (cfg.batch < 1) throw std::runtime_error("batch size must be at least 1");
+  if (train.size() == 0) throw std::runtime_error("the training set is empty");
+  if (!cfg.class_weights.empty() && cfg.class_weights.size() != static_cast<size_t>(model.num_classes()))
+    throw std::runtime_error("class weights: expected " + std::to_string(model.num_classes()) + " values, got " +
+                             std::to_string(cfg.class_weights.size()));
+  if (!train.soft.empty() && train.soft.size() != train.size() * model.num_classes())
+    throw std::runtime_error("soft targets do not match the training set size");
+  model.enable_grads();
+  ws.reserve(model, std::max(cfg.batch, cfg.eval_batch));
+  order_.resize(train.size());
+  batch_labels_.resize(cfg.batch);
+  batch_soft_.resize(static_cast<size_t>(cfg.batch) * model.num_classes());
+  cursor_ = train.size();  // no epoch in progress
+}
+
+void Trainer::begin_epoch() {
+  for (size_t i = 0; i < order_.size(); ++i) order_[i] = static_cast<uint32_t>(i);
+  Rng shuffle(mix_seed(cfg.seed, static_cast<uint64_t>(epoch), 1));
+  for (size_t i = order_.size(); i > 1; --i) std::swap(order_[i - 1], order_[shuffle.below(static_cast<uint32_t>(i))]);
+  aug_rng_ = Rng(mix_seed(cfg.seed, static_cast<uint64_t>(epoch), 2));
+  cursor_ = 0;
+  batch_index_ = 0;
+  sum_loss_ = sum_hit_ = 0;
+  epoch_start_ = now_seconds();
+}
+
+bool Trainer::step() {
+  if (cursor_ >= train.size()) return false;
+  const int k = model.num_classes();
+  const int n = static_cast<int>(std::min<size_t>(cfg.batch, train.size() - cursor_));
+  const Preprocess& pp = model.preprocess;
+  const bool plain = pp.mean == 0.0f && pp.std == 1.0f && pp.scale == 1.0f / 255.0f;
+  float* x = ws.input();
+  const int in_size = model.spec.input.size();
+  for (int i = 0; i < n; ++i) {
+    const size_t idx = order_[cursor_ + i];
+    float* xi = x + static_cast<size_t>(i) * in_size;
+    if (cfg.augment) augment_image(train.image(idx), xi, cfg.aug, aug_rng_);
+    else image_to_input(train.image(idx), xi);
+    if (!plain)  // pixel/255 -> (pixel * scale - mean) / std
+      for (int j = 0; j < in_size; ++j) xi[j] = (xi[j] * 255.0f * pp.scale - pp.mean) / pp.std;
+    batch_labels_[i] = train.labels[idx];
+    if (!train.soft.empty())
+      std::memcpy(batch_soft_.data() + static_cast<size_t>(i) * k, train.soft.data() + idx * k, sizeof(float) * k);
+  }
+  ForwardOptions fo;
+  fo.train = true;
+  fo.dropout_seed = mix_seed(cfg.seed, static_cast<uint64_t>(epoch), 1000 + static_cast<uint64_t>(batch_index_));
+  const float* logits = forward(model, ws, n, fo);
+  const float loss = softmax_xent(logits, batch_labels_.data(), train.soft.empty() ? nullptr : batch_soft_.data(),
+                                  cfg.class_weights.empty() ? nullptr : cfg.class_weights.data(), n, k,
+                                  cfg.label_smoothing, ws.probs.data(), ws.dlogits.data());
+  if (!std::isfinite(loss))
+    throw std::runtime_error("training diverged: the loss is " + std::to_string(loss) + " at epoch " +
+                             std::to_string(epoch + 1) + ", batch " + std::to_string(batch_index_ + 1) +
+                             " (try a lower learning rate)");
+  zero_grads(model);
+  backward(model, ws, n, ws.dlogits.data());
+  opt.step(model, sched.lr(epoch));
+  for (int i = 0; i < n; ++i) sum_hit_ += argmax(ws.probs.data() + static_cast<size_t>(i) * k, k) == batch_labels_[i];
+  sum_loss_ += static_cast<double>(loss) * n;
+  cursor_ += n;
+  ++batch_index_;
+  return true;
+}
+
+Progress Trainer::progress() const {
+  Progress p;
+  p.epoch = epoch + 1;
+  p.epochs = cfg.epochs;
+  p.done = std::min(cursor_, train.size());
+  p.total = train.size();
+  if (p.done) {
+    p.loss = sum_loss_ / p.done;
+    p.acc = sum_hit_ / p.done;
+    const double dt = now_seconds() - epoch_start_;
+    p.images_per_sec = dt > 0 ? p.done / dt : 0;
+    p.eta_seconds = p.images_per_sec > 0 ? (p.total - p.done) / p.images_per_sec : 0;
+  }
+  return p;
+}
+
+EpochRecord Trainer::end_epoch() {
+  EpochRecord r;
+  r.epoch = epoch + 1;
+  const double train_time = now_seconds() - epoch_start_;
+  const size_t seen = std::min(cursor_, train.size());
+  r.train_loss = seen ? sum_loss_ / seen : 0;
+  r.train_acc = seen ? sum_hit_ / seen : 0;
+  r.lr = sched.lr(epoch);
+  r.images_per_sec = train_time > 0 ? seen / train_time : 0;
+  if (val && val->size()) {
+    Metrics m = evaluate(model, ws, *val, cfg.eval_batch);
+    r.val_loss = m.loss;
+    r.val_acc = m.accuracy();
+  } else {
+    r.val_loss = r.train_loss;
+    r.val_acc = r.train_acc;
+  }
+  r.seconds = now_seconds() - epoch_start_;
+  history.push_back(r);
+  sched.observe(static_cast<float>(r.val_loss));
+  if (r.val_acc > best_val_acc) {
+    best_val_acc = r.val_acc;
+    best_epoch = r.epoch;
+    best_params = model.params;
+    since_best = 0;
+  } else {
+    ++since_best;
+  }
+  ++epoch;
+  if (cfg.patience > 0 && since_best >= cfg.patience) stopped_early = true;
+  return r;
+}
+
+EpochRecord Trainer::run_epoch() {
+  begin_epoch();
+  while (step()) {
+  }
+  return end_epoch();
+}
+
+void Trainer::restore_best() {
+  if (cfg.restore_best && best_params.size() == model.params.size()) model.params = best_params;
+}
+
+std::vector<uint8_t> Trainer::save_checkpoint(const nlohmann::json& extra_metadata) const {
+  nlohmann::json meta = extra_metadata.is_null() ? nlohmann::json::object() : extra_metadata;
+  meta["checkpoint"] = {{"epoch", epoch},
+                        {"best_val_acc", best_val_acc},
+                        {"best_epoch", best_epoch},
+                        {"since_best", since_best},
+                        {"stopped_early", stopped_early},
+                        {"optimizer_steps", opt.t},
+                        {"optimizer", optim_name(opt.cfg.kind)},
+                        {"plateau_lr", sched.plateau_lr},
+                        {"plateau_best", sched.best},
+                        {"plateau_wait", sched.wait},
+                        {"plateau_have_best", sched.have_best},
+                        {"seed", cfg.seed},
+                        {"history", history_to_json(history)}};
+  std::vector<Blob> blobs = {{"optimizer.m", opt.m}, {"optimizer.v", opt.v}, {"best.params", best_params}};
+  return save_model(model, meta, blobs);
+}
+
+void Trainer::load_checkpoint(const uint8_t* data, size_t size) {
+  nlohmann::json meta;
+  std::vector<Blob> blobs;
+  Model loaded = load_model(data, size, &meta, &blobs);
+  if (format_spec(loaded.spec) != format_spec(model.spec))
+    throw std::runtime_error("checkpoint: its architecture differs from the model being trained");
+  if (!meta.contains("checkpoint") || !meta["checkpoint"].is_object())
+    throw std::runtime_error("checkpoint: this is a model file without training state");
+  const auto& c = meta["checkpoint"];
+  try {
+    if (c.at("optimizer").get<std::string>() != optim_name(opt.cfg.kind))
+      throw std::runtime_error("it was written with optimizer " + c.at("optimizer").get<std::string>());
+    if (c.at("seed").get<uint64_t>() != cfg.seed)
+      throw std::runtime_error("it was written with seed " + std::to_string(c.at("seed").get<uint64_t>()));
+    epoch = c.at("epoch").get<int>();
+    best_val_acc = c.at("best_val_acc").get<double>();
+    best_epoch = c.at("best_epoch").get<int>();
+    since_best = c.at("since_best").get<int>();
+    stopped_early = c.at("stopped_early").get<bool>();
+    opt.t = c.at("optimizer_steps").get<long long>();
+    sched.plateau_lr = c.at("plateau_lr").get<float>();
+    sched.best = c.at("plateau_best").get<float>();
+    sched.wait = c.at("plateau_wait").get<int>();
+    sched.have_best = c.at("plateau_have_best").get<bool>();
+    history = history_from_json(c.at("history"));
+  } catch (const std::exception& e) {
+    throw std::runtime_error(std::string("checkpoint: cannot resume: ") + e.what());
+  }
+  for (Blob& b : blobs) {
+    if (b.name == "optimizer.m") opt.m = std::move(b.data);
+    else if (b.name == "optimizer.v") opt.v = std::move(b.data);
+    else if (b.name == "best.params") best_params = std::move(b.data);
+  }
+  model.params = loaded.params;
+  cursor_ = train.size();
+}
+
+nlohmann::json history_to_json(const std::vector<EpochRecord>& history) {
+  nlohmann::json j = nlohmann::json::array();
+  for (const auto& r : history)
+    j.push_back({{"epoch", r.epoch},
+                 {"train_loss", r.train_loss},
+                 {"train_acc", r.train_acc},
+                 {"val_loss", r.val_loss},
+                 {"val_acc", r.val_acc},
+                 {"lr", r.lr},
+                 {"seconds", r.seconds},
+                 {"images_per_sec", r.images_per_sec}});
+  return j;
+}
+
+std::vector<EpochRecord> history_from_json(const nlohmann::json& j) {
+  std::vector<EpochRecord> h;
+  for (const auto& e : j) {
+    EpochRecord r;
+    r.epoch = e.at("epoch").get<int>();
+    r.train_loss = e.at("train_loss").get<double>();
+    r.train_acc = e.at("train_acc").get<double>();
+    r.val_loss = e.at("val_loss").get<double>();
+    r.val_acc = e.at("val_acc").get<double>();
+    r.lr = e.at("lr").get<double>();
+    r.seconds = e.at("seconds").get<double>();
+    r.images_per_sec = e.value("images_per_sec", 0.0);
+    h.push_back(r);
+  }
+  return h;
+}
+
+std::string history_to_csv(const std::vector<EpochRecord>& history) {
+  std::ostringstream o;
+  o << "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,images_per_sec\n";
+  char buf[256];
+  for (const auto& r : history) {
+    std::snprintf(buf, sizeof buf, "%d,%.6f,%.6f,%.6f,%.6f,%.8g,%.3f,%.1f\n", r.epoch, r.train_loss, r.train_acc,
+                  r.val_loss, r.val_acc, r.lr, r.seconds, r.images_per_sec);
+    o << buf;
+  }
+  return o.str();
+}
+
+}  // namespace ferkit
