@@ -37,6 +37,7 @@ class Rng {
     return std::sqrt(-2.0f * std::log(u1)) * std::cos(6.28318530718f * u2);
   }
   uint64_t state() const { return state_; }
+  void set_state(uint64_t s) { state_ = s; }
 
  private:
   uint64_t state_;

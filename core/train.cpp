@@ -66,12 +66,17 @@ Trainer::Trainer(Model& m, const Dataset& t, const Dataset* v, const TrainConfig
   cursor_ = train.size();  // no epoch in progress
 }
 
-void Trainer::begin_epoch() {
+void Trainer::shuffle_order() {
   for (size_t i = 0; i < order_.size(); ++i) order_[i] = static_cast<uint32_t>(i);
   Rng shuffle(mix_seed(cfg.seed, static_cast<uint64_t>(epoch), 1));
   for (size_t i = order_.size(); i > 1; --i) std::swap(order_[i - 1], order_[shuffle.below(static_cast<uint32_t>(i))]);
+}
+
+void Trainer::begin_epoch() {
+  shuffle_order();
   aug_rng_ = Rng(mix_seed(cfg.seed, static_cast<uint64_t>(epoch), 2));
   cursor_ = 0;
+  epoch_open_ = true;
   batch_index_ = 0;
   sum_loss_ = sum_hit_ = 0;
   epoch_start_ = now_seconds();
@@ -134,6 +139,7 @@ Progress Trainer::progress() const {
 }
 
 EpochRecord Trainer::end_epoch() {
+  epoch_open_ = false;
   EpochRecord r;
   r.epoch = epoch + 1;
   const double train_time = now_seconds() - epoch_start_;
@@ -192,6 +198,10 @@ std::vector<uint8_t> Trainer::save_checkpoint(const nlohmann::json& extra_metada
                         {"plateau_have_best", sched.have_best},
                         {"seed", cfg.seed},
                         {"history", history_to_json(history)}};
+  if (in_epoch())
+    meta["checkpoint"]["in_epoch"] = {{"cursor", cursor_},         {"batch_index", batch_index_},
+                                      {"sum_loss", sum_loss_},     {"sum_hit", sum_hit_},
+                                      {"aug_rng", aug_rng_.state()}, {"elapsed", now_seconds() - epoch_start_}};
   std::vector<Blob> blobs = {{"optimizer.m", opt.m}, {"optimizer.v", opt.v}, {"best.params", best_params}};
   return save_model(model, meta, blobs);
 }
@@ -221,6 +231,21 @@ void Trainer::load_checkpoint(const uint8_t* data, size_t size) {
     sched.wait = c.at("plateau_wait").get<int>();
     sched.have_best = c.at("plateau_have_best").get<bool>();
     history = history_from_json(c.at("history"));
+    cursor_ = train.size();
+    epoch_open_ = false;
+    if (c.contains("in_epoch")) {
+      const auto& e = c["in_epoch"];
+      const size_t cursor = e.at("cursor").get<size_t>();
+      if (cursor > train.size()) throw std::runtime_error("its epoch position is past the training set's size");
+      shuffle_order();
+      cursor_ = cursor;
+      epoch_open_ = true;
+      batch_index_ = e.at("batch_index").get<int>();
+      sum_loss_ = e.at("sum_loss").get<double>();
+      sum_hit_ = e.at("sum_hit").get<double>();
+      aug_rng_.set_state(e.at("aug_rng").get<uint64_t>());
+      epoch_start_ = now_seconds() - e.at("elapsed").get<double>();
+    }
   } catch (const std::exception& e) {
     throw std::runtime_error(std::string("checkpoint: cannot resume: ") + e.what());
   }
@@ -230,7 +255,6 @@ void Trainer::load_checkpoint(const uint8_t* data, size_t size) {
     else if (b.name == "best.params") best_params = std::move(b.data);
   }
   model.params = loaded.params;
-  cursor_ = train.size();
 }
 
 nlohmann::json history_to_json(const std::vector<EpochRecord>& history) {

@@ -64,12 +64,16 @@ class Trainer {
   // Runs a whole epoch (begin, all steps, end).
   EpochRecord run_epoch();
   bool finished() const { return stopped_early || epoch >= cfg.epochs; }
+  // True between begin_epoch() and end_epoch() (also after resuming a mid-epoch checkpoint).
+  bool in_epoch() const { return epoch_open_; }
   // Copies the best validation epoch's weights into the model (if any were recorded).
   void restore_best();
   Progress progress() const;
   float current_lr() const { return sched.lr(epoch); }
 
-  // Checkpoint: the model file format with training state in its metadata and extra blobs.
+  // Checkpoint: the model file format with training state in its metadata and extra blobs. It may be written
+  // between any two steps; resuming mid-epoch continues with exactly the batches and augmentations that the
+  // uninterrupted run would have used.
   std::vector<uint8_t> save_checkpoint(const nlohmann::json& extra_metadata) const;
   // Restores the state written by save_checkpoint (the model's weights included). Throws on mismatch.
   void load_checkpoint(const uint8_t* data, size_t size);
@@ -95,10 +99,12 @@ class Trainer {
   std::vector<uint8_t> batch_labels_;
   std::vector<float> batch_soft_;
   size_t cursor_ = 0;
+  bool epoch_open_ = false;
   int batch_index_ = 0;
   Rng aug_rng_{1};
   double sum_loss_ = 0, sum_hit_ = 0;
   double epoch_start_ = 0;
+  void shuffle_order();
 };
 
 nlohmann::json history_to_json(const std::vector<EpochRecord>& history);

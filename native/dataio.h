@@ -1,0 +1,46 @@
+// Loading FER data sets from disk: the Kaggle fer2013.csv (plain or gzip) and image-folder layouts.
+// Every loader reports what it kept and skipped; strict mode stops at the first malformed row or file.
+#pragma once
+#include <cstddef>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "data.h"
+
+namespace ferkit {
+
+struct LoadReport {
+  std::string source;                      // file or folder
+  size_t rows = 0, kept = 0, skipped = 0;  // data rows (CSV) or image files (folders)
+  std::map<std::string, size_t> reasons;   // reason -> count of skipped rows/files
+  std::vector<std::string> first_errors;   // first 20 errors as "path:line: reason" (or "path: reason" for images)
+  std::string summary() const;             // human readable, multi-line
+};
+
+struct FerSplits {
+  Dataset train, public_test, private_test;
+};
+
+// Reads Kaggle fer2013.csv, plain or gzip. The header must be emotion,pixels,Usage (otherwise always an error).
+// strict: throws std::runtime_error("path:line: reason") at the first malformed row; otherwise skips and counts it.
+// Lines longer than 64 KiB are malformed ("line too long") and are read in bounded memory. Blank lines are ignored.
+// A gzip stream that ends early (truncated file) or is corrupt is an error naming the file and the line reached,
+// even when not strict.
+FerSplits load_fer_csv(const std::string& path, bool strict, LoadReport* report);
+
+// One folder of class sub-folders: dir/<class-name>/*.png|jpg|jpeg|bmp (names as class_index() accepts, case-
+// insensitive; the extensions too). Any size, colour or grey -> 48x48 grayscale via to_face_pixels. Undecodable files
+// are malformed (strict: throw; else skip and count). Unknown class folder names are an error naming them (strict),
+// or skipped with their files counted. Hidden files, other extensions and nested folders are ignored.
+// Files are loaded in sorted order (deterministic). Throws if dir has no sub-folders at all.
+Dataset load_image_folder(const std::string& dir, bool strict, LoadReport* report);
+
+// root/train (required), root/val|valid|validation (optional), root/test (optional); names case-insensitive.
+// public_test = val if present, else test; private_test = test if present, else val. The report sums all folders.
+FerSplits load_folder_dataset(const std::string& root, bool strict, LoadReport* report);
+
+// Dispatch: a directory -> load_folder_dataset; otherwise load_fer_csv.
+FerSplits load_dataset(const std::string& path, bool strict, LoadReport* report);
+
+}  // namespace ferkit

@@ -1,0 +1,500 @@
+// fer-train: the native trainer, evaluator and predictor. Files, terminals and signals live here; the math is
+// in core/. Run `fer-train --help` or `fer-train <command> --help`.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "dataio.h"
+#include "files.h"
+#include "image.h"
+#include "model_io.h"
+#include "plot.h"
+#include "train.h"
+
+using namespace ferkit;
+using nlohmann::json;
+
+namespace {
+
+volatile std::sig_atomic_t g_stop = 0;
+void on_signal(int) { g_stop = 1; }
+
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+std::string fmt_time(double s) {
+  const long t = static_cast<long>(s + 0.5);
+  char buf[32];
+  if (t >= 3600) std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+  else std::snprintf(buf, sizeof buf, "%ld:%02ld", t / 60, t % 60);
+  return buf;
+}
+
+std::string iso_date() {
+  std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+void set_threads(int threads) {
+#ifdef _OPENMP
+  if (threads > 0) omp_set_num_threads(threads);
+#else
+  (void)threads;
+#endif
+}
+
+int thread_count() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+Model load_model_file(const std::string& path, json* meta = nullptr) {
+  std::vector<uint8_t> bytes = read_file(path);
+  try {
+    return load_model(bytes.data(), bytes.size(), meta);
+  } catch (const ModelFormatError& e) {
+    throw std::runtime_error(path + ": " + e.what());
+  }
+}
+
+// Reads an architecture: a built-in name or a spec file.
+Spec read_arch(const std::string& arch) {
+  if (!builtin_spec(arch).empty()) return resolve_spec(arch);
+  if (!file_exists(arch)) return resolve_spec(arch);  // error lists the built-ins
+  try {
+    return parse_spec(read_text_file(arch));
+  } catch (const std::exception& e) {
+    throw std::runtime_error(arch + ": " + e.what());
+  }
+}
+
+std::vector<float> parse_class_weights(const std::string& s, const Dataset& train) {
+  if (s == "none" || s.empty()) return {};
+  if (s == "balanced") return balanced_class_weights(train, kNumClasses);
+  std::vector<float> w;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    char* end = nullptr;
+    const float v = std::strtof(item.c_str(), &end);
+    if (item.empty() || *end || !(v >= 0.0f) || !std::isfinite(v))
+      throw std::runtime_error("--class-weights: expected a non-negative number, got '" + item + "'");
+    w.push_back(v);
+  }
+  if (w.size() != kNumClasses)
+    throw std::runtime_error("--class-weights: expected none, balanced or 7 comma-separated numbers, got " +
+                             std::to_string(w.size()) + " numbers");
+  return w;
+}
+
+void print_load_report(const LoadReport& r) {
+  std::fprintf(stderr, "%s", r.summary().c_str());
+}
+
+Dataset limit(const Dataset& d, size_t n) {
+  if (n == 0 || n >= d.size()) return d;
+  Dataset out;
+  out.pixels.assign(d.pixels.begin(), d.pixels.begin() + n * kPixels);
+  out.labels.assign(d.labels.begin(), d.labels.begin() + n);
+  if (!d.soft.empty()) out.soft.assign(d.soft.begin(), d.soft.begin() + n * kNumClasses);
+  return out;
+}
+
+json metrics_json(const Metrics& m, const std::vector<std::string>& names) {
+  json per = json::object();
+  for (int c = 0; c < m.classes; ++c) {
+    ClassMetrics cm = m.per_class(c);
+    per[names[c]] = {{"precision", cm.precision}, {"recall", cm.recall}, {"f1", cm.f1}, {"support", cm.support}};
+  }
+  return {{"images", m.total()},      {"accuracy", m.accuracy()}, {"macro_f1", m.macro_f1()},
+          {"loss", m.loss},           {"per_class", per},         {"confusion", m.confusion}};
+}
+
+// Writes metrics.json, confusion.csv, confusion.png and report.txt into dir.
+void write_eval_outputs(const std::string& dir, const std::string& title, const Metrics& m,
+                        const std::vector<std::string>& names, const json& extra) {
+  make_dirs(dir);
+  json j = metrics_json(m, names);
+  j.update(extra);
+  write_file_atomic(dir + "/metrics.json", j.dump(2) + "\n");
+  write_file_atomic(dir + "/confusion.csv", m.confusion_csv(names));
+  write_file_atomic(dir + "/report.txt", title + "\n" + m.report(names));
+  write_confusion_png(dir + "/confusion.png", title, m.confusion, names);
+}
+
+void write_curves(const std::string& path, const std::vector<EpochRecord>& h) {
+  if (h.empty()) return;
+  Series tl{"train", {}}, vl{"validation", {}}, ta{"train", {}}, va{"validation", {}};
+  for (const auto& r : h) {
+    tl.y.push_back(r.train_loss);
+    vl.y.push_back(r.val_loss);
+    ta.y.push_back(r.train_acc);
+    va.y.push_back(r.val_acc);
+  }
+  write_line_plots_png(path, {LinePlot{"loss", "epoch", "cross-entropy", {tl, vl}},
+                              LinePlot{"accuracy", "epoch", "accuracy", {ta, va}}});
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+struct TrainArgs {
+  std::string data, arch = "seed", out = "runs/train", class_weights = "none", optimizer = "adam",
+              schedule = "constant", name;
+  int epochs = 50, batch = 64, threads = 0, patience = 0, step_size = 10, warmup = 0, plateau_patience = 3;
+  float lr = 1e-3f, momentum = 0.9f, weight_decay = 0.0f, gamma = 0.1f, min_lr = 0.0f, plateau_factor = 0.5f,
+        label_smoothing = 0.0f;
+  uint64_t seed = 1;
+  bool augment = true, nesterov = false, resume = false, strict = false, no_restore_best = false, tta = false;
+  size_t limit = 0;
+  Augment aug;
+};
+
+void add_train_options(CLI::App* c, TrainArgs& a) {
+  c->add_option("--data", a.data, "fer2013.csv(.gz) or a folder with train/ [val/] [test/] class sub-folders")
+      ->required();
+  c->add_option("--arch", a.arch, "architecture: a built-in (seed, tiny) or a spec file")->capture_default_str();
+  c->add_option("--out", a.out, "output folder: model, checkpoint, history, plots, evaluation")
+      ->capture_default_str();
+  c->add_option("--name", a.name, "model name stored in its metadata (default: the architecture)");
+  c->add_option("--epochs", a.epochs, "maximum epochs")->capture_default_str()->check(CLI::Range(1, 100000));
+  c->add_option("--batch", a.batch, "batch size")->capture_default_str()->check(CLI::Range(1, 4096));
+  c->add_option("--lr", a.lr, "learning rate")->capture_default_str()->check(CLI::PositiveNumber);
+  c->add_option("--optimizer", a.optimizer, "adam (decoupled weight decay) or sgd")
+      ->capture_default_str()->check(CLI::IsMember({"adam", "adamw", "sgd"}));
+  c->add_option("--momentum", a.momentum, "SGD momentum")->capture_default_str();
+  c->add_flag("--nesterov", a.nesterov, "SGD with Nesterov momentum");
+  c->add_option("--weight-decay", a.weight_decay, "weight decay (weights only)")->capture_default_str();
+  c->add_option("--schedule", a.schedule, "learning-rate schedule: constant, step, cosine, plateau")
+      ->capture_default_str()->check(CLI::IsMember({"constant", "step", "cosine", "plateau"}));
+  c->add_option("--step-size", a.step_size, "step schedule: epochs between decays")->capture_default_str();
+  c->add_option("--gamma", a.gamma, "step schedule: decay factor")->capture_default_str();
+  c->add_option("--warmup", a.warmup, "step/cosine: linear warm-up epochs")->capture_default_str();
+  c->add_option("--min-lr", a.min_lr, "cosine/plateau: lowest learning rate")->capture_default_str();
+  c->add_option("--plateau-patience", a.plateau_patience, "plateau: epochs without val-loss improvement")
+      ->capture_default_str();
+  c->add_option("--plateau-factor", a.plateau_factor, "plateau: decay factor")->capture_default_str();
+  c->add_option("--seed", a.seed, "random seed (initialization, shuffling, augmentation, dropout)")
+      ->capture_default_str();
+  c->add_option("--threads", a.threads, "threads (default: all cores)");
+  c->add_flag("!--no-augment", a.augment, "disable augmentation");
+  c->add_flag("--flip,!--no-flip", a.aug.flip, "random horizontal flip")->capture_default_str();
+  c->add_option("--shift", a.aug.shift, "max shift, fraction of the side")->capture_default_str();
+  c->add_option("--rotate", a.aug.rotate_deg, "max rotation, degrees")->capture_default_str();
+  c->add_option("--scale", a.aug.scale, "max zoom, fraction")->capture_default_str();
+  c->add_option("--brightness", a.aug.brightness, "max brightness change, fraction")->capture_default_str();
+  c->add_option("--contrast", a.aug.contrast, "max contrast change, fraction")->capture_default_str();
+  c->add_option("--erase", a.aug.erase, "random-erasing probability")->capture_default_str();
+  c->add_option("--class-weights", a.class_weights, "none, balanced, or 7 comma-separated weights")
+      ->capture_default_str();
+  c->add_option("--label-smoothing", a.label_smoothing, "label smoothing")->capture_default_str();
+  c->add_option("--patience", a.patience, "early stopping: epochs without validation-accuracy gain (0: off)")
+      ->capture_default_str();
+  c->add_flag("--no-restore-best", a.no_restore_best, "keep the last epoch's weights, not the best");
+  c->add_flag("--resume", a.resume, "continue from <out>/checkpoint.ferkit (same options)");
+  c->add_flag("--strict", a.strict, "fail on the first malformed row or image instead of skipping it");
+  c->add_option("--limit", a.limit, "use only the first N training images (smoke runs)");
+  c->add_flag("--tta", a.tta, "final evaluation: average with the mirrored image");
+}
+
+struct ProgressBar {
+  bool tty = isatty(STDERR_FILENO);
+  double last = 0;
+  void draw(const Progress& p, bool force = false) {
+    if (!tty) return;
+    const double t = now();
+    if (!force && t - last < 0.1) return;
+    last = t;
+    const int width = 24;
+    const int filled = p.total ? static_cast<int>(width * p.done / p.total) : 0;
+    std::string bar(filled, '#');
+    bar.resize(width, '.');
+    std::fprintf(stderr, "\r\033[Kepoch %d/%d [%s] %zu/%zu loss %.4f acc %.4f %.0f img/s ETA %s", p.epoch, p.epochs,
+                 bar.c_str(), p.done, p.total, p.loss, p.acc, p.images_per_sec, fmt_time(p.eta_seconds).c_str());
+    std::fflush(stderr);
+  }
+  void clear() {
+    if (tty) std::fprintf(stderr, "\r\033[K");
+  }
+};
+
+int cmd_train(const TrainArgs& a, const std::string& command_line) {
+  set_threads(a.threads);
+  const double t_start = now();
+  LoadReport report;
+  std::fprintf(stderr, "loading %s\n", a.data.c_str());
+  FerSplits splits = load_dataset(a.data, a.strict, &report);
+  print_load_report(report);
+  Dataset train = limit(splits.train, a.limit);
+  const Dataset* val = splits.public_test.size() ? &splits.public_test : nullptr;
+  if (!val) std::fprintf(stderr, "warning: no validation split: early stopping and best-epoch selection are off\n");
+
+  Spec spec = read_arch(a.arch);
+  Model model(spec);
+  model.init(a.seed);
+  std::fprintf(stderr, "%s", model.summary().c_str());
+
+  TrainConfig cfg;
+  cfg.epochs = a.epochs;
+  cfg.batch = a.batch;
+  cfg.seed = a.seed;
+  cfg.augment = a.augment;
+  cfg.aug = a.aug;
+  cfg.optim.kind = parse_optim_kind(a.optimizer);
+  cfg.optim.lr = a.lr;
+  cfg.optim.momentum = a.momentum;
+  cfg.optim.nesterov = a.nesterov;
+  cfg.optim.weight_decay = a.weight_decay;
+  cfg.schedule.kind = parse_schedule_kind(a.schedule);
+  cfg.schedule.step_size = a.step_size;
+  cfg.schedule.gamma = a.gamma;
+  cfg.schedule.warmup_epochs = a.warmup;
+  cfg.schedule.min_lr = a.min_lr;
+  cfg.schedule.patience = a.plateau_patience;
+  cfg.schedule.factor = a.plateau_factor;
+  cfg.class_weights = parse_class_weights(a.class_weights, train);
+  cfg.label_smoothing = a.label_smoothing;
+  cfg.patience = val ? a.patience : 0;
+  cfg.restore_best = !a.no_restore_best;
+
+  make_dirs(a.out);
+  const std::string ckpt_path = a.out + "/checkpoint.ferkit";
+  Trainer trainer(model, train, val, cfg);
+  if (a.resume) {
+    if (!file_exists(ckpt_path)) throw std::runtime_error(ckpt_path + ": no checkpoint to resume from");
+    std::vector<uint8_t> bytes = read_file(ckpt_path);
+    try {
+      trainer.load_checkpoint(bytes.data(), bytes.size());
+    } catch (const std::exception& e) {
+      throw std::runtime_error(ckpt_path + ": " + e.what());
+    }
+    std::fprintf(stderr, "resumed from %s: %d epochs done%s\n", ckpt_path.c_str(), trainer.epoch,
+                 trainer.in_epoch() ? " (and part of the next)" : "");
+  }
+  json run_meta = {{"name", a.name.empty() ? a.arch : a.name},
+                   {"architecture", a.arch},
+                   {"command", command_line},
+                   {"data", a.data},
+                   {"train_images", train.size()},
+                   {"threads", thread_count()},
+                   {"ferkit_version", "0.1.0"}};
+  auto save_checkpoint = [&] {
+    std::vector<uint8_t> bytes = trainer.save_checkpoint(run_meta);
+    write_file_atomic(ckpt_path, bytes.data(), bytes.size());
+  };
+
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  ProgressBar bar;
+  std::fprintf(stderr, "training on %zu images, validating on %zu, %d threads\n", train.size(),
+               val ? val->size() : 0, thread_count());
+  while (!trainer.finished()) {
+    if (!trainer.in_epoch()) trainer.begin_epoch();
+    while (true) {
+      if (g_stop) {
+        bar.clear();
+        save_checkpoint();
+        std::fprintf(stderr, "interrupted: checkpoint saved to %s; continue with --resume\n", ckpt_path.c_str());
+        return 130;
+      }
+      if (!trainer.step()) break;
+      bar.draw(trainer.progress());
+    }
+    EpochRecord r = trainer.end_epoch();
+    bar.clear();
+    std::fprintf(stderr,
+                 "epoch %3d/%d  loss %.4f  acc %.4f  val_loss %.4f  val_acc %.4f  lr %.3g  %.0f img/s  %.1fs%s\n",
+                 r.epoch, cfg.epochs, r.train_loss, r.train_acc, r.val_loss, r.val_acc, r.lr, r.images_per_sec,
+                 r.seconds, r.epoch == trainer.best_epoch ? "  *best" : "");
+    save_checkpoint();
+    write_file_atomic(a.out + "/history.csv", history_to_csv(trainer.history));
+    write_file_atomic(a.out + "/history.json", history_to_json(trainer.history).dump(2) + "\n");
+    write_curves(a.out + "/curves.png", trainer.history);
+  }
+  if (trainer.stopped_early)
+    std::fprintf(stderr, "early stopping: no validation-accuracy gain for %d epochs (best: epoch %d, %.4f)\n",
+                 cfg.patience, trainer.best_epoch, trainer.best_val_acc);
+  trainer.restore_best();
+
+  // Final evaluation on both held-out splits with the kept weights.
+  json meta = run_meta;
+  double ips = 0;
+  for (const auto& r : trainer.history) ips += r.images_per_sec;
+  meta["epochs_run"] = trainer.epoch;
+  meta["best_epoch"] = trainer.best_epoch;
+  meta["train_images_per_sec"] = trainer.history.empty() ? 0 : ips / trainer.history.size();
+  meta["wall_seconds"] = now() - t_start;
+  meta["date"] = iso_date();
+  meta["tta"] = a.tta;
+  Workspace ws;
+  const std::pair<const char*, const Dataset*> evals[] = {{"public", &splits.public_test},
+                                                          {"private", &splits.private_test}};
+  for (const auto& [split, data] : evals) {
+    if (!data->size()) continue;
+    Metrics m = evaluate(model, ws, *data, 256, a.tta);
+    meta["eval"][split] = metrics_json(m, model.class_names);
+    const std::string title = std::string(split == std::string("public") ? "PublicTest" : "PrivateTest") +
+                              " - " + (a.name.empty() ? a.arch : a.name);
+    write_eval_outputs(a.out + "/eval-" + split, title, m, model.class_names, {{"split", split}});
+    std::printf("%s\n%s\n", title.c_str(), m.report(model.class_names).c_str());
+  }
+  std::vector<uint8_t> bytes = save_model(model, meta);
+  write_file_atomic(a.out + "/model.ferkit", bytes.data(), bytes.size());
+  std::fprintf(stderr, "model saved to %s/model.ferkit (%s total)\n", a.out.c_str(),
+               fmt_time(now() - t_start).c_str());
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+int cmd_eval(const std::string& model_path, const std::string& data_path, const std::string& split,
+             const std::string& out, bool tta, bool strict, int threads) {
+  set_threads(threads);
+  json meta;
+  Model model = load_model_file(model_path, &meta);
+  LoadReport report;
+  FerSplits splits = load_dataset(data_path, strict, &report);
+  print_load_report(report);
+  const Dataset& data = split == "train" ? splits.train : split == "public" ? splits.public_test : splits.private_test;
+  if (!data.size()) throw std::runtime_error(data_path + ": the '" + split + "' split is empty");
+  Workspace ws;
+  const double t0 = now();
+  Metrics m = evaluate(model, ws, data, 256, tta);
+  const double dt = now() - t0;
+  const std::string title = meta.value("name", std::string("model")) + " on " + split + (tta ? " (flip TTA)" : "");
+  std::printf("%s\n%s", title.c_str(), m.report(model.class_names).c_str());
+  std::printf("%.0f images/s\n", data.size() / dt);
+  if (!out.empty()) {
+    write_eval_outputs(out, title, m, model.class_names,
+                       {{"split", split}, {"model", model_path}, {"tta", tta}, {"data", data_path}});
+    std::fprintf(stderr, "wrote %s/{metrics.json,confusion.csv,confusion.png,report.txt}\n", out.c_str());
+  }
+  return 0;
+}
+
+int cmd_predict(const std::string& model_path, const std::vector<std::string>& images, bool as_json, bool tta) {
+  Model model = load_model_file(model_path);
+  Workspace ws;
+  ws.reserve(model, 1);
+  int failures = 0;
+  json all = json::array();
+  for (const std::string& path : images) {
+    uint8_t px[kPixels];
+    try {
+      std::vector<uint8_t> bytes = read_file(path);
+      GrayImage img = decode_image(bytes.data(), bytes.size());
+      to_face_pixels(img, px);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "%s: %s\n", path.c_str(), e.what());
+      ++failures;
+      continue;
+    }
+    std::vector<float> p(model.num_classes());
+    predict(model, ws, px, 1, p.data(), tta);
+    const int best = static_cast<int>(std::max_element(p.begin(), p.end()) - p.begin());
+    if (as_json) {
+      json probs = json::object();
+      for (int c = 0; c < model.num_classes(); ++c) probs[model.class_names[c]] = p[c];
+      all.push_back({{"file", path}, {"label", model.class_names[best]}, {"probabilities", probs}});
+    } else {
+      std::printf("%s: %s (%.3f)", path.c_str(), model.class_names[best].c_str(), p[best]);
+      for (int c = 0; c < model.num_classes(); ++c) std::printf("  %s=%.4f", model.class_names[c].c_str(), p[c]);
+      std::printf("\n");
+    }
+  }
+  if (as_json) std::printf("%s\n", all.dump(2).c_str());
+  return failures ? 1 : 0;
+}
+
+int cmd_info(const std::string& model_path) {
+  json meta;
+  Model model = load_model_file(model_path, &meta);
+  std::printf("%s\n%s", model_path.c_str(), model.summary().c_str());
+  std::printf("classes: ");
+  for (const auto& c : model.class_names) std::printf("%s ", c.c_str());
+  std::printf("\narchitecture:\n%s", format_spec(model.spec).c_str());
+  if (meta.contains("checkpoint")) meta["checkpoint"].erase("history");
+  std::printf("metadata:\n%s\n", meta.dump(2).c_str());
+  return 0;
+}
+
+int cmd_plot(const std::string& history_path, const std::string& out) {
+  json h = json::parse(read_text_file(history_path), nullptr, false);
+  if (h.is_discarded()) throw std::runtime_error(history_path + ": not valid JSON");
+  std::vector<EpochRecord> history;
+  try {
+    history = history_from_json(h);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(history_path + ": not a training history: " + e.what());
+  }
+  if (history.empty()) throw std::runtime_error(history_path + ": the history has no epochs");
+  write_curves(out, history);
+  std::fprintf(stderr, "wrote %s\n", out.c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ferkit trainer: train, evaluate and run facial-expression CNNs (FER-2013 label order)"};
+  app.require_subcommand(1);
+  std::string command_line;
+  for (int i = 0; i < argc; ++i) command_line += (i ? " " : "") + std::string(argv[i]);
+
+  TrainArgs ta;
+  CLI::App* train = app.add_subcommand("train", "train a model; writes model, checkpoint, history, plots, evaluation");
+  add_train_options(train, ta);
+
+  std::string model_path, data_path, split = "private", out;
+  bool tta = false, strict = false, as_json = false;
+  int threads = 0;
+  std::vector<std::string> images;
+  CLI::App* eval = app.add_subcommand("eval", "accuracy, per-class precision/recall/F1, macro-F1, confusion matrix");
+  eval->add_option("--model", model_path, "model file")->required();
+  eval->add_option("--data", data_path, "fer2013.csv(.gz) or image folder layout")->required();
+  eval->add_option("--split", split, "private (PrivateTest / test), public (PublicTest / val) or train")
+      ->capture_default_str()->check(CLI::IsMember({"private", "public", "train"}));
+  eval->add_option("--out", out, "write metrics.json, confusion.csv, confusion.png, report.txt here");
+  eval->add_flag("--tta", tta, "average with the mirrored image");
+  eval->add_flag("--strict", strict, "fail on the first malformed row or image");
+  eval->add_option("--threads", threads, "threads (default: all cores)");
+
+  CLI::App* pred = app.add_subcommand("predict", "classify image files (face crops; any size, colour or grey)");
+  pred->add_option("--model", model_path, "model file")->required();
+  pred->add_option("images", images, "image files")->required();
+  pred->add_flag("--json", as_json, "print JSON");
+  pred->add_flag("--tta", tta, "average with the mirrored image");
+
+  CLI::App* info = app.add_subcommand("info", "print a model's architecture and metadata");
+  info->add_option("--model", model_path, "model file")->required();
+
+  std::string history_path;
+  CLI::App* plot = app.add_subcommand("plot", "draw loss and accuracy curves from a history.json");
+  plot->add_option("--history", history_path, "history.json written by train")->required();
+  plot->add_option("--out", out, "PNG file")->required();
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (*train) return cmd_train(ta, command_line);
+    if (*eval) return cmd_eval(model_path, data_path, split, out, tta, strict, threads);
+    if (*pred) return cmd_predict(model_path, images, as_json, tta);
+    if (*info) return cmd_info(model_path);
+    if (*plot) return cmd_plot(history_path, out);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "\nfer-train: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
