@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "rng.h"
 
@@ -17,6 +18,77 @@ using RowVec = Eigen::Matrix<float, 1, Eigen::Dynamic>;
 using MapRow = Eigen::Map<RowVec>;
 using CMapRow = Eigen::Map<const RowVec>;
 
+}  // namespace
+
+// Convolutions whose im2col rows are short (patch <= kSmallPatch, e.g. 3x3 over one channel) run as plain loops:
+// Eigen's GEMM spends more time packing the tall, thin im2col matrix than multiplying it.
+constexpr int kSmallPatch = 16;
+
+namespace {
+// y[r][:] = b + sum_k col[r][k] * w[k][:]. CO > 0: the output count is a compile-time constant, so the
+// accumulators stay in vector registers; CO == 0: any count, in blocks of 64.
+template <int CO>
+void small_k_gemm_bias_rows(const float* col, Eigen::Index rows, int patch, const float* w, const float* b, int cout,
+                            float* y) {
+#pragma omp parallel for schedule(static)
+  for (Eigen::Index r = 0; r < rows; ++r) {
+    const float* __restrict cr = col + r * patch;
+    for (int o0 = 0; o0 < cout; o0 += 64) {
+      const int n = CO > 0 ? CO : std::min(64, cout - o0);
+      float acc[CO > 0 ? CO : 64];
+      for (int o = 0; o < n; ++o) acc[o] = b[o0 + o];
+      for (int k = 0; k < patch; ++k) {
+        const float v = cr[k];
+        const float* __restrict wk = w + static_cast<size_t>(k) * cout + o0;
+        for (int o = 0; o < n; ++o) acc[o] += v * wk[o];
+      }
+      float* __restrict yr = y + r * cout + o0;
+      for (int o = 0; o < n; ++o) yr[o] = acc[o];
+    }
+  }
+}
+
+void small_k_gemm_bias(const float* col, Eigen::Index rows, int patch, const float* w, const float* b, int cout,
+                       float* y) {
+  switch (cout) {
+    case 16: return small_k_gemm_bias_rows<16>(col, rows, patch, w, b, cout, y);
+    case 32: return small_k_gemm_bias_rows<32>(col, rows, patch, w, b, cout, y);
+    case 64: return small_k_gemm_bias_rows<64>(col, rows, patch, w, b, cout, y);
+    default: return small_k_gemm_bias_rows<0>(col, rows, patch, w, b, cout, y);
+  }
+}
+
+// dw[k][:] += sum_r col[r][k] * dy[r][:], db += sum_r dy[r][:]. Rows are split into a fixed number of chunks
+// (independent of the thread count) summed in a fixed order, so results are the same for any number of threads.
+void small_k_weight_grad(const float* col, const float* dy, Eigen::Index rows, int patch, int cout, float* dw,
+                         float* db) {
+  constexpr int kChunks = 16;
+  const size_t wsize = static_cast<size_t>(patch + 1) * cout;  // last row: the bias
+  thread_local std::vector<float> partial;
+  partial.assign(kChunks * wsize, 0.0f);
+  float* const part = partial.data();  // (thread_local: the pointer, not the name, is shared with the workers)
+#pragma omp parallel for schedule(static)
+  for (int ch = 0; ch < kChunks; ++ch) {
+    float* acc = part + ch * wsize;
+    const Eigen::Index r0 = rows * ch / kChunks, r1 = rows * (ch + 1) / kChunks;
+    for (Eigen::Index r = r0; r < r1; ++r) {
+      const float* dr = dy + r * cout;
+      const float* cr = col + r * patch;
+      for (int k = 0; k < patch; ++k) {
+        const float v = cr[k];
+        float* ak = acc + static_cast<size_t>(k) * cout;
+        for (int o = 0; o < cout; ++o) ak[o] += v * dr[o];
+      }
+      float* ab = acc + static_cast<size_t>(patch) * cout;
+      for (int o = 0; o < cout; ++o) ab[o] += dr[o];
+    }
+  }
+  for (int ch = 0; ch < kChunks; ++ch) {
+    const float* acc = partial.data() + ch * wsize;
+    for (size_t j = 0; j < static_cast<size_t>(patch) * cout; ++j) dw[j] += acc[j];
+    for (int o = 0; o < cout; ++o) db[o] += acc[static_cast<size_t>(patch) * cout + o];
+  }
+}
 }  // namespace
 
 ConvGeom ConvGeom::make(int hi, int wi, int cin, int cout, int k, int stride, bool same) {
@@ -49,13 +121,15 @@ void im2col(const float* x, int n, const ConvGeom& g, float* col) {
       const int kx_lo = std::max(0, -ix0), kx_hi = std::min(g.k, g.wi - ix0);  // valid kx in [lo, hi)
       for (int ky = 0; ky < g.k; ++ky) {
         const int iy = oy * g.stride - g.pad_top + ky;
+        // Plain loops, not memcpy/memset: the runs are short (3 floats for a 3x3 kernel over one channel).
         if (iy < 0 || iy >= g.hi || kx_lo >= kx_hi) {
-          std::memset(dst, 0, sizeof(float) * rowlen);
+          for (int j = 0; j < rowlen; ++j) dst[j] = 0.0f;
         } else {
-          if (kx_lo > 0) std::memset(dst, 0, sizeof(float) * kx_lo * g.cin);
-          std::memcpy(dst + kx_lo * g.cin, xi + (static_cast<size_t>(iy) * g.wi + ix0 + kx_lo) * g.cin,
-                      sizeof(float) * (kx_hi - kx_lo) * g.cin);
-          if (kx_hi < g.k) std::memset(dst + kx_hi * g.cin, 0, sizeof(float) * (g.k - kx_hi) * g.cin);
+          const int lo = kx_lo * g.cin, hi = kx_hi * g.cin;
+          const float* src = xi + (static_cast<ptrdiff_t>(iy) * g.wi + ix0) * g.cin;
+          for (int j = 0; j < lo; ++j) dst[j] = 0.0f;
+          for (int j = lo; j < hi; ++j) dst[j] = src[j];
+          for (int j = hi; j < rowlen; ++j) dst[j] = 0.0f;
         }
         dst += rowlen;
       }
@@ -93,6 +167,10 @@ void conv2d_forward(const float* x, int n, const ConvGeom& g, const float* w, co
     im2col(x, n, g, col);
     c = col;
   }
+  if (g.patch() <= kSmallPatch) {  // e.g. the first layer (3x3x1): GEMM packing costs more than the math
+    small_k_gemm_bias(c, m, g.patch(), w, b, g.cout, y);
+    return;
+  }
   MapR Y(y, m, g.cout);
   Y.noalias() = CMapR(c, m, g.patch()) * CMapR(w, g.patch(), g.cout);
   Y.rowwise() += CMapRow(b, g.cout);
@@ -104,8 +182,12 @@ void conv2d_backward(const float* dy, int n, const ConvGeom& g, const float* w, 
   const bool direct = g.direct();
   CMapR dY(dy, m, g.cout);
   CMapR C(col, m, g.patch());  // for direct convs the caller passes x as col
-  MapR(dw, g.patch(), g.cout).noalias() += C.transpose() * dY;
-  MapRow(db, g.cout) += dY.colwise().sum();
+  if (g.patch() <= kSmallPatch) {
+    small_k_weight_grad(col, dy, m, g.patch(), g.cout, dw, db);
+  } else {
+    MapR(dw, g.patch(), g.cout).noalias() += C.transpose() * dY;
+    MapRow(db, g.cout) += dY.colwise().sum();
+  }
   if (!dx) return;
   if (direct) {
     MapR(dx, m, g.cin).noalias() = dY * CMapR(w, g.patch(), g.cout).transpose();
@@ -131,10 +213,12 @@ void dense_backward(const float* dy, const float* x, int n, int in, int out, con
 }
 
 void relu_forward(const float* x, size_t count, float* y) {
+#pragma omp parallel for simd schedule(static) if (count > 65536)
   for (size_t i = 0; i < count; ++i) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
 void relu_backward(const float* dy, const float* y, size_t count, float* dx) {
+#pragma omp parallel for simd schedule(static) if (count > 65536)
   for (size_t i = 0; i < count; ++i) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
@@ -174,9 +258,10 @@ void maxpool_forward(const float* x, int n, const ConvGeom& g, float* y, int32_t
 
 void maxpool_backward(const float* dy, int n, const ConvGeom& g, const int32_t* argmax, float* dx) {
   const size_t in_size = static_cast<size_t>(g.hi) * g.wi * g.cin, out_size = static_cast<size_t>(g.ho) * g.wo * g.cin;
-  std::memset(dx, 0, sizeof(float) * in_size * n);
+#pragma omp parallel for schedule(static)
   for (int img = 0; img < n; ++img) {
     float* dxi = dx + img * in_size;
+    std::memset(dxi, 0, sizeof(float) * in_size);
     const float* dyi = dy + img * out_size;
     const int32_t* ai = argmax + img * out_size;
     for (size_t j = 0; j < out_size; ++j) dxi[ai[j]] += dyi[j];
@@ -187,6 +272,7 @@ void dropout_forward(const float* x, size_t count, float rate, uint64_t seed, fl
   const float keep_scale = 1.0f / (1.0f - rate);
   const uint64_t threshold = static_cast<uint64_t>(static_cast<double>(rate) * 4294967296.0);
   const uint64_t base = splitmix64(seed);
+#pragma omp parallel for schedule(static) if (count > 65536)
   for (size_t i = 0; i < count; ++i) {
     const uint64_t r = splitmix64(base + i) >> 32;
     mask[i] = r < threshold ? 0.0f : keep_scale;
@@ -195,6 +281,7 @@ void dropout_forward(const float* x, size_t count, float rate, uint64_t seed, fl
 }
 
 void dropout_backward(const float* dy, const float* mask, size_t count, float* dx) {
+#pragma omp parallel for simd schedule(static) if (count > 65536)
   for (size_t i = 0; i < count; ++i) dx[i] = dy[i] * mask[i];
 }
 

@@ -24,6 +24,7 @@ void Optimizer::step(Model& model, float lr) {
       const float c1 = 1.0f - static_cast<float>(std::pow(b1, static_cast<double>(t)));
       const float c2 = 1.0f - static_cast<float>(std::pow(b2, static_cast<double>(t)));
       const float step = lr / c1, inv_c2 = 1.0f / c2;
+#pragma omp parallel for simd schedule(static) if (tr.size > 65536)
       for (size_t j = 0; j < tr.size; ++j) {
         mm[j] = b1 * mm[j] + (1.0f - b1) * g[j];
         vv[j] = b2 * vv[j] + (1.0f - b2) * g[j] * g[j];
@@ -31,6 +32,7 @@ void Optimizer::step(Model& model, float lr) {
       }
     } else {
       const float mu = cfg.momentum;
+#pragma omp parallel for simd schedule(static) if (tr.size > 65536)
       for (size_t j = 0; j < tr.size; ++j) {
         const float gj = g[j] + wd * p[j];
         mm[j] = mu * mm[j] + gj;
