@@ -24,7 +24,7 @@ void BM_TrainStep(benchmark::State& state, const char* arch) {
   Model m(resolve_spec(arch));
   m.enable_grads();
   Workspace ws;
-  ws.reserve(m, batch);
+  ws.reserve(m, batch, true);
   auto px = random_images(batch);
   std::vector<uint8_t> labels(batch);
   for (int i = 0; i < batch; ++i) labels[i] = static_cast<uint8_t>(i % 7);

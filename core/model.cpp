@@ -141,9 +141,11 @@ std::string Model::summary() const {
   return o.str();
 }
 
-void Workspace::reserve(const Model& model, int batch) {
-  if (batch <= capacity && act.size() == model.layers.size() + 1) return;
-  capacity = batch;
+void Workspace::reserve(const Model& model, int batch, bool for_training) {
+  if (batch <= capacity && act.size() == model.layers.size() + 1 && (training || !for_training)) return;
+  capacity = std::max(batch, capacity);
+  batch = capacity;
+  training = training || for_training;
   const size_t L = model.layers.size();
   act.assign(L + 1, {});
   dact.assign(L + 1, {});
@@ -152,12 +154,12 @@ void Workspace::reserve(const Model& model, int batch) {
   argmax.assign(L, {});
   size_t dcol_size = 0;
   act[0].assign(static_cast<size_t>(batch) * model.spec.input.size(), 0.0f);
-  dact[0].assign(act[0].size(), 0.0f);
+  if (training) dact[0].assign(act[0].size(), 0.0f);
   for (size_t i = 0; i < L; ++i) {
     const LayerPlan& p = model.layers[i];
     const size_t out = static_cast<size_t>(batch) * p.out.size();
     act[i + 1].assign(out, 0.0f);
-    dact[i + 1].assign(out, 0.0f);
+    if (training) dact[i + 1].assign(out, 0.0f);
     switch (p.spec.kind) {
       case LayerKind::Conv: {
         if (p.geom.direct()) break;
@@ -167,7 +169,9 @@ void Workspace::reserve(const Model& model, int batch) {
         break;
       }
       case LayerKind::MaxPool: argmax[i].assign(out, 0); break;
-      case LayerKind::Dropout: col[i].assign(out, 0.0f); break;
+      case LayerKind::Dropout:
+        if (training) col[i].assign(out, 0.0f);
+        break;
       case LayerKind::BatchNorm:
         col[i].assign(out, 0.0f);
         aux[i].assign(p.out.c, 0.0f);
@@ -175,13 +179,14 @@ void Workspace::reserve(const Model& model, int batch) {
       default: break;
     }
   }
-  dcol.assign(dcol_size, 0.0f);
+  dcol.assign(training ? dcol_size : 0, 0.0f);
   const size_t logits = static_cast<size_t>(batch) * model.num_classes();
   probs.assign(logits, 0.0f);
-  dlogits.assign(logits, 0.0f);
+  dlogits.assign(training ? logits : 0, 0.0f);
 }
 
 const float* forward(Model& model, Workspace& ws, int n, const ForwardOptions& opt) {
+  if (opt.train && !ws.training) throw std::logic_error("forward: training needs a workspace reserved for training");
   float* P = model.params.data();
   for (size_t i = 0; i < model.layers.size(); ++i) {
     const LayerPlan& p = model.layers[i];

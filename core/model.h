@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "aligned.h"
 #include "nn.h"
 #include "spec.h"
 
@@ -45,8 +46,8 @@ class Model {
   Spec spec;
   std::vector<LayerPlan> layers;
   std::vector<TensorRef> tensors;
-  std::vector<float> params;
-  std::vector<float> grads;  // sized by the trainer (enable_grads)
+  Floats params;
+  Floats grads;  // sized by the trainer (enable_grads)
   std::vector<std::string> class_names;
   Preprocess preprocess;
   // Layers before this index are frozen: no gradients, batch-norm uses running statistics.
@@ -62,17 +63,19 @@ class Model {
   std::string summary() const;       // a table of layers, shapes and parameter counts
 };
 
-// Activation and scratch buffers for batches of up to `capacity` images.
+// Activation and scratch buffers for batches of up to `capacity` images. An inference-only workspace
+// (training = false) has no gradient buffers.
 struct Workspace {
   int capacity = 0;
-  std::vector<std::vector<float>> act;   // act[0]: input; act[i+1]: output of layer i
-  std::vector<std::vector<float>> dact;  // gradients, same shapes
-  std::vector<std::vector<float>> col;   // conv: im2col (kept for backward); bn: xhat; dropout: mask
-  std::vector<std::vector<float>> aux;   // bn: invstd
+  bool training = false;
+  std::vector<Floats> act;   // act[0]: input; act[i+1]: output of layer i
+  std::vector<Floats> dact;  // gradients, same shapes
+  std::vector<Floats> col;   // conv: im2col (kept for backward); bn: xhat; dropout: mask
+  std::vector<Floats> aux;   // bn: invstd
   std::vector<std::vector<int32_t>> argmax;  // maxpool
-  std::vector<float> dcol;               // conv backward scratch (shared)
-  std::vector<float> probs, dlogits;
-  void reserve(const Model& model, int batch);
+  Floats dcol;               // conv backward scratch (shared)
+  Floats probs, dlogits;
+  void reserve(const Model& model, int batch, bool for_training = false);
   float* input() { return act[0].data(); }
 };
 

@@ -16,7 +16,7 @@ uint32_t get_u32(const uint8_t* p) {
   return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 | static_cast<uint32_t>(p[2]) << 16 |
          static_cast<uint32_t>(p[3]) << 24;
 }
-void put_floats(std::vector<uint8_t>& out, const std::vector<float>& v) {
+void put_floats(std::vector<uint8_t>& out, const Floats& v) {
   const size_t at = out.size();
   out.resize(at + v.size() * 4);
   std::memcpy(out.data() + at, v.data(), v.size() * 4);  // hosts (x86, wasm) are little-endian
@@ -144,7 +144,7 @@ Model load_model(const uint8_t* data, size_t size, nlohmann::json* metadata, std
     extra->clear();
     for (size_t i = 1; i < blobs->size(); ++i) {
       const uint64_t count = (*blobs)[i]["count"].get<uint64_t>();
-      Blob b{(*blobs)[i]["name"].get<std::string>(), std::vector<float>(count)};
+      Blob b{(*blobs)[i]["name"].get<std::string>(), Floats(count)};
       std::memcpy(b.data.data(), p, count * 4);
       p += count * 4;
       extra->push_back(std::move(b));

@@ -33,7 +33,7 @@ struct ModelFormatError : std::runtime_error {
 
 struct Blob {
   std::string name;
-  std::vector<float> data;
+  Floats data;
 };
 
 uint32_t crc32(const uint8_t* data, size_t size, uint32_t crc = 0);

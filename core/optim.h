@@ -23,7 +23,7 @@ struct OptimConfig {
 // Optimizer state: first and second moments (Adam) or the momentum buffer (SGD, in m), one per parameter.
 struct Optimizer {
   OptimConfig cfg;
-  std::vector<float> m, v;
+  Floats m, v;
   long long t = 0;  // steps taken
   explicit Optimizer(const OptimConfig& c = {}) : cfg(c) {}
   // One update of every trainable tensor of layers >= model.first_trainable, at learning rate lr.

@@ -59,7 +59,7 @@ Trainer::Trainer(Model& m, const Dataset& t, const Dataset* v, const TrainConfig
   if (!train.soft.empty() && train.soft.size() != train.size() * model.num_classes())
     throw std::runtime_error("soft targets do not match the training set size");
   model.enable_grads();
-  ws.reserve(model, std::max(cfg.batch, cfg.eval_batch));
+  ws.reserve(model, cfg.batch, true);
   order_.resize(train.size());
   batch_labels_.resize(cfg.batch);
   batch_soft_.resize(static_cast<size_t>(cfg.batch) * model.num_classes());
@@ -149,7 +149,7 @@ EpochRecord Trainer::end_epoch() {
   r.lr = sched.lr(epoch);
   r.images_per_sec = train_time > 0 ? seen / train_time : 0;
   if (val && val->size()) {
-    Metrics m = evaluate(model, ws, *val, cfg.eval_batch);
+    Metrics m = evaluate(model, eval_ws, *val, static_cast<int>(std::min<size_t>(cfg.eval_batch, val->size())));
     r.val_loss = m.loss;
     r.val_acc = m.accuracy();
   } else {

@@ -84,7 +84,8 @@ class Trainer {
   TrainConfig cfg;
   Optimizer opt;
   Schedule sched;
-  Workspace ws;
+  Workspace ws;       // training batches
+  Workspace eval_ws;  // validation (inference only)
 
   int epoch = 0;  // completed epochs
   std::vector<EpochRecord> history;
@@ -92,7 +93,7 @@ class Trainer {
   int best_epoch = 0;
   int since_best = 0;
   bool stopped_early = false;
-  std::vector<float> best_params;
+  Floats best_params;
 
  private:
   std::vector<uint32_t> order_;

@@ -34,7 +34,7 @@ struct GradHarness {
     Rng rng(seed + 1);
     // Perturb biases and batch-norm affine parameters so that they are not all 0/1.
     for (auto& p : model.params) p += 0.05f * rng.normal();
-    ws.reserve(model, n);
+    ws.reserve(model, n, true);
     input.resize(static_cast<size_t>(n) * model.spec.input.size());
     for (auto& v : input) v = rng.uniform(-1.0f, 1.0f);
     for (int i = 0; i < n; ++i) labels.push_back(static_cast<uint8_t>(i % model.num_classes()));
@@ -70,7 +70,7 @@ struct GradHarness {
   // must then agree; a real error in a backward function fails both.
   void check(double atol = 2e-4, double rtol = 2e-2) {
     loss(true);
-    std::vector<float> analytic = model.grads;
+    Floats analytic = model.grads;
     int checked = 0;
     for (const TensorRef& t : model.tensors) {
       if (!t.trainable) continue;
@@ -254,7 +254,7 @@ TEST(Optimizer, FrozenLayersDoNotMove) {
   Model m(parse_spec("input 2 2 1; flatten; dense 3; relu; dense 2; softmax"));
   m.enable_grads();
   m.first_trainable = 3;  // only the last dense layer trains
-  const std::vector<float> before = m.params;
+  const Floats before = m.params;
   std::fill(m.grads.begin(), m.grads.end(), 1.0f);
   Optimizer opt;
   opt.step(m, 0.1f);
@@ -456,13 +456,54 @@ TEST(Training, ResumeFromCheckpointMatchesUninterruptedRun) {
     if (ckpt) *ckpt = t.save_checkpoint(nlohmann::json::object());
     return m.params;
   };
-  const std::vector<float> straight = run(3, nullptr);
+  const Floats straight = run(3, nullptr);
   std::vector<uint8_t> ckpt;
   run(1, &ckpt);
   run(2, &ckpt);
-  const std::vector<float> resumed = run(3, &ckpt);
+  const Floats resumed = run(3, &ckpt);
   ASSERT_EQ(straight.size(), resumed.size());
   EXPECT_EQ(std::memcmp(straight.data(), resumed.data(), straight.size() * 4), 0);
+}
+
+TEST(Training, ResumeFromMidEpochCheckpointMatchesUninterruptedRun) {
+  Dataset train = synthetic(12, 4), val = synthetic(3, 5);
+  TrainConfig cfg;
+  cfg.epochs = 2;
+  cfg.batch = 16;
+  cfg.augment = true;
+  cfg.aug.erase = 0.5f;
+  auto fresh = [&](Model& m) {
+    m = Model(parse_spec(builtin_spec("tiny")));
+    m.init(13);
+  };
+  Model a;
+  fresh(a);
+  Trainer ta(a, train, &val, cfg);
+  while (!ta.finished()) ta.run_epoch();
+  // Interrupted after 3 batches of the second epoch, then resumed by a new trainer.
+  Model b;
+  fresh(b);
+  std::vector<uint8_t> ckpt;
+  {
+    Trainer tb(b, train, &val, cfg);
+    tb.run_epoch();
+    tb.begin_epoch();
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(tb.step());
+    ckpt = tb.save_checkpoint(nlohmann::json::object());
+  }
+  Model c;
+  fresh(c);
+  Trainer tc(c, train, &val, cfg);
+  tc.load_checkpoint(ckpt.data(), ckpt.size());
+  ASSERT_TRUE(tc.in_epoch());
+  while (tc.step()) {
+  }
+  tc.end_epoch();
+  EXPECT_TRUE(tc.finished());
+  EXPECT_EQ(std::memcmp(a.params.data(), c.params.data(), a.params.size() * 4), 0);
+  ASSERT_EQ(ta.history.size(), tc.history.size());
+  EXPECT_DOUBLE_EQ(ta.history.back().train_loss, tc.history.back().train_loss);
+  EXPECT_DOUBLE_EQ(ta.history.back().val_acc, tc.history.back().val_acc);
 }
 
 TEST(Training, EarlyStoppingRestoresBest) {

@@ -1,0 +1,703 @@
+// End-to-end tests of the fer-train command line: every test runs the built binary (FERKIT_TRAIN_BIN) on small
+// synthetic data sets written into a fresh temporary folder, and checks exit codes, messages and output files.
+// Training uses the tiny architecture, one thread and a few epochs, so the whole program runs in seconds.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#include <stb/stb_image_write.h>
+
+#ifdef FERKIT_TRAIN_BIN  // defined by tests/CMakeLists.txt when the fer-train target exists
+
+extern char** environ;
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+const char* const kClasses[7] = {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"};
+constexpr int kSide = 48, kPixels = kSide * kSide;
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+// ---- temporary folders ------------------------------------------------------------------------------------------
+fs::path make_temp_dir(const std::string& tag) {
+  fs::path p = fs::temp_directory_path() / ("ferkit_test_cli_" + std::to_string(::getpid()) + "_" + tag);
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    path_ = make_temp_dir(info ? info->name() : "x");
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  fs::path path_;
+};
+
+// ---- files ------------------------------------------------------------------------------------------------------
+std::string read_all(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::ostringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+void write_all(const std::string& path, const std::string& data) {
+  std::ofstream f(path, std::ios::binary);
+  f << data;
+  ASSERT_TRUE(f.good()) << path;
+}
+
+std::vector<std::string> lines_of(const std::string& path) {
+  std::vector<std::string> out;
+  std::ifstream f(path);
+  for (std::string l; std::getline(f, l);) out.push_back(l);
+  return out;
+}
+
+bool is_png(const std::string& path) {
+  const std::string d = read_all(path);
+  return d.size() > 8 && d.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0;
+}
+
+// ---- running the CLI --------------------------------------------------------------------------------------------
+struct RunResult {
+  int rc = -1000;  // exit status; -N if killed by signal N
+  std::string out, err;
+  std::string all() const { return out + err; }
+};
+
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+int decode_status(int status) {
+  if (status == -1) return -1000;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return -WTERMSIG(status);
+  return -1000;
+}
+
+// Runs fer-train with args (one thread), capturing stdout and stderr separately.
+RunResult run_cli(const std::vector<std::string>& args) {
+  ::setenv("OMP_NUM_THREADS", "1", 1);
+  static int counter = 0;
+  const std::string err_path =
+      (fs::temp_directory_path() / ("ferkit_test_cli_stderr_" + std::to_string(::getpid()) + "_" +
+                                    std::to_string(counter++)))
+          .string();
+  std::string cmd = "exec " + quote(FERKIT_TRAIN_BIN);
+  for (const std::string& a : args) cmd += " " + quote(a);
+  cmd += " 2>" + quote(err_path) + " </dev/null";
+  RunResult r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) {
+    ADD_FAILURE() << "popen failed: " << cmd;
+    return r;
+  }
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  r.rc = decode_status(::pclose(p));
+  r.err = read_all(err_path);
+  std::remove(err_path.c_str());
+  return r;
+}
+
+std::string describe(const RunResult& r) { return "exit " + std::to_string(r.rc) + ", output:\n" + r.all(); }
+
+// ---- synthetic data ---------------------------------------------------------------------------------------------
+// Class c: a dim noisy background with a bright 16x16 block in cell c of the 3x3 grid (easily separable).
+std::vector<uint8_t> face(int cls, int sample) {
+  std::vector<uint8_t> px(kPixels);
+  uint32_t s = static_cast<uint32_t>(cls) * 7919u + static_cast<uint32_t>(sample) * 104729u + 12345u;
+  auto next = [&s] {
+    s = s * 1664525u + 1013904223u;
+    return static_cast<int>(s >> 24);  // 0..255
+  };
+  const int cx = cls % 3, cy = cls / 3;
+  for (int y = 0; y < kSide; ++y)
+    for (int x = 0; x < kSide; ++x) {
+      const bool block = x / 16 == cx && y / 16 == cy;
+      px[y * kSide + x] = static_cast<uint8_t>(block ? 190 + next() % 60 : 20 + next() % 50);
+    }
+  return px;
+}
+
+std::string csv_row(int cls, int sample, const char* usage) {
+  std::vector<uint8_t> px = face(cls, sample);
+  std::string s = std::to_string(cls) + ",";
+  for (int i = 0; i < kPixels; ++i) {
+    if (i) s += ' ';
+    s += std::to_string(px[i]);
+  }
+  return s + "," + usage + "\n";
+}
+
+// A Kaggle-layout CSV: per class `train` Training rows, `pub` PublicTest rows, `priv` PrivateTest rows.
+std::string fer_csv(int train, int pub, int priv) {
+  std::string s = "emotion,pixels,Usage\n";
+  int sample = 0;
+  for (int i = 0; i < train; ++i)
+    for (int c = 0; c < 7; ++c) s += csv_row(c, sample++, "Training");
+  for (int i = 0; i < pub; ++i)
+    for (int c = 0; c < 7; ++c) s += csv_row(c, sample++, "PublicTest");
+  for (int i = 0; i < priv; ++i)
+    for (int c = 0; c < 7; ++c) s += csv_row(c, sample++, "PrivateTest");
+  return s;
+}
+
+void write_png(const std::string& path, int cls, int sample) {
+  std::vector<uint8_t> px = face(cls, sample);
+  ASSERT_NE(stbi_write_png(path.c_str(), kSide, kSide, 1, px.data(), kSide), 0) << path;
+}
+
+// The same face as a 96x96 RGB image (predict accepts any size, colour or grey).
+void write_color_png(const std::string& path, int cls, int sample) {
+  std::vector<uint8_t> px = face(cls, sample), rgb(96 * 96 * 3);
+  for (int y = 0; y < 96; ++y)
+    for (int x = 0; x < 96; ++x)
+      for (int ch = 0; ch < 3; ++ch) rgb[(y * 96 + x) * 3 + ch] = px[(y / 2) * kSide + x / 2];
+  ASSERT_NE(stbi_write_png(path.c_str(), 96, 96, 3, rgb.data(), 96 * 3), 0) << path;
+}
+
+// root/train/<class>/*.png (`train` per class) and root/test/<class>/*.png (`test` per class).
+void write_folder_dataset(const fs::path& root, int train, int test) {
+  int sample = 1000;
+  for (const char* split : {"train", "test"})
+    for (int c = 0; c < 7; ++c) {
+      const fs::path dir = root / split / kClasses[c];
+      fs::create_directories(dir);
+      const int n = std::string(split) == "train" ? train : test;
+      for (int i = 0; i < n; ++i) write_png((dir / (std::to_string(i) + ".png")).string(), c, sample++);
+    }
+}
+
+// ---- checks -----------------------------------------------------------------------------------------------------
+// The evaluation folder: metrics.json (accuracy, macro_f1, 7x7 confusion summing to `images`), confusion.csv,
+// confusion.png, report.txt.
+void check_eval_dir(const std::string& dir, long images) {
+  SCOPED_TRACE(dir);
+  for (const char* f : {"metrics.json", "confusion.csv", "confusion.png", "report.txt"})
+    EXPECT_TRUE(fs::is_regular_file(dir + "/" + f) && fs::file_size(dir + "/" + f) > 0) << f;
+  EXPECT_TRUE(is_png(dir + "/confusion.png"));
+  json m = json::parse(read_all(dir + "/metrics.json"), nullptr, false);
+  ASSERT_FALSE(m.is_discarded()) << "metrics.json does not parse";
+  ASSERT_TRUE(m.contains("accuracy") && m["accuracy"].is_number());
+  ASSERT_TRUE(m.contains("macro_f1") && m["macro_f1"].is_number());
+  EXPECT_GE(m["accuracy"].get<double>(), 0.0);
+  EXPECT_LE(m["accuracy"].get<double>(), 1.0);
+  EXPECT_GE(m["macro_f1"].get<double>(), 0.0);
+  EXPECT_LE(m["macro_f1"].get<double>(), 1.0);
+  EXPECT_EQ(m.value("images", -1L), images);
+  ASSERT_TRUE(m.contains("confusion") && m["confusion"].is_array());
+  const json& cm = m["confusion"];
+  ASSERT_EQ(cm.size(), 7u);
+  long sum = 0, diag = 0;
+  for (size_t i = 0; i < 7; ++i) {
+    ASSERT_TRUE(cm[i].is_array());
+    ASSERT_EQ(cm[i].size(), 7u);
+    for (size_t j = 0; j < 7; ++j) {
+      sum += cm[i][j].get<long>();
+      if (i == j) diag += cm[i][j].get<long>();
+    }
+  }
+  EXPECT_EQ(sum, images);
+  EXPECT_NEAR(m["accuracy"].get<double>(), static_cast<double>(diag) / images, 1e-9);
+  EXPECT_TRUE(contains(read_all(dir + "/report.txt"), "accuracy"));
+  EXPECT_EQ(lines_of(dir + "/confusion.csv").size(), 8u) << read_all(dir + "/confusion.csv");
+}
+
+// A finished training run's output folder.
+void check_train_dir(const std::string& dir, int epochs, long test_images) {
+  SCOPED_TRACE(dir);
+  for (const char* f : {"model.ferkit", "checkpoint.ferkit", "history.csv", "history.json", "curves.png"})
+    EXPECT_TRUE(fs::is_regular_file(dir + "/" + f) && fs::file_size(dir + "/" + f) > 0) << f;
+  EXPECT_TRUE(is_png(dir + "/curves.png"));
+  std::vector<std::string> h = lines_of(dir + "/history.csv");
+  ASSERT_EQ(h.size(), static_cast<size_t>(epochs) + 1) << read_all(dir + "/history.csv");
+  EXPECT_EQ(h[0].rfind("epoch,", 0), 0u) << h[0];
+  for (int e = 1; e <= epochs; ++e) EXPECT_EQ(h[e].rfind(std::to_string(e) + ",", 0), 0u) << h[e];
+  json hj = json::parse(read_all(dir + "/history.json"), nullptr, false);
+  ASSERT_FALSE(hj.is_discarded());
+  ASSERT_TRUE(hj.is_array());
+  EXPECT_EQ(hj.size(), static_cast<size_t>(epochs));
+  check_eval_dir(dir + "/eval-private", test_images);
+  // Atomic writes leave no temporary files behind.
+  for (const auto& e : fs::directory_iterator(dir))
+    EXPECT_FALSE(contains(e.path().filename().string(), ".tmp.")) << e.path();
+}
+
+// The probabilities printed by `predict` (text form) for one line: name=value for every class.
+std::vector<double> parse_text_probs(const std::string& line) {
+  std::vector<double> p;
+  for (const char* name : kClasses) {
+    const std::string key = std::string(" ") + name + "=";
+    const size_t at = line.find(key);
+    if (at == std::string::npos) return {};
+    p.push_back(std::strtod(line.c_str() + at + key.size(), nullptr));
+  }
+  return p;
+}
+
+// Common training options: tiny architecture, one thread, fixed seed.
+std::vector<std::string> train_args(const std::string& data, const std::string& out, int epochs) {
+  return {"train", "--data", data, "--arch", "tiny", "--epochs", std::to_string(epochs), "--batch", "16",
+          "--seed", "7", "--threads", "1", "--out", out};
+}
+
+std::vector<std::string> plus(std::vector<std::string> a, const std::vector<std::string>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+// ---- the shared runs: one training on the CSV, one on the folder layout -----------------------------------------
+constexpr int kCsvTrain = 8, kCsvPublic = 2, kCsvPrivate = 3;  // per class
+constexpr int kFolderTrain = 4, kFolderTest = 2;                // per class
+constexpr int kCsvEpochs = 3, kFolderEpochs = 2;
+
+class Cli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    root_ = make_temp_dir("shared");
+    csv_ = (root_ / "fer.csv").string();
+    write_all(csv_, fer_csv(kCsvTrain, kCsvPublic, kCsvPrivate));
+    folder_ = (root_ / "faces").string();
+    write_folder_dataset(folder_, kFolderTrain, kFolderTest);
+    png_ = (root_ / "happy.png").string();
+    write_png(png_, 3, 5000);
+    color_png_ = (root_ / "surprise_rgb.png").string();
+    write_color_png(color_png_, 5, 5001);
+    csv_run_ = (root_ / "run-csv").string();
+    folder_run_ = (root_ / "run-folder").string();
+    csv_train_ = run_cli(train_args(csv_, csv_run_, kCsvEpochs));
+    folder_train_ = run_cli(train_args(folder_, folder_run_, kFolderEpochs));
+  }
+  static void TearDownTestSuite() {
+    std::error_code ec;
+    if (!std::getenv("FERKIT_TEST_KEEP")) fs::remove_all(root_, ec);  // keep it to debug a failure
+  }
+  void SetUp() override {
+    ASSERT_EQ(csv_train_.rc, 0) << describe(csv_train_);
+    ASSERT_EQ(folder_train_.rc, 0) << describe(folder_train_);
+  }
+  static std::string model() { return csv_run_ + "/model.ferkit"; }
+
+  static inline fs::path root_;
+  static inline std::string csv_, folder_, png_, color_png_, csv_run_, folder_run_;
+  static inline RunResult csv_train_, folder_train_;
+};
+
+// ---- tests ------------------------------------------------------------------------------------------------------
+TEST(CliBasics, HelpListsSubcommands) {
+  RunResult r = run_cli({"--help"});
+  EXPECT_EQ(r.rc, 0) << describe(r);
+  for (const char* sub : {"train", "eval", "predict", "info", "plot"}) EXPECT_TRUE(contains(r.all(), sub)) << sub;
+  RunResult none = run_cli({});
+  EXPECT_NE(none.rc, 0) << "no subcommand must fail";
+  EXPECT_GT(none.rc, 0) << describe(none);
+}
+
+TEST_F(Cli, TrainOnCsvWritesAllOutputs) {
+  check_train_dir(csv_run_, kCsvEpochs, 7 * kCsvPrivate);
+  check_eval_dir(csv_run_ + "/eval-public", 7 * kCsvPublic);
+  const std::string rows = std::to_string(7 * (kCsvTrain + kCsvPublic + kCsvPrivate));
+  EXPECT_TRUE(contains(csv_train_.err, rows + " read, " + rows + " kept, 0 skipped")) << csv_train_.err;
+  EXPECT_TRUE(contains(csv_train_.out, "PrivateTest")) << csv_train_.out;
+  EXPECT_TRUE(contains(csv_train_.err, "model saved to")) << csv_train_.err;
+}
+
+TEST_F(Cli, TrainOnFolderLayoutWritesAllOutputs) {
+  // test/ is both the public and the private split when there is no val/.
+  check_train_dir(folder_run_, kFolderEpochs, 7 * kFolderTest);
+  check_eval_dir(folder_run_ + "/eval-public", 7 * kFolderTest);
+  EXPECT_TRUE(contains(folder_train_.err, std::to_string(7 * (kFolderTrain + kFolderTest)) + " read, " +
+                                              std::to_string(7 * (kFolderTrain + kFolderTest)) + " kept, 0 skipped"))
+      << folder_train_.err;
+}
+
+TEST_F(Cli, EvalWritesOutputsAndPrintsAccuracy) {
+  TempDir tmp;
+  RunResult r = run_cli({"eval", "--model", model(), "--data", csv_, "--threads", "1", "--out", tmp / "priv"});
+  ASSERT_EQ(r.rc, 0) << describe(r);
+  EXPECT_TRUE(contains(r.out, "accuracy")) << r.out;
+  EXPECT_TRUE(contains(r.out, "on private")) << r.out;
+  check_eval_dir(tmp / "priv", 7 * kCsvPrivate);
+  // Same weights, same split: the same confusion matrix as the training run's final evaluation.
+  json a = json::parse(read_all(tmp / "priv/metrics.json"));
+  json b = json::parse(read_all(csv_run_ + "/eval-private/metrics.json"));
+  EXPECT_EQ(a["confusion"], b["confusion"]);
+  EXPECT_EQ(a.value("split", ""), "private");
+
+  RunResult pub = run_cli({"eval", "--model", model(), "--data", csv_, "--split", "public", "--out", tmp / "pub"});
+  ASSERT_EQ(pub.rc, 0) << describe(pub);
+  EXPECT_TRUE(contains(pub.out, "accuracy")) << pub.out;
+  EXPECT_TRUE(contains(pub.out, "on public")) << pub.out;
+  check_eval_dir(tmp / "pub", 7 * kCsvPublic);
+  EXPECT_EQ(json::parse(read_all(tmp / "pub/metrics.json")).value("split", ""), "public");
+
+  // The folder layout works for eval too, and --split must be one of the known names.
+  RunResult folder = run_cli({"eval", "--model", folder_run_ + "/model.ferkit", "--data", folder_});
+  EXPECT_EQ(folder.rc, 0) << describe(folder);
+  EXPECT_TRUE(contains(folder.out, "accuracy")) << folder.out;
+  RunResult bad = run_cli({"eval", "--model", model(), "--data", csv_, "--split", "bogus"});
+  EXPECT_GT(bad.rc, 0) << describe(bad);
+}
+
+TEST_F(Cli, PredictPrintsClassProbabilities) {
+  RunResult r = run_cli({"predict", "--model", model(), png_, color_png_});
+  ASSERT_EQ(r.rc, 0) << describe(r);
+  std::vector<std::string> lines;
+  std::istringstream in(r.out);
+  for (std::string l; std::getline(in, l);)
+    if (!l.empty()) lines.push_back(l);
+  ASSERT_EQ(lines.size(), 2u) << r.out;
+  for (size_t i = 0; i < 2; ++i) {
+    SCOPED_TRACE(lines[i]);
+    EXPECT_EQ(lines[i].rfind((i == 0 ? png_ : color_png_) + ": ", 0), 0u);
+    std::vector<double> p = parse_text_probs(lines[i]);
+    ASSERT_EQ(p.size(), 7u) << "every class name must be printed with its probability";
+    double sum = 0;
+    for (double v : p) {
+      EXPECT_GE(v, 0.0);
+      EXPECT_LE(v, 1.0);
+      sum += v;
+    }
+    EXPECT_NEAR(sum, 1.0, 2e-3);
+    const int best = static_cast<int>(std::max_element(p.begin(), p.end()) - p.begin());
+    EXPECT_TRUE(contains(lines[i], std::string(": ") + kClasses[best] + " (")) << "label is not the argmax";
+  }
+}
+
+TEST_F(Cli, PredictJsonLabelIsArgmax) {
+  RunResult r = run_cli({"predict", "--model", model(), "--json", png_, color_png_});
+  ASSERT_EQ(r.rc, 0) << describe(r);
+  json j = json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << "stdout is not JSON:\n" << r.out;
+  ASSERT_TRUE(j.is_array());
+  ASSERT_EQ(j.size(), 2u);
+  EXPECT_EQ(j[0].value("file", ""), png_);
+  EXPECT_EQ(j[1].value("file", ""), color_png_);
+  for (const json& e : j) {
+    ASSERT_TRUE(e.contains("probabilities") && e["probabilities"].is_object());
+    ASSERT_EQ(e["probabilities"].size(), 7u);
+    double sum = 0, best_p = -1;
+    std::string best;
+    for (const char* name : kClasses) {
+      ASSERT_TRUE(e["probabilities"].contains(name)) << name;
+      const double v = e["probabilities"][name].get<double>();
+      sum += v;
+      if (v > best_p) best_p = v, best = name;
+    }
+    EXPECT_NEAR(sum, 1.0, 1e-4);
+    EXPECT_EQ(e.value("label", ""), best);
+  }
+}
+
+TEST_F(Cli, PredictCorruptImageFailsNamingTheFile) {
+  TempDir tmp;
+  const std::string bad = tmp / "broken.png";
+  write_all(bad, std::string("\x89PNG\r\n\x1a\nthis is not really a png image", 38));
+  RunResult r = run_cli({"predict", "--model", model(), bad});
+  EXPECT_EQ(r.rc, 1) << describe(r);
+  EXPECT_TRUE(contains(r.err, bad)) << r.err;
+  // A good image next to the bad one is still classified, but the exit status reports the failure.
+  RunResult mixed = run_cli({"predict", "--model", model(), png_, bad});
+  EXPECT_EQ(mixed.rc, 1) << describe(mixed);
+  EXPECT_TRUE(contains(mixed.out, png_ + ": ")) << mixed.out;
+  EXPECT_TRUE(contains(mixed.err, bad)) << mixed.err;
+  RunResult missing = run_cli({"predict", "--model", model(), tmp / "nope.png"});
+  EXPECT_EQ(missing.rc, 1) << describe(missing);
+  EXPECT_TRUE(contains(missing.err, tmp / "nope.png")) << missing.err;
+}
+
+TEST_F(Cli, InfoPrintsArchitecture) {
+  RunResult r = run_cli({"info", "--model", model()});
+  ASSERT_EQ(r.rc, 0) << describe(r);
+  EXPECT_TRUE(contains(r.out, "architecture:")) << r.out;
+  EXPECT_TRUE(contains(r.out, "input 48 48 1")) << r.out;
+  EXPECT_TRUE(contains(r.out, "conv 8")) << r.out;
+  EXPECT_TRUE(contains(r.out, "softmax")) << r.out;
+  EXPECT_TRUE(contains(r.out, "parameters:")) << r.out;
+  for (const char* name : kClasses) EXPECT_TRUE(contains(r.out, name)) << name;
+  EXPECT_TRUE(contains(r.out, "\"epochs_run\": 3")) << r.out;
+}
+
+TEST_F(Cli, ResumeContinuesExactlyLikeAnUninterruptedRun) {
+  TempDir tmp;
+  const std::string out = tmp / "run", straight = tmp / "ref";
+  // The reference: 3 epochs straight. It runs with the very same command line as the resumed run below (then its
+  // folder is renamed): the native build's floating-point results depend on the alignment of heap buffers
+  // (vectorized loops peel to an aligned address), and that depends on the lengths of the path strings allocated
+  // before them. Different --out paths give results that differ in the last bits, and Adam magnifies those in the
+  // tiny architecture's conv bias before batch norm (its gradient is rounding noise).
+  RunResult ref = run_cli(train_args(csv_, out, kCsvEpochs));
+  ASSERT_EQ(ref.rc, 0) << describe(ref);
+  fs::rename(out, straight);
+
+  RunResult first = run_cli(train_args(csv_, out, 2));
+  ASSERT_EQ(first.rc, 0) << describe(first);
+  const std::vector<std::string> h2 = lines_of(out + "/history.csv");
+  ASSERT_EQ(h2.size(), 3u);
+
+  RunResult resumed = run_cli(plus(train_args(csv_, out, kCsvEpochs), {"--resume"}));
+  ASSERT_EQ(resumed.rc, 0) << describe(resumed);
+  EXPECT_TRUE(contains(resumed.err, "resumed from " + out + "/checkpoint.ferkit: 2 epochs done")) << resumed.err;
+  check_train_dir(out, kCsvEpochs, 7 * kCsvPrivate);
+  const std::vector<std::string> h3 = lines_of(out + "/history.csv");
+  ASSERT_EQ(h3.size(), 4u);
+  EXPECT_EQ(h3[0], h2[0]);
+  EXPECT_EQ(h3[1], h2[1]);
+  EXPECT_EQ(h3[2], h2[2]);
+
+  // The straight run has the same losses and accuracies per epoch (the columns before lr, seconds, images/s) ...
+  const std::vector<std::string> h_ref = lines_of(straight + "/history.csv");
+  ASSERT_EQ(h_ref.size(), 4u);
+  auto leading = [](const std::string& line) {
+    size_t at = 0;
+    for (int i = 0; i < 5 && at != std::string::npos; ++i) at = line.find(',', at + 1);
+    return line.substr(0, at);
+  };
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(leading(h3[i]), leading(h_ref[i]));
+
+  // ... and a model that predicts exactly the same probabilities.
+  RunResult a = run_cli({"predict", "--json", "--model", out + "/model.ferkit", png_, color_png_});
+  RunResult b = run_cli({"predict", "--json", "--model", straight + "/model.ferkit", png_, color_png_});
+  ASSERT_EQ(a.rc, 0) << describe(a);
+  ASSERT_EQ(b.rc, 0) << describe(b);
+  EXPECT_EQ(json::parse(a.out), json::parse(b.out));
+  EXPECT_EQ(read_all(out + "/eval-private/confusion.csv"), read_all(straight + "/eval-private/confusion.csv"));
+
+  // Resuming without a checkpoint is an error naming it.
+  RunResult none = run_cli(plus(train_args(csv_, tmp / "empty", 1), {"--resume"}));
+  EXPECT_EQ(none.rc, 1) << describe(none);
+  EXPECT_TRUE(contains(none.err, tmp / "empty/checkpoint.ferkit")) << none.err;
+}
+
+TEST_F(Cli, SigintSavesCheckpointAndResumeFinishes) {
+  TempDir tmp;
+  const std::string data = tmp / "big.csv", out = tmp / "run", log = tmp / "log.txt";
+  write_all(data, fer_csv(200, 2, 2));  // 1400 training images: about a second per epoch
+  // Effectively endless, so the signal always arrives during training.
+  std::vector<std::string> args = {FERKIT_TRAIN_BIN, "train", "--data", data,   "--arch",  "tiny", "--epochs",
+                                   "1000",           "--batch", "8",    "--seed", "3",       "--threads", "1",
+                                   "--out",          out};
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO);
+  posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  ::setenv("OMP_NUM_THREADS", "1", 1);
+  pid_t pid = -1;
+  const int spawned = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  ASSERT_EQ(spawned, 0) << "cannot start " << argv[0];
+
+  // Wait until the signal handler is installed (it is, before "training on" is printed), then a moment more.
+  using clock = std::chrono::steady_clock;
+  auto deadline = clock::now() + std::chrono::seconds(60);
+  int status = 0;
+  bool exited = false;
+  while (!contains(read_all(log), "training on") && clock::now() < deadline) {
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      exited = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (!exited) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+    ASSERT_EQ(::kill(pid, SIGINT), 0);
+    deadline = clock::now() + std::chrono::seconds(60);
+    while (!exited && clock::now() < deadline) {
+      if (::waitpid(pid, &status, WNOHANG) == pid) exited = true;
+      else std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (!exited) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      FAIL() << "fer-train did not stop within 60 s of SIGINT; output:\n" << read_all(log);
+    }
+  }
+  const std::string text = read_all(log);
+  ASSERT_EQ(decode_status(status), 130) << text;
+  EXPECT_TRUE(contains(text, "interrupted: checkpoint saved to " + out + "/checkpoint.ferkit")) << text;
+  EXPECT_TRUE(contains(text, "--resume")) << text;
+  EXPECT_TRUE(fs::is_regular_file(out + "/checkpoint.ferkit"));
+  EXPECT_FALSE(fs::exists(out + "/model.ferkit")) << "an interrupted run must not write the final model";
+
+  // Finish with one more epoch than were completed before the signal. The checkpoint is always of an open epoch
+  // (the next epoch has begun when the signal is seen; usually it came mid-epoch).
+  const std::vector<std::string> before =
+      fs::exists(out + "/history.csv") ? lines_of(out + "/history.csv") : std::vector<std::string>{};
+  const size_t done = before.empty() ? 0 : before.size() - 1;
+  std::vector<std::string> resume = {"train", "--data", data, "--arch", "tiny", "--epochs", std::to_string(done + 1),
+                                     "--batch", "8", "--seed", "3", "--threads", "1", "--out", out, "--resume"};
+  RunResult r = run_cli(resume);
+  ASSERT_EQ(r.rc, 0) << describe(r);
+  EXPECT_TRUE(contains(r.err, "resumed from " + out + "/checkpoint.ferkit: " + std::to_string(done) +
+                                  " epochs done (and part of the next)"))
+      << r.err;
+  check_train_dir(out, static_cast<int>(done + 1), 7 * 2);
+  const std::vector<std::string> after = lines_of(out + "/history.csv");
+  for (size_t i = 0; i < before.size() && i < after.size(); ++i) EXPECT_EQ(after[i], before[i]);
+}
+
+TEST(CliBadInput, MalformedCsvRowIsSkippedOrStrictError) {
+  TempDir tmp;
+  // Lines: 1 header, 2-15 Training, 16 malformed (2303 pixels), 17 unknown label, then the test rows.
+  std::string csv = "emotion,pixels,Usage\n";
+  for (int i = 0; i < 2; ++i)
+    for (int c = 0; c < 7; ++c) csv += csv_row(c, i * 7 + c, "Training");
+  std::string short_row = csv_row(2, 99, "Training");
+  short_row.erase(short_row.find(' '), short_row.find(' ', short_row.find(' ') + 1) - short_row.find(' '));
+  csv += short_row;
+  csv += "9," + csv_row(1, 98, "Training").substr(2);
+  for (int c = 0; c < 7; ++c) csv += csv_row(c, 200 + c, "PublicTest");
+  for (int c = 0; c < 7; ++c) csv += csv_row(c, 300 + c, "PrivateTest");
+  const std::string path = tmp / "bad rows.csv";  // a space in the name, too
+  write_all(path, csv);
+
+  RunResult lax = run_cli(train_args(path, tmp / "lax", 1));
+  ASSERT_EQ(lax.rc, 0) << describe(lax);
+  EXPECT_TRUE(contains(lax.err, "30 read, 28 kept, 2 skipped")) << lax.err;
+  EXPECT_TRUE(contains(lax.err, path + ":16:")) << lax.err;
+  EXPECT_TRUE(contains(lax.err, path + ":17:")) << lax.err;
+  check_train_dir(tmp / "lax", 1, 7);
+
+  RunResult strict = run_cli(plus(train_args(path, tmp / "strict", 1), {"--strict"}));
+  EXPECT_EQ(strict.rc, 1) << describe(strict);
+  EXPECT_TRUE(contains(strict.err, path + ":16:")) << strict.err;
+  EXPECT_FALSE(fs::exists(tmp / "strict/model.ferkit"));
+
+  // eval --strict stops at the same line.
+  RunResult eval = run_cli({"eval", "--model", tmp / "lax/model.ferkit", "--data", path, "--strict"});
+  EXPECT_EQ(eval.rc, 1) << describe(eval);
+  EXPECT_TRUE(contains(eval.err, path + ":16:")) << eval.err;
+}
+
+TEST_F(Cli, CorruptModelFilesFailCleanly) {
+  TempDir tmp;
+  std::string noise(4096, '\0');
+  uint32_t s = 99;
+  for (char& c : noise) {
+    s = s * 1664525u + 1013904223u;
+    c = static_cast<char>(s >> 24);
+  }
+  const std::string random = tmp / "random.ferkit", truncated = tmp / "truncated.ferkit",
+                    empty = tmp / "empty.ferkit", missing = tmp / "missing.ferkit";
+  write_all(random, noise);
+  const std::string good = read_all(model());
+  ASSERT_GT(good.size(), 100u);
+  write_all(truncated, good.substr(0, good.size() / 2));
+  write_all(empty, "");
+  for (const std::string& file : {random, truncated, empty, missing}) {
+    const std::vector<std::vector<std::string>> commands = {
+        {"eval", "--model", file, "--data", csv_},
+        {"predict", "--model", file, png_},
+        {"info", "--model", file},
+    };
+    for (const auto& cmd : commands) {
+      SCOPED_TRACE(cmd[0] + " " + file);
+      RunResult r = run_cli(cmd);
+      EXPECT_EQ(r.rc, 1) << describe(r);
+      EXPECT_TRUE(contains(r.err, file + ":")) << r.err;
+      EXPECT_TRUE(contains(r.err, "error")) << r.err;
+    }
+  }
+  // A truncated checkpoint is not resumed from either.
+  const std::string out = tmp / "run";
+  fs::create_directories(out);
+  const std::string ckpt = read_all(csv_run_ + "/checkpoint.ferkit");
+  write_all(out + "/checkpoint.ferkit", ckpt.substr(0, ckpt.size() - 10));
+  RunResult r = run_cli(plus(train_args(csv_, out, kCsvEpochs), {"--resume"}));
+  EXPECT_EQ(r.rc, 1) << describe(r);
+  EXPECT_TRUE(contains(r.err, out + "/checkpoint.ferkit")) << r.err;
+}
+
+TEST_F(Cli, UnknownArchitectureIsAClearError) {
+  TempDir tmp;
+  std::vector<std::string> args = train_args(csv_, tmp / "run", 1);
+  *std::find(args.begin(), args.end(), "tiny") = "resnet9000";
+  RunResult r = run_cli(args);
+  EXPECT_EQ(r.rc, 1) << describe(r);
+  EXPECT_TRUE(contains(r.err, "unknown architecture 'resnet9000'")) << r.err;
+  EXPECT_TRUE(contains(r.err, "tiny") && contains(r.err, "seed")) << "the error should list the built-ins: " << r.err;
+}
+
+TEST(CliBadInput, TruncatedGzipCsvIsAnErrorNamingTheFile) {
+  TempDir tmp;
+  const std::string text = fer_csv(3, 1, 1);
+  const std::string full = tmp / "full.csv.gz", cut = tmp / "cut.csv.gz";
+  gzFile f = gzopen(full.c_str(), "wb");
+  ASSERT_NE(f, nullptr);
+  ASSERT_EQ(gzwrite(f, text.data(), static_cast<unsigned>(text.size())), static_cast<int>(text.size()));
+  ASSERT_EQ(gzclose(f), Z_OK);
+  const std::string gz = read_all(full);
+  write_all(cut, gz.substr(0, gz.size() * 6 / 10));
+
+  RunResult r = run_cli(train_args(cut, tmp / "run", 1));
+  EXPECT_EQ(r.rc, 1) << describe(r);
+  EXPECT_TRUE(contains(r.err, cut + ":")) << r.err;
+  EXPECT_TRUE(contains(r.err, "truncated")) << r.err;
+  EXPECT_FALSE(fs::exists(tmp / "run/model.ferkit"));
+  // The intact file trains.
+  RunResult good = run_cli(train_args(full, tmp / "good", 1));
+  EXPECT_EQ(good.rc, 0) << describe(good);
+}
+
+TEST_F(Cli, PlotWritesPng) {
+  TempDir tmp;
+  RunResult r = run_cli({"plot", "--history", csv_run_ + "/history.json", "--out", tmp / "x.png"});
+  ASSERT_EQ(r.rc, 0) << describe(r);
+  EXPECT_TRUE(is_png(tmp / "x.png"));
+  // Not a history: an error naming the file.
+  write_all(tmp / "bad.json", "{\"not\": \"a history\"}");
+  RunResult bad = run_cli({"plot", "--history", tmp / "bad.json", "--out", tmp / "y.png"});
+  EXPECT_EQ(bad.rc, 1) << describe(bad);
+  EXPECT_TRUE(contains(bad.err, tmp / "bad.json")) << bad.err;
+  EXPECT_FALSE(fs::exists(tmp / "y.png"));
+}
+
+}  // namespace
+
+#else
+
+TEST(Cli, SkippedWithoutTheBinary) { GTEST_SKIP() << "fer-train is not built (no FERKIT_TRAIN_BIN)"; }
+
+#endif
