@@ -20,6 +20,7 @@ constexpr size_t kHeaderBytes = 20;
 constexpr size_t kMinStageBytes = 8 + 1 + 8 + 8;  // threshold, count, one single-node classifier
 constexpr size_t kMinClassifierBytes = 1 + 8 + 8;
 constexpr size_t kMinFeatureBytes = 1 + 5;
+constexpr float kStageThresholdEps = 1e-5f;
 
 [[noreturn]] void bad(const std::string& why) { throw std::runtime_error("cascade: " + why); }
 
@@ -321,6 +322,9 @@ FaceDetector::FaceDetector(Cascade cascade) : cascade_(std::move(cascade)) {
   const std::string problem = cascade_problem(cascade_);
   if (!problem.empty()) throw std::invalid_argument("FaceDetector: invalid cascade: " + problem);
   tilted_ = cascade_.has_tilted();
+  stumps_ = true;
+  for (const HaarStage& st : cascade_.stages)
+    for (const HaarClassifier& cl : st.classifiers) stumps_ = stumps_ && cl.nodes.size() == 1;
 }
 
 void FaceDetector::compile(int stride) {
@@ -329,37 +333,58 @@ void FaceDetector::compile(int stride) {
   leaves_.clear();
   classifiers_.clear();
   stages_.clear();
-  for (const HaarStage& st : c.stages) {
-    stages_.push_back({static_cast<int>(classifiers_.size()), static_cast<int>(st.classifiers.size()), st.threshold});
-    for (const HaarClassifier& cl : st.classifiers) {
-      classifiers_.push_back({static_cast<int>(nodes_.size()), static_cast<int>(leaves_.size())});
-      for (const HaarNode& nd : cl.nodes) {
-        const HaarFeature& f = c.features[static_cast<size_t>(nd.feature)];
-        Node n{};
-        for (int r = 0; r < f.num_rects; ++r) {
-          const HaarRect& q = f.rects[r];
-          int32_t* o = n.ofs[r];
-          if (f.tilted) {
-            o[0] = q.y * stride + q.x;
-            o[1] = (q.y + q.h) * stride + q.x - q.h;
-            o[2] = (q.y + q.w) * stride + q.x + q.w;
-            o[3] = (q.y + q.w + q.h) * stride + q.x + q.w - q.h;
-          } else {
-            o[0] = q.y * stride + q.x;
-            o[1] = q.y * stride + q.x + q.w;
-            o[2] = (q.y + q.h) * stride + q.x;
-            o[3] = (q.y + q.h) * stride + q.x + q.w;
-          }
-          n.weight[r] = static_cast<float>(q.weight);
-        }
-        n.threshold = nd.threshold;
-        n.left = static_cast<int16_t>(nd.left);
-        n.right = static_cast<int16_t>(nd.right);
-        n.tilted = f.tilted ? 1 : 0;
-        nodes_.push_back(n);
+  auto make_node = [&](const HaarClassifier& cl, const HaarNode& nd) {
+    const HaarFeature& f = c.features[static_cast<size_t>(nd.feature)];
+    Node n{};
+    for (int r = 0; r < f.num_rects; ++r) {
+      const HaarRect& q = f.rects[r];
+      int32_t* o = n.ofs[r];
+      if (f.tilted) {
+        o[0] = q.y * stride + q.x;
+        o[1] = (q.y + q.h) * stride + q.x - q.h;
+        o[2] = (q.y + q.w) * stride + q.x + q.w;
+        o[3] = (q.y + q.w + q.h) * stride + q.x + q.w - q.h;
+      } else {
+        o[0] = q.y * stride + q.x;
+        o[1] = q.y * stride + q.x + q.w;
+        o[2] = (q.y + q.h) * stride + q.x;
+        o[3] = (q.y + q.h) * stride + q.x + q.w;
       }
-      leaves_.insert(leaves_.end(), cl.leaves.begin(), cl.leaves.end());
+      n.weight[r] = q.weight;
     }
+    n.threshold = nd.threshold;
+    n.left = static_cast<int16_t>(nd.left);
+    n.right = static_cast<int16_t>(nd.right);
+    n.tilted = f.tilted ? 1 : 0;
+    if (stumps_) {
+      n.leaf[0] = cl.leaves[static_cast<size_t>(-nd.left)];
+      n.leaf[1] = cl.leaves[static_cast<size_t>(-nd.right)];
+    }
+    return n;
+  };
+  for (const HaarStage& st : c.stages) {
+    // OpenCV lowers every stage threshold by 1e-5 (THRESHOLD_EPS): trained stages can sum exactly to it.
+    Stage s{static_cast<int>(classifiers_.size()), static_cast<int>(st.classifiers.size()), 0,
+            st.threshold - kStageThresholdEps};
+    if (stumps_) {
+      // A stage's sum does not depend on the order of its stumps: those with fewer than three rectangles go
+      // first, so that the evaluation loops have no per-stump branch on the rectangle count.
+      s.first = static_cast<int>(nodes_.size());
+      for (int pass = 0; pass < 2; ++pass) {
+        if (pass == 1) s.first3 = static_cast<int>(nodes_.size());
+        for (const HaarClassifier& cl : st.classifiers) {
+          const bool three = c.features[static_cast<size_t>(cl.nodes[0].feature)].num_rects == 3;
+          if (three == (pass == 1)) nodes_.push_back(make_node(cl, cl.nodes[0]));
+        }
+      }
+    } else {
+      for (const HaarClassifier& cl : st.classifiers) {
+        classifiers_.push_back({static_cast<int>(nodes_.size()), static_cast<int>(leaves_.size())});
+        for (const HaarNode& nd : cl.nodes) nodes_.push_back(make_node(cl, nd));
+        leaves_.insert(leaves_.end(), cl.leaves.begin(), cl.leaves.end());
+      }
+    }
+    stages_.push_back(s);
   }
   // Variance normalisation over the window shrunk by one pixel on each side (OpenCV's normrect).
   const int nw = c.window_width - 2, nh = c.window_height - 2;
@@ -373,6 +398,7 @@ void FaceDetector::compile(int stride) {
 
 // 1: every stage passed; 0: rejected by the first stage; -k: rejected by stage k (k >= 1) or skipped (-1) as too
 // flat.
+template <bool kStumps, bool kTilted>
 int FaceDetector::run_window(const uint32_t* sum, const uint32_t* sq, const uint32_t* tilt, float min_var_nf) const {
   const int32_t s = rect_sum(sum, norm_ofs_);
   const uint32_t q = sq[norm_ofs_[0]] - sq[norm_ofs_[1]] - sq[norm_ofs_[2]] + sq[norm_ofs_[3]];
@@ -381,33 +407,76 @@ int FaceDetector::run_window(const uint32_t* sum, const uint32_t* sq, const uint
   nf = std::sqrt(nf);
   if (nf <= min_var_nf) return -1;
   const float fnf = static_cast<float>(nf);
+  // Weighted rectangle sums; 64-bit so that no valid cascade can overflow.
+  auto value = [sum, tilt](const Node& n) {
+    const uint32_t* b = kTilted && n.tilted ? tilt : sum;
+    int64_t v = static_cast<int64_t>(n.weight[0]) * rect_sum(b, n.ofs[0]) +
+                static_cast<int64_t>(n.weight[1]) * rect_sum(b, n.ofs[1]);
+    if (n.weight[2] != 0) v += static_cast<int64_t>(n.weight[2]) * rect_sum(b, n.ofs[2]);
+    return static_cast<float>(v);
+  };
   const Node* nodes = nodes_.data();
-  const float* leaves = leaves_.data();
-  const Classifier* cls = classifiers_.data();
   const int nstages = static_cast<int>(stages_.size());
   for (int si = 0; si < nstages; ++si) {
     const Stage& st = stages_[static_cast<size_t>(si)];
-    float acc = 0.0f;
-    for (int k = st.first, e = st.first + st.count; k < e; ++k) {
-      const Node* base = nodes + cls[k].first_node;
-      int idx = 0;
-      do {
-        const Node& n = base[idx];
-        const uint32_t* b = n.tilted ? tilt : sum;
-        float v = n.weight[0] * static_cast<float>(rect_sum(b, n.ofs[0])) +
-                  n.weight[1] * static_cast<float>(rect_sum(b, n.ofs[1]));
-        if (n.weight[2] != 0.0f) v += n.weight[2] * static_cast<float>(rect_sum(b, n.ofs[2]));
-        idx = v < n.threshold * fnf ? n.left : n.right;
-      } while (idx > 0);
-      acc += leaves[cls[k].first_leaf - idx];
+    double acc = 0.0;  // as OpenCV
+    if constexpr (kStumps) {
+      // Branch-free leaf choice: which side a window goes is data-dependent and badly predicted.
+      const Node* n = nodes + st.first;
+      for (const Node* e = nodes + st.first3; n != e; ++n) {
+        const uint32_t* b = kTilted && n->tilted ? tilt : sum;
+        const int64_t v = static_cast<int64_t>(n->weight[0]) * rect_sum(b, n->ofs[0]) +
+                          static_cast<int64_t>(n->weight[1]) * rect_sum(b, n->ofs[1]);
+        acc += n->leaf[!(static_cast<float>(v) < n->threshold * fnf)];
+      }
+      for (const Node* e = nodes + st.first + st.count; n != e; ++n)
+        acc += n->leaf[!(value(*n) < n->threshold * fnf)];
+    } else {
+      const Classifier* cls = classifiers_.data();
+      for (int k = st.first, e = st.first + st.count; k < e; ++k) {
+        const Node* base = nodes + cls[k].first_node;
+        int idx = 0;
+        do {
+          const Node& n = base[idx];
+          idx = value(n) < n.threshold * fnf ? n.left : n.right;
+        } while (idx > 0);
+        acc += leaves_[static_cast<size_t>(cls[k].first_leaf - idx)];
+      }
     }
     if (acc < st.threshold) return -si;
   }
   return 1;
 }
 
-// Resizes the frame to lw x lh (bilinear, 11-bit fixed point, pixel centres aligned: OpenCV's INTER_LINEAR) and
-// computes the level's integral images at stride width + 1.
+// Slides the window over the current level's integral images; hits go to raw_ in frame coordinates.
+template <bool kStumps, bool kTilted>
+void FaceDetector::scan_level(int lw, int lh, int step, float scale, int winw, int winh, float min_var_nf) {
+  const int ww = cascade_.window_width, wh = cascade_.window_height;
+  const size_t stride = static_cast<size_t>(compiled_stride_);
+  const uint32_t* sum = sum_.data();
+  const uint32_t* sq = sq_.data();
+  const uint32_t* tilt = kTilted ? tilt_.data() : nullptr;
+  for (int y = 0; y <= lh - wh; y += step) {
+    const size_t row = static_cast<size_t>(y) * stride;
+    for (int x = 0; x <= lw - ww; x += step) {
+      const size_t at = row + static_cast<size_t>(x);
+      const int r = run_window<kStumps, kTilted>(sum + at, sq + at, kTilted ? tilt + at : nullptr, min_var_nf);
+      ++windows_;
+      if (r > 0) {
+        // Rounded in float as OpenCV does.
+        const float fx = static_cast<float>(x) * scale, fy = static_cast<float>(y) * scale;
+        raw_.push_back({static_cast<float>(std::lrint(fx)), static_cast<float>(std::lrint(fy)), static_cast<float>(winw),
+                        static_cast<float>(winh)});
+      } else if (r == 0) {
+        x += step;  // rejected by the first stage: skip the next position as well (as OpenCV does)
+      }
+    }
+  }
+}
+
+// Resizes the frame to lw x lh and computes the level's integral images at stride width + 1. The resize is
+// OpenCV's bit-exact bilinear one (INTER_LINEAR_EXACT, as its cascade detector uses): pixel centres aligned,
+// 8-bit fixed-point weights per axis, rounded once at the end.
 void FaceDetector::build_level(const uint8_t* gray, int width, int height, int lw, int lh) {
   const int stride = width + 1;
   uint32_t* tilt = tilted_ ? tilt_.data() : nullptr;
@@ -415,9 +484,9 @@ void FaceDetector::build_level(const uint8_t* gray, int width, int height, int l
     integral_images(gray, width, height, width, sum_.data(), sq_.data(), tilt, stride);
     return;
   }
-  constexpr int kBits = 11, kOne = 1 << kBits;
+  constexpr int kBits = 8, kOne = 1 << kBits;
   auto taps = [](int src, int dst, int32_t* idx, int16_t* wt) {
-    const double scale = static_cast<double>(src) / dst;
+    const double scale = 1.0 / (static_cast<double>(dst) / src);
     for (int d = 0; d < dst; ++d) {
       const double f = (d + 0.5) * scale - 0.5;
       int i = static_cast<int>(std::floor(f));
@@ -425,7 +494,7 @@ void FaceDetector::build_level(const uint8_t* gray, int width, int height, int l
       if (i < 0) i = 0, frac = 0;
       if (i >= src - 1) i = src - 1, frac = 0;
       idx[d] = i;
-      wt[d] = static_cast<int16_t>(std::lround(frac * kOne));
+      wt[d] = static_cast<int16_t>(std::lrint(frac * kOne));
     }
   };
   taps(width, lw, xofs_.data(), xw_.data());
@@ -480,7 +549,7 @@ void FaceDetector::detect(const uint8_t* gray, int width, int height, const Dete
   if (!gray || width <= 0 || height <= 0) throw std::invalid_argument("detect: empty frame");
   if (static_cast<long long>(width) * height > kMaxImagePixels)
     throw std::invalid_argument("detect: frame too large: " + std::to_string(width) + " x " + std::to_string(height));
-  if (!(o.scale_factor >= 1.01f && o.scale_factor <= 10.0f))
+  if (!(o.scale_factor >= 1.01 && o.scale_factor <= 10.0))
     throw std::invalid_argument("detect: scale_factor must be in 1.01..10");
   if (o.min_neighbors < 0 || o.min_size < 0 || o.max_size < 0 || o.step < 0 || !(o.min_stddev >= 0) ||
       !std::isfinite(o.min_stddev) || !(o.group_eps >= 0) || !std::isfinite(o.group_eps))
@@ -503,41 +572,36 @@ void FaceDetector::detect(const uint8_t* gray, int width, int height, const Dete
   grow(row1_, static_cast<size_t>(width));
   const int stride = width + 1;
   if (compiled_stride_ != stride) compile(stride);
+  frame_w_ = width;
+  frame_h_ = height;
   raw_.clear();
 
   const float min_var_nf = o.min_stddev * norm_area_;
+  // Window sizes as OpenCV: factor = scale_factor^k, the window rounded from it, the level from its float value.
   for (double factor = 1.0;; factor *= o.scale_factor) {
-    const int winw = static_cast<int>(std::lround(ww * factor)), winh = static_cast<int>(std::lround(wh * factor));
+    const int winw = static_cast<int>(std::lrint(ww * factor)), winh = static_cast<int>(std::lrint(wh * factor));
     if (o.max_size > 0 && (winw > o.max_size || winh > o.max_size)) break;
     if (winw > width || winh > height) break;
     if (winw < o.min_size || winh < o.min_size) continue;
-    const int lw = static_cast<int>(std::lround(width / factor)), lh = static_cast<int>(std::lround(height / factor));
+    const float scale = static_cast<float>(factor);
+    const int lw = static_cast<int>(std::lrint(width / static_cast<double>(scale)));
+    const int lh = static_cast<int>(std::lrint(height / static_cast<double>(scale)));
     if (lw < ww || lh < wh) break;
     build_level(gray, width, height, lw, lh);
-    const int step = o.step > 0 ? o.step : (factor > 2.0 ? 1 : 2);
-    const uint32_t* sum = sum_.data();
-    const uint32_t* sq = sq_.data();
-    const uint32_t* tilt = tilted_ ? tilt_.data() : nullptr;
-    for (int y = 0; y <= lh - wh; y += step) {
-      const size_t row = static_cast<size_t>(y) * stride;
-      for (int x = 0; x <= lw - ww; x += step) {
-        const size_t at = row + static_cast<size_t>(x);
-        const int r = run_window(sum + at, sq + at, tilt ? tilt + at : nullptr, min_var_nf);
-        ++windows_;
-        if (r > 0) {
-          raw_.push_back({static_cast<float>(std::lround(x * factor)), static_cast<float>(std::lround(y * factor)),
-                          static_cast<float>(winw), static_cast<float>(winh)});
-        } else if (r == 0) {
-          x += step;  // rejected by the first stage: skip the next position as well (as OpenCV)
-        }
-      }
+    const int step = o.step > 0 ? o.step : (scale > 2.0f ? 1 : 2);
+    if (stumps_) {
+      if (tilted_) scan_level<true, true>(lw, lh, step, scale, winw, winh, min_var_nf);
+      else scan_level<true, false>(lw, lh, step, scale, winw, winh, min_var_nf);
+    } else {
+      if (tilted_) scan_level<false, true>(lw, lh, step, scale, winw, winh, min_var_nf);
+      else scan_level<false, false>(lw, lh, step, scale, winw, winh, min_var_nf);
     }
   }
   group(o, out);
 }
 
-// OpenCV's groupRectangles: equivalence classes of similar raw rectangles, averaged; classes with at most
-// min_neighbors members dropped, then boxes inside a clearly stronger box dropped.
+// OpenCV's groupRectangles, to the rounding: equivalence classes of similar raw rectangles, averaged; classes
+// with at most min_neighbors members dropped, then boxes inside a clearly stronger box dropped.
 void FaceDetector::group(const DetectOptions& o, std::vector<Box>& out) {
   const size_t n = raw_.size();
   if (o.min_neighbors <= 0) {
@@ -553,12 +617,12 @@ void FaceDetector::group(const DetectOptions& o, std::vector<Box>& out) {
       }
       return i;
     };
-    const float eps = o.group_eps;
+    const double eps = o.group_eps;
     for (size_t i = 0; i < n; ++i) {
       const Raw& a = raw_[i];
       for (size_t j = i + 1; j < n; ++j) {
         const Raw& b = raw_[j];
-        const float delta = eps * (std::min(a.w, b.w) + std::min(a.h, b.h)) * 0.5f;
+        const double delta = eps * (std::min(a.w, b.w) + std::min(a.h, b.h)) * 0.5;
         if (std::fabs(a.x - b.x) <= delta && std::fabs(a.y - b.y) <= delta &&
             std::fabs(a.x + a.w - b.x - b.w) <= delta && std::fabs(a.y + a.h - b.y - b.h) <= delta) {
           const int ra = find(static_cast<int>(i)), rb = find(static_cast<int>(j));
@@ -566,7 +630,7 @@ void FaceDetector::group(const DetectOptions& o, std::vector<Box>& out) {
         }
       }
     }
-    // Class sums, indexed by root.
+    // Class sums (raw rectangles have integer coordinates), indexed by root; averages rounded as OpenCV.
     if (count_.size() < n) count_.resize(n);
     if (acc_.size() < n) acc_.resize(n);
     for (size_t i = 0; i < n; ++i) {
@@ -585,7 +649,8 @@ void FaceDetector::group(const DetectOptions& o, std::vector<Box>& out) {
     for (size_t i = 0; i < n; ++i) {
       if (count_[i] == 0) continue;
       const float inv = 1.0f / static_cast<float>(count_[i]);
-      acc_[i] = {acc_[i].x * inv, acc_[i].y * inv, acc_[i].w * inv, acc_[i].h * inv};
+      auto avg = [inv](float sum) { return static_cast<float>(std::lrint(sum * inv)); };
+      acc_[i] = {avg(acc_[i].x), avg(acc_[i].y), avg(acc_[i].w), avg(acc_[i].h)};
     }
     for (size_t i = 0; i < n; ++i) {
       const int n1 = count_[i];
@@ -596,13 +661,22 @@ void FaceDetector::group(const DetectOptions& o, std::vector<Box>& out) {
         const int n2 = count_[j];
         if (j == i || n2 <= o.min_neighbors) continue;
         const Raw& r2 = acc_[j];
-        const float dx = r2.w * eps, dy = r2.h * eps;
+        const float dx = static_cast<float>(std::lrint(r2.w * eps)), dy = static_cast<float>(std::lrint(r2.h * eps));
         inside = r1.x >= r2.x - dx && r1.y >= r2.y - dy && r1.x + r1.w <= r2.x + r2.w + dx &&
                  r1.y + r1.h <= r2.y + r2.h + dy && (n2 > std::max(3, n1) || n1 < 3);
       }
       if (!inside) out.push_back({r1.x, r1.y, r1.w, r1.h, static_cast<float>(n1)});
     }
   }
+  // Clipped to the frame, as OpenCV does (rounding can push a window a pixel past the edge).
+  const float fw = static_cast<float>(frame_w_), fh = static_cast<float>(frame_h_);
+  size_t kept = 0;
+  for (const Box& b : out) {
+    const float x0 = std::max(b.x, 0.0f), y0 = std::max(b.y, 0.0f);
+    const float x1 = std::min(b.x + b.w, fw), y1 = std::min(b.y + b.h, fh);
+    if (x1 > x0 && y1 > y0) out[kept++] = {x0, y0, x1 - x0, y1 - y0, b.score};
+  }
+  out.resize(kept);
   std::sort(out.begin(), out.end(), [](const Box& a, const Box& b) { return a.x != b.x ? a.x < b.x : a.y < b.y; });
 }
 

@@ -93,13 +93,13 @@ struct Box {
 };
 
 struct DetectOptions {
-  float scale_factor = 1.2f;  // pyramid step between window sizes (> 1; smaller: slower, finer)
+  double scale_factor = 1.2;  // pyramid step between window sizes (1.01..10; smaller: slower, finer)
   int min_neighbors = 3;      // a face needs more than this many raw detections merged; 0: raw detections
   int min_size = 40;          // smallest face (window side) searched, pixels
   int max_size = 0;           // largest face searched, pixels; 0: up to the frame size
   int step = 0;               // window stride in pyramid-level pixels; 0: OpenCV's (2 up to scale 2, then 1)
   float min_stddev = 10.0f;   // windows flatter than this (grey-level std. dev.) are skipped, as OpenCV does
-  float group_eps = 0.2f;     // groupRectangles' similarity tolerance
+  double group_eps = 0.2;     // groupRectangles' similarity tolerance
 };
 
 // The detector: the cascade compiled to flat arrays plus buffers that grow to the largest frame seen (resized
@@ -116,14 +116,15 @@ class FaceDetector {
   std::vector<Box> detect(const uint8_t* gray, int width, int height, const DetectOptions& options = {});
   void detect(const uint8_t* gray, int width, int height, const DetectOptions& options, std::vector<Box>& out);
 
-  // Windows classified in the last detect() call (for benchmarks and tests).
+  // Window positions visited by the last detect() call, flat ones included (for benchmarks and tests).
   long long windows_evaluated() const { return windows_; }
 
  private:
-  struct Node {
+  struct Node {                        // one tree node and its feature
     int32_t ofs[kMaxFeatureRects][4];  // integral-image offsets of each rectangle's corners p0, p1, p2, p3
-    float weight[kMaxFeatureRects];    // 0 for unused rectangles
+    int32_t weight[kMaxFeatureRects];  // 0 for unused rectangles
     float threshold;
+    float leaf[2];                     // stump cascades: the left and right leaf values
     int16_t left, right;
     uint8_t tilted;
   };
@@ -131,7 +132,8 @@ class FaceDetector {
     int first_node, first_leaf;
   };
   struct Stage {
-    int first, count;
+    int first, count;  // classifiers (for stump cascades also nodes)
+    int first3;        // stump cascades: nodes [first3, first + count) have three rectangles, the others fewer
     float threshold;
   };
   struct Raw {
@@ -140,16 +142,21 @@ class FaceDetector {
 
   void compile(int stride);
   void build_level(const uint8_t* gray, int width, int height, int lw, int lh);
+  template <bool kStumps, bool kTilted>
   int run_window(const uint32_t* sum, const uint32_t* sq, const uint32_t* tilt, float min_var_nf) const;
+  template <bool kStumps, bool kTilted>
+  void scan_level(int lw, int lh, int step, float scale, int winw, int winh, float min_var_nf);
   void group(const DetectOptions& options, std::vector<Box>& out);
 
   Cascade cascade_;
   bool tilted_ = false;
+  bool stumps_ = false;  // every classifier is a single node (the frontal-face cascades)
   std::vector<Node> nodes_;
   std::vector<float> leaves_;
   std::vector<Classifier> classifiers_;
   std::vector<Stage> stages_;
   int compiled_stride_ = -1;
+  int frame_w_ = 0, frame_h_ = 0;
   int32_t norm_ofs_[4] = {0, 0, 0, 0};
   float norm_area_ = 0;
 

@@ -19,6 +19,7 @@
 #include "files.h"
 #include "image.h"
 #include "model_io.h"
+#include "pipeline.h"
 #include "plot.h"
 #include "train.h"
 
@@ -418,6 +419,65 @@ int cmd_predict(const std::string& model_path, const std::vector<std::string>& i
   return failures ? 1 : 0;
 }
 
+// Finds the faces in whole photos and classifies each (the page's pipeline, natively).
+int cmd_detect(const std::string& model_path, const std::string& cascade_path, const std::vector<std::string>& images,
+               bool as_json, const std::string& crops_dir, int min_size) {
+  Model model = load_model_file(model_path);
+  std::vector<uint8_t> cbytes = read_file(cascade_path);
+  Cascade cascade;
+  try {
+    cascade = load_cascade(cbytes.data(), cbytes.size());
+  } catch (const std::exception& e) {
+    throw std::runtime_error(cascade_path + ": " + e.what());
+  }
+  Pipeline pipe(std::move(model), std::move(cascade));
+  PipelineOptions opt;
+  opt.smooth = false;
+  opt.detect.min_size = min_size;
+  if (!crops_dir.empty()) make_dirs(crops_dir);
+  int failures = 0;
+  json all = json::array();
+  for (const std::string& path : images) {
+    GrayImage img;
+    try {
+      std::vector<uint8_t> bytes = read_file(path);
+      img = decode_image(bytes.data(), bytes.size());
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "%s: %s\n", path.c_str(), e.what());
+      ++failures;
+      continue;
+    }
+    const auto& faces = pipe.process_gray(img.pixels.data(), img.width, img.height, opt);
+    const auto& names = pipe.model().class_names;
+    json jfaces = json::array();
+    if (!as_json) std::printf("%s: %zu face(s)\n", path.c_str(), faces.size());
+    for (size_t i = 0; i < faces.size(); ++i) {
+      const FaceResult& f = faces[i];
+      json probs = json::object();
+      for (int c = 0; c < kNumClasses; ++c) probs[names[c]] = f.probs[c];
+      jfaces.push_back({{"box", {f.box.x, f.box.y, f.box.w, f.box.h}}, {"label", names[f.label]}, {"probabilities", probs}});
+      if (!as_json) {
+        std::printf("  face %zu at %.0f,%.0f %.0fx%.0f: %s (%.3f)", i + 1, f.box.x, f.box.y, f.box.w, f.box.h,
+                    names[f.label].c_str(), f.probs[f.label]);
+        for (int c = 0; c < kNumClasses; ++c) std::printf("  %s=%.4f", names[c].c_str(), f.probs[c]);
+        std::printf("\n");
+      }
+      if (!crops_dir.empty()) {
+        Canvas crop;
+        crop.width = kSide;
+        crop.height = kSide;
+        crop.rgb.resize(kPixels * 3);
+        for (int p = 0; p < kPixels; ++p) crop.rgb[3 * p] = crop.rgb[3 * p + 1] = crop.rgb[3 * p + 2] = f.crop[p];
+        std::string base = path.substr(path.find_last_of('/') + 1);
+        write_png(crops_dir + "/" + base + ".face" + std::to_string(i + 1) + ".png", crop);
+      }
+    }
+    all.push_back({{"file", path}, {"width", img.width}, {"height", img.height}, {"faces", jfaces}});
+  }
+  if (as_json) std::printf("%s\n", all.dump(2).c_str());
+  return failures ? 1 : 0;
+}
+
 int cmd_info(const std::string& model_path) {
   json meta;
   Model model = load_model_file(model_path, &meta);
@@ -477,6 +537,16 @@ int main(int argc, char** argv) {
   pred->add_flag("--json", as_json, "print JSON");
   pred->add_flag("--tta", tta, "average with the mirrored image");
 
+  std::string cascade_path = FERKIT_DEFAULT_CASCADE, crops_dir;
+  int min_size = 40;
+  CLI::App* det = app.add_subcommand("detect", "find the faces in photos and classify each one");
+  det->add_option("--model", model_path, "model file")->required();
+  det->add_option("--cascade", cascade_path, "face-detector cascade asset")->capture_default_str();
+  det->add_option("images", images, "image files")->required();
+  det->add_option("--crops", crops_dir, "write each face's 48x48 crop as PNG into this folder");
+  det->add_option("--min-size", min_size, "smallest face side searched, pixels")->capture_default_str();
+  det->add_flag("--json", as_json, "print JSON");
+
   CLI::App* info = app.add_subcommand("info", "print a model's architecture and metadata");
   info->add_option("--model", model_path, "model file")->required();
 
@@ -491,6 +561,7 @@ int main(int argc, char** argv) {
     if (*eval) return cmd_eval(model_path, data_path, split, out, tta, strict, threads);
     if (*pred) return cmd_predict(model_path, images, as_json, tta);
     if (*info) return cmd_info(model_path);
+    if (*det) return cmd_detect(model_path, cascade_path, images, as_json, crops_dir, min_size);
     if (*plot) return cmd_plot(history_path, out);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "\nfer-train: error: %s\n", e.what());

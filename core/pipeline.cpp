@@ -1,0 +1,107 @@
+#include "pipeline.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <stdexcept>
+
+namespace ferkit {
+
+namespace {
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+float iou(const Box& a, const Box& b) {
+  const float x0 = std::max(a.x, b.x), y0 = std::max(a.y, b.y);
+  const float x1 = std::min(a.x + a.w, b.x + b.w), y1 = std::min(a.y + a.h, b.y + b.h);
+  const float inter = std::max(0.0f, x1 - x0) * std::max(0.0f, y1 - y0);
+  const float uni = a.w * a.h + b.w * b.h - inter;
+  return uni > 0 ? inter / uni : 0.0f;
+}
+}  // namespace
+
+Pipeline::Pipeline(Model model, Cascade cascade) : model_(std::move(model)), detector_(std::move(cascade)) {
+  if (model_.num_classes() != kNumClasses || !(model_.spec.input == Shape{kSide, kSide, 1}))
+    throw std::invalid_argument("pipeline: the model must take 48x48x1 faces and give 7 classes");
+}
+
+void Pipeline::set_model(Model model) {
+  if (model.num_classes() != kNumClasses || !(model.spec.input == Shape{kSide, kSide, 1}))
+    throw std::invalid_argument("pipeline: the model must take 48x48x1 faces and give 7 classes");
+  model_ = std::move(model);
+  ws_ = Workspace();
+  previous_.clear();
+}
+
+void Pipeline::classify(const uint8_t* crops, int n, float* probs, bool flip_tta) {
+  if (n <= 0) return;
+  ws_.reserve(model_, n);
+  predict(model_, ws_, crops, n, probs, flip_tta);
+}
+
+const std::vector<FaceResult>& Pipeline::process_rgba(const uint8_t* rgba, int width, int height,
+                                                      const PipelineOptions& o) {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (width <= 0 || height <= 0) throw std::invalid_argument("pipeline: empty frame");
+  const size_t n = static_cast<size_t>(width) * height;
+  if (gray_.size() < n) gray_.resize(n);
+  for (size_t i = 0; i < n; ++i) {  // BT.601 luma, integer arithmetic (as rgba_to_gray)
+    const uint8_t* p = rgba + 4 * i;
+    gray_[i] = static_cast<uint8_t>((77 * p[0] + 150 * p[1] + 29 * p[2] + 128) >> 8);
+  }
+  const double gray_ms = ms_since(t0);
+  process_gray(gray_.data(), width, height, o);
+  times_.gray_ms = gray_ms;
+  return faces_;
+}
+
+const std::vector<FaceResult>& Pipeline::process_gray(const uint8_t* gray, int width, int height,
+                                                      const PipelineOptions& o) {
+  auto t0 = std::chrono::steady_clock::now();
+  times_.gray_ms = 0;
+  detector_.detect(gray, width, height, o.detect, boxes_);
+  // Keep the largest faces.
+  std::stable_sort(boxes_.begin(), boxes_.end(), [](const Box& a, const Box& b) { return a.w * a.h > b.w * b.h; });
+  if (static_cast<int>(boxes_.size()) > o.max_faces) boxes_.resize(std::max(o.max_faces, 0));
+  times_.detect_ms = ms_since(t0);
+
+  t0 = std::chrono::steady_clock::now();
+  const int nf = static_cast<int>(boxes_.size());
+  previous_.swap(faces_);
+  faces_.resize(nf);
+  if (batch_.size() < static_cast<size_t>(nf) * kPixels) batch_.resize(static_cast<size_t>(nf) * kPixels);
+  if (probs_.size() < static_cast<size_t>(nf) * kNumClasses) probs_.resize(static_cast<size_t>(nf) * kNumClasses);
+  for (int i = 0; i < nf; ++i) {
+    faces_[i].box = boxes_[i];
+    crop_face(gray, width, height, boxes_[i], o.margin, batch_.data() + static_cast<size_t>(i) * kPixels);
+  }
+  classify(batch_.data(), nf, probs_.data(), o.flip_tta);
+  // Track: each face takes the unclaimed previous face it overlaps most (IoU > 0.3).
+  std::vector<bool>& used = used_;
+  used.assign(previous_.size(), false);
+  for (int i = 0; i < nf; ++i) {
+    FaceResult& f = faces_[i];
+    std::memcpy(f.crop, batch_.data() + static_cast<size_t>(i) * kPixels, kPixels);
+    std::copy_n(probs_.data() + static_cast<size_t>(i) * kNumClasses, kNumClasses, f.probs.begin());
+    int best = -1;
+    float best_iou = 0.3f;
+    for (size_t j = 0; j < previous_.size(); ++j) {
+      const float v = used[j] ? 0.0f : iou(f.box, previous_[j].box);
+      if (v > best_iou) best_iou = v, best = static_cast<int>(j);
+    }
+    const float a = o.smooth ? std::clamp(o.smoothing, 0.0f, 0.99f) : 0.0f;
+    if (best >= 0) {
+      used[best] = true;
+      f.track = previous_[best].track;
+      for (int c = 0; c < kNumClasses; ++c) f.smoothed[c] = a * previous_[best].smoothed[c] + (1 - a) * f.probs[c];
+    } else {
+      f.track = next_track_++;
+      f.smoothed = f.probs;
+    }
+    f.label = static_cast<int>(std::max_element(f.smoothed.begin(), f.smoothed.end()) - f.smoothed.begin());
+  }
+  times_.classify_ms = ms_since(t0);
+  return faces_;
+}
+
+}  // namespace ferkit

@@ -1,0 +1,66 @@
+// The live pipeline shared by the page and native tools: a frame (RGBA or grey) -> faces -> 48x48 crops ->
+// one batched classification -> per-face probabilities, optionally smoothed over time. Buffers grow to the
+// largest frame and face count seen; after that a frame allocates nothing.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "data.h"
+#include "detect.h"
+#include "model.h"
+
+namespace ferkit {
+
+struct FaceResult {
+  Box box;
+  std::array<float, kNumClasses> probs{};     // this frame's probabilities
+  std::array<float, kNumClasses> smoothed{};  // after temporal smoothing (== probs when smoothing is off)
+  int label = 0;                              // argmax of smoothed
+  int track = 0;                              // stable id while the face stays in view
+  uint8_t crop[kPixels];                      // the model's input
+};
+
+struct PipelineOptions {
+  DetectOptions detect;
+  float margin = kDefaultFaceMargin;
+  int max_faces = 8;         // the largest faces are kept
+  bool smooth = true;        // exponential moving average per tracked face
+  float smoothing = 0.6f;    // weight of the previous average (0: none, 0.95: very smooth)
+  bool flip_tta = false;
+};
+
+struct StageTimes {
+  double gray_ms = 0, detect_ms = 0, classify_ms = 0;
+};
+
+class Pipeline {
+ public:
+  Pipeline(Model model, Cascade cascade);
+  void set_model(Model model);  // keeps tracks, resets their averages
+  Model& model() { return model_; }
+
+  const std::vector<FaceResult>& process_rgba(const uint8_t* rgba, int width, int height, const PipelineOptions& o);
+  const std::vector<FaceResult>& process_gray(const uint8_t* gray, int width, int height, const PipelineOptions& o);
+  // Classifies 48x48 crops directly (n <= capacity grows as needed): probs is n x classes.
+  void classify(const uint8_t* crops, int n, float* probs, bool flip_tta = false);
+
+  const std::vector<FaceResult>& faces() const { return faces_; }
+  const StageTimes& times() const { return times_; }
+  const std::vector<uint8_t>& gray() const { return gray_; }
+
+ private:
+  Model model_;
+  FaceDetector detector_;
+  Workspace ws_;
+  std::vector<uint8_t> gray_;
+  std::vector<Box> boxes_;
+  std::vector<uint8_t> batch_;
+  std::vector<float> probs_;
+  std::vector<FaceResult> faces_, previous_;
+  std::vector<bool> used_;
+  int next_track_ = 1;
+  StageTimes times_;
+};
+
+}  // namespace ferkit

@@ -1,0 +1,57 @@
+// libFuzzer target: the gzip path of the FER CSV loader, ferkit::load_fer_csv (native/dataio.h). The input is
+// written as it is to a temporary .csv.gz file (seeded with gzip files, so the fuzzer explores corrupt, truncated
+// and concatenated gzip streams and what they inflate to) and loaded non-strict and strict. scripts/fuzz.sh bounds
+// the input length, which bounds what a zip bomb can inflate to (deflate's ratio is at most ~1032:1); the loader
+// must stay within -rss_limit_mb and -timeout. Expected errors are exceptions; anything else is a bug.
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <string>
+
+#include "dataio.h"
+
+namespace {
+
+// A private temporary folder for this process, removed at exit.
+struct TempDir {
+  std::string path;
+  TempDir() {
+    std::string tmpl = std::filesystem::temp_directory_path().string() + "/ferkit-fuzz-csvgz-XXXXXX";
+    if (!mkdtemp(tmpl.data())) std::abort();
+    path = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+void write_file(const std::string& path, const uint8_t* data, size_t size) {
+  FILE* f = std::fopen(path.c_str(), "wb");
+  if (!f) std::abort();
+  if (size && std::fwrite(data, 1, size, f) != size) std::abort();
+  std::fclose(f);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static TempDir dir;
+  static const std::string file = dir.path + "/fer.csv.gz";
+  write_file(file, data, size);
+  for (bool strict : {false, true}) {
+    try {
+      ferkit::LoadReport report;
+      ferkit::FerSplits s = ferkit::load_fer_csv(file, strict, &report);
+      (void)report.summary();
+      if (report.kept != s.train.size() + s.public_test.size() + s.private_test.size()) __builtin_trap();
+    } catch (const std::exception&) {
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,59 @@
+// libFuzzer target: the image-folder loader, ferkit::load_image_folder (native/dataio.h). The input is written as
+// the only file of a class folder (<tmp>/happy/face.png, whatever its real format: stb_image sniffs the content)
+// and the folder is loaded non-strict, then strict. Expected errors are exceptions; anything else is a bug.
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <string>
+
+#include "dataio.h"
+
+namespace {
+
+// A private temporary folder for this process, removed at exit.
+struct TempDir {
+  std::string path;
+  TempDir() {
+    std::string tmpl = std::filesystem::temp_directory_path().string() + "/ferkit-fuzz-folder-XXXXXX";
+    if (!mkdtemp(tmpl.data())) std::abort();
+    path = tmpl;
+    std::filesystem::create_directory(path + "/happy");
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+void write_file(const std::string& path, const uint8_t* data, size_t size) {
+  FILE* f = std::fopen(path.c_str(), "wb");
+  if (!f) std::abort();
+  if (size && std::fwrite(data, 1, size, f) != size) std::abort();
+  std::fclose(f);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static TempDir dir;
+  static const std::string file = dir.path + "/happy/face.png";
+  write_file(file, data, size);
+  try {
+    ferkit::LoadReport report;
+    ferkit::Dataset d = ferkit::load_image_folder(dir.path, false, &report);
+    (void)report.summary();
+    if (report.rows != 1 || report.kept + report.skipped != 1 || d.size() != report.kept) __builtin_trap();
+  } catch (const std::exception&) {
+  }
+  try {
+    ferkit::LoadReport report;
+    (void)ferkit::load_image_folder(dir.path, true, &report);
+  } catch (const std::exception&) {
+  }
+  return 0;
+}

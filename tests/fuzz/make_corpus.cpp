@@ -1,0 +1,361 @@
+// Writes the fuzz targets' seed corpora: make_corpus <out-dir> [cascade-asset]
+//   <out-dir>/<target>/<seed>, a few small valid and invalid inputs per target (each under 64 KiB). Every image and
+//   CSV row is synthetic (computed pixel patterns; nothing from FER-2013). The committed tests/fuzz/corpus/ was
+//   written by this program; scripts/fuzz.sh fuzzes a copy of it. The optional cascade asset (the converted
+//   frontal-face cascade) is added to the cascade corpus when it is under 64 KiB.
+#include <zlib.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#define STB_IMAGE_WRITE_STATIC
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#include <stb_image_write.h>
+
+#include "data.h"
+#include "detect.h"
+#include "model.h"
+#include "model_io.h"
+#include "spec.h"
+
+namespace fs = std::filesystem;
+using Bytes = std::vector<uint8_t>;
+
+namespace {
+
+constexpr size_t kMaxSeed = 64 * 1024;
+fs::path g_out;
+
+void put(const std::string& target, const std::string& name, const Bytes& bytes) {
+  if (bytes.size() > kMaxSeed) {
+    std::fprintf(stderr, "make_corpus: %s/%s is %zu bytes (over 64 KiB): left out\n", target.c_str(), name.c_str(),
+                 bytes.size());
+    return;
+  }
+  fs::create_directories(g_out / target);
+  std::ofstream f(g_out / target / name, std::ios::binary);
+  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  if (!f) throw std::runtime_error("cannot write " + (g_out / target / name).string());
+}
+void put(const std::string& target, const std::string& name, const std::string& text) {
+  put(target, name, Bytes(text.begin(), text.end()));
+}
+
+Bytes head(const Bytes& b, size_t n) { return Bytes(b.begin(), b.begin() + static_cast<long>(std::min(n, b.size()))); }
+
+// ---- gzip (zlib, in memory) ----
+
+Bytes gzip(const std::string& text, int level = 6) {
+  z_stream z{};
+  if (deflateInit2(&z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) throw std::runtime_error("zlib");
+  Bytes out(deflateBound(&z, text.size()) + 64);
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
+  z.avail_in = static_cast<uInt>(text.size());
+  z.next_out = out.data();
+  z.avail_out = static_cast<uInt>(out.size());
+  if (deflate(&z, Z_FINISH) != Z_STREAM_END) throw std::runtime_error("zlib deflate");
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  return out;
+}
+
+// ---- images ----
+
+void append(void* ctx, void* data, int size) {
+  auto* out = static_cast<Bytes*>(ctx);
+  const auto* p = static_cast<const uint8_t*>(data);
+  out->insert(out->end(), p, p + size);
+}
+
+// A synthetic w x h picture with `comp` channels: gradients, a disc and a checker pattern.
+Bytes picture(int w, int h, int comp) {
+  Bytes px(static_cast<size_t>(w) * h * comp);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      const int dx = 2 * x - w, dy = 2 * y - h;
+      const bool disc = dx * dx + dy * dy < w * h / 2;
+      for (int c = 0; c < comp; ++c) {
+        int v = (x * 255) / std::max(1, w - 1) * (c % 2 ? 1 : 0) + (y * 255) / std::max(1, h - 1) * (c % 2 ? 0 : 1);
+        v = (v / 2 + (disc ? 90 : 0) + ((x / 2 + y / 2) % 2) * 30) % 256;
+        if (c == 3) v = 255 - (x * 4) % 128;  // alpha
+        px[(static_cast<size_t>(y) * w + x) * comp + c] = static_cast<uint8_t>(v);
+      }
+    }
+  return px;
+}
+
+Bytes png(int w, int h, int comp) {
+  Bytes out, px = picture(w, h, comp);
+  if (!stbi_write_png_to_func(append, &out, w, h, comp, px.data(), w * comp)) throw std::runtime_error("png");
+  return out;
+}
+Bytes jpg(int w, int h, int comp, int quality) {
+  Bytes out, px = picture(w, h, comp);
+  if (!stbi_write_jpg_to_func(append, &out, w, h, comp, px.data(), quality)) throw std::runtime_error("jpg");
+  return out;
+}
+Bytes bmp(int w, int h, int comp) {
+  Bytes out, px = picture(w, h, comp);
+  if (!stbi_write_bmp_to_func(append, &out, w, h, comp, px.data())) throw std::runtime_error("bmp");
+  return out;
+}
+Bytes tga(int w, int h, int comp) {
+  Bytes out, px = picture(w, h, comp);
+  if (!stbi_write_tga_to_func(append, &out, w, h, comp, px.data())) throw std::runtime_error("tga");
+  return out;
+}
+
+// A grey GIF89a (stb_image_write has no GIF writer): a 256-entry grey palette and uncompressed LZW, i.e. 9-bit
+// literal codes with a clear code every 100 pixels, so the code width never grows.
+Bytes gif(int w, int h) {
+  Bytes px = picture(w, h, 1);
+  Bytes o = {'G', 'I', 'F', '8', '9', 'a'};
+  auto u16 = [&](int v) {
+    o.push_back(static_cast<uint8_t>(v));
+    o.push_back(static_cast<uint8_t>(v >> 8));
+  };
+  u16(w);
+  u16(h);
+  o.push_back(0xF7);  // global colour table, 8 bits, 256 entries
+  o.push_back(0);
+  o.push_back(0);
+  for (int i = 0; i < 256; ++i) o.insert(o.end(), {static_cast<uint8_t>(i), static_cast<uint8_t>(i), static_cast<uint8_t>(i)});
+  o.push_back(0x2C);  // image descriptor
+  u16(0);
+  u16(0);
+  u16(w);
+  u16(h);
+  o.push_back(0);
+  o.push_back(8);  // LZW minimum code size
+  Bytes lzw;
+  uint32_t acc = 0;
+  int bits = 0;
+  auto code = [&](unsigned c) {
+    acc |= c << bits;
+    bits += 9;
+    while (bits >= 8) {
+      lzw.push_back(static_cast<uint8_t>(acc));
+      acc >>= 8;
+      bits -= 8;
+    }
+  };
+  for (size_t i = 0; i < px.size(); ++i) {
+    if (i % 100 == 0) code(256);
+    code(px[i]);
+  }
+  code(257);
+  if (bits) lzw.push_back(static_cast<uint8_t>(acc));
+  for (size_t i = 0; i < lzw.size(); i += 255) {
+    const size_t n = std::min<size_t>(255, lzw.size() - i);
+    o.push_back(static_cast<uint8_t>(n));
+    o.insert(o.end(), lzw.begin() + static_cast<long>(i), lzw.begin() + static_cast<long>(i + n));
+  }
+  o.push_back(0);     // block terminator
+  o.push_back(0x3B);  // trailer
+  return o;
+}
+
+// ---- FER CSV (synthetic rows) ----
+
+std::string pixels_text(int seed, int count = ferkit::kPixels) {
+  std::string s;
+  for (int i = 0; i < count; ++i) {
+    if (i) s += ' ';
+    s += std::to_string((i * 7 + seed * 13 + (i / 48) * 3) % 256);
+  }
+  return s;
+}
+
+std::string csv_valid() {
+  return "emotion,pixels,Usage\n"
+         "3," + pixels_text(1) + ",Training\n"
+         "0," + pixels_text(2) + ",PublicTest\n"
+         "6," + pixels_text(3) + ",PrivateTest\n";
+}
+
+// ---- cascades ----
+
+ferkit::HaarFeature feature(std::initializer_list<ferkit::HaarRect> rects, bool tilted = false) {
+  ferkit::HaarFeature f;
+  for (const ferkit::HaarRect& r : rects) f.rects[f.num_rects++] = r;
+  f.tilted = tilted;
+  return f;
+}
+
+ferkit::HaarClassifier stump(int feat, float threshold, float left, float right) {
+  ferkit::HaarClassifier c;
+  c.nodes.push_back({feat, threshold, 0, -1});
+  c.leaves = {left, right};
+  return c;
+}
+
+// A small 24x24 cascade: two stages of stumps, optionally a third stage of one 3-node tree, optionally a tilted
+// feature.
+ferkit::Cascade cascade(bool tree, bool tilted) {
+  ferkit::Cascade c;
+  c.window_width = c.window_height = 24;
+  c.features.push_back(feature({{0, 0, 24, 12, -1}, {0, 12, 24, 12, 1}}));
+  c.features.push_back(feature({{0, 0, 8, 24, 1}, {8, 0, 8, 24, -2}, {16, 0, 8, 24, 1}}));
+  c.features.push_back(feature({{4, 4, 16, 16, 1}}));
+  if (tilted) c.features.push_back(feature({{12, 0, 8, 8, 1}, {12, 4, 4, 4, -2}}, true));
+  const int last = static_cast<int>(c.features.size()) - 1;
+  ferkit::HaarStage s0;
+  s0.threshold = -0.5f;
+  s0.classifiers = {stump(0, 0.01f, -0.4f, 0.6f), stump(1, -0.02f, 0.5f, -0.3f)};
+  ferkit::HaarStage s1;
+  s1.threshold = -1.0f;
+  s1.classifiers = {stump(2, 0.1f, 0.3f, -0.2f), stump(last, 0.0f, -0.1f, 0.4f), stump(0, -0.05f, 0.2f, 0.1f)};
+  c.stages = {s0, s1};
+  if (tree) {
+    ferkit::HaarClassifier t;
+    t.nodes = {{1, 0.0f, 1, 2}, {0, 0.02f, 0, -1}, {last, -0.01f, -2, -3}};
+    t.leaves = {0.5f, -0.5f, 0.25f, -0.25f};
+    ferkit::HaarStage s2;
+    s2.threshold = -0.6f;
+    s2.classifiers = {t, stump(2, 0.2f, -0.3f, 0.3f)};
+    c.stages.push_back(s2);
+  }
+  return c;
+}
+
+Bytes read_file(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return Bytes(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || argc > 3) {
+    std::fprintf(stderr, "usage: %s <out-dir> [cascade-asset]\n", argv[0]);
+    return 2;
+  }
+  g_out = argv[1];
+  try {
+    // ---- model files ----
+    {
+      ferkit::Model tiny(ferkit::resolve_spec("tiny"));
+      const Bytes file = ferkit::save_model(tiny, {{"note", "fuzz seed"}, {"epochs", 0}});
+      put("model", "tiny.ferkit", file);
+      ferkit::Model mini(ferkit::parse_spec("input 4 4 1; conv 2 3; bn; relu; gap; dense 3; softmax"));
+      mini.class_names = {"a", "b", "c"};
+      put("model", "mini.ferkit", ferkit::save_model(mini, nlohmann::json::object()));
+      ferkit::Model flat(ferkit::parse_spec("input 2 2 1; flatten; dense 2; softmax"));
+      put("model", "flat_extra_blobs.ferkit",
+          ferkit::save_model(flat, {{"best_epoch", 1}}, {{"adam.m", ferkit::Floats(10, 0.5f)}, {"adam.v", ferkit::Floats(10, 0.25f)}}));
+      put("model", "truncated.ferkit", head(file, 200));
+      Bytes bad_crc = file;
+      bad_crc[bad_crc.size() / 2] ^= 0x40;
+      put("model", "bad_checksum.ferkit", bad_crc);
+      Bytes version = file;
+      version[8] = 2;
+      put("model", "newer_version.ferkit", version);
+      put("model", "bad_magic.ferkit", std::string("NOTAMODEL-----------------------"));
+    }
+
+    // ---- architecture specs ----
+    put("spec", "seed.txt", ferkit::builtin_spec("seed"));
+    put("spec", "tiny.txt", ferkit::builtin_spec("tiny"));
+    put("spec", "one_line.txt", std::string("input 32 32 3; conv 16 5 2 valid init=glorot; bn; relu; maxpool 3 2; gap; "
+                                            "dropout 0.1; dense 10 init=he; softmax"));
+    put("spec", "comments.txt", std::string("# a comment\ninput 8 8 1   # input\n\nconv 4 1 1 same\nrelu\nflatten\n"
+                                            "dense 2\nsoftmax\n"));
+    put("spec", "unknown_layer.txt", std::string("input 48 48 1\nconv 8 3\npool 2\nflatten\ndense 7\nsoftmax\n"));
+    put("spec", "no_softmax.txt", std::string("input 48 48 1\nflatten\ndense 7\n"));
+    put("spec", "shape_error.txt", std::string("input 4 4 1\nmaxpool 8\nflatten\ndense 2\nsoftmax\n"));
+
+    // ---- FER CSV ----
+    const std::string valid = csv_valid();
+    put("csv", "valid.csv", valid);
+    put("csv", "header_only.csv", std::string("emotion,pixels,Usage\n"));
+    put("csv", "crlf_bom_quoted.csv", "\xEF\xBB\xBF\"emotion\",\"pixels\",\"Usage\"\r\n\"4\",\"" + pixels_text(4) +
+                                          "\",\"Training\"\r\n");
+    put("csv", "malformed_rows.csv",
+        "emotion,pixels,Usage\n"
+        "7," + pixels_text(5) + ",Training\n"
+        "1," + pixels_text(6, ferkit::kPixels - 1) + ",PublicTest\n"
+        "2," + pixels_text(7) + ",Validation\n"
+        "5,1 2 256 4,Training\n"
+        "\n"
+        "3,1,2,3\n"
+        "6," + pixels_text(8) + ",PrivateTest");  // a valid last line without a newline
+    put("csv", "bad_header.csv", std::string("label,pixels\n0,1 2 3,Training\n"));
+
+    // ---- FER CSV, gzip ----
+    const Bytes gz = gzip(valid);
+    put("csv_gz", "valid.csv.gz", gz);
+    put("csv_gz", "truncated.csv.gz", head(gz, gz.size() / 2));
+    Bytes two = gzip("emotion,pixels,Usage\n1," + pixels_text(9) + ",Training\n");
+    const Bytes second = gzip("2," + pixels_text(10) + ",PublicTest\n", 1);
+    two.insert(two.end(), second.begin(), second.end());
+    put("csv_gz", "two_members.csv.gz", two);
+    put("csv_gz", "stored.csv.gz", gzip("emotion,pixels,Usage\n0,1 2 3,Training\n", 0));
+    Bytes corrupt = gz;
+    corrupt[corrupt.size() / 3] ^= 0x55;
+    put("csv_gz", "corrupt.csv.gz", corrupt);
+    put("csv_gz", "not_gzip.csv", std::string("emotion,pixels,Usage\n3,0 0 0,Training\n"));
+
+    // ---- images (decode_image and the folder loader) ----
+    const std::pair<std::string, Bytes> images[] = {
+        {"grey.png", png(12, 9, 1)},       {"grey_alpha.png", png(5, 7, 2)}, {"rgb.png", png(16, 16, 3)},
+        {"rgba.png", png(9, 4, 4)},        {"one_pixel.png", png(1, 1, 1)},  {"rgb.jpg", jpg(16, 16, 3, 80)},
+        {"grey.jpg", jpg(9, 13, 1, 50)},   {"rgb.bmp", bmp(7, 5, 3)},        {"rgba.bmp", bmp(4, 4, 4)},
+        {"grey.tga", tga(6, 6, 1)},        {"grey.gif", gif(11, 8)},
+    };
+    for (const auto& [name, bytes] : images) put("image", name, bytes);
+    const Bytes p = png(16, 16, 3);
+    put("image", "truncated.png", head(p, p.size() - 10));
+    put("image", "garbage.bin", std::string("\x89PNG\r\n\x1a\nnot really a png at all"));
+    for (const char* name : {"grey.png", "rgb.jpg", "rgb.bmp", "grey.gif"})
+      for (const auto& [n, bytes] : images)
+        if (n == name) put("image_folder", n, bytes);
+    put("image_folder", "truncated.png", head(p, p.size() - 10));
+
+    // ---- face-detector cascades ----
+    const Bytes stumps = ferkit::save_cascade(cascade(false, false));
+    put("cascade", "stumps.cascade", stumps);
+    put("cascade", "stumps_tilted.cascade", ferkit::save_cascade(cascade(false, true)));
+    put("cascade", "tree_tilted.cascade", ferkit::save_cascade(cascade(true, true)));
+    put("cascade", "tree.cascade", ferkit::save_cascade(cascade(true, false)));
+    put("cascade", "truncated.cascade", head(stumps, stumps.size() - 9));
+    Bytes bad = stumps;
+    bad[0] = 'X';
+    put("cascade", "bad_magic.cascade", bad);
+    if (argc == 3 && fs::exists(argv[2])) {
+      // The real (converted OpenCV) cascade is over 64 KiB: its first three stages, with only their features.
+      const Bytes asset = read_file(argv[2]);
+      ferkit::Cascade full = ferkit::load_cascade(asset.data(), asset.size());
+      ferkit::Cascade part;
+      part.window_width = full.window_width;
+      part.window_height = full.window_height;
+      std::vector<int> remap(full.features.size(), -1);
+      for (size_t s = 0; s < std::min<size_t>(3, full.stages.size()); ++s) {
+        ferkit::HaarStage st = full.stages[s];
+        for (ferkit::HaarClassifier& cl : st.classifiers)
+          for (ferkit::HaarNode& nd : cl.nodes) {
+            int& to = remap[static_cast<size_t>(nd.feature)];
+            if (to < 0) {
+              to = static_cast<int>(part.features.size());
+              part.features.push_back(full.features[static_cast<size_t>(nd.feature)]);
+            }
+            nd.feature = to;
+          }
+        part.stages.push_back(std::move(st));
+      }
+      put("cascade", "frontalface_3_stages.cascade", ferkit::save_cascade(part));
+      put("cascade", "frontalface.cascade", asset);  // left out when over 64 KiB
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "make_corpus: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,89 @@
+// The live pipeline: detection + crops + batched classification + temporal smoothing.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <numeric>
+
+#include "detect.h"
+#include "files.h"
+#include "image.h"
+#include "pipeline.h"
+
+using namespace ferkit;
+
+namespace {
+const char* kPhoto = "/usr/share/doc/opencv-doc/examples/data/messi5.jpg";
+
+Cascade shipped_cascade() {
+  auto bytes = read_file(FERKIT_SOURCE_DIR "/assets/cascades/frontalface.cascade");
+  return load_cascade(bytes.data(), bytes.size());
+}
+Model tiny_model() {
+  Model m(resolve_spec("tiny"));
+  m.init(5);
+  return m;
+}
+}  // namespace
+
+TEST(Pipeline, FindsAndClassifiesFacesInAPhoto) {
+  if (!file_exists(kPhoto)) GTEST_SKIP() << kPhoto << " missing (Debian package opencv-doc)";
+  auto bytes = read_file(kPhoto);
+  GrayImage img = decode_image(bytes.data(), bytes.size());
+  Pipeline p(tiny_model(), shipped_cascade());
+  PipelineOptions o;
+  const auto& faces = p.process_gray(img.pixels.data(), img.width, img.height, o);
+  ASSERT_GE(faces.size(), 1u);
+  for (const auto& f : faces) {
+    EXPECT_NEAR(std::accumulate(f.probs.begin(), f.probs.end(), 0.0f), 1.0f, 1e-5);
+    EXPECT_EQ(f.smoothed, f.probs);  // a new track starts unsmoothed
+    // The crop is what the model saw: classifying it again gives the same probabilities.
+    float again[kNumClasses];
+    p.classify(f.crop, 1, again);
+    for (int c = 0; c < kNumClasses; ++c) EXPECT_NEAR(again[c], f.probs[c], 1e-6);
+  }
+  EXPECT_GE(p.times().detect_ms, 0.0);
+}
+
+TEST(Pipeline, RgbaFrameMatchesGreyFrameAndTracksAreStable) {
+  if (!file_exists(kPhoto)) GTEST_SKIP() << kPhoto << " missing (Debian package opencv-doc)";
+  auto bytes = read_file(kPhoto);
+  GrayImage img = decode_image(bytes.data(), bytes.size());
+  std::vector<uint8_t> rgba(img.pixels.size() * 4);
+  for (size_t i = 0; i < img.pixels.size(); ++i) {
+    rgba[4 * i] = rgba[4 * i + 1] = rgba[4 * i + 2] = img.pixels[i];
+    rgba[4 * i + 3] = 255;
+  }
+  Pipeline a(tiny_model(), shipped_cascade()), b(tiny_model(), shipped_cascade());
+  PipelineOptions o;
+  const auto grey = a.process_gray(img.pixels.data(), img.width, img.height, o);
+  const auto colour = b.process_rgba(rgba.data(), img.width, img.height, o);
+  ASSERT_EQ(grey.size(), colour.size());
+  for (size_t i = 0; i < grey.size(); ++i) EXPECT_EQ(grey[i].probs, colour[i].probs);
+  // The same frame again: every face keeps its track, and the average of identical frames is unchanged.
+  const auto second = b.process_rgba(rgba.data(), img.width, img.height, o);
+  ASSERT_EQ(second.size(), colour.size());
+  for (size_t i = 0; i < second.size(); ++i) {
+    EXPECT_EQ(second[i].track, colour[i].track);
+    for (int c = 0; c < kNumClasses; ++c) EXPECT_NEAR(second[i].smoothed[c], colour[i].probs[c], 1e-6);
+  }
+}
+
+TEST(Pipeline, MaxFacesKeepsTheLargestAndBlankFramesHaveNone) {
+  if (!file_exists(kPhoto)) GTEST_SKIP() << kPhoto << " missing (Debian package opencv-doc)";
+  auto bytes = read_file(kPhoto);
+  GrayImage img = decode_image(bytes.data(), bytes.size());
+  Pipeline p(tiny_model(), shipped_cascade());
+  PipelineOptions o;
+  const auto all = p.process_gray(img.pixels.data(), img.width, img.height, o);
+  o.max_faces = 1;
+  const auto one = p.process_gray(img.pixels.data(), img.width, img.height, o);
+  ASSERT_EQ(one.size(), std::min<size_t>(1, all.size()));
+  for (const auto& f : all) EXPECT_LE(f.box.w * f.box.h, one[0].box.w * one[0].box.h);
+  std::vector<uint8_t> blank(320 * 240, 128);
+  EXPECT_TRUE(p.process_gray(blank.data(), 320, 240, o).empty());
+}
+
+TEST(Pipeline, RejectsAModelOfTheWrongShape) {
+  Model m(parse_spec("input 32 32 1; flatten; dense 7; softmax"));
+  EXPECT_THROW(Pipeline(m, shipped_cascade()), std::invalid_argument);
+}
