@@ -478,6 +478,31 @@ int cmd_detect(const std::string& model_path, const std::string& cascade_path, c
   return failures ? 1 : 0;
 }
 
+// A model file from a checkpoint (its best validation epoch's weights unless --last), e.g. to try a run
+// before it ends.
+int cmd_export(const std::string& ckpt_path, const std::string& out, bool last) {
+  std::vector<uint8_t> bytes = read_file(ckpt_path);
+  json meta;
+  std::vector<Blob> blobs;
+  Model model;
+  try {
+    model = load_model(bytes.data(), bytes.size(), &meta, &blobs);
+  } catch (const ModelFormatError& e) {
+    throw std::runtime_error(ckpt_path + ": " + e.what());
+  }
+  if (!last)
+    for (Blob& b : blobs)
+      if (b.name == "best.params" && b.data.size() == model.params.size()) model.params = b.data;
+  if (meta.contains("checkpoint")) {
+    meta["exported_from_epoch"] = last ? meta["checkpoint"].value("epoch", 0) : meta["checkpoint"].value("best_epoch", 0);
+    meta.erase("checkpoint");
+  }
+  std::vector<uint8_t> out_bytes = save_model(model, meta);
+  write_file_atomic(out, out_bytes.data(), out_bytes.size());
+  std::fprintf(stderr, "wrote %s (%s weights)\n", out.c_str(), last ? "last" : "best");
+  return 0;
+}
+
 int cmd_info(const std::string& model_path) {
   json meta;
   Model model = load_model_file(model_path, &meta);
@@ -547,6 +572,13 @@ int main(int argc, char** argv) {
   det->add_option("--min-size", min_size, "smallest face side searched, pixels")->capture_default_str();
   det->add_flag("--json", as_json, "print JSON");
 
+  std::string ckpt_path;
+  bool last = false;
+  CLI::App* exp = app.add_subcommand("export", "write a model file from a training checkpoint");
+  exp->add_option("--checkpoint", ckpt_path, "checkpoint.ferkit")->required();
+  exp->add_option("--out", out, "model file to write")->required();
+  exp->add_flag("--last", last, "the last epoch's weights instead of the best validation epoch's");
+
   CLI::App* info = app.add_subcommand("info", "print a model's architecture and metadata");
   info->add_option("--model", model_path, "model file")->required();
 
@@ -561,6 +593,7 @@ int main(int argc, char** argv) {
     if (*eval) return cmd_eval(model_path, data_path, split, out, tta, strict, threads);
     if (*pred) return cmd_predict(model_path, images, as_json, tta);
     if (*info) return cmd_info(model_path);
+    if (*exp) return cmd_export(ckpt_path, out, last);
     if (*det) return cmd_detect(model_path, cascade_path, images, as_json, crops_dir, min_size);
     if (*plot) return cmd_plot(history_path, out);
   } catch (const std::exception& e) {

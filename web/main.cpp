@@ -1,9 +1,8 @@
-// ferkit in the browser: SDL2 + WebGL 2 + Dear ImGui (the structure of ImGui's Emscripten example), linked with
-// ferkit_core. This first page proves the core runs as WebAssembly: it builds the built-in "tiny" model, shows
-// its parameter count and times one inference pass.
-//
-// For the page and its tests: when the first frame has been drawn, Module.ferkitReady is true and
-// Module.ferkitInfo holds {params, classes, predict_ms}; the loading message is hidden.
+// ferkit in the browser: SDL2 + WebGL 2 + Dear ImGui over ferkit_core (the shape of ImGui's Emscripten example).
+// Each animation frame: the shell's camera (or an opened image) is uploaded into a GL texture and read back into
+// wasm memory (web/frame_js.h), the core's Pipeline finds and classifies the faces, ImGui draws the video,
+// boxes, labels and probability bars, and the result is published on window.ferkit.latest for scripts and tests.
+// Nothing leaves the page: the model, cascade and frames stay in this tab.
 #include <GLES3/gl3.h>
 #include <SDL.h>
 #include <emscripten.h>
@@ -12,58 +11,189 @@
 #include <chrono>
 #include <cstdio>
 #include <exception>
+#include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "imgui.h"
 #include "imgui_impl_opengl3.h"
 #include "imgui_impl_sdl.h"
-#include "model.h"
-#include "spec.h"
-
-// Publishes the core check to the page (Module.ferkitInfo, Module.ferkitReady) and tells the shell.
-EM_JS(void, ferkit_announce, (int ok, double params, int classes, double predict_ms), {
-  Module.ferkitInfo = {ok: !!ok, params: params, classes: classes, predict_ms: predict_ms};
-  Module.ferkitReady = true;
-  if (Module.onFerkitReady) Module.onFerkitReady();
-});
+#include "model_io.h"
+#include "pipeline.h"
+#include "web_js.h"
 
 namespace {
+
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+
+const char* kCameraStates[] = {"not started", "starting", "live", "denied", "no camera", "lost", "error"};
 
 struct App {
   SDL_Window* window = nullptr;
   SDL_GLContext gl = nullptr;
-  // Core status.
-  bool core_ok = false;
-  std::string core_error;
-  size_t params = 0;
-  int classes = 0;
-  double predict_ms = 0.0;
-  std::vector<float> probs;
-  bool announced = false;
+  GLuint video_tex = 0, video_fbo = 0;
+  int frame_w = 0, frame_h = 0, source = 0;  // source: 0 camera, 1 image
+  std::vector<uint8_t> frame;                // RGBA, grows to the largest frame
+  std::unique_ptr<ferkit::Pipeline> pipe;
+  ferkit::PipelineOptions options;
+  std::string model_name = "default", model_accuracy, model_error, load_message;
+  std::vector<uint8_t> default_model;
+  bool mirror = true;
+  double grab_ms = 0, draw_ms = 0;
+  std::string published;  // JSON, reused
+  int camera_state = 0;
+  std::string camera_message;
+  std::vector<std::string> cameras;
+  int camera_index = 0;
+  bool ready_announced = false;
 };
-App g_app;
+App g_app;  // the page's one app; reached by the exported functions below
 
-void run_core_check(App& app) {
+bool load_model_bytes(App& app, const uint8_t* data, size_t size, const std::string& origin) {
   try {
-    ferkit::Model model(ferkit::resolve_spec("tiny"));
-    model.init(1);
-    app.params = model.num_params();
-    app.classes = model.num_classes();
-    ferkit::Workspace ws;
-    ws.reserve(model, 1);
-    const int side = model.preprocess.side;
-    std::vector<uint8_t> pixels(static_cast<size_t>(side) * side * model.preprocess.channels);
-    for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<uint8_t>((i * 37) & 255);
-    app.probs.assign(app.classes, 0.0f);
-    const auto t0 = std::chrono::steady_clock::now();
-    ferkit::predict(model, ws, pixels.data(), 1, app.probs.data());
-    app.predict_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    app.core_ok = true;
+    nlohmann::json meta;
+    ferkit::Model m = ferkit::load_model(data, size, &meta);
+    if (app.pipe) app.pipe->set_model(std::move(m));
+    else return false;
+    app.model_name = meta.value("name", origin);
+    app.model_accuracy.clear();
+    if (meta.contains("eval") && meta["eval"].contains("private"))
+      app.model_accuracy = std::to_string(meta["eval"]["private"].value("accuracy", 0.0) * 100).substr(0, 5) +
+                           "% on FER-2013 PrivateTest";
+    app.model_error.clear();
+    app.load_message = "loaded " + origin;
+    return true;
   } catch (const std::exception& e) {
-    app.core_error = e.what();
-    std::fprintf(stderr, "ferkit core check failed: %s\n", e.what());
+    app.model_error = origin + ": " + e.what() + " (the current model is kept)";
+    return false;
   }
+}
+
+std::vector<uint8_t> read_bundled(const char* path) {
+  std::vector<uint8_t> data;
+  if (FILE* f = std::fopen(path, "rb")) {
+    uint8_t buf[65536];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) data.insert(data.end(), buf, buf + n);
+    std::fclose(f);
+  }
+  return data;
+}
+
+void publish(App& app) {
+  const auto& faces = app.pipe->faces();
+  const auto& names = app.pipe->model().class_names;
+  const auto& t = app.pipe->times();
+  char buf[256];
+  std::string& s = app.published;
+  s.clear();
+  std::snprintf(buf, sizeof buf,
+                "{\"frame\":{\"width\":%d,\"height\":%d,\"source\":\"%s\"},\"fps\":%.2f,"
+                "\"timings\":{\"grab_ms\":%.3f,\"detect_ms\":%.3f,\"classify_ms\":%.3f,\"draw_ms\":%.3f},\"faces\":[",
+                app.frame_w, app.frame_h, app.source ? "image" : "camera", ImGui::GetIO().Framerate, app.grab_ms,
+                t.detect_ms + t.gray_ms, t.classify_ms, app.draw_ms);
+  s += buf;
+  for (size_t i = 0; i < faces.size(); ++i) {
+    const auto& f = faces[i];
+    std::snprintf(buf, sizeof buf, "%s{\"box\":{\"x\":%.1f,\"y\":%.1f,\"w\":%.1f,\"h\":%.1f},\"track\":%d,\"label\":\"%s\",",
+                  i ? "," : "", f.box.x, f.box.y, f.box.w, f.box.h, f.track, names[f.label].c_str());
+    s += buf;
+    for (int pass = 0; pass < 2; ++pass) {
+      s += pass ? ",\"smoothed\":{" : "\"probabilities\":{";
+      for (int c = 0; c < ferkit::kNumClasses; ++c) {
+        std::snprintf(buf, sizeof buf, "%s\"%s\":%.7g", c ? "," : "", names[c].c_str(),
+                      pass ? f.smoothed[c] : f.probs[c]);
+        s += buf;
+      }
+      s += "}";
+    }
+    s += "}";
+  }
+  s += "]}";
+  ferkit_js_publish(s.c_str());
+}
+
+// The video with boxes and labels, scaled to fit the region.
+void draw_video(App& app, ImVec2 avail) {
+  if (!app.frame_w) {
+    ImGui::TextWrapped("%s", app.camera_state == 2 ? "Waiting for the first camera frame..."
+                                                    : "No video yet: allow the camera, or open or drop an image.");
+    return;
+  }
+  const float scale = std::min(avail.x / app.frame_w, avail.y / app.frame_h);
+  const ImVec2 size(app.frame_w * scale, app.frame_h * scale);
+  const ImVec2 p0 = ImGui::GetCursorScreenPos();
+  const bool mirror = app.mirror && app.source == 0;
+  ImGui::Image(reinterpret_cast<ImTextureID>(static_cast<intptr_t>(app.video_tex)), size,
+               mirror ? ImVec2(1, 0) : ImVec2(0, 0), mirror ? ImVec2(0, 1) : ImVec2(1, 1));
+  ImDrawList* dl = ImGui::GetWindowDrawList();
+  const auto& names = app.pipe->model().class_names;
+  for (const auto& f : app.pipe->faces()) {
+    float x = mirror ? app.frame_w - f.box.x - f.box.w : f.box.x;
+    ImVec2 a(p0.x + x * scale, p0.y + f.box.y * scale), b(a.x + f.box.w * scale, a.y + f.box.h * scale);
+    dl->AddRect(a, b, IM_COL32(80, 220, 120, 255), 0, 0, 2.5f);
+    char label[64];
+    std::snprintf(label, sizeof label, "%s %.0f%%", names[f.label].c_str(), 100 * f.smoothed[f.label]);
+    const ImVec2 ts = ImGui::CalcTextSize(label);
+    dl->AddRectFilled(ImVec2(a.x, a.y - ts.y - 4), ImVec2(a.x + ts.x + 8, a.y), IM_COL32(80, 220, 120, 230));
+    dl->AddText(ImVec2(a.x + 4, a.y - ts.y - 2), IM_COL32(10, 20, 10, 255), label);
+  }
+}
+
+void draw_panel(App& app) {
+  ImGui::Text("Camera: %s", kCameraStates[std::clamp(app.camera_state, 0, 6)]);
+  if (!app.camera_message.empty()) ImGui::TextColored(ImVec4(1, 0.6f, 0.4f, 1), "%s", app.camera_message.c_str());
+  if (app.cameras.size() > 1) {
+    const char* preview = app.cameras[std::min<size_t>(app.camera_index, app.cameras.size() - 1)].c_str();
+    if (ImGui::BeginCombo("camera", preview)) {
+      for (size_t i = 0; i < app.cameras.size(); ++i)
+        if (ImGui::Selectable(app.cameras[i].c_str(), static_cast<int>(i) == app.camera_index)) {
+          app.camera_index = static_cast<int>(i);
+          ferkit_js_select_camera(app.camera_index);
+        }
+      ImGui::EndCombo();
+    }
+  }
+  if (ImGui::Button("Start camera")) ferkit_js_select_camera(app.camera_index);
+  ImGui::SameLine();
+  if (ImGui::Button("Open image...")) ferkit_js_open_image();
+  ImGui::Checkbox("mirror camera view", &app.mirror);
+  ImGui::Separator();
+  ImGui::Checkbox("temporal smoothing", &app.options.smooth);
+  ImGui::SliderFloat("strength", &app.options.smoothing, 0.0f, 0.95f, "%.2f");
+  ImGui::Checkbox("flip averaging", &app.options.flip_tta);
+  ImGui::Separator();
+  const auto& faces = app.pipe->faces();
+  const auto& names = app.pipe->model().class_names;
+  ImGui::Text("%zu face(s)", faces.size());
+  for (size_t i = 0; i < faces.size(); ++i) {
+    const auto& f = faces[i];
+    ImGui::PushID(static_cast<int>(i));
+    ImGui::Text("face %d: %s", f.track, names[f.label].c_str());
+    for (int c = 0; c < ferkit::kNumClasses; ++c) {
+      char overlay[48];
+      std::snprintf(overlay, sizeof overlay, "%s %.1f%%", names[c].c_str(), 100 * f.smoothed[c]);
+      ImGui::ProgressBar(f.smoothed[c], ImVec2(-1, 0), overlay);
+    }
+    ImGui::PopID();
+  }
+  ImGui::Separator();
+  const auto& t = app.pipe->times();
+  ImGui::Text("%.1f fps", ImGui::GetIO().Framerate);
+  ImGui::Text("grab %.2f ms  detect %.2f ms", app.grab_ms, t.detect_ms + t.gray_ms);
+  ImGui::Text("classify %.2f ms  draw %.2f ms", t.classify_ms, app.draw_ms);
+  ImGui::Separator();
+  const ferkit::Model& m = app.pipe->model();
+  ImGui::Text("Model: %s", app.model_name.c_str());
+  ImGui::Text("%zu parameters, %.1f M MACs/face", m.num_params(), m.macs_per_image() / 1e6);
+  if (!app.model_accuracy.empty()) ImGui::Text("%s", app.model_accuracy.c_str());
+  if (ImGui::Button("Load model...")) ferkit_js_open_model();
+  ImGui::SameLine();
+  if (ImGui::Button("Default model"))
+    load_model_bytes(app, app.default_model.data(), app.default_model.size(), "default model");
+  if (!app.model_error.empty()) ImGui::TextColored(ImVec4(1, 0.45f, 0.45f, 1), "%s", app.model_error.c_str());
 }
 
 void main_loop(void* arg) {
@@ -71,7 +201,6 @@ void main_loop(void* arg) {
   SDL_Event event;
   while (SDL_PollEvent(&event)) ImGui_ImplSDL2_ProcessEvent(&event);
 
-  // Keep the drawing buffer the size of the canvas as laid out by the page.
   double css_w = 0, css_h = 0;
   emscripten_get_element_css_size("#canvas", &css_w, &css_h);
   int w = 0, h = 0;
@@ -79,48 +208,91 @@ void main_loop(void* arg) {
   if (css_w > 0 && css_h > 0 && (static_cast<int>(css_w) != w || static_cast<int>(css_h) != h))
     SDL_SetWindowSize(app.window, static_cast<int>(css_w), static_cast<int>(css_h));
 
+  // 1. The newest frame into the texture and into wasm memory.
+  auto t0 = Clock::now();
+  const int fw = ferkit_js_frame_width(), fh = ferkit_js_frame_height();
+  if (fw > 0 && fh > 0 && app.frame.size() < static_cast<size_t>(fw) * fh * 4) app.frame.resize(static_cast<size_t>(fw) * fh * 4);
+  int source = -1;
+  if (fw > 0 && fh > 0) source = ferkit_js_grab_frame(app.video_tex, app.video_fbo, app.frame.data(), fw, fh);
+  // 2. Faces and expressions.
+  if (source >= 0) {
+    app.grab_ms = ms_since(t0);
+    app.frame_w = fw;
+    app.frame_h = fh;
+    app.source = source;
+    app.pipe->process_rgba(app.frame.data(), fw, fh, app.options);
+  }
+  // 3. The UI.
+  t0 = Clock::now();
   ImGui_ImplOpenGL3_NewFrame();
   ImGui_ImplSDL2_NewFrame();
   ImGui::NewFrame();
-
-  ImGui::SetNextWindowPos(ImVec2(20, 20), ImGuiCond_FirstUseEver);
-  ImGui::SetNextWindowSize(ImVec2(360, 0), ImGuiCond_FirstUseEver);
-  ImGui::Begin("ferkit");
-  ImGui::Text("ferkit");
-  ImGui::Separator();
-  if (app.core_ok) {
-    ImGui::Text("tiny model: %zu parameters", app.params);
-    ImGui::Text("classes: %d", app.classes);
-    ImGui::Text("one inference: %.3f ms", app.predict_ms);
-  } else {
-    ImGui::TextColored(ImVec4(1, 0.4f, 0.4f, 1), "core error: %s", app.core_error.c_str());
-  }
-  ImGui::Text("%.1f FPS", ImGui::GetIO().Framerate);
+  const ImVec2 display = ImGui::GetIO().DisplaySize;
+  const float panel_w = std::min(360.0f, display.x * 0.4f);
+  ImGui::SetNextWindowPos(ImVec2(0, 0));
+  ImGui::SetNextWindowSize(ImVec2(display.x - panel_w, display.y));
+  ImGui::Begin("video", nullptr, ImGuiWindowFlags_NoDecoration | ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoBringToFrontOnFocus);
+  draw_video(app, ImGui::GetContentRegionAvail());
   ImGui::End();
-
+  ImGui::SetNextWindowPos(ImVec2(display.x - panel_w, 0));
+  ImGui::SetNextWindowSize(ImVec2(panel_w, display.y));
+  ImGui::Begin("ferkit", nullptr, ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoResize | ImGuiWindowFlags_NoCollapse);
+  draw_panel(app);
+  ImGui::End();
   ImGui::Render();
   SDL_GL_MakeCurrent(app.window, app.gl);
-  const ImGuiIO& io = ImGui::GetIO();
-  glViewport(0, 0, static_cast<int>(io.DisplaySize.x), static_cast<int>(io.DisplaySize.y));
+  glViewport(0, 0, static_cast<int>(display.x), static_cast<int>(display.y));
   glClearColor(0.12f, 0.13f, 0.15f, 1.0f);
   glClear(GL_COLOR_BUFFER_BIT);
   ImGui_ImplOpenGL3_RenderDrawData(ImGui::GetDrawData());
   SDL_GL_SwapWindow(app.window);
+  app.draw_ms = ms_since(t0);
 
-  if (!app.announced) {
-    app.announced = true;
-    ferkit_announce(app.core_ok, static_cast<double>(app.params), app.classes, app.predict_ms);
+  if (source >= 0) publish(app);
+  if (!app.ready_announced) {
+    app.ready_announced = true;
+    ferkit_js_ready();
   }
 }
 
 }  // namespace
 
+// ---- called from the shell's JavaScript (shell/ferkit-shell.js) ----
+extern "C" {
+
+EMSCRIPTEN_KEEPALIVE void ferkit_camera_state(int state, const char* message) {
+  g_app.camera_state = state;
+  g_app.camera_message = message ? message : "";
+}
+
+EMSCRIPTEN_KEEPALIVE void ferkit_set_cameras(const char* labels_json) {
+  g_app.cameras.clear();
+  nlohmann::json j = nlohmann::json::parse(labels_json ? labels_json : "[]", nullptr, false);
+  if (j.is_array())
+    for (const auto& l : j)
+      if (l.is_string()) g_app.cameras.push_back(l.get<std::string>());
+}
+
+// Loads a model file the user picked; returns 1 on success. On failure the message is shown and the current
+// model keeps working.
+EMSCRIPTEN_KEEPALIVE int ferkit_load_model(const uint8_t* data, int size, const char* name) {
+  return load_model_bytes(g_app, data, static_cast<size_t>(size), name ? name : "model file") ? 1 : 0;
+}
+
+EMSCRIPTEN_KEEPALIVE const char* ferkit_model_error() { return g_app.model_error.c_str(); }
+
+// The 48x48 crop of face i of the latest frame (what the model saw), or null.
+EMSCRIPTEN_KEEPALIVE const uint8_t* ferkit_face_crop(int i) {
+  if (!g_app.pipe || i < 0 || i >= static_cast<int>(g_app.pipe->faces().size())) return nullptr;
+  return g_app.pipe->faces()[i].crop;
+}
+}
+
 int main(int, char**) {
   if (SDL_Init(SDL_INIT_VIDEO | SDL_INIT_TIMER) != 0) {
-    std::fprintf(stderr, "SDL_Init: %s\n", SDL_GetError());
+    ferkit_js_fail((std::string("SDL could not start: ") + SDL_GetError()).c_str());
     return 1;
   }
-  // WebGL 2 = OpenGL ES 3.0.
   SDL_GL_SetAttribute(SDL_GL_CONTEXT_FLAGS, 0);
   SDL_GL_SetAttribute(SDL_GL_CONTEXT_PROFILE_MASK, SDL_GL_CONTEXT_PROFILE_ES);
   SDL_GL_SetAttribute(SDL_GL_CONTEXT_MAJOR_VERSION, 3);
@@ -128,27 +300,43 @@ int main(int, char**) {
   SDL_GL_SetAttribute(SDL_GL_DOUBLEBUFFER, 1);
   g_app.window = SDL_CreateWindow("ferkit", SDL_WINDOWPOS_CENTERED, SDL_WINDOWPOS_CENTERED, 1280, 720,
                                   static_cast<SDL_WindowFlags>(SDL_WINDOW_OPENGL | SDL_WINDOW_RESIZABLE));
-  if (!g_app.window) {
-    std::fprintf(stderr, "SDL_CreateWindow: %s\n", SDL_GetError());
-    return 1;
-  }
-  g_app.gl = SDL_GL_CreateContext(g_app.window);
+  g_app.gl = g_app.window ? SDL_GL_CreateContext(g_app.window) : nullptr;
   if (!g_app.gl) {
-    std::fprintf(stderr, "WebGL 2 context: %s\n", SDL_GetError());
+    ferkit_js_fail("This browser cannot create a WebGL 2 context, which ferkit needs to draw.");
     return 1;
   }
   SDL_GL_SetSwapInterval(1);
 
   IMGUI_CHECKVERSION();
   ImGui::CreateContext();
-  ImGui::GetIO().IniFilename = nullptr;  // no imgui.ini in the browser
+  ImGui::GetIO().IniFilename = nullptr;
   ImGui::StyleColorsDark();
   ImGui_ImplSDL2_InitForOpenGL(g_app.window, g_app.gl);
   ImGui_ImplOpenGL3_Init("#version 300 es");
 
-  run_core_check(g_app);
+  // The frame texture, and a framebuffer to read it back from.
+  glGenTextures(1, &g_app.video_tex);
+  glBindTexture(GL_TEXTURE_2D, g_app.video_tex);
+  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_LINEAR);
+  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_LINEAR);
+  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_S, GL_CLAMP_TO_EDGE);
+  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_T, GL_CLAMP_TO_EDGE);
+  glGenFramebuffers(1, &g_app.video_fbo);
 
-  // Hands control to the browser: main_loop runs once per animation frame; main() does not return.
+  // The bundled default model and face-detector cascade (index.data, same origin).
+  g_app.default_model = read_bundled("/assets/default.ferkit");
+  std::vector<uint8_t> cascade = read_bundled("/assets/frontalface.cascade");
+  try {
+    nlohmann::json meta;
+    ferkit::Model model = ferkit::load_model(g_app.default_model.data(), g_app.default_model.size(), &meta);
+    g_app.pipe = std::make_unique<ferkit::Pipeline>(std::move(model),
+                                                    ferkit::load_cascade(cascade.data(), cascade.size()));
+    load_model_bytes(g_app, g_app.default_model.data(), g_app.default_model.size(), "default model");
+  } catch (const std::exception& e) {
+    ferkit_js_fail((std::string("The bundled model or face detector could not be loaded: ") + e.what()).c_str());
+    return 1;
+  }
+  ferkit_js_start();
   emscripten_set_main_loop_arg(main_loop, &g_app, 0, true);
   return 0;
 }
