@@ -1,0 +1,206 @@
+// End-to-end tests of the web app in Debian's Chromium (headless, WebGL 2 on SwiftShader) via playwright-core,
+// run with node's test runner:
+//   node --test tests/web/app.test.mjs
+// Needs build/wasm/dist (cmake --build --preset wasm), build/release (native fer-train and make_y4m) and the
+// photo /usr/share/doc/opencv-doc/examples/data/messi5.jpg (Debian opencv-doc). Screenshots go to
+// build/web-test/ (FERKIT_SCREENSHOTS overrides).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const dist = process.env.FERKIT_DIST || path.join(root, 'build', 'wasm', 'dist');
+const native = process.env.FERKIT_NATIVE || path.join(root, 'build', 'release');
+const shots = process.env.FERKIT_SCREENSHOTS || path.join(root, 'build', 'web-test');
+const photo = '/usr/share/doc/opencv-doc/examples/data/messi5.jpg';
+const work = mkdtempSync(path.join(tmpdir(), 'ferkit-e2e-'));
+mkdirSync(shots, { recursive: true });
+
+let server, origin, clip;
+
+function serve(dir) {
+  return new Promise((resolve, reject) => {
+    const p = spawn('python3', ['-u', '-m', 'http.server', '--bind', '127.0.0.1', '--directory', dir, '0'],
+                    { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/port (\d+)/);
+      if (m) resolve({ url: `http://127.0.0.1:${m[1]}`, stop: () => p.kill() });
+    });
+    p.stderr.on('data', () => {});
+    p.on('exit', (c) => reject(new Error(`http.server exited ${c}: ${out}`)));
+  });
+}
+
+// A fresh Chromium with the given extra flags; records console errors, page errors and every request.
+async function open(extraArgs) {
+  const ctx = await chromium.launchPersistentContext(mkdtempSync(path.join(work, 'profile-')), {
+    executablePath: '/usr/bin/chromium', headless: true, viewport: { width: 1100, height: 700 },
+    args: ['--no-sandbox', '--disable-gpu', '--enable-unsafe-swiftshader', '--disable-quic', '--no-first-run',
+           '--disable-background-networking', '--disable-component-update', '--disable-sync', ...extraArgs],
+  });
+  const page = ctx.pages()[0] || await ctx.newPage();
+  const log = { errors: [], requests: [] };
+  page.on('console', (m) => { if (m.type() === 'error') log.errors.push(m.text()); });
+  page.on('pageerror', (e) => log.errors.push(e.message));
+  page.on('request', (r) => log.requests.push(r.url()));
+  await page.goto(`${origin}/`);
+  await page.waitForFunction(() => window.ferkit && window.ferkit.ready, null, { timeout: 90000 });
+  return { ctx, page, log };
+}
+
+function offOrigin(log) {
+  return log.requests.filter((u) => !u.startsWith(origin + '/') && !u.startsWith('data:') && !u.startsWith('blob:'));
+}
+
+// A 48x48 grey crop as a 24-bit BMP (grey = R = G = B, so decoding gives the same bytes back).
+function bmp(crop) {
+  const row = 48 * 3, size = 54 + row * 48;
+  const b = Buffer.alloc(size);
+  b.write('BM', 0);
+  b.writeUInt32LE(size, 2);
+  b.writeUInt32LE(54, 10);
+  b.writeUInt32LE(40, 14);
+  b.writeInt32LE(48, 18);
+  b.writeInt32LE(48, 22);
+  b.writeUInt16LE(1, 26);
+  b.writeUInt16LE(24, 28);
+  b.writeUInt32LE(row * 48, 34);
+  for (let y = 0; y < 48; ++y)
+    for (let x = 0; x < 48; ++x) b.fill(crop[(47 - y) * 48 + x], 54 + y * row + 3 * x, 54 + y * row + 3 * x + 3);
+  return b;
+}
+
+// The native CLI's probabilities for a 48x48 crop.
+function nativePredict(crop, name) {
+  const file = path.join(work, `${name}.bmp`);
+  writeFileSync(file, bmp(crop));
+  const out = execFileSync(path.join(native, 'native', 'fer-train'),
+                           ['predict', '--json', '--model', path.join(root, 'assets', 'models', 'default.ferkit'), file]);
+  return JSON.parse(out)[0].probabilities;
+}
+
+before(async () => {
+  for (const f of [path.join(dist, 'index.html'), photo, path.join(native, 'tests', 'make_y4m')])
+    assert.ok(existsSync(f), `${f} is missing (build the wasm and release presets; install opencv-doc)`);
+  clip = path.join(work, 'face.y4m');
+  execFileSync(path.join(native, 'tests', 'make_y4m'), [photo, clip, '640', '480', '30']);
+  server = await serve(dist);
+  origin = server.url;
+});
+after(() => server && server.stop());
+
+test('page sets a same-origin Content-Security-Policy', async () => {
+  const html = readFileSync(path.join(dist, 'index.html'), 'utf8');
+  const m = html.match(/http-equiv="Content-Security-Policy" content="([^"]+)"/);
+  assert.ok(m, 'no CSP meta tag');
+  const csp = Object.fromEntries(m[1].split(';').map((d) => d.trim().split(/\s+/)).map(([k, ...v]) => [k, v]));
+  assert.deepEqual(csp['default-src'], ["'self'"]);
+  assert.deepEqual(csp['connect-src'], ["'self'"]);
+  assert.ok(!csp['script-src'].includes("'unsafe-inline'"), 'inline scripts allowed');
+  for (const [k, v] of Object.entries(csp))
+    for (const s of v) assert.ok(!/^https?:|^\*$/.test(s), `${k} allows ${s}`);
+});
+
+test('fake camera: the face is found and labelled, and the crop agrees with the native CLI', async () => {
+  const { ctx, page, log } = await open(['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+                                         `--use-file-for-fake-video-capture=${clip}`]);
+  try {
+    await page.waitForFunction(() => window.ferkit.latest && window.ferkit.latest.faces.length > 0, null, { timeout: 60000 });
+    await page.waitForTimeout(1500);
+    await page.screenshot({ path: path.join(shots, 'camera.png') });
+    const r = await page.evaluate(() => {
+      const latest = window.ferkit.latest;
+      // Crop and probabilities of the same frame: read both before the next animation frame.
+      return { latest, crop: Array.from(window.ferkit.crop(0)), camera: window.ferkit.camera };
+    });
+    assert.equal(r.camera.state, 'live');
+    assert.equal(r.latest.frame.source, 'camera');
+    assert.equal(r.latest.frame.width, 640);
+    const face = r.latest.faces[0];
+    // messi5.jpg's face, scaled into the 640x480 clip (548x342 -> 640x399, 40 px down): near (263, 147), 47 px.
+    assert.ok(Math.abs(face.box.x + face.box.w / 2 - 286) < 20 && Math.abs(face.box.y + face.box.h / 2 - 170) < 20,
+              `face box ${JSON.stringify(face.box)}`);
+    const names = Object.keys(face.probabilities);
+    assert.equal(names.length, 7);
+    const best = names.reduce((a, b) => (face.smoothed[a] >= face.smoothed[b] ? a : b));
+    assert.equal(face.label, best);
+    const nat = nativePredict(r.crop, 'camera-crop');
+    for (const k of names)
+      assert.ok(Math.abs(nat[k] - face.probabilities[k]) <= 1e-5, `${k}: wasm ${face.probabilities[k]} native ${nat[k]}`);
+    for (const t of ['grab_ms', 'detect_ms', 'classify_ms', 'draw_ms']) assert.ok(r.latest.timings[t] >= 0, t);
+    assert.deepEqual(offOrigin(log), [], 'requests outside the origin');
+    assert.deepEqual(log.errors, [], 'console errors');
+  } finally {
+    await ctx.close();
+  }
+});
+
+test('camera denied: a clear message, and the page keeps working', async () => {
+  const { ctx, page, log } = await open(['--use-fake-device-for-media-stream', '--deny-permission-prompts']);
+  try {
+    await page.waitForFunction(() => window.ferkit.camera.state === 'denied', null, { timeout: 30000 });
+    const status = await page.textContent('#status');
+    assert.match(status, /denied/i);
+    assert.ok(await page.isVisible('#status'));
+    await page.screenshot({ path: path.join(shots, 'denied.png') });
+    assert.deepEqual(offOrigin(log), []);
+  } finally {
+    await ctx.close();
+  }
+});
+
+test('no camera: an image dropped on the page runs through the same pipeline', async () => {
+  const { ctx, page, log } = await open([]);
+  try {
+    await page.waitForFunction(() => ['no camera', 'denied', 'error'].includes(window.ferkit.camera.state), null,
+                               { timeout: 30000 });
+    assert.ok((await page.textContent('#status')).length > 0, 'no message about the missing camera');
+    const bytes = Array.from(readFileSync(photo));
+    await page.evaluate((b) => {
+      const file = new File([new Uint8Array(b)], 'messi5.jpg', { type: 'image/jpeg' });
+      const dt = new DataTransfer();
+      dt.items.add(file);
+      document.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    }, bytes);
+    await page.waitForFunction(() => window.ferkit.latest && window.ferkit.latest.frame.source === 'image', null,
+                               { timeout: 30000 });
+    const r = await page.evaluate(() => ({ latest: window.ferkit.latest, crop: Array.from(window.ferkit.crop(0) || []) }));
+    assert.equal(r.latest.frame.width, 548);
+    assert.ok(r.latest.faces.length >= 1, 'no face found in the dropped photo');
+    const nat = nativePredict(r.crop, 'image-crop');
+    for (const k of Object.keys(nat)) assert.ok(Math.abs(nat[k] - r.latest.faces[0].probabilities[k]) <= 1e-5, k);
+    await page.screenshot({ path: path.join(shots, 'image.png') });
+    assert.deepEqual(offOrigin(log), []);
+    assert.deepEqual(log.errors, []);
+  } finally {
+    await ctx.close();
+  }
+});
+
+test('a corrupt model file is refused with a message and the current model keeps working', async () => {
+  const { ctx, page } = await open([]);
+  try {
+    const r = await page.evaluate(async () => {
+      const bad = new Uint8Array(1000).fill(7);
+      const res = await window.ferkit.loadModel(bad, 'broken.ferkit');
+      return { res, status: document.getElementById('status').textContent };
+    });
+    assert.equal(r.res.ok, false);
+    assert.match(r.res.error, /broken\.ferkit/);
+    assert.match(r.res.error, /magic/);
+    assert.match(r.status, /current model is kept/);
+    // Still classifies.
+    const bytes = Array.from(readFileSync(photo));
+    await page.evaluate((b) => window.ferkit.openImage(new Blob([new Uint8Array(b)])), bytes);
+    await page.waitForFunction(() => window.ferkit.latest && window.ferkit.latest.faces.length > 0, null, { timeout: 30000 });
+  } finally {
+    await ctx.close();
+  }
+});
