@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# The main job (until the web app lands): builds ferkit, evaluates the shipped default model on FER-2013
-# PrivateTest, then runs a short training demo (3 epochs of the seed architecture) and evaluates it.
-#   DATA=path/to/fer2013.csv.gz scripts/run.sh
+# The main job: installs what is missing, builds the web app (WebAssembly) into build/wasm/dist with the default
+# model, and serves it on 127.0.0.1 (PORT, default 8000), printing the URL. Ctrl-C stops the server.
+# build/wasm/dist is a static site: copy it to any static host, at any path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
-DATA=${DATA:-../shared/data/fer2013/fer2013.csv.gz}
-cmake --preset release
-cmake --build --preset release -j "$(nproc)" --target fer-train
-bin=build/release/native/fer-train
-echo "== default model (assets/models/default.ferkit) on PrivateTest"
-$bin eval --model assets/models/default.ferkit --data "$DATA" --split private --out runs/default-eval
-echo "== short training demo: seed architecture, 3 epochs (the full recipe is in README.md)"
-$bin train --data "$DATA" --arch seed --epochs 3 --no-augment --out runs/demo
-echo "== outputs: runs/default-eval/ (metrics, confusion matrix PNG) and runs/demo/ (model, history, curves.png)"
+scripts/setup.sh --web
+export NODE_PATH=/usr/share/nodejs
+cmake --preset wasm >/dev/null
+cmake --build --preset wasm -j "$(nproc)" --target ferkit_web
+dist=build/wasm/dist
+port=${PORT:-8000}
+echo
+echo "ferkit is served at http://127.0.0.1:${port}/   (from ${dist}; Ctrl-C to stop)"
+echo
+exec python3 -m http.server --bind 127.0.0.1 --directory "$dist" "$port"

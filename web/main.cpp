@@ -144,7 +144,11 @@ void draw_video(App& app, ImVec2 avail) {
 
 void draw_panel(App& app) {
   ImGui::Text("Camera: %s", kCameraStates[std::clamp(app.camera_state, 0, 6)]);
-  if (!app.camera_message.empty()) ImGui::TextColored(ImVec4(1, 0.6f, 0.4f, 1), "%s", app.camera_message.c_str());
+  if (!app.camera_message.empty()) {
+    ImGui::PushStyleColor(ImGuiCol_Text, ImVec4(1, 0.6f, 0.4f, 1));
+    ImGui::TextWrapped("%s", app.camera_message.c_str());
+    ImGui::PopStyleColor();
+  }
   if (app.cameras.size() > 1) {
     const char* preview = app.cameras[std::min<size_t>(app.camera_index, app.cameras.size() - 1)].c_str();
     if (ImGui::BeginCombo("camera", preview)) {
@@ -193,7 +197,11 @@ void draw_panel(App& app) {
   ImGui::SameLine();
   if (ImGui::Button("Default model"))
     load_model_bytes(app, app.default_model.data(), app.default_model.size(), "default model");
-  if (!app.model_error.empty()) ImGui::TextColored(ImVec4(1, 0.45f, 0.45f, 1), "%s", app.model_error.c_str());
+  if (!app.model_error.empty()) {
+    ImGui::PushStyleColor(ImGuiCol_Text, ImVec4(1, 0.45f, 0.45f, 1));
+    ImGui::TextWrapped("%s", app.model_error.c_str());
+    ImGui::PopStyleColor();
+  }
 }
 
 void main_loop(void* arg) {
