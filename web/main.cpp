@@ -168,6 +168,7 @@ void draw_panel(App& app) {
   ImGui::Checkbox("temporal smoothing", &app.options.smooth);
   ImGui::SliderFloat("strength", &app.options.smoothing, 0.0f, 0.95f, "%.2f");
   ImGui::Checkbox("flip averaging", &app.options.flip_tta);
+  ImGui::SliderInt("min face (px)", &app.options.detect.min_size, 24, 240);
   ImGui::Separator();
   const auto& faces = app.pipe->faces();
   const auto& names = app.pipe->model().class_names;
