@@ -29,8 +29,7 @@ std::string where(size_t s, size_t c) { return "stage " + std::to_string(s) + " 
 // The rules every cascade obeys, beyond what the byte layout enforces; "" when it is valid.
 std::string cascade_problem(const Cascade& c) {
   if (c.window_width < 4 || c.window_width > 255 || c.window_height < 4 || c.window_height > 255)
-    return "window " + std::to_string(c.window_width) + " x " + std::to_string(c.window_height) +
-           " outside 4..255";
+    return "window " + std::to_string(c.window_width) + " x " + std::to_string(c.window_height) + " outside 4..255";
   if (c.stages.empty() || c.stages.size() > kMaxCascadeStages)
     return std::to_string(c.stages.size()) + " stages (1.." + std::to_string(kMaxCascadeStages) + ")";
   if (c.features.empty() || c.features.size() > kMaxCascadeFeatures)
@@ -80,11 +79,12 @@ std::string cascade_problem(const Cascade& c) {
                " " + std::to_string(q.h);
       if (q.weight == 0 || q.weight < -128 || q.weight > 127)
         return rr + ": weight " + std::to_string(q.weight) + " (non-zero, -128..127)";
-      const bool inside = ft.tilted ? (q.x - q.h >= 0 && q.x + q.w <= c.window_width &&
-                                       q.y + q.w + q.h <= c.window_height)
-                                    : (q.x + q.w <= c.window_width && q.y + q.h <= c.window_height);
-      if (!inside) return rr + ": outside the " + std::to_string(c.window_width) + " x " +
-                          std::to_string(c.window_height) + " window";
+      const bool inside = ft.tilted
+                              ? (q.x - q.h >= 0 && q.x + q.w <= c.window_width && q.y + q.w + q.h <= c.window_height)
+                              : (q.x + q.w <= c.window_width && q.y + q.h <= c.window_height);
+      if (!inside)
+        return rr + ": outside the " + std::to_string(c.window_width) + " x " + std::to_string(c.window_height) +
+               " window";
     }
   }
   return {};
@@ -367,8 +367,8 @@ void FaceDetector::compile(int stride) {
     Stage s{static_cast<int>(classifiers_.size()), static_cast<int>(st.classifiers.size()), 0,
             st.threshold - kStageThresholdEps};
     if (stumps_) {
-      // A stage's sum does not depend on the order of its stumps: those with fewer than three rectangles go
-      // first, so that the evaluation loops have no per-stump branch on the rectangle count.
+      // A stage's sum does not depend on the order of its stumps (up to rounding; it is summed in double):
+      // those with fewer than three rectangles go first, so that the loops need no branch on the count.
       s.first = static_cast<int>(nodes_.size());
       for (int pass = 0; pass < 2; ++pass) {
         if (pass == 1) s.first3 = static_cast<int>(nodes_.size());
@@ -429,8 +429,7 @@ int FaceDetector::run_window(const uint32_t* sum, const uint32_t* sq, const uint
                           static_cast<int64_t>(n->weight[1]) * rect_sum(b, n->ofs[1]);
         acc += n->leaf[!(static_cast<float>(v) < n->threshold * fnf)];
       }
-      for (const Node* e = nodes + st.first + st.count; n != e; ++n)
-        acc += n->leaf[!(value(*n) < n->threshold * fnf)];
+      for (const Node* e = nodes + st.first + st.count; n != e; ++n) acc += n->leaf[!(value(*n) < n->threshold * fnf)];
     } else {
       const Classifier* cls = classifiers_.data();
       for (int k = st.first, e = st.first + st.count; k < e; ++k) {
@@ -465,8 +464,8 @@ void FaceDetector::scan_level(int lw, int lh, int step, float scale, int winw, i
       if (r > 0) {
         // Rounded in float as OpenCV does.
         const float fx = static_cast<float>(x) * scale, fy = static_cast<float>(y) * scale;
-        raw_.push_back({static_cast<float>(std::lrint(fx)), static_cast<float>(std::lrint(fy)), static_cast<float>(winw),
-                        static_cast<float>(winh)});
+        raw_.push_back({static_cast<float>(std::lrint(fx)), static_cast<float>(std::lrint(fy)),
+                        static_cast<float>(winw), static_cast<float>(winh)});
       } else if (r == 0) {
         x += step;  // rejected by the first stage: skip the next position as well (as OpenCV does)
       }
@@ -590,11 +589,15 @@ void FaceDetector::detect(const uint8_t* gray, int width, int height, const Dete
     build_level(gray, width, height, lw, lh);
     const int step = o.step > 0 ? o.step : (scale > 2.0f ? 1 : 2);
     if (stumps_) {
-      if (tilted_) scan_level<true, true>(lw, lh, step, scale, winw, winh, min_var_nf);
-      else scan_level<true, false>(lw, lh, step, scale, winw, winh, min_var_nf);
+      if (tilted_)
+        scan_level<true, true>(lw, lh, step, scale, winw, winh, min_var_nf);
+      else
+        scan_level<true, false>(lw, lh, step, scale, winw, winh, min_var_nf);
     } else {
-      if (tilted_) scan_level<false, true>(lw, lh, step, scale, winw, winh, min_var_nf);
-      else scan_level<false, false>(lw, lh, step, scale, winw, winh, min_var_nf);
+      if (tilted_)
+        scan_level<false, true>(lw, lh, step, scale, winw, winh, min_var_nf);
+      else
+        scan_level<false, false>(lw, lh, step, scale, winw, winh, min_var_nf);
     }
   }
   group(o, out);

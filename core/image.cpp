@@ -1,6 +1,9 @@
 #include "image.h"
 
 #include <algorithm>
+#include <string>
+
+#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <stdexcept>
@@ -96,8 +99,52 @@ GrayImage rgba_to_gray(const uint8_t* rgba, int width, int height, int channels)
   return g;
 }
 
+namespace {
+// Debian's stb_image (2022-09) overflows its Huffman tables on a JPEG whose DHT segment declares more than 256
+// codes for a table (found by tests/fuzz/fuzz_image). Walk the JPEG's segments and refuse such a file before
+// stb sees it. Returns "" if fine, else the reason.
+std::string check_jpeg_huffman_tables(const uint8_t* d, size_t n) {
+  if (n < 2 || d[0] != 0xFF || d[1] != 0xD8) return "";  // not a JPEG
+  size_t i = 2;
+  while (i + 1 < n) {
+    if (d[i] != 0xFF) {  // entropy-coded data: skip to the next marker
+      ++i;
+      continue;
+    }
+    const uint8_t m = d[i + 1];
+    if (m == 0xFF) {  // fill byte
+      ++i;
+      continue;
+    }
+    if (m == 0x00 || (m >= 0xD0 && m <= 0xD7) || m == 0x01) {  // stuffed byte, restart markers, TEM
+      i += 2;
+      continue;
+    }
+    if (m == 0xD9) return "";  // end of image
+    if (i + 3 >= n) return "";
+    const size_t len = static_cast<size_t>(d[i + 2]) << 8 | d[i + 3];
+    if (len < 2) return "corrupt JPEG: a segment length below 2";
+    if (m == 0xC4) {  // DHT: tables of 1 + 16 count bytes + codes
+      size_t p = i + 4;
+      const size_t end = std::min(n, i + 2 + len);
+      while (p + 17 <= end) {
+        size_t codes = 0;
+        for (int k = 1; k <= 16; ++k) codes += d[p + k];
+        if (codes > 256)
+          return "corrupt JPEG: a Huffman table declares " + std::to_string(codes) + " codes (at most 256)";
+        p += 17 + codes;
+      }
+    }
+    i += 2 + len;
+  }
+  return "";
+}
+}  // namespace
+
 GrayImage decode_image(const uint8_t* data, size_t size) {
   if (!data || size == 0) throw std::runtime_error("cannot decode image: no data");
+  if (const std::string bad = check_jpeg_huffman_tables(data, size); !bad.empty())
+    throw std::runtime_error("cannot decode image: " + bad);
   if (size > static_cast<size_t>(INT_MAX)) throw std::runtime_error("cannot decode image: file too large");
   const int len = static_cast<int>(size);
   int w = 0, h = 0, comp = 0;

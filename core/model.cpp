@@ -11,7 +11,7 @@
 
 namespace ferkit {
 
-Model::Model(const Spec& s) : spec(s) {
+Model::Model(const Spec& s, bool alloc) : spec(s) {
   Shape cur = spec.input;
   size_t off = 0;
   auto add_tensor = [&](const std::string& name, size_t size, bool trainable, bool decay) {
@@ -29,6 +29,15 @@ Model::Model(const Spec& s) : spec(s) {
       throw std::runtime_error("architecture: layer " + std::to_string(i + 1) + " (" + layer_name(l.kind) +
                                ") " + why);
     };
+    // Sizes in 64 bits before any int arithmetic on them.
+    const long long in_size = 1LL * cur.h * cur.w * cur.c;
+    const long long weights = l.kind == LayerKind::Conv    ? 1LL * l.kernel * l.kernel * cur.c * l.units
+                              : l.kind == LayerKind::Dense ? in_size * l.units
+                                                           : 0;
+    if (in_size > kMaxActivation || weights > static_cast<long long>(kMaxModelParams) ||
+        (l.kind == LayerKind::Conv && 1LL * cur.h * cur.w * l.units > kMaxActivation))
+      bad("is too large (over " + std::to_string(kMaxModelParams) + " weights or " +
+          std::to_string(kMaxActivation) + " values per image)");
     switch (l.kind) {
       case LayerKind::Conv:
         p.geom = ConvGeom::make(cur.h, cur.w, cur.c, l.units, l.kernel, l.stride, l.same);
@@ -66,11 +75,21 @@ Model::Model(const Spec& s) : spec(s) {
     layers.push_back(p);
   }
   if (cur.h != 1 || cur.w != 1) throw std::runtime_error("architecture: the output before softmax must be flat");
-  params.assign(off, 0.0f);
-  for (int c = 0; c < cur.c; ++c)
-    class_names.push_back(cur.c == kNumClasses ? kClassNames[c] : "class" + std::to_string(c));
+  if (off > kMaxModelParams)
+    throw std::runtime_error("architecture: " + std::to_string(off) + " parameters, over the limit of " +
+                             std::to_string(kMaxModelParams));
+  if (alloc) allocate();
+}
+
+void Model::allocate() {
+  const int classes = layers.empty() ? 0 : layers.back().out.c;
+  params.assign(planned_params(), 0.0f);
+  class_names.clear();
+  for (int c = 0; c < classes; ++c)
+    class_names.push_back(classes == kNumClasses ? kClassNames[c] : "class" + std::to_string(c));
   init(1);
 }
+
 
 size_t Model::num_trainable() const {
   size_t n = 0;

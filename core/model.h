@@ -12,6 +12,10 @@
 
 namespace ferkit {
 
+// Limits that keep hostile specs and files from overflowing sizes or exhausting memory.
+constexpr size_t kMaxModelParams = size_t{1} << 26;  // 64 M parameters (256 MiB)
+constexpr long long kMaxActivation = 1LL << 26;      // values per image in any layer's output
+
 // A named slice of Model::params.
 struct TensorRef {
   std::string name;  // e.g. "l0.conv.w"
@@ -41,7 +45,13 @@ struct Preprocess {
 class Model {
  public:
   Model() = default;
-  explicit Model(const Spec& spec);  // throws std::runtime_error if the spec's shapes don't work out
+  // Plans the layers and allocates and initializes the parameters. Throws std::runtime_error if the spec's
+  // shapes don't work out or the model exceeds kMaxModelParams / kMaxActivation.
+  explicit Model(const Spec& spec) : Model(spec, true) {}
+  // allocate = false: layers and tensors only, params stay empty (to check a file's size before allocating).
+  Model(const Spec& spec, bool allocate);
+  size_t planned_params() const { return tensors.empty() ? 0 : tensors.back().offset + tensors.back().size; }
+  void allocate();  // params (zeros), class names, init(1)
 
   Spec spec;
   std::vector<LayerPlan> layers;

@@ -102,14 +102,15 @@ Model load_model(const uint8_t* data, size_t size, nlohmann::json* metadata, std
   if (!header.contains("spec") || !header["spec"].is_string()) bad("header has no architecture 'spec'");
   Model model;
   try {
-    model = Model(parse_spec(header["spec"].get<std::string>()));
+    model = Model(parse_spec(header["spec"].get<std::string>()), false);  // plan only: no allocation yet
   } catch (const std::exception& e) {
     bad(std::string("bad architecture: ") + e.what());
   }
   const uint64_t nparams = (*blobs)[0]["count"].get<uint64_t>();
-  if (nparams != model.params.size())
-    bad("architecture/weights mismatch: the architecture has " + std::to_string(model.params.size()) +
+  if (nparams != model.planned_params())
+    bad("architecture/weights mismatch: the architecture has " + std::to_string(model.planned_params()) +
         " parameters, the file holds " + std::to_string(nparams));
+  model.allocate();
   const uint8_t* p = data + 16 + hlen;
   std::memcpy(model.params.data(), p, nparams * 4);
   for (float f : model.params)

@@ -73,13 +73,14 @@ class XmlParser {
  private:
   const std::string& s_;
   size_t i_ = 0;
+  size_t line_pos_ = 0, line_ = 1;  // line number of line_pos_, advanced as the parser moves on
 
-  size_t line_at(size_t pos) const {
-    size_t n = 1;
-    for (size_t k = 0; k < pos && k < s_.size(); ++k) n += s_[k] == '\n';
-    return n;
+  size_t line_at(size_t pos) {
+    if (pos < line_pos_) line_pos_ = 0, line_ = 1;
+    for (; line_pos_ < pos && line_pos_ < s_.size(); ++line_pos_) line_ += s_[line_pos_] == '\n';
+    return line_;
   }
-  std::string here() const { return "XML line " + std::to_string(line_at(i_)); }
+  std::string here() { return "XML line " + std::to_string(line_at(i_)); }
   bool starts(const char* t) const { return s_.compare(i_, std::char_traits<char>::length(t), t) == 0; }
   void skip_ws() {
     while (i_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[i_]))) ++i_;
@@ -304,7 +305,8 @@ Cascade read_old(const Element& c) {
   int index = 0;
   for (const Element& s : c.need("stages").children) {
     if (const Element* p = s.child("parent"))
-      if (number(*p) != index - 1) fail("stage " + std::to_string(index) + ": tree-structured cascades are not supported");
+      if (number(*p) != index - 1)
+        fail("stage " + std::to_string(index) + ": tree-structured cascades are not supported");
     if (const Element* nx = s.child("next"))
       if (number(*nx) != -1) fail("stage " + std::to_string(index) + ": tree-structured cascades are not supported");
     HaarStage st;

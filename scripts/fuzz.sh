@@ -52,6 +52,10 @@ export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
 
 mkdir -p "$build/logs"
+# The file-based targets write their inputs under a private temporary folder, left behind when they crash.
+export TMPDIR="$build/tmp"
+rm -rf "$TMPDIR"
+mkdir -p "$TMPDIR"
 failed=()
 total_execs=0
 printf '\n%-14s %12s %10s  %s\n' target executions exec/s result

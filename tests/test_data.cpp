@@ -660,3 +660,16 @@ TEST(Data, RealFer2013Csv) {
   EXPECT_EQ(rep.skipped, 0u);
   EXPECT_EQ(s.train.pixels.size(), 28709u * kPixels);
 }
+
+// Found by tests/fuzz/fuzz_image: a JPEG Huffman table with more than 256 codes overflowed stb_image's tables.
+TEST(FuzzRegressions, JpegHuffmanTableWithTooManyCodes) {
+  const uint8_t nine[] = {0xff, 0xd8, 0xff, 0xc4, 0x01, 0x01, 0x00, 0xff, 0x73};
+  try {
+    ferkit::decode_image(nine, sizeof nine);
+    FAIL() << "decoded a corrupt JPEG";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot decode image"), std::string::npos) << e.what();
+  }
+  auto bytes = ferkit::read_file(FERKIT_SOURCE_DIR "/tests/fuzz/regressions/image/stb_jpeg_dht_over_256_codes.jpg");
+  EXPECT_THROW(ferkit::decode_image(bytes.data(), bytes.size()), std::runtime_error);
+}

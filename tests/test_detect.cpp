@@ -43,9 +43,9 @@ GrayImage photo(const std::string& path) {
   const std::vector<uint8_t> bytes = read_file(path);
   return decode_image(bytes.data(), bytes.size());
 }
-#define PHOTO_OR_SKIP(var, path)                                                                              \
-  const GrayImage var = photo(path);                                                                          \
-  if (var.width == 0)                                                                                         \
+#define PHOTO_OR_SKIP(var, path)     \
+  const GrayImage var = photo(path); \
+  if (var.width == 0)                \
   GTEST_SKIP() << path << " is missing: install Debian's opencv-doc (scripts/setup.sh does) for the photo tests"
 
 std::vector<Box> detect(const GrayImage& g, const DetectOptions& o = {}) {
@@ -76,9 +76,9 @@ int matches(const std::vector<Box>& boxes, const Face& f) {
 }
 
 // Face locations read off the photos (eyes, mouth and chin; see the test comments), in each photo's pixels.
-const Face kMessiFace{242, 112, 12, 35, 70};        // messi5.jpg 548x342: the player's face, about 45 px
-const Face kSingleFace{156, 142, 16, 100, 170};     // face_swapped.jpg 320x320: one face, about 110 px
-const Face kQuadFaces[4] = {{47, 46, 12, 50, 95},   // facereg.jpg 200x200: four faces, one per quadrant
+const Face kMessiFace{242, 112, 12, 35, 70};       // messi5.jpg 548x342: the player's face, about 45 px
+const Face kSingleFace{156, 142, 16, 100, 170};    // face_swapped.jpg 320x320: one face, about 110 px
+const Face kQuadFaces[4] = {{47, 46, 12, 50, 95},  // facereg.jpg 200x200: four faces, one per quadrant
                             {150, 46, 12, 50, 95},
                             {51, 145, 12, 50, 95},
                             {148, 144, 12, 50, 95}};
@@ -119,9 +119,8 @@ Cascade tiny_cascade() {
   c.stages.push_back(st);
   return c;
 }
-constexpr size_t kStageCount = 12, kFeatureCount = 16, kStageThreshold = 20, kClassifierCount = 24,
-                 kNodeCount = 28, kNodeFeature = 29, kNodeLeft = 31, kNodeThreshold = 33, kFeatureFlags = 45,
-                 kRect0 = 46;
+constexpr size_t kStageCount = 12, kFeatureCount = 16, kStageThreshold = 20, kClassifierCount = 24, kNodeCount = 28,
+                 kNodeFeature = 29, kNodeLeft = 31, kNodeThreshold = 33, kFeatureFlags = 45, kRect0 = 46;
 
 TEST(CascadeAsset, CommittedAssetHasTheFrontalFaceCascade) {
   const std::vector<uint8_t>& bytes = asset_bytes();
@@ -225,21 +224,21 @@ TEST(CascadeFormat, AbsurdCountsAndReferencesAreRejected) {
       {"huge stage count", [](std::vector<uint8_t>& b) { put_u32(b, kStageCount, 0xFFFFFFFFu); }, "stages (1..1000)"},
       {"no stages", [](std::vector<uint8_t>& b) { put_u32(b, kStageCount, 0); }, "0 stages"},
       {"more stages than bytes", [](std::vector<uint8_t>& b) { put_u32(b, kStageCount, 1000); }, "truncated"},
-      {"huge feature count", [](std::vector<uint8_t>& b) { put_u32(b, kFeatureCount, 1u << 31); }, "features (1..65535)"},
+      {"huge feature count", [](std::vector<uint8_t>& b) { put_u32(b, kFeatureCount, 1u << 31); },
+       "features (1..65535)"},
       {"more features than bytes", [](std::vector<uint8_t>& b) { put_u32(b, kFeatureCount, 60000); }, "truncated"},
       {"huge classifier count", [](std::vector<uint8_t>& b) { put_u32(b, kClassifierCount, 0x7FFFFFFFu); },
        "classifiers (1..10000)"},
-      {"more classifiers than bytes", [](std::vector<uint8_t>& b) { put_u32(b, kClassifierCount, 9000); },
-       "truncated"},
+      {"more classifiers than bytes", [](std::vector<uint8_t>& b) { put_u32(b, kClassifierCount, 9000); }, "truncated"},
       {"no nodes", [](std::vector<uint8_t>& b) { b[kNodeCount] = 0; }, "0 nodes"},
       {"too many nodes", [](std::vector<uint8_t>& b) { b[kNodeCount] = 200; }, "200 nodes"},
       {"feature index out of range", [](std::vector<uint8_t>& b) { b[kNodeFeature] = 7; }, "feature 7 of 1"},
       {"child loops back", [](std::vector<uint8_t>& b) { b[kNodeLeft] = 1; }, "child node 1"},
       {"leaf out of range", [](std::vector<uint8_t>& b) { b[kNodeLeft] = static_cast<uint8_t>(-5); }, "leaf 5 of 2"},
-      {"NaN threshold",
-       [](std::vector<uint8_t>& b) { put_u32(b, kNodeThreshold, 0x7FC00000u); }, "non-finite threshold"},
-      {"infinite stage threshold",
-       [](std::vector<uint8_t>& b) { put_u32(b, kStageThreshold, 0x7F800000u); }, "non-finite threshold"},
+      {"NaN threshold", [](std::vector<uint8_t>& b) { put_u32(b, kNodeThreshold, 0x7FC00000u); },
+       "non-finite threshold"},
+      {"infinite stage threshold", [](std::vector<uint8_t>& b) { put_u32(b, kStageThreshold, 0x7F800000u); },
+       "non-finite threshold"},
       {"unknown feature flags", [](std::vector<uint8_t>& b) { b[kFeatureFlags] = 0x42; }, "unknown flag bits"},
       {"feature without rectangles", [](std::vector<uint8_t>& b) { b[kFeatureFlags] = 0; }, "no rectangles"},
       {"rectangle outside the window", [](std::vector<uint8_t>& b) { b[kRect0] = 20; }, "outside the 24 x 24 window"},
@@ -248,7 +247,11 @@ TEST(CascadeFormat, AbsurdCountsAndReferencesAreRejected) {
       {"tilted rectangle leaving the window", [](std::vector<uint8_t>& b) { b[kFeatureFlags] |= 0x80; },
        "outside"},  // x - h = 6 - 9 < 0
       {"tiny window", [](std::vector<uint8_t>& b) { b[8] = 2; }, "window 2 x 24"},
-      {"trailing bytes", [](std::vector<uint8_t>& b) { b.insert(b.end() - 4, {1, 2, 3}); }, "3 unexpected bytes"},
+      {"trailing bytes",
+       [](std::vector<uint8_t>& b) {
+         b.insert(b.end() - 4, {1, 2, 3});
+       },
+       "3 unexpected bytes"},
   };
   for (const Case& c : cases) {
     std::vector<uint8_t> b = good;
@@ -271,7 +274,8 @@ TEST(CascadeFormat, RandomCorruptionNeverCrashes) {
   for (int t = 0; t < 3000; ++t) {
     std::vector<uint8_t> b = good;
     const int edits = 1 + static_cast<int>(rng.below(3));
-    for (int k = 0; k < edits; ++k) b[rng.below(static_cast<uint32_t>(b.size() - 4))] = static_cast<uint8_t>(rng.next());
+    for (int k = 0; k < edits; ++k)
+      b[rng.below(static_cast<uint32_t>(b.size() - 4))] = static_cast<uint8_t>(rng.next());
     fix_crc(b);
     try {
       FaceDetector det(load_cascade(b.data(), b.size()));
@@ -423,7 +427,8 @@ TEST(DetectFrames, BlankNoiseAndGradientFramesHaveNoFaces) {
   EXPECT_TRUE(boxes.empty()) << describe(boxes);
   EXPECT_GT(detector().windows_evaluated(), 10000);
   for (int y = 0; y < g.height; ++y)
-    for (int x = 0; x < g.width; ++x) g.pixels[static_cast<size_t>(y) * g.width + x] = static_cast<uint8_t>((x + y) / 5);
+    for (int x = 0; x < g.width; ++x)
+      g.pixels[static_cast<size_t>(y) * g.width + x] = static_cast<uint8_t>((x + y) / 5);
   boxes = detect(g);
   EXPECT_TRUE(boxes.empty()) << describe(boxes);
 }

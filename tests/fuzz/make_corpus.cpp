@@ -127,7 +127,7 @@ Bytes gif(int w, int h) {
   o.push_back(0xF7);  // global colour table, 8 bits, 256 entries
   o.push_back(0);
   o.push_back(0);
-  for (int i = 0; i < 256; ++i) o.insert(o.end(), {static_cast<uint8_t>(i), static_cast<uint8_t>(i), static_cast<uint8_t>(i)});
+  for (int i = 0; i < 256; ++i) o.insert(o.end(), 3, static_cast<uint8_t>(i));
   o.push_back(0x2C);  // image descriptor
   u16(0);
   u16(0);
@@ -250,7 +250,8 @@ int main(int argc, char** argv) {
       put("model", "mini.ferkit", ferkit::save_model(mini, nlohmann::json::object()));
       ferkit::Model flat(ferkit::parse_spec("input 2 2 1; flatten; dense 2; softmax"));
       put("model", "flat_extra_blobs.ferkit",
-          ferkit::save_model(flat, {{"best_epoch", 1}}, {{"adam.m", ferkit::Floats(10, 0.5f)}, {"adam.v", ferkit::Floats(10, 0.25f)}}));
+          ferkit::save_model(flat, {{"best_epoch", 1}},
+                             {{"adam.m", ferkit::Floats(10, 0.5f)}, {"adam.v", ferkit::Floats(10, 0.25f)}}));
       put("model", "truncated.ferkit", head(file, 200));
       Bytes bad_crc = file;
       bad_crc[bad_crc.size() / 2] ^= 0x40;

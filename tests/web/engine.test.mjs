@@ -1,0 +1,309 @@
+// The JavaScript engine (dist/ferkit-engine.mjs + .wasm, web/engine.cpp) and its wrapper dist/ferkit.mjs under
+// node, no browser:
+//   node --test tests/web/engine.test.mjs
+// Needs build/wasm/dist (cmake --build --preset wasm --target ferkit_engine). The comparisons with the native
+// CLI need build/release/native/fer-train (cmake --build --preset release); the photo test also needs a C++
+// compiler and stb (Debian libstb-dev) for its decoder helper (tests/web/decode_rgba.cpp) and the photo
+// /usr/share/doc/opencv-doc/examples/data/messi5.jpg (opencv-doc). Missing tools skip those tests, saying why;
+// with FERKIT_SKIP_EXIT_CODE set (ctest), a run that skipped something and failed nothing exits with that code.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const dist = process.env.FERKIT_DIST || path.join(root, 'build', 'wasm', 'dist');
+const native = process.env.FERKIT_NATIVE || path.join(root, 'build', 'release');
+const fertrain = path.join(native, 'native', 'fer-train');
+const modelPath = path.join(root, 'assets', 'models', 'default.ferkit');
+const cascadePath = path.join(root, 'assets', 'cascades', 'frontalface.cascade');
+const photo = '/usr/share/doc/opencv-doc/examples/data/messi5.jpg';
+const work = mkdtempSync(path.join(tmpdir(), 'ferkit-engine-'));
+const CLASSES = ['angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral'];
+
+const noNative = existsSync(fertrain) ? false
+  : `SKIPPED: ${fertrain} is missing (build it: cmake --preset release && cmake --build --preset release)`;
+let skipped = 0;
+process.on('exit', () => {
+  if (skipped && !process.exitCode && process.env.FERKIT_SKIP_EXIT_CODE) process.exitCode = Number(process.env.FERKIT_SKIP_EXIT_CODE);
+});
+function skipIf(reason) {
+  if (reason) {
+    ++skipped;
+    console.log(`# ${reason}`);
+  }
+  return { skip: reason || false };
+}
+
+let M, model, cascade;
+
+// Copies bytes into wasm memory for the duration of fn(pointer).
+function withBytes(bytes, fn) {
+  const p = M._malloc(Math.max(bytes.length, 1));
+  try {
+    M.HEAPU8.set(bytes, p);
+    return fn(p);
+  } finally {
+    M._free(p);
+  }
+}
+function create(modelBytes, cascadeBytes) {
+  return withBytes(modelBytes, (m) => (cascadeBytes
+    ? withBytes(cascadeBytes, (c) => M._fk_create(m, modelBytes.length, c, cascadeBytes.length))
+    : M._fk_create(m, modelBytes.length, 0, 0)));
+}
+const lastError = () => M.UTF8ToString(M._fk_last_error());
+
+// n crops (n * 2304 bytes) -> n arrays of 7 probabilities, through fk_buffer / fk_classify_crops.
+function classifyCrops(crops) {
+  const n = crops.length / 2304;
+  const out = M._malloc(n * 7 * 4);
+  try {
+    const buf = M._fk_buffer(crops.length);
+    M.HEAPU8.set(crops, buf);
+    M._fk_classify_crops(n, out);
+    assert.equal(lastError(), '');
+    return Array.from({ length: n }, (_, i) => Array.from(M.HEAPF32.subarray((out >> 2) + 7 * i, (out >> 2) + 7 * i + 7)));
+  } finally {
+    M._free(out);
+  }
+}
+
+// Deterministic synthetic 48x48 grey crops: gradients, a checkerboard, rings, a crude face, LCG noise.
+function syntheticCrops() {
+  const patterns = [
+    (x, y) => (x * 255) / 47,
+    (x, y) => 255 - (y * 255) / 47,
+    (x, y) => (((x >> 3) + (y >> 3)) & 1 ? 230 : 20),
+    (x, y) => 128 + 127 * Math.sin(Math.hypot(x - 23.5, y - 23.5) / 2.5),
+    (x, y) => {  // bright oval, dark eyes and mouth
+      const inFace = ((x - 23.5) / 18) ** 2 + ((y - 24) / 22) ** 2 < 1;
+      const eye = Math.hypot(x - 16, y - 18) < 3.5 || Math.hypot(x - 31, y - 18) < 3.5;
+      const mouth = Math.abs(y - 34) < 2 && Math.abs(x - 23.5) < 8;
+      return !inFace ? 40 : eye || mouth ? 30 : 200;
+    },
+  ];
+  let s = 12345;
+  patterns.push(() => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) >>> 16) & 255);
+  const crops = new Uint8Array(patterns.length * 2304);
+  patterns.forEach((f, i) => {
+    for (let y = 0; y < 48; ++y)
+      for (let x = 0; x < 48; ++x) crops[i * 2304 + y * 48 + x] = Math.max(0, Math.min(255, Math.round(f(x, y))));
+  });
+  return crops;
+}
+
+// A 48x48 grey crop as a 24-bit BMP (grey = R = G = B, so decoding gives the same bytes back).
+function bmp(crop) {
+  const row = 48 * 3, size = 54 + row * 48;
+  const b = Buffer.alloc(size);
+  b.write('BM', 0);
+  b.writeUInt32LE(size, 2);
+  b.writeUInt32LE(54, 10);
+  b.writeUInt32LE(40, 14);
+  b.writeInt32LE(48, 18);
+  b.writeInt32LE(48, 22);
+  b.writeUInt16LE(1, 26);
+  b.writeUInt16LE(24, 28);
+  b.writeUInt32LE(row * 48, 34);
+  for (let y = 0; y < 48; ++y)
+    for (let x = 0; x < 48; ++x) b.fill(crop[(47 - y) * 48 + x], 54 + y * row + 3 * x, 54 + y * row + 3 * x + 3);
+  return b;
+}
+
+function assertClose(wasm, nat, what) {
+  CLASSES.forEach((k, c) => {
+    assert.ok(Math.abs(wasm[c] - nat[k]) <= 1e-5, `${what} ${k}: wasm ${wasm[c]} native ${nat[k]}`);
+  });
+}
+
+// faces from fk_results after fk_classify_rgba returned n
+function results(n) {
+  const r = M._fk_results() >> 2;
+  return Array.from({ length: n }, (_, i) => {
+    const f = Array.from(M.HEAPF32.subarray(r + 12 * i, r + 12 * i + 12));
+    return { box: f.slice(0, 4), probs: f.slice(4, 11), label: f[11] };
+  });
+}
+
+// RGBA frame of the photo via tests/web/decode_rgba.cpp (built here: node has no image decoder).
+let decoder = null;
+function decodeReason() {
+  if (!existsSync(photo)) return `SKIPPED: ${photo} is missing (apt-get install opencv-doc)`;
+  if (!existsSync('/usr/include/stb/stb_image.h')) return 'SKIPPED: /usr/include/stb/stb_image.h is missing (libstb-dev)';
+  try {
+    decoder = path.join(work, 'decode_rgba');
+    execFileSync(process.env.CXX || 'c++', ['-O2', '-I/usr/include/stb', path.join(root, 'tests', 'web', 'decode_rgba.cpp'),
+                                            '-o', decoder], { stdio: ['ignore', 'ignore', 'pipe'] });
+    return false;
+  } catch (e) {
+    return `SKIPPED: could not build tests/web/decode_rgba.cpp with a C++ compiler: ${e.message.split('\n')[0]}`;
+  }
+}
+function decode(file, grey) {
+  const out = path.join(work, `${path.basename(file)}${grey ? '.grey' : ''}.rgba`);
+  execFileSync(decoder, [file, out, ...(grey ? ['--grey'] : [])]);
+  const b = readFileSync(out);
+  return { width: b.readUInt32LE(0), height: b.readUInt32LE(4), data: new Uint8Array(b.buffer, b.byteOffset + 8, b.length - 8) };
+}
+function classifyFrame(frame, smooth = 0) {
+  const p = M._fk_buffer(frame.data.length);
+  M.HEAPU8.set(frame.data, p);
+  const n = M._fk_classify_rgba(frame.width, frame.height, smooth);
+  assert.ok(n >= 0, `fk_classify_rgba failed: ${lastError()}`);
+  return results(n);
+}
+
+before(async () => {
+  const engine = path.join(dist, 'ferkit-engine.mjs');
+  assert.ok(existsSync(engine), `${engine} is missing (cmake --build --preset wasm --target ferkit_engine)`);
+  const { default: createFerkitEngine } = await import(pathToFileURL(engine).href);
+  M = await createFerkitEngine();
+  model = new Uint8Array(readFileSync(modelPath));
+  cascade = new Uint8Array(readFileSync(cascadePath));
+  assert.equal(create(model, cascade), 1, lastError());
+});
+
+test('the engine exports the documented functions and describes its model', () => {
+  for (const f of ['fk_create', 'fk_last_error', 'fk_buffer', 'fk_classify_rgba', 'fk_results', 'fk_classify_crops',
+                   'fk_class_name', 'fk_num_params', 'fk_model_info', 'malloc', 'free'])
+    assert.equal(typeof M[`_${f}`], 'function', f);
+  assert.deepEqual(CLASSES.map((_, i) => M.UTF8ToString(M._fk_class_name(i))), CLASSES);
+  assert.equal(M.UTF8ToString(M._fk_class_name(7)), '');
+  const info = JSON.parse(M.UTF8ToString(M._fk_model_info()));
+  assert.equal(typeof info.name, 'string');
+  assert.ok(info.name.length > 0);
+  assert.equal(info.params, M._fk_num_params());
+  assert.ok(info.params > 1000 && info.macs > info.params, JSON.stringify(info));
+  assert.deepEqual(info.classes, CLASSES);
+  if ('accuracy' in info) assert.ok(info.accuracy > 0 && info.accuracy <= 1);
+  assert.equal(lastError(), '');
+});
+
+test('fk_buffer grows and is reused; batch-1 classification allocates nothing after the first call', () => {
+  const big = M._fk_buffer(1 << 20);
+  assert.equal(M._fk_buffer(2304), big, 'a smaller request must reuse the buffer');
+  assert.equal(M._fk_buffer(1 << 20), big);
+  const crop = syntheticCrops().subarray(0, 2304);
+  const out = M._malloc(28);
+  try {
+    M.HEAPU8.set(crop, M._fk_buffer(2304));
+    M._fk_classify_crops(1, out);
+    // After the first call, the next ones must not move the heap's top (no allocation without a free in between).
+    const probe = () => { const p = M._malloc(16); M._free(p); return p; };
+    const before = probe();
+    for (let i = 0; i < 5; ++i) M._fk_classify_crops(1, out);
+    assert.equal(probe(), before);
+    assert.equal(lastError(), '');
+  } finally {
+    M._free(out);
+  }
+});
+
+test('fk_classify_crops agrees with the native CLI (fer-train predict) to 1e-5', skipIf(noNative), () => {
+  const crops = syntheticCrops();
+  const n = crops.length / 2304;
+  const files = [];
+  for (let i = 0; i < n; ++i) {
+    files.push(path.join(work, `crop${i}.bmp`));
+    writeFileSync(files[i], bmp(crops.subarray(i * 2304, (i + 1) * 2304)));
+  }
+  const nat = JSON.parse(execFileSync(fertrain, ['predict', '--json', '--model', modelPath, ...files]));
+  assert.equal(nat.length, n);
+  const batch = classifyCrops(crops);
+  for (let i = 0; i < n; ++i) {
+    assertClose(batch[i], nat[i].probabilities, `crop ${i} (batch of ${n})`);
+    assertClose(classifyCrops(crops.slice(i * 2304, (i + 1) * 2304))[0], nat[i].probabilities, `crop ${i} (alone)`);
+    const sum = batch[i].reduce((a, b) => a + b, 0);
+    assert.ok(Math.abs(sum - 1) < 1e-5, `crop ${i}: probabilities sum to ${sum}`);
+  }
+});
+
+test('a bad model or cascade is refused with a message, and the current model keeps working', () => {
+  const crops = syntheticCrops();
+  const reference = classifyCrops(crops);
+
+  assert.equal(create(new Uint8Array(1000).fill(7), null), 0);
+  assert.match(lastError(), /model file/);
+  assert.match(lastError(), /magic/);
+  assert.equal(create(model.slice(0, 5000), null), 0);
+  assert.match(lastError(), /model file: .*(truncated|checksum|length|short)/i);
+  const flipped = model.slice();
+  flipped[flipped.length >> 1] ^= 0x40;
+  assert.equal(create(flipped, null), 0);
+  assert.match(lastError(), /checksum|crc/i);
+  assert.equal(create(model, new Uint8Array(64).fill(1)), 0);
+  assert.match(lastError(), /cascade/);
+  assert.equal(create(new Uint8Array(0), null), 0);
+  assert.notEqual(lastError(), '');
+
+  assert.deepEqual(classifyCrops(crops), reference);
+  // Replacing the model (no cascade) works and clears the error.
+  assert.equal(create(model, null), 1, lastError());
+  assert.equal(lastError(), '');
+  assert.deepEqual(classifyCrops(crops), reference);
+});
+
+test('fk_classify_rgba refuses a frame larger than the buffer', () => {
+  M._fk_buffer(16);
+  assert.equal(M._fk_classify_rgba(1 << 14, 1 << 14, 0), -1);
+  assert.match(lastError(), /buffer/);
+  assert.equal(M._fk_classify_rgba(0, 10, 0), -1);
+  assert.match(lastError(), /empty/);
+});
+
+const noPhoto = decodeReason();
+
+test('faces in a photo agree with the native CLI (fer-train detect)', skipIf(noNative || noPhoto), () => {
+  // The grey frame the native tools decode (R = G = B = its luma): same detections, same probabilities.
+  const grey = decode(photo, true);
+  const faces = classifyFrame(grey);
+  const nat = JSON.parse(execFileSync(fertrain, ['detect', '--json', '--model', modelPath, '--cascade', cascadePath, photo]))[0];
+  assert.equal(nat.width, grey.width);
+  assert.ok(faces.length >= 1, 'no face found');
+  assert.equal(faces.length, nat.faces.length, 'face count');
+  faces.forEach((f, i) => {
+    f.box.forEach((v, k) => assert.ok(Math.abs(v - nat.faces[i].box[k]) < 1e-3, `face ${i} box ${f.box} vs ${nat.faces[i].box}`));
+    assertClose(f.probs, nat.faces[i].probabilities, `face ${i}`);
+    assert.equal(CLASSES[f.label], nat.faces[i].label);
+    assert.equal(f.label, f.probs.indexOf(Math.max(...f.probs)));
+  });
+  // Smoothing (averages per tracked face over calls) over repeats of the same frame changes nothing.
+  for (let k = 0; k < 3; ++k)
+    classifyFrame(grey, 1).forEach((f, i) => f.probs.forEach((p, c) => assert.ok(Math.abs(p - faces[i].probs[c]) < 1e-5)));
+
+  // The colour frame (the engine's own RGBA -> grey): the same faces, give or take a pixel.
+  const colour = classifyFrame(decode(photo, false));
+  assert.ok(colour.length >= 1, 'no face found in the colour frame');
+  for (const f of colour) {
+    const near = nat.faces.some((g) => f.box.every((v, k) => Math.abs(v - g.box[k]) <= 4));
+    assert.ok(near, `colour-frame face ${f.box} is not near any native face`);
+  }
+});
+
+test('ferkit.mjs works under node too: loadFerkit, classify(ImageData-like), classifyCrops, loadModel', skipIf(noPhoto), async () => {
+  const { loadFerkit } = await import(pathToFileURL(path.join(dist, 'ferkit.mjs')).href);
+  const ferkit = await loadFerkit();
+  assert.deepEqual(ferkit.classNames, CLASSES);
+  assert.equal(ferkit.info.params, M._fk_num_params());
+  const grey = decode(photo, true);
+  const faces = ferkit.classify(grey);
+  const expected = classifyFrame(grey);
+  assert.equal(faces.length, expected.length);
+  faces.forEach((f, i) => {
+    assert.deepEqual([f.box.x, f.box.y, f.box.w, f.box.h], expected[i].box);
+    assert.deepEqual(Object.keys(f.probabilities), CLASSES);
+    assert.deepEqual(Object.values(f.probabilities), expected[i].probs);
+    assert.equal(f.label, CLASSES[expected[i].label]);
+  });
+  const crops = syntheticCrops();
+  assert.deepEqual(ferkit.classifyCrops(crops), classifyCrops(crops));
+  assert.throws(() => ferkit.classifyCrops(new Uint8Array(100)), /2304/);
+  assert.throws(() => ferkit.loadModel(new Uint8Array(1000).fill(7)), /magic/);
+  assert.deepEqual(ferkit.classifyCrops(crops), classifyCrops(crops));  // still the same model
+  ferkit.loadModel(model.buffer.slice(model.byteOffset, model.byteOffset + model.byteLength));
+  assert.deepEqual(ferkit.classifyCrops(crops), classifyCrops(crops));
+});
