@@ -6,7 +6,8 @@
 //   int fk_create(model, model_len, cascade, cascade_len)  1 ok, 0 error (fk_last_error). Called again it
 //       replaces the model; with cascade_len == 0 it keeps the current face detector. On error the previous
 //       model and detector stay in use.
-//   uint8_t* fk_buffer(bytes)         the input buffer: grows, never shrinks (the pointer changes when it grows)
+//   uint8_t* fk_buffer(bytes)         the input buffer: grows, never shrinks (the pointer changes when it grows;
+//                                     null, with fk_last_error, when memory runs out)
 //   int fk_classify_rgba(w, h, smooth)  faces in the w*h RGBA frame in the buffer (-1: error); fk_results()
 //       then holds 12 floats a face: x, y, w, h, 7 probabilities (smoothed over calls if smooth), label index
 //   void fk_classify_crops(n, out)    n 48x48 grey crops in the buffer -> n*7 probabilities at out (NaN on error)
@@ -89,9 +90,14 @@ EMSCRIPTEN_KEEPALIVE int fk_create(const uint8_t* model, int model_len, const ui
 EMSCRIPTEN_KEEPALIVE uint8_t* fk_buffer(int bytes) {
   std::vector<uint8_t>& b = g_engine.buffer;
   if (bytes > 0 && static_cast<size_t>(bytes) > b.size()) {
-    b.clear();
-    b.shrink_to_fit();  // no copy of the old contents
-    b.resize(static_cast<size_t>(bytes));
+    try {
+      b.clear();
+      b.shrink_to_fit();  // no copy of the old contents
+      b.resize(static_cast<size_t>(bytes));
+    } catch (const std::exception&) {
+      g_engine.error = "out of memory for a " + std::to_string(bytes) + "-byte buffer";
+      return nullptr;
+    }
   }
   return b.data();
 }
@@ -132,6 +138,7 @@ EMSCRIPTEN_KEEPALIVE void fk_classify_crops(int n, float* out) {
   try {
     if (!e.pipe) throw std::logic_error("no model (call fk_create first)");
     if (n <= 0) return;
+    if (!out) throw std::invalid_argument("no output pointer");
     if (static_cast<uint64_t>(n) * ferkit::kPixels > e.buffer.size())
       throw std::invalid_argument("crops larger than the buffer (fk_buffer(n * 2304) first)");
     e.pipe->classify(e.buffer.data(), n, out);

@@ -1,0 +1,166 @@
+// ferkit.mjs: facial-expression recognition for web pages, on the user's device (no server, no request
+// outside the page's origin). The ES module around the WebAssembly engine (ferkit-engine.mjs + .wasm).
+//
+//   import { loadFerkit } from './ferkit.mjs';
+//   const ferkit = await loadFerkit();            // fetches the engine, assets/default.ferkit, assets/frontalface.cascade
+//   const faces = ferkit.classify(videoOrImage);  // ImageData, <video>, <canvas>, OffscreenCanvas, ImageBitmap, <img>
+//   // -> [{ box: {x, y, w, h}, probabilities: {angry, disgust, fear, happy, sad, surprise, neutral}, label: 'happy' }]
+//
+// loadFerkit({ baseUrl, modelUrl, cascadeUrl }): baseUrl is where ferkit-engine.{mjs,wasm} and assets/ live
+// (default: this module's folder, so the folder works from any path); modelUrl / cascadeUrl (relative to the
+// page) replace the default model and face-detector cascade.
+// The returned object:
+//   classify(source, { smooth = false })  faces in the frame, largest first, boxes in the source's pixels. With
+//       smooth, probabilities are averaged over successive calls per tracked face (for video).
+//   classifyCrops(Uint8Array)  n 48x48 grey crops (n * 2304 bytes, row-major) -> n arrays of 7 probabilities
+//   loadModel(bytes)           replaces the model (ArrayBuffer or typed array of a .ferkit file); throws an Error
+//                              saying what is wrong with a bad file and keeps the current model
+//   info                       {name, params, macs, classes, accuracy?} of the current model
+//   classNames                 ['angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral']
+//   engine                     the raw Emscripten module (fk_* functions, see web/engine.cpp)
+
+const CROP_BYTES = 48 * 48;
+const RESULT_FLOATS = 12;  // x, y, w, h, 7 probabilities, label index
+
+function asUrl(u, base) {
+  return new URL(String(u), base);
+}
+
+async function fetchBytes(url) {
+  if (url.protocol === 'file:') {  // node (tests, benchmarks): node's fetch cannot read files
+    const { readFile } = await import('node:fs/promises');
+    return new Uint8Array(await readFile(url));
+  }
+  const res = await fetch(url, { credentials: 'same-origin' });
+  if (!res.ok) throw new Error(`ferkit: could not load ${url.href} (HTTP ${res.status})`);
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+function toBytes(data) {
+  if (data instanceof Uint8Array) return data;
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  throw new TypeError('ferkit: expected an ArrayBuffer or a typed array');
+}
+
+export async function loadFerkit({ baseUrl = new URL('.', import.meta.url), modelUrl, cascadeUrl } = {}) {
+  const pageUrl = globalThis.document ? document.baseURI : import.meta.url;
+  let base = asUrl(baseUrl, pageUrl);
+  if (!base.pathname.endsWith('/')) base = new URL(base.pathname + '/' + base.search, base);
+  const model = asUrl(modelUrl || 'assets/default.ferkit', modelUrl ? pageUrl : base);
+  const cascade = asUrl(cascadeUrl || 'assets/frontalface.cascade', cascadeUrl ? pageUrl : base);
+
+  const [{ default: createFerkitEngine }, modelBytes, cascadeBytes] = await Promise.all([
+    import(new URL('ferkit-engine.mjs', base).href), fetchBytes(model), fetchBytes(cascade)]);
+  const M = await createFerkitEngine({ locateFile: (file) => new URL(file, base).href });
+
+  const lastError = () => M.UTF8ToString(M._fk_last_error());
+  // Copies byte arrays into wasm memory for the duration of fn(pointers...).
+  function withCopies(arrays, fn) {
+    const ptrs = arrays.map((a) => M._malloc(Math.max(a.length, 1)));
+    try {
+      arrays.forEach((a, i) => M.HEAPU8.set(a, ptrs[i]));  // (HEAPU8 read after every malloc: memory may grow)
+      return fn(...ptrs);
+    } finally {
+      ptrs.forEach((p) => M._free(p));
+    }
+  }
+
+  let info = {}, classNames = [];
+  function refresh() {
+    info = JSON.parse(M.UTF8ToString(M._fk_model_info()));
+    classNames = Array.from({ length: 7 }, (_, i) => M.UTF8ToString(M._fk_class_name(i)));
+  }
+  const ok = withCopies([modelBytes, cascadeBytes],
+                        (m, c) => M._fk_create(m, modelBytes.length, c, cascadeBytes.length));
+  if (!ok) throw new Error(`ferkit: ${lastError()}`);
+  refresh();
+
+  // The engine's input buffer (grows, so read M.HEAPU8 after this call: memory may have grown).
+  function buffer(bytes) {
+    const ptr = M._fk_buffer(bytes);
+    if (!ptr) throw new Error(`ferkit: ${lastError()}`);
+    return ptr;
+  }
+
+  // One reused canvas for sources that must be drawn to be read.
+  let canvas = null, ctx = null;
+  function pixelsOf(source) {
+    if (typeof ImageData !== 'undefined' && source instanceof ImageData) return source;
+    if (source && source.data && source.width > 0 && source.height > 0 &&
+        source.data.length === source.width * source.height * 4) return source;  // ImageData-like {data, width, height}
+    let w, h;
+    if (typeof HTMLVideoElement !== 'undefined' && source instanceof HTMLVideoElement) {
+      w = source.videoWidth; h = source.videoHeight;
+    } else if (typeof HTMLImageElement !== 'undefined' && source instanceof HTMLImageElement) {
+      if (!source.complete) throw new Error('ferkit: the image has not finished loading');
+      w = source.naturalWidth; h = source.naturalHeight;
+    } else if (source && source.width !== undefined) {  // canvas, OffscreenCanvas, ImageBitmap
+      w = source.width; h = source.height;
+    } else {
+      throw new TypeError('ferkit: classify() takes ImageData, a video, canvas, OffscreenCanvas, ImageBitmap or image');
+    }
+    if (!(w > 0 && h > 0)) return null;  // e.g. a video without a frame yet
+    if (!canvas) {
+      canvas = typeof OffscreenCanvas !== 'undefined' ? new OffscreenCanvas(w, h) : document.createElement('canvas');
+      ctx = canvas.getContext('2d', { willReadFrequently: true });
+    }
+    if (canvas.width !== w || canvas.height !== h) {
+      canvas.width = w;
+      canvas.height = h;
+    }
+    ctx.drawImage(source, 0, 0, w, h);
+    return ctx.getImageData(0, 0, w, h);
+  }
+
+  function classify(source, { smooth = false } = {}) {
+    const img = pixelsOf(source);
+    if (!img) return [];
+    const { width, height, data } = img;
+    const ptr = buffer(width * height * 4);
+    M.HEAPU8.set(data, ptr);
+    const n = M._fk_classify_rgba(width, height, smooth ? 1 : 0);
+    if (n < 0) throw new Error(`ferkit: ${lastError()}`);
+    const F = M.HEAPF32, r0 = M._fk_results() >> 2;
+    const faces = [];
+    for (let i = 0; i < n; ++i) {
+      const r = r0 + i * RESULT_FLOATS;
+      const probabilities = {};
+      classNames.forEach((name, c) => { probabilities[name] = F[r + 4 + c]; });
+      faces.push({ box: { x: F[r], y: F[r + 1], w: F[r + 2], h: F[r + 3] }, probabilities,
+                   label: classNames[F[r + 11]] });
+    }
+    return faces;
+  }
+
+  let out = 0, outCapacity = 0;  // reused output buffer (floats)
+  function classifyCrops(crops) {
+    const bytes = toBytes(crops);
+    if (bytes.length === 0 || bytes.length % CROP_BYTES) throw new Error('ferkit: crops must be n * 2304 bytes (48x48 grey)');
+    const n = bytes.length / CROP_BYTES;
+    if (outCapacity < n * 7) {
+      if (out) M._free(out);
+      out = M._malloc(n * 7 * 4);
+      outCapacity = n * 7;
+    }
+    const ptr = buffer(bytes.length);
+    M.HEAPU8.set(bytes, ptr);
+    M._fk_classify_crops(n, out);
+    if (M.HEAPU8[M._fk_last_error()] !== 0) throw new Error(`ferkit: ${lastError()}`);
+    const F = M.HEAPF32, o = out >> 2;
+    return Array.from({ length: n }, (_, i) => Array.from(F.subarray(o + i * 7, o + i * 7 + 7)));
+  }
+
+  function loadModel(data) {
+    const bytes = toBytes(data);
+    if (!withCopies([bytes], (p) => M._fk_create(p, bytes.length, 0, 0))) throw new Error(`ferkit: ${lastError()}`);
+    refresh();
+  }
+
+  return {
+    classify, classifyCrops, loadModel,
+    get info() { return info; },
+    get classNames() { return classNames.slice(); },
+    engine: M,
+  };
+}

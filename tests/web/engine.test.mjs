@@ -25,7 +25,7 @@ const work = mkdtempSync(path.join(tmpdir(), 'ferkit-engine-'));
 const CLASSES = ['angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral'];
 
 const noNative = existsSync(fertrain) ? false
-  : `SKIPPED: ${fertrain} is missing (build it: cmake --preset release && cmake --build --preset release)`;
+  : `${fertrain} is missing (build it: cmake --preset release && cmake --build --preset release)`;
 let skipped = 0;
 process.on('exit', () => {
   if (skipped && !process.exitCode && process.env.FERKIT_SKIP_EXIT_CODE) process.exitCode = Number(process.env.FERKIT_SKIP_EXIT_CODE);
@@ -33,7 +33,7 @@ process.on('exit', () => {
 function skipIf(reason) {
   if (reason) {
     ++skipped;
-    console.log(`# ${reason}`);
+    console.log(`# SKIPPED: ${reason}`);
   }
   return { skip: reason || false };
 }
@@ -132,15 +132,15 @@ function results(n) {
 // RGBA frame of the photo via tests/web/decode_rgba.cpp (built here: node has no image decoder).
 let decoder = null;
 function decodeReason() {
-  if (!existsSync(photo)) return `SKIPPED: ${photo} is missing (apt-get install opencv-doc)`;
-  if (!existsSync('/usr/include/stb/stb_image.h')) return 'SKIPPED: /usr/include/stb/stb_image.h is missing (libstb-dev)';
+  if (!existsSync(photo)) return `${photo} is missing (apt-get install opencv-doc)`;
+  if (!existsSync('/usr/include/stb/stb_image.h')) return '/usr/include/stb/stb_image.h is missing (libstb-dev)';
   try {
     decoder = path.join(work, 'decode_rgba');
     execFileSync(process.env.CXX || 'c++', ['-O2', '-I/usr/include/stb', path.join(root, 'tests', 'web', 'decode_rgba.cpp'),
                                             '-o', decoder], { stdio: ['ignore', 'ignore', 'pipe'] });
     return false;
   } catch (e) {
-    return `SKIPPED: could not build tests/web/decode_rgba.cpp with a C++ compiler: ${e.message.split('\n')[0]}`;
+    return `could not build tests/web/decode_rgba.cpp with a C++ compiler: ${e.message.split('\n')[0]}`;
   }
 }
 function decode(file, grey) {
@@ -247,8 +247,10 @@ test('a bad model or cascade is refused with a message, and the current model ke
   assert.deepEqual(classifyCrops(crops), reference);
 });
 
-test('fk_classify_rgba refuses a frame larger than the buffer', () => {
-  M._fk_buffer(16);
+test('fk_classify_rgba refuses a frame larger than the buffer; fk_buffer says when memory runs out', () => {
+  assert.equal(M._fk_buffer(0x7fffffff), 0);
+  assert.match(lastError(), /out of memory/);
+  assert.notEqual(M._fk_buffer(16), 0);
   assert.equal(M._fk_classify_rgba(1 << 14, 1 << 14, 0), -1);
   assert.match(lastError(), /buffer/);
   assert.equal(M._fk_classify_rgba(0, 10, 0), -1);
