@@ -17,6 +17,7 @@ uint32_t get_u32(const uint8_t* p) {
          static_cast<uint32_t>(p[3]) << 24;
 }
 void put_floats(std::vector<uint8_t>& out, const Floats& v) {
+  if (v.empty()) return;  // (memcpy from a null data() is undefined even for 0 bytes)
   const size_t at = out.size();
   out.resize(at + v.size() * 4);
   std::memcpy(out.data() + at, v.data(), v.size() * 4);  // hosts (x86, wasm) are little-endian

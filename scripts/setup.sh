@@ -83,7 +83,7 @@ if ((web)); then
       ln -sfn "src/${dir#./}" "$deps/${link%%:*}"
     done
   fi
-  # Browser smoke test driver (tests/web/smoke.mjs); never downloads a browser (it uses /usr/bin/chromium).
+  # Browser test driver (tests/web/*.test.mjs); never downloads a browser (it uses /usr/bin/chromium).
   if [[ ! -d "$root/node_modules/playwright-core" ]]; then
     echo "setup: npm install (playwright-core)"
     if [[ -f "$root/package-lock.json" ]]; then
