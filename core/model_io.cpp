@@ -113,7 +113,7 @@ Model load_model(const uint8_t* data, size_t size, nlohmann::json* metadata, std
         " parameters, the file holds " + std::to_string(nparams));
   model.allocate();
   const uint8_t* p = data + 16 + hlen;
-  std::memcpy(model.params.data(), p, nparams * 4);
+  if (nparams) std::memcpy(model.params.data(), p, nparams * 4);
   for (float f : model.params)
     if (!std::isfinite(f)) bad("weights contain NaN or infinity");
   p += nparams * 4;
@@ -147,7 +147,7 @@ Model load_model(const uint8_t* data, size_t size, nlohmann::json* metadata, std
     for (size_t i = 1; i < blobs->size(); ++i) {
       const uint64_t count = (*blobs)[i]["count"].get<uint64_t>();
       Blob b{(*blobs)[i]["name"].get<std::string>(), Floats(count)};
-      std::memcpy(b.data.data(), p, count * 4);
+      if (count) std::memcpy(b.data.data(), p, count * 4);
       p += count * 4;
       extra->push_back(std::move(b));
     }
