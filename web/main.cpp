@@ -59,9 +59,12 @@ bool load_model_bytes(App& app, const uint8_t* data, size_t size, const std::str
     else return false;
     app.model_name = meta.value("name", origin);
     app.model_accuracy.clear();
-    if (meta.contains("eval") && meta["eval"].contains("private"))
-      app.model_accuracy = std::to_string(meta["eval"]["private"].value("accuracy", 0.0) * 100).substr(0, 5) +
-                           "% on FER-2013 PrivateTest";
+    if (meta.contains("eval") && meta["eval"].contains("private")) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%.2f%% on FER-2013 PrivateTest",
+                    meta["eval"]["private"].value("accuracy", 0.0) * 100);
+      app.model_accuracy = buf;
+    }
     app.model_error.clear();
     app.load_message = "loaded " + origin;
     return true;
