@@ -14,36 +14,13 @@
 #include <string>
 
 #include "dataio.h"
+#include "fuzz_util.h"
 
-namespace {
-
-// A private temporary folder for this process, removed at exit.
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string tmpl = std::filesystem::temp_directory_path().string() + "/ferkit-fuzz-csvgz-XXXXXX";
-    if (!mkdtemp(tmpl.data())) std::abort();
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
-
-void write_file(const std::string& path, const uint8_t* data, size_t size) {
-  FILE* f = std::fopen(path.c_str(), "wb");
-  if (!f) std::abort();
-  if (size && std::fwrite(data, 1, size, f) != size) std::abort();
-  std::fclose(f);
-}
-
-}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static TempDir dir;
+  static fuzz::TempDir dir("csvgz");
   static const std::string file = dir.path + "/fer.csv.gz";
-  write_file(file, data, size);
+  fuzz::write_file(file, data, size);
   // Non-strict, then strict when that skipped rows (otherwise strict would repeat the same work: each load costs
   // two fresh 1 MiB read buffers and a read-ahead thread, which dominates the time per input under the sanitizers).
   bool skipped = false;

@@ -13,37 +13,15 @@
 #include <string>
 
 #include "dataio.h"
-
-namespace {
-
-// A private temporary folder for this process, removed at exit.
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string tmpl = std::filesystem::temp_directory_path().string() + "/ferkit-fuzz-folder-XXXXXX";
-    if (!mkdtemp(tmpl.data())) std::abort();
-    path = tmpl;
-    std::filesystem::create_directory(path + "/happy");
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
-
-void write_file(const std::string& path, const uint8_t* data, size_t size) {
-  FILE* f = std::fopen(path.c_str(), "wb");
-  if (!f) std::abort();
-  if (size && std::fwrite(data, 1, size, f) != size) std::abort();
-  std::fclose(f);
-}
-
-}  // namespace
+#include "fuzz_util.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static TempDir dir;
-  static const std::string file = dir.path + "/happy/face.png";
-  write_file(file, data, size);
+  static fuzz::TempDir dir("folder");
+  static const std::string file = [] {
+    std::filesystem::create_directory(dir.path + "/happy");
+    return dir.path + "/happy/face.png";
+  }();
+  fuzz::write_file(file, data, size);
   bool skipped = false;
   try {
     ferkit::LoadReport report;
