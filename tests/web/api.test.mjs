@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { serve } from './helpers.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dist = process.env.FERKIT_DIST || path.join(root, 'build', 'wasm', 'dist');
@@ -24,21 +25,6 @@ const CLASSES = ['angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutra
 mkdirSync(shots, { recursive: true });
 
 let server, origin, page0;
-
-function serve(dir) {
-  return new Promise((resolve, reject) => {
-    const p = spawn('python3', ['-u', '-m', 'http.server', '--bind', '127.0.0.1', '--directory', dir, '0'],
-                    { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    p.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(/port (\d+)/);
-      if (m) resolve({ url: `http://127.0.0.1:${m[1]}`, stop: () => p.kill() });
-    });
-    p.stderr.on('data', () => {});
-    p.on('exit', (c) => reject(new Error(`http.server exited ${c}: ${out}`)));
-  });
-}
 
 // A fresh Chromium on the example page; records console errors, page errors and every request.
 async function open(extraArgs = []) {

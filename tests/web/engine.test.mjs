@@ -13,6 +13,7 @@ import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { bmp } from './helpers.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dist = process.env.FERKIT_DIST || path.join(root, 'build', 'wasm', 'dist');
@@ -94,24 +95,6 @@ function syntheticCrops() {
       for (let x = 0; x < 48; ++x) crops[i * 2304 + y * 48 + x] = Math.max(0, Math.min(255, Math.round(f(x, y))));
   });
   return crops;
-}
-
-// A 48x48 grey crop as a 24-bit BMP (grey = R = G = B, so decoding gives the same bytes back).
-function bmp(crop) {
-  const row = 48 * 3, size = 54 + row * 48;
-  const b = Buffer.alloc(size);
-  b.write('BM', 0);
-  b.writeUInt32LE(size, 2);
-  b.writeUInt32LE(54, 10);
-  b.writeUInt32LE(40, 14);
-  b.writeInt32LE(48, 18);
-  b.writeInt32LE(48, 22);
-  b.writeUInt16LE(1, 26);
-  b.writeUInt16LE(24, 28);
-  b.writeUInt32LE(row * 48, 34);
-  for (let y = 0; y < 48; ++y)
-    for (let x = 0; x < 48; ++x) b.fill(crop[(47 - y) * 48 + x], 54 + y * row + 3 * x, 54 + y * row + 3 * x + 3);
-  return b;
 }
 
 function assertClose(wasm, nat, what) {

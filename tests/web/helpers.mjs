@@ -1,0 +1,36 @@
+// Shared by the browser and node tests in tests/web/.
+import { spawn } from 'node:child_process';
+
+// Serves dir on 127.0.0.1 at a free port: resolves to { url, stop }.
+export function serve(dir) {
+  return new Promise((resolve, reject) => {
+    const p = spawn('python3', ['-u', '-m', 'http.server', '--bind', '127.0.0.1', '--directory', dir, '0'],
+                    { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/port (\d+)/);
+      if (m) resolve({ url: `http://127.0.0.1:${m[1]}`, stop: () => p.kill() });
+    });
+    p.stderr.on('data', () => {});
+    p.on('exit', (c) => reject(new Error(`http.server exited ${c}: ${out}`)));
+  });
+}
+
+// A 48x48 grey crop as a 24-bit BMP (grey = R = G = B, so decoding gives the same bytes back).
+export function bmp(crop) {
+  const row = 48 * 3, size = 54 + row * 48;
+  const b = Buffer.alloc(size);
+  b.write('BM', 0);
+  b.writeUInt32LE(size, 2);
+  b.writeUInt32LE(54, 10);
+  b.writeUInt32LE(40, 14);
+  b.writeInt32LE(48, 18);
+  b.writeInt32LE(48, 22);
+  b.writeUInt16LE(1, 26);
+  b.writeUInt16LE(24, 28);
+  b.writeUInt32LE(row * 48, 34);
+  for (let y = 0; y < 48; ++y)
+    for (let x = 0; x < 48; ++x) b.fill(crop[(47 - y) * 48 + x], 54 + y * row + 3 * x, 54 + y * row + 3 * x + 3);
+  return b;
+}
