@@ -127,9 +127,9 @@ std::string check_jpeg_huffman_tables(const uint8_t* d, size_t n) {
     if (m == 0xC4) {  // DHT: tables of 1 + 16 count bytes + codes
       size_t p = i + 4;
       const size_t end = std::min(n, i + 2 + len);
-      while (p + 17 <= end) {
+      while (p < end) {  // bytes past the end read as 0, as stb_image reads them
         size_t codes = 0;
-        for (int k = 1; k <= 16; ++k) codes += d[p + k];
+        for (size_t k = 1; k <= 16 && p + k < end; ++k) codes += d[p + k];
         if (codes > 256)
           return "corrupt JPEG: a Huffman table declares " + std::to_string(codes) + " codes (at most 256)";
         p += 17 + codes;
