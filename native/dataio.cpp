@@ -80,35 +80,35 @@ bool is_image_name(const std::string& name) {
   return ext == "png" || ext == "jpg" || ext == "jpeg" || ext == "bmp";
 }
 
-// Sub-folders (following links) of dir, sorted by name; hidden ones left out.
-std::vector<fs::path> sub_folders(const fs::path& dir) {
+// The entries of dir that `keep` accepts (name, entry), sorted by path.
+template <class Keep>
+std::vector<fs::path> list_folder(const fs::path& dir, Keep keep) {
   std::vector<fs::path> out;
   std::error_code ec;
   fs::directory_iterator it(dir, ec), end;
   if (ec) throw std::runtime_error(dir.string() + ": cannot list folder: " + ec.message());
   for (; it != end; it.increment(ec)) {
     if (ec) throw std::runtime_error(dir.string() + ": cannot list folder: " + ec.message());
-    std::error_code ec2;
-    std::string name = it->path().filename().string();
-    if (!name.empty() && name[0] != '.' && it->is_directory(ec2)) out.push_back(it->path());
+    if (keep(it->path().filename().string(), *it)) out.push_back(it->path());
   }
   std::sort(out.begin(), out.end());
   return out;
 }
 
+// Sub-folders (following links) of dir, sorted by name; hidden ones left out.
+std::vector<fs::path> sub_folders(const fs::path& dir) {
+  return list_folder(dir, [](const std::string& name, const fs::directory_entry& e) {
+    std::error_code ec;
+    return !name.empty() && name[0] != '.' && e.is_directory(ec);
+  });
+}
+
 // Image files (by extension) directly in dir, sorted by name.
 std::vector<fs::path> image_files(const fs::path& dir) {
-  std::vector<fs::path> out;
-  std::error_code ec;
-  fs::directory_iterator it(dir, ec), end;
-  if (ec) throw std::runtime_error(dir.string() + ": cannot list folder: " + ec.message());
-  for (; it != end; it.increment(ec)) {
-    if (ec) throw std::runtime_error(dir.string() + ": cannot list folder: " + ec.message());
-    std::error_code ec2;
-    if (is_image_name(it->path().filename().string()) && it->is_regular_file(ec2)) out.push_back(it->path());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
+  return list_folder(dir, [](const std::string& name, const fs::directory_entry& e) {
+    std::error_code ec;
+    return is_image_name(name) && e.is_regular_file(ec);
+  });
 }
 
 void load_image_folder_into(const std::string& dir, bool strict, LoadReport& rep, Dataset& out) {
