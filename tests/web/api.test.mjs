@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { serve } from './helpers.mjs';
+import { serve, launch } from './helpers.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dist = process.env.FERKIT_DIST || path.join(root, 'build', 'wasm', 'dist');
@@ -28,16 +28,7 @@ let server, origin, page0;
 
 // A fresh Chromium on the example page; records console errors, page errors and every request.
 async function open(extraArgs = []) {
-  const ctx = await chromium.launchPersistentContext(mkdtempSync(path.join(work, 'profile-')), {
-    executablePath: '/usr/bin/chromium', headless: true, viewport: { width: 1000, height: 900 },
-    args: ['--no-sandbox', '--disable-gpu', '--enable-unsafe-swiftshader', '--disable-quic', '--no-first-run',
-           '--disable-background-networking', '--disable-component-update', '--disable-sync', ...extraArgs],
-  });
-  const page = ctx.pages()[0] || await ctx.newPage();
-  const log = { errors: [], requests: [] };
-  page.on('console', (m) => { if (m.type() === 'error') log.errors.push(m.text()); });
-  page.on('pageerror', (e) => log.errors.push(e.message));
-  page.on('request', (r) => log.requests.push(r.url()));
+  const { ctx, page, log } = await launch(chromium, work, { viewport: { width: 1000, height: 900 }, args: extraArgs });
   await page.goto(page0);
   await page.waitForFunction(() => !document.getElementById('file').disabled ||
                                    document.getElementById('status').classList.contains('error'), null, { timeout: 60000 });

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { serve, bmp } from './helpers.mjs';
+import { serve, bmp, launch } from './helpers.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dist = process.env.FERKIT_DIST || path.join(root, 'build', 'wasm', 'dist');
@@ -26,16 +26,7 @@ let server, origin, clip;
 
 // A fresh Chromium with the given extra flags; records console errors, page errors and every request.
 async function open(extraArgs) {
-  const ctx = await chromium.launchPersistentContext(mkdtempSync(path.join(work, 'profile-')), {
-    executablePath: '/usr/bin/chromium', headless: true, viewport: { width: 1100, height: 700 },
-    args: ['--no-sandbox', '--disable-gpu', '--enable-unsafe-swiftshader', '--disable-quic', '--no-first-run',
-           '--disable-background-networking', '--disable-component-update', '--disable-sync', ...extraArgs],
-  });
-  const page = ctx.pages()[0] || await ctx.newPage();
-  const log = { errors: [], requests: [] };
-  page.on('console', (m) => { if (m.type() === 'error') log.errors.push(m.text()); });
-  page.on('pageerror', (e) => log.errors.push(e.message));
-  page.on('request', (r) => log.requests.push(r.url()));
+  const { ctx, page, log } = await launch(chromium, work, { viewport: { width: 1100, height: 700 }, args: extraArgs });
   await page.goto(`${origin}/`);
   await page.waitForFunction(() => window.ferkit && window.ferkit.ready, null, { timeout: 90000 });
   return { ctx, page, log };

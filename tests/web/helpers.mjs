@@ -1,5 +1,7 @@
 // Shared by the browser and node tests in tests/web/.
 import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import path from 'node:path';
 
 // Serves dir on 127.0.0.1 at a free port: resolves to { url, stop }.
 export function serve(dir) {
@@ -33,4 +35,20 @@ export function bmp(crop) {
   for (let y = 0; y < 48; ++y)
     for (let x = 0; x < 48; ++x) b.fill(crop[(47 - y) * 48 + x], 54 + y * row + 3 * x, 54 + y * row + 3 * x + 3);
   return b;
+}
+
+// A fresh headless Chromium (Debian's /usr/bin/chromium, WebGL on SwiftShader, no background networking) with
+// its profile under `work`; records console errors, page errors and every request URL in `log`.
+export async function launch(chromium, work, { viewport, args = [] }) {
+  const ctx = await chromium.launchPersistentContext(mkdtempSync(path.join(work, 'profile-')), {
+    executablePath: '/usr/bin/chromium', headless: true, viewport,
+    args: ['--no-sandbox', '--disable-gpu', '--enable-unsafe-swiftshader', '--disable-quic', '--no-first-run',
+           '--disable-background-networking', '--disable-component-update', '--disable-sync', ...args],
+  });
+  const page = ctx.pages()[0] || await ctx.newPage();
+  const log = { errors: [], requests: [] };
+  page.on('console', (m) => { if (m.type() === 'error') log.errors.push(m.text()); });
+  page.on('pageerror', (e) => log.errors.push(e.message));
+  page.on('request', (r) => log.requests.push(r.url()));
+  return { ctx, page, log };
 }
