@@ -213,7 +213,10 @@ const float* forward(Model& model, Workspace& ws, int n, const ForwardOptions& o
     float* y = ws.act[i + 1].data();
     const size_t count = static_cast<size_t>(n) * p.out.size();
     switch (p.spec.kind) {
-      case LayerKind::Conv: conv2d_forward(x, n, p.geom, P + p.w, P + p.b, ws.col[i].data(), y); break;
+      case LayerKind::Conv:  // backward needs im2col(x) only for trainable layers
+        conv2d_forward(x, n, p.geom, P + p.w, P + p.b, ws.col[i].data(), y,
+                       opt.train && static_cast<int>(i) >= model.first_trainable);
+        break;
       case LayerKind::Dense: dense_forward(x, n, p.in.size(), p.out.c, P + p.w, P + p.b, y); break;
       case LayerKind::ReLU: relu_forward(x, count, y); break;
       case LayerKind::MaxPool: maxpool_forward(x, n, p.geom, y, ws.argmax[i].data()); break;

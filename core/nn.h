@@ -25,8 +25,10 @@ void im2col(const float* x, int n, const ConvGeom& g, float* col);
 // Adds each column gradient back into dx (dx must be zeroed by the caller).
 void col2im_add(const float* dcol, int n, const ConvGeom& g, float* dx);
 
-// y = im2col(x) * w + b, with w[patch][cout], b[cout]. col: n*ho*wo*patch scratch, kept for backward.
-void conv2d_forward(const float* x, int n, const ConvGeom& g, const float* w, const float* b, float* col, float* y);
+// y = im2col(x) * w + b, with w[patch][cout], b[cout]. col: n*ho*wo*patch scratch; keep_col: col holds im2col(x)
+// afterwards (backward needs it); otherwise it is scratch, and kernels that need no im2col may skip it.
+void conv2d_forward(const float* x, int n, const ConvGeom& g, const float* w, const float* b, float* col, float* y,
+                    bool keep_col = true);
 // dw += col^T dy, db += sum(dy); dx = col2im(dy w^T) if dx != nullptr (dcol: scratch like col).
 void conv2d_backward(const float* dy, int n, const ConvGeom& g, const float* w, const float* col, float* dw,
                      float* db, float* dcol, float* dx);

@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include "data.h"
+#include "nn.h"
+#include "rng.h"
 #include "model.h"
 #include "model_io.h"
 #include "optim.h"
@@ -158,6 +160,45 @@ TEST(Gradients, LossWithSoftTargets) {
   h.soft = {0.7f, 0.2f, 0.1f, 0.0f, 1.0f, 0.0f, 0.3f, 0.3f, 0.4f, 0.1f, 0.1f, 0.8f};
   h.class_weights = {1.0f, 2.0f, 0.5f};
   h.check();
+}
+
+// Inference may take other kernels than training (the WebAssembly build convolves 3x3 'same' layers straight from a
+// padded copy, with no im2col): both must give the same outputs as a float64 reference, for shapes with and without
+// tails (widths not a multiple of 4, channel counts not a multiple of 8) and several images.
+TEST(Conv, InferenceAndTrainingKernelsMatchReference) {
+  struct Case { int h, w, cin, cout, n; };
+  for (const Case c : {Case{24, 24, 32, 64, 1}, Case{7, 5, 9, 16, 3}, Case{6, 6, 3, 12, 2}, Case{12, 10, 64, 8, 1}}) {
+    const ConvGeom g = ConvGeom::make(c.h, c.w, c.cin, c.cout, 3, 1, true);
+    Rng rng(c.h * 1000 + c.cin);
+    Floats x(static_cast<size_t>(c.n) * c.h * c.w * c.cin), w(static_cast<size_t>(g.patch()) * c.cout), b(c.cout);
+    for (auto& v : x) v = rng.uniform(-1.0f, 1.0f);
+    for (auto& v : w) v = rng.uniform(-0.5f, 0.5f);
+    for (auto& v : b) v = rng.uniform(-0.5f, 0.5f);
+    Floats col(static_cast<size_t>(c.n) * g.ho * g.wo * g.patch()), y_train(static_cast<size_t>(c.n) * g.ho * g.wo * c.cout),
+        y_infer(y_train.size());
+    conv2d_forward(x.data(), c.n, g, w.data(), b.data(), col.data(), y_train.data(), true);
+    conv2d_forward(x.data(), c.n, g, w.data(), b.data(), col.data(), y_infer.data(), false);
+    double worst_train = 0, worst_infer = 0;
+    for (int i = 0; i < c.n; ++i)
+      for (int oy = 0; oy < g.ho; ++oy)
+        for (int ox = 0; ox < g.wo; ++ox)
+          for (int o = 0; o < c.cout; ++o) {
+            double ref = b[o];
+            for (int ky = 0; ky < 3; ++ky)
+              for (int kx = 0; kx < 3; ++kx) {
+                const int iy = oy + ky - 1, ix = ox + kx - 1;
+                if (iy < 0 || iy >= c.h || ix < 0 || ix >= c.w) continue;
+                for (int ci = 0; ci < c.cin; ++ci)
+                  ref += static_cast<double>(x[((static_cast<size_t>(i) * c.h + iy) * c.w + ix) * c.cin + ci]) *
+                         w[(static_cast<size_t>(ky * 3 + kx) * c.cin + ci) * c.cout + o];
+              }
+            const size_t j = ((static_cast<size_t>(i) * g.ho + oy) * g.wo + ox) * c.cout + o;
+            worst_train = std::max(worst_train, std::abs(y_train[j] - ref));
+            worst_infer = std::max(worst_infer, std::abs(y_infer[j] - ref));
+          }
+    EXPECT_LT(worst_train, 1e-4) << c.h << "x" << c.w << "x" << c.cin << " -> " << c.cout;
+    EXPECT_LT(worst_infer, 1e-4) << c.h << "x" << c.w << "x" << c.cin << " -> " << c.cout;
+  }
 }
 
 TEST(Loss, KnownValues) {
