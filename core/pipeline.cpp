@@ -39,6 +39,17 @@ void Pipeline::classify(const uint8_t* crops, int n, float* probs, bool flip_tta
   predict(model_, ws_, crops, n, probs, flip_tta);
 }
 
+bool Pipeline::largest_face_crop(const uint8_t* gray, int width, int height, const PipelineOptions& o,
+                                 uint8_t* out48x48) {
+  std::vector<Box> boxes;
+  detector_.detect(gray, width, height, o.detect, boxes);
+  if (boxes.empty()) return false;
+  const Box& best = *std::max_element(boxes.begin(), boxes.end(),
+                                      [](const Box& a, const Box& b) { return a.w * a.h < b.w * b.h; });
+  crop_face(gray, width, height, best, o.margin, out48x48);
+  return true;
+}
+
 const std::vector<FaceResult>& Pipeline::process_rgba(const uint8_t* rgba, int width, int height,
                                                       const PipelineOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();

@@ -45,6 +45,10 @@ class Pipeline {
   // Classifies 48x48 crops directly (n <= capacity grows as needed): probs is n x classes.
   void classify(const uint8_t* crops, int n, float* probs, bool flip_tta = false);
 
+  // The largest face in a still image as a 48x48 crop (for importing photos as samples); false if none is found.
+  // Leaves the live results (faces(), tracks) alone.
+  bool largest_face_crop(const uint8_t* gray, int width, int height, const PipelineOptions& o, uint8_t* out48x48);
+
   const std::vector<FaceResult>& faces() const { return faces_; }
   const StageTimes& times() const { return times_; }
   const std::vector<uint8_t>& gray() const { return gray_; }

@@ -114,9 +114,19 @@ bool Trainer::step() {
                              " (try a lower learning rate)");
   zero_grads(model);
   backward(model, ws, n, ws.dlogits.data());
+  if (anchor_strength > 0.0f) {
+    if (anchor.size() != model.params.size()) throw std::logic_error("Trainer: anchor does not match the model");
+    const float* P = model.params.data();
+    float* G = model.grads.data();
+    for (const TensorRef& tr : model.tensors) {
+      if (!tr.trainable || tr.layer < model.first_trainable) continue;
+      for (size_t j = tr.offset; j < tr.offset + tr.size; ++j) G[j] += anchor_strength * (P[j] - anchor[j]);
+    }
+  }
   opt.step(model, sched.lr(epoch));
   for (int i = 0; i < n; ++i) sum_hit_ += argmax(ws.probs.data() + static_cast<size_t>(i) * k, k) == batch_labels_[i];
   sum_loss_ += static_cast<double>(loss) * n;
+  last_loss = loss;
   cursor_ += n;
   ++batch_index_;
   return true;

@@ -87,7 +87,14 @@ class Trainer {
   Workspace ws;       // training batches
   Workspace eval_ws;  // validation (inference only)
 
+  // Regularization toward reference weights (L2-SP, for fine-tuning): when anchor_strength > 0, each step adds
+  // anchor_strength * (w - anchor) to the gradient of every trainable tensor, i.e. the loss gains
+  // anchor_strength/2 * |w - anchor|^2 (not included in the reported loss). anchor: params.size() floats.
+  Floats anchor;
+  float anchor_strength = 0.0f;
+
   int epoch = 0;  // completed epochs
+  float last_loss = 0.0f;  // the last step's mean batch loss
   std::vector<EpochRecord> history;
   double best_val_acc = -1.0;
   int best_epoch = 0;

@@ -8,6 +8,15 @@
 //   camera           {state: 'not started'|'starting'|'live'|'denied'|'no camera'|'lost'|'error', message}
 //   crop(i)          Uint8Array(2304): the 48x48 grey crop the model saw for face i of the latest frame
 //   loadModel(bytes, name) -> Promise<{ok, error}>   openImage(blob) -> Promise   startCamera(index)
+//   teach it your face (latest.teach: {samples: [per class], total, state: 'idle'|'running'|'done'|'failed'|
+//   'cancelled', message, step, steps, epoch, epochs, held_before, held_after, seconds, finetuned, storage}):
+//   capture(label) -> bool      the largest face of the latest frame as a sample of label (0..6), like keys 1-7
+//   finetune(settings) -> bool  starts fine-tuning ({whole_network, epochs, lr, anchor, batch, holdout, augment,
+//                               seed}; missing fields: the panel's); watch latest.teach.state
+//   cancelFinetune()   clearSamples()   resetModel()   download() (the model in use, as the Download button)
+//   modelBytes() -> Uint8Array (the model in use)
+//   saved() -> Promise          resolves when browser storage has every write asked for so far
+// Samples and models persist in IndexedDB (database "ferkit", store "kv": keys samples, base, model).
 'use strict';
 (function () {
   const STATES = ['not started', 'starting', 'live', 'denied', 'no camera', 'lost', 'error'];
@@ -72,7 +81,151 @@
       return true;
     },
     startCamera(index) { return startCamera(index || 0); },
+    capture(label) { return running() && !!Module._ferkit_capture(label); },
+    finetune(settings) {
+      return running() && !!Module.ccall('ferkit_finetune', 'number', ['string'], [JSON.stringify(settings || {})]);
+    },
+    cancelFinetune() { if (running()) finetuneCancelled(); },
+    clearSamples() { if (running()) Module._ferkit_clear_samples(); },
+    resetModel() { if (running()) Module._ferkit_reset_model(); },
+    download() { if (running()) Module._ferkit_download_model(); },
+    modelBytes() {
+      if (!running()) return null;
+      const sp = Module._malloc(4);
+      try {
+        const p = Module._ferkit_model_bytes(sp);
+        const n = HEAP32[sp >> 2];
+        return HEAPU8.slice(p, p + n);
+      } finally { Module._free(sp); }
+    },
+    saved() { return store.pending; },
   };
+
+  // ---- browser storage (IndexedDB): samples and models survive reloads; nothing is sent anywhere ----
+  const store = {
+    db: null, pending: Promise.resolve(),
+    open() {
+      if (!this.db) {
+        this.db = new Promise((resolve, reject) => {
+          if (!window.indexedDB) { reject(new Error('this browser has no IndexedDB')); return; }
+          const req = indexedDB.open('ferkit', 1);
+          req.onupgradeneeded = () => req.result.createObjectStore('kv');
+          req.onsuccess = () => resolve(req.result);
+          req.onerror = () => reject(req.error || new Error('IndexedDB would not open'));
+          req.onblocked = () => reject(new Error('IndexedDB is blocked by another tab'));
+        });
+      }
+      return this.db;
+    },
+    async run(mode, fn) {
+      const db = await this.open();
+      return new Promise((resolve, reject) => {
+        const tx = db.transaction('kv', mode);
+        const req = fn(tx.objectStore('kv'));
+        tx.oncomplete = () => resolve(req && req.result);
+        tx.onerror = () => reject(tx.error || new Error('the write failed'));
+        tx.onabort = () => reject(tx.error || new Error('the write was aborted'));
+      });
+    },
+    // Writes run one after another; a failed write leaves the previous value in place (transactions are atomic).
+    put(key, value) {
+      const job = this.pending.then(() => this.run('readwrite', (kv) => (value === undefined ? kv.delete(key) : kv.put(value, key))));
+      this.pending = job.then(() => report(true, ''), (e) => report(false, storageProblem(e))).catch(() => {});
+      return this.pending;
+    },
+    get(key) { return this.run('readonly', (kv) => kv.get(key)); },
+  };
+  function storageProblem(e) {
+    const name = e && e.name || '';
+    if (name === 'QuotaExceededError')
+      return 'Browser storage is full: the latest samples or model were not saved (what was saved before is kept). ' +
+             'Free some space, or download the model to keep it.';
+    return 'Browser storage is unavailable (' + (e && e.message || name || 'unknown error') + '): samples and models ' +
+           'last only until this tab closes. Download the model to keep it.';
+  }
+  function report(ok, message) {
+    if (running()) Module.ccall('ferkit_storage_result', null, ['number', 'string'], [ok ? 1 : 0, message]);
+    if (!ok) say(message, true);
+  }
+  async function restore() {
+    let base, model, samples;
+    try {
+      [base, model, samples] = await Promise.all([store.get('base'), store.get('model'), store.get('samples')]);
+    } catch (e) {
+      report(false, storageProblem(e));
+      return;
+    }
+    const call = (fn, bytes, extra) => {
+      const p = Module._malloc(Math.max(bytes.length, 1));
+      try { HEAPU8.set(bytes, p); return fn(p, bytes.length, extra); } finally { Module._free(p); }
+    };
+    if (base instanceof Uint8Array) call(Module._ferkit_restore_model, base, 0);
+    if (model instanceof Uint8Array) call(Module._ferkit_restore_model, model, 1);
+    if (samples && samples.crops instanceof Uint8Array && samples.labels instanceof Uint8Array &&
+        samples.crops.length === samples.labels.length * 2304) {
+      const c = Module._malloc(Math.max(samples.crops.length, 1)), l = Module._malloc(Math.max(samples.labels.length, 1));
+      try {
+        HEAPU8.set(samples.crops, c);
+        HEAPU8.set(samples.labels, l);
+        Module._ferkit_restore_samples(c, l, samples.labels.length);
+      } finally { Module._free(c); Module._free(l); }
+    }
+  }
+
+  // ---- fine-tuning in a worker (web/finetune-worker.mjs), so the camera view keeps its frame rate ----
+  let worker = null;
+  function finetuneCancelled() {
+    if (worker) { worker.terminate(); worker = null; }
+  }
+  function finetuneStart(modelPtr, modelSize, cropsPtr, labelsPtr, n, settings) {
+    finetuneCancelled();
+    const model = HEAPU8.slice(modelPtr, modelPtr + modelSize);
+    const crops = HEAPU8.slice(cropsPtr, cropsPtr + n * 2304), labels = HEAPU8.slice(labelsPtr, labelsPtr + n);
+    const failed = (message) => {
+      finetuneCancelled();
+      if (running()) Module.ccall('ferkit_finetune_failed', null, ['string'], [message]);
+    };
+    try {
+      worker = new Worker(new URL('finetune-worker.mjs', document.baseURI), { type: 'module' });
+    } catch (e) {
+      failed('fine-tuning could not start a worker: ' + e.message);
+      return;
+    }
+    const w = worker;
+    w.onmessage = (e) => {
+      if (w !== worker) return;
+      const m = e.data;
+      if (m.type === 'progress') {
+        Module.ccall('ferkit_finetune_progress', null, ['string'], [JSON.stringify(m.progress)]);
+      } else if (m.type === 'done') {
+        worker = null;
+        w.terminate();
+        const p = Module._malloc(m.model.length);
+        try {
+          HEAPU8.set(m.model, p);
+          Module.ccall('ferkit_finetune_done', null, ['number', 'number', 'string'], [p, m.model.length, JSON.stringify(m.progress)]);
+        } finally { Module._free(p); }
+      } else if (m.type === 'error') {
+        failed(m.message);
+      }
+    };
+    w.onerror = (e) => { if (w === worker) failed('the fine-tuning worker failed: ' + (e.message || 'unknown error')); };
+    w.postMessage({ type: 'start', model, crops, labels, settings: JSON.parse(settings) },
+                  [model.buffer, crops.buffer, labels.buffer]);
+  }
+
+  async function importImages(label, files) {
+    for (const f of files) {
+      let bytes;
+      try { bytes = new Uint8Array(await f.arrayBuffer()); }
+      catch (e) { say(f.name + ': cannot be read (' + e.message + ')', true); continue; }
+      const p = Module._malloc(Math.max(bytes.length, 1));
+      try {
+        HEAPU8.set(bytes, p);
+        Module.ccall('ferkit_import_image', 'number', ['number', 'number', 'number', 'string'], [p, bytes.length, label, f.name]);
+      } finally { Module._free(p); }
+    }
+  }
 
   function setCamera(state, message) {
     api.camera = { state: STATES[state], message: message || '' };
@@ -134,11 +287,12 @@
   if (navigator.mediaDevices && navigator.mediaDevices.addEventListener)
     navigator.mediaDevices.addEventListener('devicechange', listCameras);
 
-  function pick(accept, onFile) {
+  function pick(accept, onFile, multiple) {
     const input = document.createElement('input');
     input.type = 'file';
     input.accept = accept;
-    input.onchange = () => { if (input.files[0]) onFile(input.files[0]); };
+    input.multiple = !!multiple;
+    input.onchange = () => { if (input.files[0]) onFile(multiple ? Array.from(input.files) : input.files[0]); };
     input.click();
   }
   async function openModelFile(file) {
@@ -198,7 +352,24 @@
     startCamera(index) { startCamera(index); },
     pickImage() { pick('image/*', (f) => api.openImage(f)); },
     pickModel() { pick('.ferkit', openModelFile); },
-    start() { loading(''); startCamera(0); },
+    start() { loading(''); restore().finally(() => startCamera(0)); },
+    storeSamples(cropsPtr, labelsPtr, n) {
+      store.put('samples', { crops: HEAPU8.slice(cropsPtr, cropsPtr + n * 2304), labels: HEAPU8.slice(labelsPtr, labelsPtr + n) });
+    },
+    storeModel(key, ptr, size) { store.put(key, size > 0 ? HEAPU8.slice(ptr, ptr + size) : undefined); },
+    download(ptr, size, name) {
+      const url = URL.createObjectURL(new Blob([HEAPU8.slice(ptr, ptr + size)], { type: 'application/octet-stream' }));
+      const a = document.createElement('a');
+      a.href = url;
+      a.download = name;
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+    },
+    finetuneStart,
+    finetuneCancel() { finetuneCancelled(); },
+    importImages(label) { pick('image/*', (files) => importImages(label, files), true); },
     ready() { api.ready = true; },
     fail(message) { loading(message, true); },
   };

@@ -12,6 +12,17 @@
 //       then holds 12 floats a face: x, y, w, h, 7 probabilities (smoothed over calls if smooth), label index
 //   void fk_classify_crops(n, out)    n 48x48 grey crops in the buffer -> n*7 probabilities at out (NaN on error)
 //   fk_class_name(i), fk_num_params(), fk_model_info() (JSON), fk_last_error() ("" after a successful call)
+//
+// Fine-tuning (core/finetune.h; the page runs it in a worker, web/finetune-worker.mjs), independent of the
+// classifier above:
+//   int fk_ft_begin(model, model_len, crops, labels, n, settings_json)  1 ok, 0 error: n 48x48 grey crops and
+//       their labels (0..6); settings as FinetuneConfig::from_json ({} for the defaults)
+//   int fk_ft_run(budget_ms)          trains whole batches for about budget_ms: 1 more to do, 0 finished, -1 error
+//   const char* fk_ft_progress()      JSON {epoch, epochs, step, steps, losses: [per step], history: [per epoch
+//                                     {epoch, loss, acc, held_acc}], held_before, train, held}
+//   int fk_ft_finish()                the fine-tuned model file's size (0 on error); fk_ft_result() its bytes;
+//                                     fk_ft_progress() then also has held_after
+//   void fk_ft_end()                  frees the fine-tuning state
 #include <emscripten/emscripten.h>
 
 #include <cmath>
@@ -24,6 +35,7 @@
 #include <vector>
 
 #include "detect.h"
+#include "finetune.h"
 #include "model_io.h"
 #include "pipeline.h"
 
@@ -40,6 +52,15 @@ struct Engine {
   std::string info = "{}";
 };
 Engine g_engine;
+
+struct Tuning {
+  std::unique_ptr<ferkit::FineTune> ft;
+  nlohmann::json base_meta;
+  std::vector<uint8_t> result;
+  std::string progress;
+  double held_after = -1;
+};
+Tuning g_tuning;
 
 // name, params, macs, classes and (when the model's metadata has it) FER-2013 PrivateTest accuracy.
 std::string model_info(const ferkit::Model& model, const nlohmann::json& meta) {
@@ -161,5 +182,80 @@ EMSCRIPTEN_KEEPALIVE int fk_num_params() {
 }
 
 EMSCRIPTEN_KEEPALIVE const char* fk_model_info() { return g_engine.info.c_str(); }
+
+EMSCRIPTEN_KEEPALIVE int fk_ft_begin(const uint8_t* model, int model_len, const uint8_t* crops, const uint8_t* labels,
+                                     int n, const char* settings) {
+  g_engine.error.clear();
+  g_tuning = Tuning{};
+  try {
+    if (!model || model_len <= 0) throw std::invalid_argument("base model: empty");
+    if (n < 0 || (n > 0 && (!crops || !labels))) throw std::invalid_argument("samples: missing");
+    nlohmann::json meta;
+    ferkit::Model base = ferkit::load_model(model, static_cast<size_t>(model_len), &meta);
+    const nlohmann::json cfg_json = nlohmann::json::parse(settings ? settings : "{}");
+    ferkit::Dataset samples;
+    for (int i = 0; i < n; ++i) samples.add(crops + static_cast<size_t>(i) * ferkit::kPixels, labels[i]);
+    g_tuning.base_meta = meta;
+    g_tuning.ft = std::make_unique<ferkit::FineTune>(std::move(base), samples, ferkit::FinetuneConfig::from_json(cfg_json));
+    return 1;
+  } catch (const std::exception& ex) {
+    g_tuning = Tuning{};
+    g_engine.error = std::string("fine-tune: ") + ex.what();
+    return 0;
+  }
+}
+
+EMSCRIPTEN_KEEPALIVE int fk_ft_run(double budget_ms) {
+  g_engine.error.clear();
+  if (!g_tuning.ft) {
+    g_engine.error = "fine-tune: not started (fk_ft_begin first)";
+    return -1;
+  }
+  try {
+    const double t0 = emscripten_get_now();
+    do {
+      if (!g_tuning.ft->step()) return 0;
+    } while (emscripten_get_now() - t0 < budget_ms);
+    return g_tuning.ft->finished() ? 0 : 1;
+  } catch (const std::exception& ex) {
+    g_engine.error = std::string("fine-tune: ") + ex.what();
+    return -1;
+  }
+}
+
+EMSCRIPTEN_KEEPALIVE const char* fk_ft_progress() {
+  Tuning& t = g_tuning;
+  if (!t.ft) return "{}";
+  nlohmann::json history = nlohmann::json::array();
+  for (const ferkit::EpochRecord& r : t.ft->history())
+    history.push_back({{"epoch", r.epoch}, {"loss", r.train_loss}, {"acc", r.train_acc}, {"held_acc", r.val_acc}});
+  nlohmann::json p = {{"epoch", t.ft->epoch()}, {"epochs", t.ft->epochs()}, {"step", t.ft->steps_done()},
+                      {"steps", t.ft->steps_total()}, {"losses", t.ft->step_losses()}, {"history", history},
+                      {"held_before", t.ft->held_before()}, {"train", t.ft->train_count()},
+                      {"held", t.ft->held_count()}, {"config", t.ft->config().to_json()}};
+  if (!t.result.empty()) p["held_after"] = t.held_after;
+  t.progress = p.dump();
+  return t.progress.c_str();
+}
+
+EMSCRIPTEN_KEEPALIVE int fk_ft_finish() {
+  g_engine.error.clear();
+  Tuning& t = g_tuning;
+  try {
+    if (!t.ft) throw std::logic_error("not started (fk_ft_begin first)");
+    t.ft->run();  // whatever is left
+    const nlohmann::json meta = t.ft->metadata(t.base_meta);
+    t.held_after = meta["finetune"]["held_accuracy_after"].get<double>();
+    t.result = ferkit::save_model(t.ft->model(), meta);
+    return static_cast<int>(t.result.size());
+  } catch (const std::exception& ex) {
+    g_engine.error = std::string("fine-tune: ") + ex.what();
+    return 0;
+  }
+}
+
+EMSCRIPTEN_KEEPALIVE const uint8_t* fk_ft_result() { return g_tuning.result.data(); }
+
+EMSCRIPTEN_KEEPALIVE void fk_ft_end() { g_tuning = Tuning{}; }
 
 }  // extern "C"

@@ -20,6 +20,7 @@
 #include "imgui_impl_opengl3.h"
 #include "imgui_impl_sdl.h"
 #include "model_io.h"
+#include "app.h"
 #include "pipeline.h"
 #include "web_js.h"
 
@@ -30,58 +31,7 @@ double ms_since(Clock::time_point t) { return std::chrono::duration<double, std:
 
 const char* kCameraStates[] = {"not started", "starting", "live", "denied", "no camera", "lost", "error"};
 
-// The live view's pipeline settings. Detection slides its window in steps of 2 pyramid-level pixels at every scale
-// (OpenCV, and the native CLI, step 1 pixel from scale 2 up): 3x less detection time on a 640x480 frame, and the
-// faces still found. The panel can switch back.
-ferkit::PipelineOptions live_options() {
-  ferkit::PipelineOptions o;
-  o.detect.step = 2;
-  return o;
-}
-
-struct App {
-  SDL_Window* window = nullptr;
-  SDL_GLContext gl = nullptr;
-  GLuint video_tex = 0, video_fbo = 0;
-  int frame_w = 0, frame_h = 0, source = 0;  // source: 0 camera, 1 image
-  std::vector<uint8_t> frame;                // RGBA, grows to the largest frame
-  std::unique_ptr<ferkit::Pipeline> pipe;
-  ferkit::PipelineOptions options = live_options();
-  std::string model_name = "default", model_accuracy, model_error, load_message;
-  std::vector<uint8_t> default_model;
-  bool mirror = true;
-  double grab_ms = 0, draw_ms = 0;
-  std::string published;  // JSON, reused
-  int camera_state = 0;
-  std::string camera_message;
-  std::vector<std::string> cameras;
-  int camera_index = 0;
-  bool ready_announced = false;
-};
 App g_app;  // the page's one app; reached by the exported functions below
-
-bool load_model_bytes(App& app, const uint8_t* data, size_t size, const std::string& origin) {
-  try {
-    nlohmann::json meta;
-    ferkit::Model m = ferkit::load_model(data, size, &meta);
-    if (app.pipe) app.pipe->set_model(std::move(m));
-    else return false;
-    app.model_name = meta.value("name", origin);
-    app.model_accuracy.clear();
-    if (meta.contains("eval") && meta["eval"].contains("private")) {
-      char buf[64];
-      std::snprintf(buf, sizeof buf, "%.2f%% on FER-2013 PrivateTest",
-                    meta["eval"]["private"].value("accuracy", 0.0) * 100);
-      app.model_accuracy = buf;
-    }
-    app.model_error.clear();
-    app.load_message = "loaded " + origin;
-    return true;
-  } catch (const std::exception& e) {
-    app.model_error = origin + ": " + e.what() + " (the current model is kept)";
-    return false;
-  }
-}
 
 std::vector<uint8_t> read_bundled(const char* path) {
   std::vector<uint8_t> data;
@@ -123,7 +73,9 @@ void publish(App& app) {
     }
     s += "}";
   }
-  s += "]}";
+  s += "],\"teach\":";
+  s += teach_json(app);
+  s += "}";
   ferkit_js_publish(s.c_str());
 }
 
@@ -210,8 +162,7 @@ void draw_panel(App& app) {
   if (!app.model_accuracy.empty()) ImGui::Text("%s", app.model_accuracy.c_str());
   if (ImGui::Button("Load model...")) ferkit_js_open_model();
   ImGui::SameLine();
-  if (ImGui::Button("Default model"))
-    load_model_bytes(app, app.default_model.data(), app.default_model.size(), "default model");
+  if (ImGui::Button("Download model")) teach_download_model(app);
   if (!app.model_error.empty()) {
     ImGui::PushStyleColor(ImGuiCol_Text, ImVec4(1, 0.45f, 0.45f, 1));
     ImGui::TextWrapped("%s", app.model_error.c_str());
@@ -222,7 +173,14 @@ void draw_panel(App& app) {
 void main_loop(void* arg) {
   App& app = *static_cast<App*>(arg);
   SDL_Event event;
-  while (SDL_PollEvent(&event)) ImGui_ImplSDL2_ProcessEvent(&event);
+  while (SDL_PollEvent(&event)) {
+    ImGui_ImplSDL2_ProcessEvent(&event);
+    // Keys 1-7 capture the current face as that expression (FER-2013 order), unless a text field has the keys.
+    if (event.type == SDL_KEYDOWN && !event.key.repeat && !ImGui::GetIO().WantTextInput &&
+        event.key.keysym.sym >= SDLK_1 && event.key.keysym.sym <= SDLK_7)
+      teach_capture(app, event.key.keysym.sym - SDLK_1);
+  }
+  teach_tick(app);
 
   double css_w = 0, css_h = 0;
   emscripten_get_element_css_size("#canvas", &css_w, &css_h);
@@ -261,6 +219,7 @@ void main_loop(void* arg) {
   ImGui::SetNextWindowSize(ImVec2(panel_w, display.y));
   ImGui::Begin("ferkit", nullptr, ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoResize | ImGuiWindowFlags_NoCollapse);
   draw_panel(app);
+  teach_panel(app);
   ImGui::End();
   ImGui::Render();
   SDL_GL_MakeCurrent(app.window, app.gl);
@@ -271,7 +230,7 @@ void main_loop(void* arg) {
   SDL_GL_SwapWindow(app.window);
   app.draw_ms = ms_since(t0);
 
-  if (source >= 0) publish(app);
+  publish(app);
   if (!app.ready_announced) {
     app.ready_announced = true;
     ferkit_js_ready();
@@ -279,6 +238,38 @@ void main_loop(void* arg) {
 }
 
 }  // namespace
+
+App& app_instance() { return g_app; }
+
+bool use_model(App& app, std::vector<uint8_t> bytes, const std::string& origin, ModelKind kind) {
+  try {
+    nlohmann::json meta;
+    ferkit::Model m = ferkit::load_model(bytes.data(), bytes.size(), &meta);
+    if (!app.pipe) return false;
+    app.pipe->set_model(std::move(m));
+    app.model_name = meta.value("name", origin);
+    app.model_accuracy.clear();
+    if (meta.contains("eval") && meta["eval"].contains("private")) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%.2f%% on FER-2013 PrivateTest",
+                    meta["eval"]["private"].value("accuracy", 0.0) * 100);
+      app.model_accuracy = buf;
+    }
+    if (meta.contains("finetune") && meta["finetune"].is_object()) {
+      const auto& f = meta["finetune"];
+      app.model_name += ", fine-tuned on " +
+                        std::to_string(f.value("train_samples", 0) + f.value("held_samples", 0)) + " samples";
+    }
+    if (kind == ModelKind::Base) app.base_model = bytes;
+    app.current_model = std::move(bytes);
+    app.model_error.clear();
+    app.load_message = "loaded " + origin;
+    return true;
+  } catch (const std::exception& e) {
+    app.model_error = origin + ": " + e.what() + " (the current model is kept)";
+    return false;
+  }
+}
 
 // ---- called from the shell's JavaScript (shell/ferkit-shell.js) ----
 extern "C" {
@@ -299,7 +290,10 @@ EMSCRIPTEN_KEEPALIVE void ferkit_set_cameras(const char* labels_json) {
 // Loads a model file the user picked; returns 1 on success. On failure the message is shown and the current
 // model keeps working.
 EMSCRIPTEN_KEEPALIVE int ferkit_load_model(const uint8_t* data, int size, const char* name) {
-  return load_model_bytes(g_app, data, static_cast<size_t>(size), name ? name : "model file") ? 1 : 0;
+  if (!use_model(g_app, std::vector<uint8_t>(data, data + std::max(size, 0)), name ? name : "model file", ModelKind::Base))
+    return 0;
+  teach_save_models(g_app);
+  return 1;
 }
 
 EMSCRIPTEN_KEEPALIVE const char* ferkit_model_error() { return g_app.model_error.c_str(); }
@@ -354,11 +348,12 @@ int main(int, char**) {
     ferkit::Model model = ferkit::load_model(g_app.default_model.data(), g_app.default_model.size(), &meta);
     g_app.pipe = std::make_unique<ferkit::Pipeline>(std::move(model),
                                                     ferkit::load_cascade(cascade.data(), cascade.size()));
-    load_model_bytes(g_app, g_app.default_model.data(), g_app.default_model.size(), "default model");
+    use_model(g_app, g_app.default_model, "default model", ModelKind::Base);
   } catch (const std::exception& e) {
     ferkit_js_fail((std::string("The bundled model or face detector could not be loaded: ") + e.what()).c_str());
     return 1;
   }
+  teach_init(g_app.teach);
   ferkit_js_start();
   emscripten_set_main_loop_arg(main_loop, &g_app, 0, true);
   return 0;

@@ -1,0 +1,148 @@
+#include "finetune.h"
+
+#include <algorithm>
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <string>
+
+#include "metrics.h"
+#include "rng.h"
+
+namespace ferkit {
+
+nlohmann::json FinetuneConfig::to_json() const {
+  return {{"whole_network", whole_network}, {"epochs", epochs}, {"lr", effective_lr()}, {"anchor", anchor},
+          {"batch", batch}, {"holdout", holdout}, {"augment", augment}, {"seed", seed}};
+}
+
+FinetuneConfig FinetuneConfig::from_json(const nlohmann::json& j) {
+  if (!j.is_object()) throw std::invalid_argument("fine-tune settings: expected a JSON object");
+  FinetuneConfig c;
+  auto num = [&](const char* key, double lo, double hi, auto& out) {
+    if (!j.contains(key)) return;
+    const auto& v = j.at(key);
+    if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() < lo || v.get<double>() > hi)
+      throw std::invalid_argument(std::string("fine-tune settings: '") + key + "' must be a number in [" +
+                                  std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    out = static_cast<std::remove_reference_t<decltype(out)>>(v.get<double>());
+  };
+  auto flag = [&](const char* key, bool& out) {
+    if (!j.contains(key)) return;
+    if (!j.at(key).is_boolean()) throw std::invalid_argument(std::string("fine-tune settings: '") + key + "' must be true or false");
+    out = j.at(key).get<bool>();
+  };
+  flag("whole_network", c.whole_network);
+  flag("augment", c.augment);
+  num("epochs", 1, 1000, c.epochs);
+  num("lr", 0, 1, c.lr);
+  num("anchor", 0, 100, c.anchor);
+  num("batch", 1, 1024, c.batch);
+  num("holdout", 0, 0.9, c.holdout);
+  double seed = static_cast<double>(c.seed);
+  num("seed", 0, 9007199254740991.0, seed);
+  c.seed = static_cast<uint64_t>(seed);
+  return c;
+}
+
+FinetuneSplit split_samples(const Dataset& samples, float holdout, uint64_t seed) {
+  std::vector<uint8_t> held(samples.size(), 0);
+  for (int c = 0; c < kNumClasses; ++c) {
+    std::vector<size_t> idx;
+    for (size_t i = 0; i < samples.size(); ++i)
+      if (samples.labels[i] == c) idx.push_back(i);
+    if (idx.size() < 2 || holdout <= 0) continue;
+    size_t k = static_cast<size_t>(std::lround(holdout * static_cast<double>(idx.size())));
+    k = std::clamp<size_t>(k, 1, idx.size() - 1);
+    Rng rng(mix_seed(seed, static_cast<uint64_t>(c), 7));
+    for (size_t i = 0; i < k; ++i) {  // partial Fisher-Yates: the first k of a shuffle
+      std::swap(idx[i], idx[i + rng.below(static_cast<uint32_t>(idx.size() - i))]);
+      held[idx[i]] = 1;
+    }
+  }
+  FinetuneSplit s;
+  for (size_t i = 0; i < samples.size(); ++i) (held[i] ? s.held : s.train).add(samples.image(i), samples.labels[i]);
+  return s;
+}
+
+int head_start(const Model& model) {
+  for (size_t i = 0; i < model.layers.size(); ++i)
+    if (model.layers[i].spec.kind == LayerKind::Dense) return static_cast<int>(i);
+  throw std::invalid_argument("the model has no dense layer to fine-tune as a head: fine-tune the whole network");
+}
+
+FineTune::FineTune(Model base, const Dataset& samples, const FinetuneConfig& cfg) : cfg_(cfg), model_(std::move(base)) {
+  if (samples.size() == 0) throw std::invalid_argument("fine-tune: no samples (capture or import some first)");
+  if (samples.size() > kMaxFinetuneSamples)
+    throw std::invalid_argument("fine-tune: " + std::to_string(samples.size()) + " samples, at most " +
+                                std::to_string(kMaxFinetuneSamples) + " are accepted");
+  if (samples.pixels.size() != samples.size() * kPixels)
+    throw std::invalid_argument("fine-tune: samples must be 48x48 grey crops");
+  if (model_.num_classes() != kNumClasses || model_.spec.input.size() != kPixels)
+    throw std::invalid_argument("fine-tune: the model must take 48x48x1 faces and give 7 classes");
+  for (size_t i = 0; i < samples.size(); ++i)
+    if (samples.labels[i] >= kNumClasses)
+      throw std::invalid_argument("fine-tune: sample " + std::to_string(i + 1) + " has label " +
+                                  std::to_string(samples.labels[i]) + ", expected 0..6");
+  if (cfg_.epochs < 1 || cfg_.batch < 1) throw std::invalid_argument("fine-tune: epochs and batch must be at least 1");
+  split_ = split_samples(samples, cfg_.holdout, cfg_.seed);
+  model_.first_trainable = cfg_.whole_network ? 0 : head_start(model_);
+
+  TrainConfig tc;
+  tc.epochs = cfg_.epochs;
+  tc.batch = cfg_.batch;
+  tc.seed = cfg_.seed;
+  tc.augment = cfg_.augment;
+  tc.aug.erase = 0.0f;
+  tc.optim.kind = OptimKind::Adam;
+  tc.optim.lr = cfg_.effective_lr();
+  tc.patience = 0;
+  tc.restore_best = false;
+  tc.eval_batch = 64;
+  held_before_ = held_now();
+  trainer_ = std::make_unique<Trainer>(model_, split_.train, split_.held.size() ? &split_.held : nullptr, tc);
+  trainer_->anchor = model_.params;
+  trainer_->anchor_strength = cfg_.anchor;
+  steps_per_epoch_ = static_cast<int>((split_.train.size() + cfg_.batch - 1) / cfg_.batch);
+}
+
+bool FineTune::finished() const { return trainer_->finished() && !trainer_->in_epoch(); }
+
+bool FineTune::step() {
+  if (finished()) return false;
+  if (!trainer_->in_epoch()) trainer_->begin_epoch();
+  if (trainer_->step()) {
+    ++steps_;
+    losses_.push_back(trainer_->last_loss);
+  }
+  if (trainer_->progress().done >= split_.train.size()) trainer_->end_epoch();
+  return true;
+}
+
+void FineTune::run() {
+  while (step()) {
+  }
+}
+
+double FineTune::held_now() {
+  if (split_.held.size() == 0) return -1;
+  return evaluate(model_, eval_ws_, split_.held, 64).accuracy();
+}
+
+nlohmann::json FineTune::metadata(const nlohmann::json& base_metadata) {
+  nlohmann::json m = base_metadata.is_object() ? base_metadata : nlohmann::json::object();
+  std::vector<int> counts(kNumClasses, 0);
+  for (uint8_t l : split_.train.labels) ++counts[l];
+  for (uint8_t l : split_.held.labels) ++counts[l];
+  m["finetune"] = {{"config", cfg_.to_json()},
+                   {"samples_per_class", counts},
+                   {"train_samples", split_.train.size()},
+                   {"held_samples", split_.held.size()},
+                   {"held_accuracy_before", held_before_},
+                   {"held_accuracy_after", held_now()},
+                   {"epochs_run", trainer_->epoch},
+                   {"base", base_metadata.is_object() ? base_metadata.value("name", "") : ""}};
+  return m;
+}
+
+}  // namespace ferkit

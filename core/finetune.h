@@ -1,0 +1,99 @@
+// Fine-tuning a trained model on a user's own labelled 48x48 face crops: the page's "teach it your face" and
+// `fer-train finetune` run this same code, so the same base model, samples (in the same order) and settings give
+// the same weights on both sides, up to float rounding differences between the native and WebAssembly kernels.
+//
+// The guard against forgetting the base model is twofold:
+//  - by default only the classifier head trains (every layer from the first dense layer on); the convolutional
+//    features, learnt from 28,709 FER-2013 faces, stay frozen. A few dozen crops of one person cannot teach
+//    better features, but they can move the decision boundaries for that person's face.
+//  - L2-SP: the loss gains anchor/2 * |w - w_base|^2 over the trainable weights, so the head (or, in
+//    whole-network mode, every layer, at a 10x smaller learning rate) stays near the base model unless the
+//    samples pull it away. Weight decay toward zero would instead erase what the base model knew.
+// Driven in small pieces (step() = one batch), so the page can run it in a worker and report progress, and
+// cancel between any two steps.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json_fwd.hpp>
+#include <vector>
+
+#include "data.h"
+#include "model.h"
+#include "train.h"
+
+namespace ferkit {
+
+struct FinetuneConfig {
+  bool whole_network = false;  // false: the head only (from the first dense layer on)
+  int epochs = 20;
+  float lr = 0.0f;             // 0: the default for the mode (kHeadLr or kWholeLr)
+  float anchor = 0.01f;        // L2-SP strength toward the base weights; 0: off
+  int batch = 8;
+  float holdout = 0.2f;        // fraction of each class's samples held back to measure accuracy
+  bool augment = true;         // flips, small shifts, rotations, scale, brightness and contrast
+  uint64_t seed = 1;
+
+  static constexpr float kHeadLr = 2e-3f, kWholeLr = 2e-4f;
+  float effective_lr() const { return lr > 0 ? lr : whole_network ? kWholeLr : kHeadLr; }
+  nlohmann::json to_json() const;
+  // Reads the fields present (others keep their defaults); throws std::invalid_argument naming a bad field.
+  static FinetuneConfig from_json(const nlohmann::json& j);
+};
+
+// Limits for samples a page or folder hands in.
+constexpr size_t kMaxFinetuneSamples = 5000;
+
+// Splits samples into training and held-back sets: for each class with at least 2 samples, round(holdout * count)
+// of them (at least 1, and never all) chosen by the seed; the rest train, in their original order.
+struct FinetuneSplit {
+  Dataset train, held;
+};
+FinetuneSplit split_samples(const Dataset& samples, float holdout, uint64_t seed);
+
+// Index of the first layer that trains in head-only mode: the first dense layer. Throws if there is none.
+int head_start(const Model& model);
+
+class FineTune {
+ public:
+  // Throws std::invalid_argument for unusable input (no samples, labels out of range, too many samples, bad
+  // settings): the message says what was expected.
+  FineTune(Model base, const Dataset& samples, const FinetuneConfig& cfg);
+  FineTune(const FineTune&) = delete;
+  FineTune& operator=(const FineTune&) = delete;
+
+  // Trains one batch, opening and closing epochs as needed. Returns false (doing nothing) once finished.
+  bool step();
+  bool finished() const;
+  // Runs to the end.
+  void run();
+
+  int epoch() const { return trainer_->epoch; }  // completed epochs
+  int epochs() const { return cfg_.epochs; }
+  int steps_done() const { return steps_; }
+  int steps_total() const { return steps_per_epoch_ * cfg_.epochs; }
+  const std::vector<float>& step_losses() const { return losses_; }     // one per step
+  const std::vector<EpochRecord>& history() const { return trainer_->history; }
+  // Accuracy on the held-back samples before training and now; -1 when nothing is held back.
+  double held_before() const { return held_before_; }
+  double held_now();
+  size_t train_count() const { return split_.train.size(); }
+  size_t held_count() const { return split_.held.size(); }
+  const FinetuneConfig& config() const { return cfg_; }
+
+  Model& model() { return model_; }
+  // The metadata a saved fine-tuned model carries: the base model's, plus {"finetune": {config, samples, held
+  // accuracy before and after, epochs run}}.
+  nlohmann::json metadata(const nlohmann::json& base_metadata);
+
+ private:
+  FinetuneConfig cfg_;
+  Model model_;
+  FinetuneSplit split_;
+  std::unique_ptr<Trainer> trainer_;
+  Workspace eval_ws_;
+  int steps_per_epoch_ = 0, steps_ = 0;
+  std::vector<float> losses_;
+  double held_before_ = -1;
+};
+
+}  // namespace ferkit

@@ -1,0 +1,149 @@
+// Fine-tuning (core/finetune.h). Self-contained (no files): it also runs as WebAssembly under node.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "finetune.h"
+#include "model.h"
+#include "rng.h"
+#include "spec.h"
+
+using namespace ferkit;
+
+namespace {
+
+// A model with a two-layer head, so that head mode leaves a conv block frozen and trains two dense layers.
+Model small_model(uint64_t seed) {
+  Model m(parse_spec("input 48 48 1\nconv 8 3 1 same\nrelu\nmaxpool 4\nconv 16 3 1 same\nrelu\nmaxpool 4\n"
+                     "flatten\ndense 32\nrelu\ndense 7\nsoftmax\n"));
+  m.init(seed);
+  return m;
+}
+
+// Faces stand-ins: class c is a bright blob at a class-specific place, with noise.
+Dataset blobs(const std::vector<int>& per_class, uint64_t seed) {
+  Dataset d;
+  Rng rng(seed);
+  uint8_t px[kPixels];
+  for (int c = 0; c < kNumClasses; ++c)
+    for (int i = 0; i < per_class[c]; ++i) {
+      const int cy = 8 + (c % 3) * 14, cx = 8 + (c / 3) * 14;
+      for (int y = 0; y < kSide; ++y)
+        for (int x = 0; x < kSide; ++x) {
+          const float d2 = static_cast<float>((y - cy) * (y - cy) + (x - cx) * (x - cx));
+          px[y * kSide + x] = static_cast<uint8_t>(std::clamp(40.0f + 200.0f * std::exp(-d2 / 40.0f) + rng.uniform(-20.0f, 20.0f), 0.0f, 255.0f));
+        }
+      d.add(px, c);
+    }
+  return d;
+}
+
+double distance(const Model& a, const Floats& b, int from_layer) {
+  double s = 0;
+  for (const TensorRef& t : a.tensors)
+    if (t.layer >= from_layer)
+      for (size_t j = t.offset; j < t.offset + t.size; ++j) s += (a.params[j] - b[j]) * static_cast<double>(a.params[j] - b[j]);
+  return std::sqrt(s);
+}
+
+}  // namespace
+
+TEST(Finetune, SplitHoldsBackPerClassDeterministically) {
+  const Dataset d = blobs({10, 1, 2, 5, 0, 3, 10}, 3);
+  const FinetuneSplit a = split_samples(d, 0.2f, 9), b = split_samples(d, 0.2f, 9);
+  EXPECT_EQ(a.held.labels, b.held.labels);
+  EXPECT_EQ(a.held.pixels, b.held.pixels);
+  std::vector<int> held(kNumClasses, 0);
+  for (uint8_t l : a.held.labels) ++held[l];
+  EXPECT_EQ(held, (std::vector<int>{2, 0, 1, 1, 0, 1, 2}));  // round(0.2 n), at least 1 when n >= 2, never all
+  EXPECT_EQ(a.train.size() + a.held.size(), d.size());
+  EXPECT_EQ(split_samples(d, 0.0f, 9).held.size(), 0u);
+  const FinetuneSplit c = split_samples(d, 0.2f, 10);
+  EXPECT_NE(a.held.pixels, c.held.pixels);  // another seed holds back other samples
+}
+
+TEST(Finetune, HeadModeKeepsFeaturesFrozenAndLearns) {
+  Model base = small_model(5);
+  const Floats base_params = base.params;
+  const Dataset d = blobs({12, 12, 12, 12, 12, 12, 12}, 4);
+  FinetuneConfig cfg;
+  cfg.epochs = 25;
+  cfg.lr = 3e-3f;
+  cfg.augment = false;
+  FineTune ft(std::move(base), d, cfg);
+  const int head = ft.model().first_trainable;
+  EXPECT_EQ(ft.model().layers[head].spec.kind, LayerKind::Dense);
+  ft.run();
+  EXPECT_TRUE(ft.finished());
+  EXPECT_FALSE(ft.step());
+  EXPECT_EQ(ft.steps_done(), ft.steps_total());
+  EXPECT_EQ(ft.step_losses().size(), static_cast<size_t>(ft.steps_total()));
+  for (const TensorRef& t : ft.model().tensors)
+    for (size_t j = t.offset; j < t.offset + t.size; ++j) {
+      if (t.layer < head) {
+        ASSERT_EQ(ft.model().params[j], base_params[j]) << t.name << " moved, but it is frozen";
+      }
+    }
+  EXPECT_GT(distance(ft.model(), base_params, head), 0.01);
+  EXPECT_GT(ft.held_now(), ft.held_before());
+  EXPECT_GE(ft.held_now(), 0.8);
+  EXPECT_LT(ft.step_losses().back(), ft.step_losses().front());
+}
+
+TEST(Finetune, AnchorPullsTowardTheBaseWeights) {
+  const Dataset d = blobs({0, 0, 0, 16, 0, 0, 0}, 6);  // one expression only: the head is pulled hardest
+  double dist[2];
+  const float anchors[2] = {0.0f, 5.0f};
+  for (int k = 0; k < 2; ++k) {
+    Model base = small_model(7);
+    const Floats base_params = base.params;
+    FinetuneConfig cfg;
+    cfg.epochs = 30;
+    cfg.anchor = anchors[k];
+    cfg.whole_network = true;
+    cfg.lr = 1e-3f;
+    FineTune ft(std::move(base), d, cfg);
+    ft.run();
+    dist[k] = distance(ft.model(), base_params, 0);
+  }
+  EXPECT_LT(dist[1], 0.7 * dist[0]) << "without anchor " << dist[0] << ", with " << dist[1];
+}
+
+TEST(Finetune, SameInputsGiveSameWeightsAndMetadataSaysWhatRan) {
+  const Dataset d = blobs({4, 4, 4, 4, 4, 4, 4}, 8);
+  FinetuneConfig cfg;
+  cfg.epochs = 3;
+  Model a_base = small_model(1), b_base = small_model(1);
+  FineTune a(std::move(a_base), d, cfg), b(std::move(b_base), d, cfg);
+  a.run();
+  b.run();
+  EXPECT_EQ(a.model().params, b.model().params);
+  const nlohmann::json m = a.metadata({{"name", "base"}});
+  EXPECT_EQ(m["name"], "base");
+  EXPECT_EQ(m["finetune"]["config"]["epochs"], 3);
+  EXPECT_EQ(m["finetune"]["epochs_run"], 3);
+  EXPECT_EQ(m["finetune"]["samples_per_class"][0], 4);
+}
+
+TEST(Finetune, BadInputIsRefusedWithAReason) {
+  Dataset empty;
+  EXPECT_THROW(FineTune(small_model(1), empty, {}), std::invalid_argument);
+  Dataset bad = blobs({1, 0, 0, 0, 0, 0, 0}, 1);
+  bad.labels[0] = 9;
+  try {
+    FineTune ft(small_model(1), bad, {});
+    FAIL() << "label 9 accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("label 9"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(FinetuneConfig::from_json({{"epochs", 0}}), std::invalid_argument);
+  EXPECT_THROW(FinetuneConfig::from_json({{"lr", "fast"}}), std::invalid_argument);
+  EXPECT_THROW(FinetuneConfig::from_json(nlohmann::json::array()), std::invalid_argument);
+  const FinetuneConfig c = FinetuneConfig::from_json({{"whole_network", true}, {"epochs", 4}});
+  EXPECT_TRUE(c.whole_network);
+  EXPECT_EQ(c.epochs, 4);
+  EXPECT_FLOAT_EQ(c.effective_lr(), FinetuneConfig::kWholeLr);
+  Model no_dense(parse_spec("input 48 48 1\nconv 7 3 1 same\ngap\nsoftmax\n"));
+  EXPECT_THROW(head_start(no_dense), std::invalid_argument);
+}

@@ -1,0 +1,118 @@
+// "Teach it your face" end to end in headless Chromium with a fake camera (a clip made from a real photo):
+// capture samples of one expression, fine-tune in the page (worker), the prediction moves toward it; a reload
+// restores samples and model from IndexedDB; the downloaded model gives the same probabilities in the native CLI.
+//   node --test tests/web/teach.test.mjs
+// Needs build/wasm/dist, build/release (fer-train, make_y4m) and Debian opencv-doc's messi5.jpg.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { serve, bmp, launch } from './helpers.mjs';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const dist = process.env.FERKIT_DIST || path.join(root, 'build', 'wasm', 'dist');
+const native = process.env.FERKIT_NATIVE || path.join(root, 'build', 'release');
+const shots = process.env.FERKIT_SCREENSHOTS || path.join(root, 'build', 'web-test');
+const photo = '/usr/share/doc/opencv-doc/examples/data/messi5.jpg';
+const work = mkdtempSync(path.join(tmpdir(), 'ferkit-teach-'));
+mkdirSync(shots, { recursive: true });
+const HAPPY = 3;
+
+let server, origin, clip;
+before(async () => {
+  for (const f of [path.join(dist, 'index.html'), path.join(dist, 'finetune-worker.mjs'), photo,
+                   path.join(native, 'tests', 'make_y4m')])
+    assert.ok(existsSync(f), `${f} is missing (build the wasm and release presets; install opencv-doc)`);
+  clip = path.join(work, 'face.y4m');
+  execFileSync(path.join(native, 'tests', 'make_y4m'), [photo, clip, '640', '480', '30']);
+  server = await serve(dist);
+  origin = server.url;
+});
+after(() => server && server.stop());
+
+// The first face's crop and raw probabilities, from one and the same frame.
+const face = (page) => page.evaluate(() => {
+  const l = window.ferkit.latest;
+  if (!l || !l.faces.length) return null;
+  return { probs: l.faces[0].probabilities, crop: Array.from(window.ferkit.crop(0)) };
+});
+
+test('capture, fine-tune, reload, download: the page learns an expression and keeps it', { timeout: 600000 }, async () => {
+  const { ctx, page, log } = await launch(chromium, work, {
+    viewport: { width: 1100, height: 900 },
+    args: ['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', `--use-file-for-fake-video-capture=${clip}`],
+  });
+  try {
+    await page.goto(`${origin}/`);
+    await page.waitForFunction(() => window.ferkit && window.ferkit.ready && window.ferkit.latest &&
+                                     window.ferkit.latest.faces.length > 0, null, { timeout: 90000 });
+    const base = await face(page);
+    assert.equal((await page.evaluate(() => window.ferkit.latest.teach.total)), 0, 'a fresh profile has no samples');
+
+    // Keys 1-7 capture; 4 is happy.
+    await page.locator('canvas').click({ position: { x: 5, y: 5 } });
+    for (let i = 0; i < 12; i++) {
+      await page.keyboard.press('4');
+      await page.waitForTimeout(60);
+    }
+    await page.waitForFunction(() => window.ferkit.latest.teach.samples[3] === 12, null, { timeout: 10000 });
+
+    // Fine-tune in the worker; the camera view keeps updating meanwhile.
+    const fpsDuring = [];
+    assert.ok(await page.evaluate(() => window.ferkit.finetune({ epochs: 20, seed: 3 })), 'fine-tuning started');
+    for (let i = 0; i < 600; i++) {
+      const t = await page.evaluate(() => ({ state: window.ferkit.latest.teach.state, fps: window.ferkit.latest.fps }));
+      if (t.state !== 'running') break;
+      fpsDuring.push(t.fps);
+      await page.waitForTimeout(200);
+    }
+    const teach = await page.evaluate(() => window.ferkit.latest.teach);
+    assert.equal(teach.state, 'done', teach.message);
+    assert.ok(teach.finetuned);
+    assert.ok(teach.held_after >= teach.held_before, `held-back accuracy ${teach.held_before} -> ${teach.held_after}`);
+    console.log(`fine-tuned on 12 samples in ${teach.seconds.toFixed(2)} s; page fps meanwhile: ${fpsDuring.map((f) => f.toFixed(0)).join(' ')}`);
+    await page.waitForTimeout(500);
+    const tuned = await face(page);
+    assert.ok(tuned.probs.happy > base.probs.happy + 0.2,
+              `happy should rise after fine-tuning on happy samples: ${base.probs.happy} -> ${tuned.probs.happy}`);
+    await page.screenshot({ path: path.join(shots, 'teach.png') });
+
+    // The downloaded model, in the native CLI, on the page's crop: the page's probabilities.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.evaluate(() => window.ferkit.download())]);
+    const modelFile = path.join(work, 'tuned.ferkit');
+    await download.saveAs(modelFile);
+    const cropFile = path.join(work, 'crop.bmp');
+    writeFileSync(cropFile, bmp(Uint8Array.from(tuned.crop)));
+    const cli = JSON.parse(execFileSync(path.join(native, 'native', 'fer-train'), ['predict', '--json', '--model', modelFile, cropFile]))[0];
+    for (const [k, v] of Object.entries(tuned.probs))
+      assert.ok(Math.abs(cli.probabilities[k] - v) <= 1e-5, `${k}: page ${v}, native ${cli.probabilities[k]}`);
+
+    // A reload restores samples and the fine-tuned model from IndexedDB.
+    await page.evaluate(() => window.ferkit.saved());
+    await page.reload();
+    await page.waitForFunction(() => window.ferkit && window.ferkit.ready && window.ferkit.latest &&
+                                     window.ferkit.latest.faces.length > 0, null, { timeout: 90000 });
+    const restored = await page.evaluate(() => window.ferkit.latest.teach);
+    assert.equal(restored.samples[HAPPY], 12);
+    assert.ok(restored.finetuned, 'the fine-tuned model is back after a reload');
+    const again = await face(page);
+    for (const [k, v] of Object.entries(tuned.probs))
+      assert.ok(Math.abs(again.probs[k] - v) <= 1e-5, `${k} after reload: ${again.probs[k]} vs ${v}`);
+
+    // Reset goes back to the default model (and the storage forgets the fine-tuned one).
+    await page.evaluate(() => window.ferkit.resetModel());
+    await page.waitForTimeout(300);
+    const reset = await face(page);
+    for (const [k, v] of Object.entries(base.probs)) assert.ok(Math.abs(reset.probs[k] - v) <= 1e-5, `${k} after reset`);
+
+    const offOrigin = log.requests.filter((u) => !u.startsWith(origin + '/') && !u.startsWith('data:') && !u.startsWith('blob:'));
+    assert.deepEqual(offOrigin, [], 'requests outside the page origin');
+    assert.deepEqual(log.errors, [], 'console or page errors');
+  } finally {
+    await ctx.close();
+  }
+});

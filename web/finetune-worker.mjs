@@ -1,0 +1,48 @@
+// The page's fine-tuning worker: runs core/finetune.h in ferkit-engine.wasm off the main thread, so the camera
+// view keeps its frame rate while the model trains. Started by shell/ferkit-shell.js (new Worker(url, {type:
+// 'module'})); one fine-tuning at a time; the page cancels by terminating the worker.
+//   in:  {type: 'start', model: Uint8Array, crops: Uint8Array (n*2304), labels: Uint8Array (n), settings: {}}
+//   out: {type: 'progress', progress}  about every 100 ms (fk_ft_progress's JSON, parsed)
+//        {type: 'done', model: Uint8Array (a .ferkit file), progress}
+//        {type: 'error', message}
+import createFerkitEngine from './ferkit-engine.mjs';
+
+const enginePromise = createFerkitEngine();
+const SLICE_MS = 100;  // between progress reports (the worker never blocks the page, so slices can be long)
+
+function copyIn(M, bytes) {
+  const p = M._malloc(Math.max(bytes.length, 1));
+  if (!p) throw new Error('out of memory');
+  M.HEAPU8.set(bytes, p);
+  return p;
+}
+
+async function finetune({ model, crops, labels, settings }) {
+  const M = await enginePromise;
+  const n = labels.length;
+  const json = new TextEncoder().encode(JSON.stringify(settings || {}) + '\0');
+  const ptrs = [copyIn(M, model), copyIn(M, crops), copyIn(M, labels), copyIn(M, json)];
+  try {
+    const progress = () => JSON.parse(M.UTF8ToString(M._fk_ft_progress()));
+    if (!M._fk_ft_begin(ptrs[0], model.length, ptrs[1], ptrs[2], n, ptrs[3])) throw new Error(M.UTF8ToString(M._fk_last_error()));
+    for (;;) {
+      const r = M._fk_ft_run(SLICE_MS);
+      if (r < 0) throw new Error(M.UTF8ToString(M._fk_last_error()));
+      if (r === 0) break;
+      postMessage({ type: 'progress', progress: progress() });
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    const size = M._fk_ft_finish();
+    if (!size) throw new Error(M.UTF8ToString(M._fk_last_error()));
+    const out = M.HEAPU8.slice(M._fk_ft_result(), M._fk_ft_result() + size);
+    postMessage({ type: 'done', model: out, progress: progress() }, [out.buffer]);
+  } finally {
+    M._fk_ft_end();
+    for (const p of ptrs) M._free(p);
+  }
+}
+
+onmessage = (e) => {
+  if (!e.data || e.data.type !== 'start') return;
+  finetune(e.data).catch((err) => postMessage({ type: 'error', message: String(err && err.message || err) }));
+};
