@@ -3,7 +3,7 @@
 //   node bench/page_metrics.mjs [--seconds 10] [--photo /usr/share/doc/opencv-doc/examples/data/messi5.jpg]
 // Needs build/wasm/dist and build/release (scripts/test.sh builds both). Reports; asserts nothing.
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { copyFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,7 +16,8 @@ const seconds = Number(opt('--seconds', 10));
 const photo = opt('--photo', '/usr/share/doc/opencv-doc/examples/data/messi5.jpg');
 const work = mkdtempSync(path.join(tmpdir(), 'ferkit-metrics-'));
 const clip = path.join(work, 'clip.y4m');
-execFileSync(path.join(root, 'build/release/tests/make_y4m'), [photo, clip, '640', '480', '60']);
+if (opt('--clip')) copyFileSync(opt('--clip'), clip);
+else execFileSync(path.join(root, 'build/release/tests/make_y4m'), [photo, clip, '640', '480', '60']);
 
 const server = spawn('python3', ['-u', '-m', 'http.server', '--bind', '127.0.0.1', '--directory',
                                  path.join(root, 'build/wasm/dist'), '0'], { stdio: ['ignore', 'pipe', 'ignore'] });
@@ -25,7 +26,7 @@ const origin = await new Promise((resolve) => {
   server.stdout.on('data', (d) => { out += d; const m = out.match(/port (\d+)/); if (m) resolve(`http://127.0.0.1:${m[1]}`); });
 });
 const ctx = await chromium.launchPersistentContext(path.join(work, 'profile'), {
-  executablePath: '/usr/bin/chromium', headless: true, viewport: { width: 1100, height: 700 },
+  executablePath: '/usr/bin/chromium', headless: true, viewport: { width: Number(opt("--width", 1100)), height: Number(opt("--height", 700)) },
   args: ['--no-sandbox', '--disable-gpu', '--enable-unsafe-swiftshader', '--disable-quic', '--no-first-run',
          '--disable-background-networking', '--disable-component-update', '--disable-sync',
          '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', `--use-file-for-fake-video-capture=${clip}`],
@@ -43,7 +44,7 @@ const r = await page.evaluate(async (ms) => {
   const end = performance.now() + ms;
   while (performance.now() < end) {
     await new Promise((res) => requestAnimationFrame(res));
-    if (window.ferkit.latest !== last) { last = window.ferkit.latest; n++; samples.push(last.timings); }
+    if (window.ferkit.latest.frame.index !== last.frame.index) { last = window.ferkit.latest; n++; samples.push(last.timings); }
   }
   const med = (k) => { const v = samples.map((s) => s[k]).sort((a, b) => a - b); return v[Math.floor(v.length / 2)]; };
   return { frames: n, fps: n / (ms / 1000), ui_fps: window.ferkit.latest.fps, faces: last.faces.length,

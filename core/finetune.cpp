@@ -11,6 +11,9 @@
 
 namespace ferkit {
 
+// Held-back samples are few: a small evaluation batch keeps the workspace (sized per batch) small.
+constexpr int kEvalBatch = 16;
+
 nlohmann::json FinetuneConfig::to_json() const {
   return {{"whole_network", whole_network}, {"epochs", epochs}, {"lr", effective_lr()}, {"anchor", anchor},
           {"batch", batch}, {"holdout", holdout}, {"augment", augment}, {"seed", seed}};
@@ -98,7 +101,7 @@ FineTune::FineTune(Model base, const Dataset& samples, const FinetuneConfig& cfg
   tc.optim.lr = cfg_.effective_lr();
   tc.patience = 0;
   tc.restore_best = false;
-  tc.eval_batch = 64;
+  tc.eval_batch = kEvalBatch;
   held_before_ = held_now();
   trainer_ = std::make_unique<Trainer>(model_, split_.train, split_.held.size() ? &split_.held : nullptr, tc);
   trainer_->anchor = model_.params;
@@ -126,7 +129,8 @@ void FineTune::run() {
 
 double FineTune::held_now() {
   if (split_.held.size() == 0) return -1;
-  return evaluate(model_, eval_ws_, split_.held, 64).accuracy();
+  return evaluate(model_, eval_ws_, split_.held, static_cast<int>(std::min<size_t>(kEvalBatch, split_.held.size())))
+      .accuracy();
 }
 
 nlohmann::json FineTune::metadata(const nlohmann::json& base_metadata) {

@@ -25,7 +25,7 @@ namespace ferkit {
 
 struct FinetuneConfig {
   bool whole_network = false;  // false: the head only (from the first dense layer on)
-  int epochs = 20;
+  int epochs = 15;
   float lr = 0.0f;             // 0: the default for the mode (kHeadLr or kWholeLr)
   float anchor = 0.01f;        // L2-SP strength toward the base weights; 0: off
   int batch = 8;

@@ -81,13 +81,13 @@ Model::Model(const Spec& s, bool alloc) : spec(s) {
   if (alloc) allocate();
 }
 
-void Model::allocate() {
+void Model::allocate(bool initialize) {
   const int classes = layers.empty() ? 0 : layers.back().out.c;
   params.assign(planned_params(), 0.0f);
   class_names.clear();
   for (int c = 0; c < classes; ++c)
     class_names.push_back(classes == kNumClasses ? kClassNames[c] : "class" + std::to_string(c));
-  init(1);
+  if (initialize) init(1);
 }
 
 
@@ -161,7 +161,10 @@ std::string Model::summary() const {
 }
 
 void Workspace::reserve(const Model& model, int batch, bool for_training) {
-  if (batch <= capacity && act.size() == model.layers.size() + 1 && (training || !for_training)) return;
+  const int from = std::max(model.first_trainable, 0);
+  if (batch <= capacity && act.size() == model.layers.size() + 1 && (training || !for_training) &&
+      (!for_training || from >= grad_from))
+    return;
   capacity = std::max(batch, capacity);
   batch = capacity;
   training = training || for_training;
@@ -173,12 +176,13 @@ void Workspace::reserve(const Model& model, int batch, bool for_training) {
   argmax.assign(L, {});
   size_t dcol_size = 0;
   act[0].assign(static_cast<size_t>(batch) * model.spec.input.size(), 0.0f);
-  if (training) dact[0].assign(act[0].size(), 0.0f);
+  grad_from = training ? from : 0;
+  if (training && grad_from == 0) dact[0].assign(act[0].size(), 0.0f);
   for (size_t i = 0; i < L; ++i) {
     const LayerPlan& p = model.layers[i];
     const size_t out = static_cast<size_t>(batch) * p.out.size();
     act[i + 1].assign(out, 0.0f);
-    if (training) dact[i + 1].assign(out, 0.0f);
+    if (training && static_cast<int>(i) + 1 > grad_from) dact[i + 1].assign(out, 0.0f);
     switch (p.spec.kind) {
       case LayerKind::Conv: {
         if (p.geom.direct()) break;
@@ -253,6 +257,8 @@ void backward(Model& model, Workspace& ws, int n, const float* dlogits) {
   const size_t L = model.layers.size();
   std::memcpy(ws.dact[L].data(), dlogits, sizeof(float) * static_cast<size_t>(n) * model.num_classes());
   const int stop = std::max(model.first_trainable, 0);
+  if (stop < ws.grad_from)
+    throw std::logic_error("backward: the workspace was reserved for a model with more frozen layers");
   for (size_t ii = L; ii-- > static_cast<size_t>(stop);) {
     const LayerPlan& p = model.layers[ii];
     const float* dy = ws.dact[ii + 1].data();

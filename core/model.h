@@ -51,7 +51,7 @@ class Model {
   // allocate = false: layers and tensors only, params stay empty (to check a file's size before allocating).
   Model(const Spec& spec, bool allocate);
   size_t planned_params() const { return tensors.empty() ? 0 : tensors.back().offset + tensors.back().size; }
-  void allocate();  // params (zeros), class names, init(1)
+  void allocate(bool initialize = true);  // params (zeros), class names, init(1) unless !initialize
 
   Spec spec;
   std::vector<LayerPlan> layers;
@@ -78,6 +78,9 @@ class Model {
 struct Workspace {
   int capacity = 0;
   bool training = false;
+  // Training buffers (dact) exist for layers >= grad_from only: the model's first_trainable when reserved (frozen
+  // layers need no gradients). backward() refuses a model whose first_trainable is below it.
+  int grad_from = 0;
   std::vector<Floats> act;   // act[0]: input; act[i+1]: output of layer i
   std::vector<Floats> dact;  // gradients, same shapes
   std::vector<Floats> col;   // conv: im2col (kept for backward); bn: xhat; dropout: mask

@@ -111,7 +111,7 @@ Model load_model(const uint8_t* data, size_t size, nlohmann::json* metadata, std
   if (nparams != model.planned_params())
     bad("architecture/weights mismatch: the architecture has " + std::to_string(model.planned_params()) +
         " parameters, the file holds " + std::to_string(nparams));
-  model.allocate();
+  model.allocate(false);  // the file's weights replace every parameter
   const uint8_t* p = data + 16 + hlen;
   if (nparams) std::memcpy(model.params.data(), p, nparams * 4);
   for (float f : model.params)

@@ -70,10 +70,17 @@ const std::vector<FaceResult>& Pipeline::process_gray(const uint8_t* gray, int w
                                                       const PipelineOptions& o) {
   auto t0 = std::chrono::steady_clock::now();
   times_.gray_ms = 0;
-  detector_.detect(gray, width, height, o.detect, boxes_);
-  // Keep the largest faces.
-  std::stable_sort(boxes_.begin(), boxes_.end(), [](const Box& a, const Box& b) { return a.w * a.h > b.w * b.h; });
-  if (static_cast<int>(boxes_.size()) > o.max_faces) boxes_.resize(std::max(o.max_faces, 0));
+  const bool same_size = width == last_w_ && height == last_h_;
+  if (!same_size || o.detect_every <= 1 || frame_ % o.detect_every == 0) {
+    detector_.detect(gray, width, height, o.detect, boxes_);
+    // Keep the largest faces.
+    std::stable_sort(boxes_.begin(), boxes_.end(), [](const Box& a, const Box& b) { return a.w * a.h > b.w * b.h; });
+    if (static_cast<int>(boxes_.size()) > o.max_faces) boxes_.resize(std::max(o.max_faces, 0));
+    frame_ = 0;
+  }
+  ++frame_;
+  last_w_ = width;
+  last_h_ = height;
   times_.detect_ms = ms_since(t0);
 
   t0 = std::chrono::steady_clock::now();

@@ -28,6 +28,9 @@ struct PipelineOptions {
   bool smooth = true;        // exponential moving average per tracked face
   float smoothing = 0.6f;    // weight of the previous average (0: none, 0.95: very smooth)
   bool flip_tta = false;
+  // Run the face detector on every n-th frame only; frames in between reuse the last boxes (crops and
+  // classification still run on every frame). 1: detect on every frame.
+  int detect_every = 1;
 };
 
 struct StageTimes {
@@ -64,6 +67,8 @@ class Pipeline {
   std::vector<FaceResult> faces_, previous_;
   std::vector<bool> used_;
   int next_track_ = 1;
+  long long frame_ = 0;  // frames since the last detection
+  int last_w_ = 0, last_h_ = 0;
   StageTimes times_;
 };
 

@@ -3,7 +3,7 @@
 //
 // window.ferkit (documented in README.md):
 //   ready            true once the app draws
-//   latest           the newest result: {frame: {width, height, source}, fps, timings: {grab_ms, detect_ms,
+//   latest           the newest result: {frame: {width, height, source, index}, fps, timings: {grab_ms, detect_ms,
 //                    classify_ms, draw_ms}, faces: [{box: {x, y, w, h}, track, label, probabilities, smoothed}]}
 //   camera           {state: 'not started'|'starting'|'live'|'denied'|'no camera'|'lost'|'error', message}
 //   crop(i)          Uint8Array(2304): the 48x48 grey crop the model saw for face i of the latest frame
@@ -177,8 +177,12 @@
   function finetuneCancelled() {
     if (worker) { worker.terminate(); worker = null; }
   }
+  // Started once the page runs (so its engine is compiled before the first fine-tuning), kept for the next one.
+  function startWorker() {
+    if (!worker) worker = new Worker(new URL('finetune-worker.mjs', document.baseURI), { type: 'module' });
+  }
+  // The worker stays for the next fine-tuning (its memory is then already there); cancel terminates it.
   function finetuneStart(modelPtr, modelSize, cropsPtr, labelsPtr, n, settings) {
-    finetuneCancelled();
     const model = HEAPU8.slice(modelPtr, modelPtr + modelSize);
     const crops = HEAPU8.slice(cropsPtr, cropsPtr + n * 2304), labels = HEAPU8.slice(labelsPtr, labelsPtr + n);
     const failed = (message) => {
@@ -186,7 +190,7 @@
       if (running()) Module.ccall('ferkit_finetune_failed', null, ['string'], [message]);
     };
     try {
-      worker = new Worker(new URL('finetune-worker.mjs', document.baseURI), { type: 'module' });
+      startWorker();
     } catch (e) {
       failed('fine-tuning could not start a worker: ' + e.message);
       return;
@@ -198,8 +202,6 @@
       if (m.type === 'progress') {
         Module.ccall('ferkit_finetune_progress', null, ['string'], [JSON.stringify(m.progress)]);
       } else if (m.type === 'done') {
-        worker = null;
-        w.terminate();
         const p = Module._malloc(m.model.length);
         try {
           HEAPU8.set(m.model, p);
@@ -352,7 +354,11 @@
     startCamera(index) { startCamera(index); },
     pickImage() { pick('image/*', (f) => api.openImage(f)); },
     pickModel() { pick('.ferkit', openModelFile); },
-    start() { loading(''); restore().finally(() => startCamera(0)); },
+    start() {
+      loading('');
+      restore().finally(() => startCamera(0));
+      setTimeout(() => { try { startWorker(); } catch (e) { /* reported when fine-tuning starts */ } }, 2000);
+    },
     storeSamples(cropsPtr, labelsPtr, n) {
       store.put('samples', { crops: HEAPU8.slice(cropsPtr, cropsPtr + n * 2304), labels: HEAPU8.slice(labelsPtr, labelsPtr + n) });
     },

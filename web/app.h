@@ -14,10 +14,12 @@
 
 // The live view's pipeline settings. Detection slides its window in steps of 2 pyramid-level pixels at every scale
 // (OpenCV, and the native CLI, step 1 pixel from scale 2 up): 3x less detection time on a 640x480 frame, and the
-// faces still found. The panel can switch back.
+// faces still found; and it runs on every second frame (the other reuses its boxes; crops and classification run
+// on every frame). The panel can switch both back.
 inline ferkit::PipelineOptions live_options() {
   ferkit::PipelineOptions o;
   o.detect.step = 2;
+  o.detect_every = 2;
   return o;
 }
 
@@ -70,6 +72,8 @@ struct App {
   bool mirror = true;
   double grab_ms = 0, draw_ms = 0;
   std::string published;  // JSON, reused
+  std::string published_teach;
+  long long frames = 0;    // frames processed (published as frame.index)
   int camera_state = 0;
   std::string camera_message;
   std::vector<std::string> cameras;

@@ -1,6 +1,6 @@
 // The page's fine-tuning worker: runs core/finetune.h in ferkit-engine.wasm off the main thread, so the camera
 // view keeps its frame rate while the model trains. Started by shell/ferkit-shell.js (new Worker(url, {type:
-// 'module'})); one fine-tuning at a time; the page cancels by terminating the worker.
+// 'module'})); one fine-tuning at a time, the worker kept for the next; the page cancels by terminating it.
 //   in:  {type: 'start', model: Uint8Array, crops: Uint8Array (n*2304), labels: Uint8Array (n), settings: {}}
 //   out: {type: 'progress', progress}  about every 100 ms (fk_ft_progress's JSON, parsed)
 //        {type: 'done', model: Uint8Array (a .ferkit file), progress}
@@ -8,7 +8,11 @@
 import createFerkitEngine from './ferkit-engine.mjs';
 
 const enginePromise = createFerkitEngine();
-const SLICE_MS = 100;  // between progress reports (the worker never blocks the page, so slices can be long)
+
+// Training runs in slices of SLICE_MS with PAUSE_MS between them: on a 2-core machine the page (its main thread
+// and the browser's compositor) needs most of the other core and some of this one to keep the camera view at
+// 20 fps; the pauses give it that, at the cost of a longer fine-tuning. Progress is reported after each slice.
+const SLICE_MS = 50, PAUSE_MS = 25;
 
 function copyIn(M, bytes) {
   const p = M._malloc(Math.max(bytes.length, 1));
@@ -30,7 +34,7 @@ async function finetune({ model, crops, labels, settings }) {
       if (r < 0) throw new Error(M.UTF8ToString(M._fk_last_error()));
       if (r === 0) break;
       postMessage({ type: 'progress', progress: progress() });
-      await new Promise((resolve) => setTimeout(resolve, 0));
+      await new Promise((resolve) => setTimeout(resolve, PAUSE_MS));
     }
     const size = M._fk_ft_finish();
     if (!size) throw new Error(M.UTF8ToString(M._fk_last_error()));

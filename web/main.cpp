@@ -52,9 +52,9 @@ void publish(App& app) {
   std::string& s = app.published;
   s.clear();
   std::snprintf(buf, sizeof buf,
-                "{\"frame\":{\"width\":%d,\"height\":%d,\"source\":\"%s\"},\"fps\":%.2f,"
+                "{\"frame\":{\"width\":%d,\"height\":%d,\"source\":\"%s\",\"index\":%lld},\"fps\":%.2f,"
                 "\"timings\":{\"grab_ms\":%.3f,\"detect_ms\":%.3f,\"classify_ms\":%.3f,\"draw_ms\":%.3f},\"faces\":[",
-                app.frame_w, app.frame_h, app.source ? "image" : "camera", ImGui::GetIO().Framerate, app.grab_ms,
+                app.frame_w, app.frame_h, app.source ? "image" : "camera", app.frames, ImGui::GetIO().Framerate, app.grab_ms,
                 t.detect_ms + t.gray_ms, t.classify_ms, app.draw_ms);
   s += buf;
   for (size_t i = 0; i < faces.size(); ++i) {
@@ -74,7 +74,7 @@ void publish(App& app) {
     s += "}";
   }
   s += "],\"teach\":";
-  s += teach_json(app);
+  s += app.published_teach;
   s += "}";
   ferkit_js_publish(s.c_str());
 }
@@ -135,6 +135,7 @@ void draw_panel(App& app) {
   ImGui::SliderInt("min face (px)", &app.options.detect.min_size, 24, 240);
   bool fast = app.options.detect.step == 2;
   if (ImGui::Checkbox("fast detection (window step 2)", &fast)) app.options.detect.step = fast ? 2 : 0;
+  ImGui::SliderInt("detect every n-th frame", &app.options.detect_every, 1, 4);
   ImGui::Separator();
   const auto& faces = app.pipe->faces();
   const auto& names = app.pipe->model().class_names;
@@ -202,6 +203,7 @@ void main_loop(void* arg) {
     app.frame_h = fh;
     app.source = source;
     app.pipe->process_rgba(app.frame.data(), fw, fh, app.options);
+    ++app.frames;
   }
   // 3. The UI.
   t0 = Clock::now();
@@ -230,7 +232,12 @@ void main_loop(void* arg) {
   SDL_GL_SwapWindow(app.window);
   app.draw_ms = ms_since(t0);
 
-  publish(app);
+  // Published when a frame was processed, or when the teach state changed (a still image stays still).
+  std::string teach = teach_json(app);
+  if (source >= 0 || teach != app.published_teach) {
+    app.published_teach = std::move(teach);
+    publish(app);
+  }
   if (!app.ready_announced) {
     app.ready_announced = true;
     ferkit_js_ready();
@@ -315,6 +322,9 @@ int main(int, char**) {
   SDL_GL_SetAttribute(SDL_GL_CONTEXT_MAJOR_VERSION, 3);
   SDL_GL_SetAttribute(SDL_GL_CONTEXT_MINOR_VERSION, 0);
   SDL_GL_SetAttribute(SDL_GL_DOUBLEBUFFER, 1);
+  // ImGui needs neither depth nor stencil: without them each frame clears and composites less.
+  SDL_GL_SetAttribute(SDL_GL_DEPTH_SIZE, 0);
+  SDL_GL_SetAttribute(SDL_GL_STENCIL_SIZE, 0);
   g_app.window = SDL_CreateWindow("ferkit", SDL_WINDOWPOS_CENTERED, SDL_WINDOWPOS_CENTERED, 1280, 720,
                                   static_cast<SDL_WindowFlags>(SDL_WINDOW_OPENGL | SDL_WINDOW_RESIZABLE));
   g_app.gl = g_app.window ? SDL_GL_CreateContext(g_app.window) : nullptr;
