@@ -202,7 +202,10 @@ void main_loop(void* arg) {
     app.frame_w = fw;
     app.frame_h = fh;
     app.source = source;
-    app.pipe->process_rgba(app.frame.data(), fw, fh, app.options);
+    // A still image is processed once: it gets the thorough detector settings (OpenCV's window steps, every frame).
+    ferkit::PipelineOptions o = app.options;
+    if (source == 1) o.detect.step = 0, o.detect_every = 1;
+    app.pipe->process_rgba(app.frame.data(), fw, fh, o);
     ++app.frames;
   }
   // 3. The UI.
