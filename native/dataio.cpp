@@ -192,7 +192,7 @@ std::string LoadReport::summary() const {
   return s;
 }
 
-FerSplits load_fer_csv(const std::string& path, bool strict, LoadReport* report) {
+FerSplits load_fer_csv(const std::string& path, bool strict, LoadReport* report, size_t max_images) {
   LoadReport local;
   LoadReport& rep = report ? *report : local;
   rep = LoadReport{};
@@ -241,6 +241,9 @@ FerSplits load_fer_csv(const std::string& path, bool strict, LoadReport* report)
       malformed(rep, strict, kind, where + err);
       return;
     }
+    if (rep.kept >= max_images)
+      throw std::runtime_error(where + "more than " + std::to_string(max_images) +
+                               " images: refusing to load more (the limit bounds memory; FER-2013 has 35,887)");
     by_usage[static_cast<int>(row->usage)]->add(row->pixels, row->label);
     ++rep.kept;
   };

@@ -27,7 +27,10 @@ struct FerSplits {
 // Lines longer than 64 KiB are malformed ("line too long") and are read in bounded memory. Blank lines are ignored.
 // A gzip stream that ends early (truncated file) or is corrupt is an error naming the file and the line reached,
 // even when not strict.
-FerSplits load_fer_csv(const std::string& path, bool strict, LoadReport* report);
+// At most max_images rows are kept (then it is an error naming the line): the loaded images take 2,304 bytes each,
+// so a small gzip bomb of valid rows cannot exhaust memory.
+constexpr size_t kMaxCsvImages = 1000000;  // 2.3 GB of pixels
+FerSplits load_fer_csv(const std::string& path, bool strict, LoadReport* report, size_t max_images = kMaxCsvImages);
 
 // One folder of class sub-folders: dir/<class-name>/*.png|jpg|jpeg|bmp (names as class_index() accepts, case-
 // insensitive; the extensions too). Any size, colour or grey -> 48x48 grayscale via to_face_pixels. Undecodable files

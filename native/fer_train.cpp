@@ -273,6 +273,8 @@ int cmd_train(const TrainArgs& a, const std::string& command_line) {
   cfg.restore_best = !a.no_restore_best;
 
   make_dirs(a.out);
+  if (const int n = remove_stale_temporaries(a.out))
+    std::fprintf(stderr, "removed %d unfinished temporary file(s) in %s (from a run that was killed)\n", n, a.out.c_str());
   const std::string ckpt_path = a.out + "/checkpoint.ferkit";
   Trainer trainer(model, train, val, cfg);
   if (a.resume) {

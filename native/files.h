@@ -15,6 +15,9 @@ void write_file_atomic(const std::string& path, const void* data, size_t size);
 void write_file_atomic(const std::string& path, const std::string& text);
 // Creates a directory and its parents (no error if it exists).
 void make_dirs(const std::string& path);
+// Deletes what write_file_atomic leaves behind when a process is killed between creating its temporary file and
+// renaming it: files in dir named "<name>.tmp.<digits>". Returns how many were removed.
+int remove_stale_temporaries(const std::string& dir);
 bool file_exists(const std::string& path);
 
 }  // namespace ferkit

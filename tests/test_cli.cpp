@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -137,6 +138,24 @@ RunResult run_cli(const std::vector<std::string>& args) {
 }
 
 std::string describe(const RunResult& r) { return "exit " + std::to_string(r.rc) + ", output:\n" + r.all(); }
+
+// Starts fer-train with args (one thread) in the background, stdout and stderr to log; returns its pid (-1 on failure).
+pid_t spawn_cli(std::vector<std::string> args, const std::string& log) {
+  args.insert(args.begin(), FERKIT_TRAIN_BIN);
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO);
+  posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  ::setenv("OMP_NUM_THREADS", "1", 1);
+  pid_t pid = -1;
+  const int spawned = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  return spawned == 0 ? pid : -1;
+}
 
 // ---- synthetic data ---------------------------------------------------------------------------------------------
 // Class c: a dim noisy background with a bright 16x16 block in cell c of the 3x3 grid (easily separable).
@@ -511,22 +530,10 @@ TEST_F(Cli, SigintSavesCheckpointAndResumeFinishes) {
   const std::string data = tmp / "big.csv", out = tmp / "run", log = tmp / "log.txt";
   write_all(data, fer_csv(200, 2, 2));  // 1400 training images: about a second per epoch
   // Effectively endless, so the signal always arrives during training.
-  std::vector<std::string> args = {FERKIT_TRAIN_BIN, "train", "--data", data,   "--arch",  "tiny", "--epochs",
-                                   "1000",           "--batch", "8",    "--seed", "3",       "--threads", "1",
-                                   "--out",          out};
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO);
-  posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  ::setenv("OMP_NUM_THREADS", "1", 1);
-  pid_t pid = -1;
-  const int spawned = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  ASSERT_EQ(spawned, 0) << "cannot start " << argv[0];
+  const pid_t pid = spawn_cli({"train", "--data", data, "--arch", "tiny", "--epochs", "1000", "--batch", "8", "--seed",
+                               "3", "--threads", "1", "--out", out},
+                              log);
+  ASSERT_GT(pid, 0) << "cannot start " << FERKIT_TRAIN_BIN;
 
   // Wait until the signal handler is installed (it is, before "training on" is printed), then a moment more.
   using clock = std::chrono::steady_clock;
@@ -576,6 +583,92 @@ TEST_F(Cli, SigintSavesCheckpointAndResumeFinishes) {
   check_train_dir(out, static_cast<int>(done + 1), 7 * 2);
   const std::vector<std::string> after = lines_of(out + "/history.csv");
   for (size_t i = 0; i < before.size() && i < after.size(); ++i) EXPECT_EQ(after[i], before[i]);
+}
+
+// Killed with SIGKILL at random moments, again and again, each time resumed with --resume from the last complete
+// checkpoint: never a corrupt file, and the same final model as a run that was never interrupted.
+TEST_F(Cli, SigkillAtRandomMomentsResumesToTheSameResult) {
+  TempDir tmp;
+  const std::string data = tmp / "data.csv", out = tmp / "run", ref = tmp / "ref", log = tmp / "log.txt";
+  write_all(data, fer_csv(40, 2, 2));  // 280 training images
+  const std::vector<std::string> args = {"train", "--data", data, "--arch", "tiny", "--epochs", "12", "--batch", "8",
+                                         "--seed", "11", "--threads", "1", "--out", out};
+  // The reference, with the very same command line (see ResumeContinuesExactlyLikeAnUninterruptedRun).
+  const auto t0 = std::chrono::steady_clock::now();
+  RunResult straight = run_cli(args);
+  ASSERT_EQ(straight.rc, 0) << describe(straight);
+  const double run_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  fs::rename(out, ref);
+
+  std::mt19937 rng(20261125);
+  int kills = 0, attempts = 0;
+  for (;; ++attempts) {
+    ASSERT_LT(attempts, 60) << "the run never finished";
+    const bool resume = fs::exists(out + "/checkpoint.ferkit");
+    const pid_t pid = spawn_cli(resume ? plus(args, {"--resume"}) : args, log);
+    ASSERT_GT(pid, 0);
+    // Kill at a random moment (start-up, training, checkpointing, evaluation or the final writes: each run goes on
+    // from the last checkpoint, a fifth of a whole run's length at most); after 12 kills let it finish.
+    const int delay_ms =
+        kills < 12 ? std::uniform_int_distribution<int>(10, std::max(20, static_cast<int>(run_ms / 5)))(rng) : 1000000;
+    int status = 0;
+    bool exited = false;
+    for (auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(delay_ms);
+         std::chrono::steady_clock::now() < end;) {
+      if (::waitpid(pid, &status, WNOHANG) == pid) {
+        exited = true;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    if (!exited) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      ++kills;
+    }
+    // Whatever is in the folder is whole: the checkpoint loads (export reads it), the histories parse.
+    if (fs::exists(out + "/checkpoint.ferkit")) {
+      RunResult e = run_cli({"export", "--checkpoint", out + "/checkpoint.ferkit", "--out", tmp / "probe.ferkit"});
+      ASSERT_EQ(e.rc, 0) << "after kill " << kills << ": " << describe(e);
+    }
+    if (fs::exists(out + "/history.json")) {
+      EXPECT_NO_THROW(json::parse(read_all(out + "/history.json"))) << "after kill " << kills;
+    }
+    if (exited && decode_status(status) == 0) break;
+    if (exited) FAIL() << "fer-train failed (status " << decode_status(status) << "):\n" << read_all(log);
+  }
+  EXPECT_GE(kills, 12);
+  for (const auto& entry : fs::directory_iterator(out))
+    EXPECT_EQ(entry.path().filename().string().find(".tmp."), std::string::npos)
+        << entry.path() << " is a temporary file left behind";
+  // The same final model as the uninterrupted run: identical predictions and evaluation.
+  RunResult a = run_cli({"predict", "--json", "--model", out + "/model.ferkit", png_, color_png_});
+  RunResult b = run_cli({"predict", "--json", "--model", ref + "/model.ferkit", png_, color_png_});
+  ASSERT_EQ(a.rc, 0) << describe(a);
+  ASSERT_EQ(b.rc, 0) << describe(b);
+  EXPECT_EQ(json::parse(a.out), json::parse(b.out));
+  EXPECT_EQ(read_all(out + "/eval-private/confusion.csv"), read_all(ref + "/eval-private/confusion.csv"));
+}
+
+// A loss that turns NaN or infinite stops training with a message naming the epoch and batch, and the last good
+// checkpoint (the previous epoch's) stays, whole and finite, to resume from with a lower learning rate.
+TEST_F(Cli, DivergenceStopsAndKeepsTheLastGoodCheckpoint) {
+  TempDir tmp;
+  const std::string out = tmp / "run";
+  // Epoch 1 at lr 0.01, then the step schedule multiplies it by 1e12: epoch 2 diverges.
+  RunResult r = run_cli(plus(train_args(csv_, out, 4), {"--lr", "0.01", "--schedule", "step", "--step-size", "1",
+                                                        "--gamma", "1e12", "--optimizer", "sgd"}));
+  EXPECT_EQ(r.rc, 1) << describe(r);
+  EXPECT_TRUE(contains(r.err, "training diverged")) << r.err;
+  EXPECT_TRUE(contains(r.err, "epoch 2")) << r.err;
+  EXPECT_FALSE(fs::exists(out + "/model.ferkit"));
+  ASSERT_TRUE(fs::exists(out + "/checkpoint.ferkit"));
+  const std::vector<std::string> h = lines_of(out + "/history.csv");
+  EXPECT_EQ(h.size(), 2u) << "one finished epoch";
+  RunResult e = run_cli({"export", "--checkpoint", out + "/checkpoint.ferkit", "--out", tmp / "good.ferkit", "--last"});
+  ASSERT_EQ(e.rc, 0) << describe(e);  // loading refuses NaN/Inf weights, so this checks they are finite
+  RunResult p = run_cli({"predict", "--model", tmp / "good.ferkit", png_});
+  EXPECT_EQ(p.rc, 0) << describe(p);
 }
 
 TEST(CliBadInput, MalformedCsvRowIsSkippedOrStrictError) {

@@ -276,6 +276,40 @@ TEST(Data, LoadCsvGzip) {
   EXPECT_TRUE(contains(error_of([&] { load_fer_csv(path, true, nullptr); }), path + ":5: "));
 }
 
+// Hostile CSVs are read in bounded memory: a row of a million fields is one over-long line (skipped, or an error
+// when strict); a gzip bomb of one endless line (100 MB of zeros in ~100 KB) likewise; a gzip bomb of valid rows
+// stops at the image limit with an error naming the line.
+TEST(Data, LoadCsvHostileInputStaysBounded) {
+  TempDir dir;
+  std::string fields = "1," ;
+  fields.reserve(2u << 20);
+  for (int i = 0; i < 1000000; ++i) fields += "7,";
+  fields += "Training";
+  const std::string wide = dir / "wide.csv";
+  write_text(wide, "emotion,pixels,Usage\n" + fields + "\n" + row(3, pixel_string(1, 0), "Training") + "\n");
+  LoadReport rep;
+  FerSplits s = load_fer_csv(wide, false, &rep);
+  EXPECT_EQ(s.train.size(), 1u);
+  EXPECT_EQ(rep.reasons.at("line too long"), 1u);
+  EXPECT_EQ(error_of([&] { load_fer_csv(wide, true, nullptr); }), wide + ":2: line too long (over 65536 bytes)");
+
+  const std::string zeros = dir / "zeros.csv.gz";
+  write_gz(zeros, "emotion,pixels,Usage\n" + std::string(100u << 20, '0'));
+  EXPECT_LT(fs::file_size(zeros), 1u << 20);
+  rep = {};
+  s = load_fer_csv(zeros, false, &rep);
+  EXPECT_EQ(s.train.size() + s.public_test.size() + s.private_test.size(), 0u);
+  EXPECT_EQ(rep.reasons.at("line too long"), 1u);
+
+  const std::string many = dir / "many.csv.gz";
+  std::string text = "emotion,pixels,Usage\n";
+  const std::string r = row(3, pixel_string(1, 0), "Training") + "\n";
+  for (int i = 0; i < 3000; ++i) text += r;
+  write_gz(many, text);
+  EXPECT_EQ(error_of([&] { load_fer_csv(many, false, nullptr, 1000); }),
+            many + ":1002: more than 1000 images: refusing to load more (the limit bounds memory; FER-2013 has 35,887)");
+}
+
 TEST(Data, LoadCsvHeaderAndEmptyFile) {
   TempDir dir;
   const std::string bad = dir / "bad.csv";
@@ -477,6 +511,10 @@ TEST(Image, DecodeRefusesGarbageAndHugeImages) {
   }
   e = error_of([&] { decode_image(png.data(), png.size()); });
   EXPECT_EQ(e, "image too large: 10000 x 10000 (limit 40000000 pixels)");
+  // 30000 x 30000 (0x7530): the same, before any pixel memory is allocated.
+  for (int off : {16, 20}) png[off + 2] = 0x75, png[off + 3] = 0x30;
+  e = error_of([&] { decode_image(png.data(), png.size()); });
+  EXPECT_EQ(e, "image too large: 30000 x 30000 (limit 40000000 pixels)");
   // A truncated PNG.
   std::vector<uint8_t> cut = png_bytes(16, 16, 1, px);
   cut.resize(cut.size() / 2);
