@@ -25,8 +25,9 @@ mkdirSync(shots, { recursive: true });
 let server, origin, clip;
 
 // A fresh Chromium with the given extra flags; records console errors, page errors and every request.
-async function open(extraArgs) {
+async function open(extraArgs, initScript) {
   const { ctx, page, log } = await launch(chromium, work, { viewport: { width: 1100, height: 700 }, args: extraArgs });
+  if (initScript) await page.addInitScript(initScript);
   await page.goto(`${origin}/`);
   await page.waitForFunction(() => window.ferkit && window.ferkit.ready, null, { timeout: 90000 });
   return { ctx, page, log };
@@ -68,8 +69,14 @@ test('page sets a same-origin Content-Security-Policy', async () => {
 });
 
 test('fake camera: the face is found and labelled, and the crop agrees with the native CLI', async () => {
+  // Keeps the camera streams the page opens, to unplug the camera (end its track) below.
+  const keepStreams = () => {
+    const md = navigator.mediaDevices, orig = md.getUserMedia.bind(md);
+    window.__streams = [];
+    md.getUserMedia = async (c) => { const st = await orig(c); window.__streams.push(st); return st; };
+  };
   const { ctx, page, log } = await open(['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-                                         `--use-file-for-fake-video-capture=${clip}`]);
+                                         `--use-file-for-fake-video-capture=${clip}`], keepStreams);
   try {
     await page.waitForFunction(() => window.ferkit.latest && window.ferkit.latest.faces.length > 0, null, { timeout: 60000 });
     await page.waitForTimeout(1500);
@@ -94,6 +101,22 @@ test('fake camera: the face is found and labelled, and the crop agrees with the 
     for (const k of names)
       assert.ok(Math.abs(nat[k] - face.probabilities[k]) <= 1e-5, `${k}: wasm ${face.probabilities[k]} native ${nat[k]}`);
     for (const t of ['grab_ms', 'detect_ms', 'classify_ms', 'draw_ms']) assert.ok(r.latest.timings[t] >= 0, t);
+
+    // The camera unplugged mid-stream (its track ends; revoking the permission ends it the same way): a message,
+    // the page stays (no reload), and Start camera brings the video back.
+    await page.evaluate(() => {
+      window.__sameDocument = true;
+      const track = window.__streams[window.__streams.length - 1].getVideoTracks()[0];
+      track.stop();
+      track.dispatchEvent(new Event('ended'));
+    });
+    await page.waitForFunction(() => window.ferkit.camera.state === 'lost', null, { timeout: 10000 });
+    assert.match(await page.textContent('#status'), /camera stopped/i);
+    const lostAt = await page.evaluate(() => window.ferkit.latest.frame.index);
+    await page.evaluate(() => window.ferkit.startCamera(0));
+    await page.waitForFunction((i) => window.ferkit.camera.state === 'live' && window.ferkit.latest.frame.index > i + 5 &&
+                                      window.ferkit.latest.faces.length > 0, lostAt, { timeout: 30000 });
+    assert.equal(await page.evaluate(() => window.__sameDocument), true, 'the page was reloaded');
     assert.deepEqual(offOrigin(log), [], 'requests outside the origin');
     assert.deepEqual(log.errors, [], 'console errors');
   } finally {

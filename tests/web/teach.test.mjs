@@ -1,6 +1,7 @@
 // "Teach it your face" end to end in headless Chromium with a fake camera (a clip made from a real photo):
 // capture samples of one expression, fine-tune in the page (worker), the prediction moves toward it; a reload
-// restores samples and model from IndexedDB; the downloaded model gives the same probabilities in the native CLI.
+// restores samples and model from IndexedDB; the downloaded model gives the same probabilities in the native CLI;
+// a corrupt model is refused while the current one keeps working; and no request leaves the page's origin.
 //   node --test tests/web/teach.test.mjs
 // Needs build/wasm/dist, build/release (fer-train, make_y4m) and Debian opencv-doc's messi5.jpg.
 import { test, before, after } from 'node:test';
@@ -91,6 +92,14 @@ test('capture, fine-tune, reload, download: the page learns an expression and ke
     for (const [k, v] of Object.entries(tuned.probs))
       assert.ok(Math.abs(cli.probabilities[k] - v) <= 1e-5, `${k}: page ${v}, native ${cli.probabilities[k]}`);
 
+    // A corrupt model file is refused with a message; the fine-tuned model keeps working.
+    const bad = await page.evaluate(() => window.ferkit.loadModel(new Uint8Array(4096).fill(3), 'bad.ferkit'));
+    assert.equal(bad.ok, false);
+    assert.match(bad.error, /bad\.ferkit/);
+    await page.waitForTimeout(300);
+    const still = await face(page);
+    for (const [k, v] of Object.entries(tuned.probs)) assert.ok(Math.abs(still.probs[k] - v) <= 1e-5, `${k} after a bad load`);
+
     // A reload restores samples and the fine-tuned model from IndexedDB.
     await page.evaluate(() => window.ferkit.saved());
     await page.reload();
@@ -109,6 +118,11 @@ test('capture, fine-tune, reload, download: the page learns an expression and ke
     const reset = await face(page);
     for (const [k, v] of Object.entries(base.probs)) assert.ok(Math.abs(reset.probs[k] - v) <= 1e-5, `${k} after reset`);
 
+    // The whole session (load, camera, capture, fine-tune in a worker, download, reload) stayed on the page's origin,
+    // under its same-origin Content-Security-Policy.
+    const csp = await page.getAttribute('meta[http-equiv="Content-Security-Policy"]', 'content');
+    assert.match(csp, /default-src 'self'/);
+    assert.doesNotMatch(csp, /https?:|\*/);
     const offOrigin = log.requests.filter((u) => !u.startsWith(origin + '/') && !u.startsWith('data:') && !u.startsWith('blob:'));
     assert.deepEqual(offOrigin, [], 'requests outside the page origin');
     assert.deepEqual(log.errors, [], 'console or page errors');
