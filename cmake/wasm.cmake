@@ -22,6 +22,14 @@ endif()
 
 add_compile_options(-fexceptions)
 add_link_options(-fexceptions -sALLOW_MEMORY_GROWTH=1)
+# The wasm-debug preset: AddressSanitizer and UndefinedBehaviorSanitizer in WebAssembly (Emscripten's prebuilt
+# runtimes), plus the runtime's assertions for programs run under node (ferkit_wasm_node_program). -sSAFE_HEAP=1
+# is no option here: Emscripten 3.1.6's SAFE_HEAP cannot check SIMD (v128) loads and stores and fails with "type
+# incompatibility when transforming from/to JS".
+if(FERKIT_WASM_CHECKS)
+  add_compile_options(-fsanitize=address,undefined -fno-sanitize-recover=all)
+  add_link_options(-fsanitize=address,undefined -fno-sanitize-recover=all)
+endif()
 
 # ---- Eigen, patched for the SSE-on-SIMD128 path ----
 set(FERKIT_EIGEN_SYSTEM_DIR /usr/include/eigen3 CACHE PATH "Eigen 3.4 headers to copy and patch for WebAssembly")
@@ -81,6 +89,9 @@ endfunction()
 # A program run under node (ctest uses CMAKE_CROSSCOMPILING_EMULATOR=/usr/bin/node).
 function(ferkit_wasm_node_program target)
   target_link_options(${target} PRIVATE -sWASM_ASYNC_COMPILATION=0 -sEXIT_RUNTIME=1)
+  if(FERKIT_WASM_CHECKS)
+    target_link_options(${target} PRIVATE -sASSERTIONS=2 -sSTACK_OVERFLOW_CHECK=2)
+  endif()
 endfunction()
 
 # GoogleTest built from Debian's source (/usr/src/googletest) with em++.

@@ -23,6 +23,19 @@ inline ferkit::PipelineOptions live_options() {
   return o;
 }
 
+// A texture for ImGui::Image: linear filtering, clamped edges; bound to nothing afterwards.
+inline GLuint make_texture() {
+  GLuint t = 0;
+  glGenTextures(1, &t);
+  glBindTexture(GL_TEXTURE_2D, t);
+  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_LINEAR);
+  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_LINEAR);
+  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_S, GL_CLAMP_TO_EDGE);
+  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_T, GL_CLAMP_TO_EDGE);
+  glBindTexture(GL_TEXTURE_2D, 0);
+  return t;
+}
+
 // "Teach it your face": the user's labelled samples, the gallery, fine-tuning (in a worker) and persistence.
 struct Teach {
   static constexpr int kMaxSamples = 1024;  // the gallery atlas holds this many

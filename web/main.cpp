@@ -345,12 +345,7 @@ int main(int, char**) {
   ImGui_ImplOpenGL3_Init("#version 300 es");
 
   // The frame texture, and a framebuffer to read it back from.
-  glGenTextures(1, &g_app.video_tex);
-  glBindTexture(GL_TEXTURE_2D, g_app.video_tex);
-  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_LINEAR);
-  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_LINEAR);
-  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_S, GL_CLAMP_TO_EDGE);
-  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_T, GL_CLAMP_TO_EDGE);
+  g_app.video_tex = make_texture();
   glGenFramebuffers(1, &g_app.video_fbo);
 
   // The bundled default model and face-detector cascade (index.data, same origin).

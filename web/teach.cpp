@@ -120,12 +120,8 @@ std::string percent(double v) {
 }  // namespace
 
 void teach_init(Teach& t) {
-  glGenTextures(1, &t.atlas);
+  t.atlas = make_texture();
   glBindTexture(GL_TEXTURE_2D, t.atlas);
-  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_LINEAR);
-  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_LINEAR);
-  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_S, GL_CLAMP_TO_EDGE);
-  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_T, GL_CLAMP_TO_EDGE);
   glTexImage2D(GL_TEXTURE_2D, 0, GL_LUMINANCE, kAtlasSide, kAtlasSide, 0, GL_LUMINANCE, GL_UNSIGNED_BYTE, nullptr);
   glBindTexture(GL_TEXTURE_2D, 0);
 }

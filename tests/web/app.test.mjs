@@ -7,20 +7,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync, readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { serve, bmp, launch } from './helpers.mjs';
+import { serve, bmp, launch, root, dist, native, shots, photo, workDir } from './helpers.mjs';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const dist = process.env.FERKIT_DIST || path.join(root, 'build', 'wasm', 'dist');
-const native = process.env.FERKIT_NATIVE || path.join(root, 'build', 'release');
-const shots = process.env.FERKIT_SCREENSHOTS || path.join(root, 'build', 'web-test');
-const photo = '/usr/share/doc/opencv-doc/examples/data/messi5.jpg';
-const work = mkdtempSync(path.join(tmpdir(), 'ferkit-e2e-'));
-mkdirSync(shots, { recursive: true });
+const work = workDir('e2e');
 
 let server, origin, clip;
 

@@ -1,7 +1,20 @@
 // Shared by the browser and node tests in tests/web/.
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+// Where the tests find things (environment overrides as ctest sets them), and a fresh work folder per test file.
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const dist = process.env.FERKIT_DIST || path.join(root, 'build', 'wasm', 'dist');
+export const native = process.env.FERKIT_NATIVE || path.join(root, 'build', 'release');
+export const shots = process.env.FERKIT_SCREENSHOTS || path.join(root, 'build', 'web-test');
+export const photo = '/usr/share/doc/opencv-doc/examples/data/messi5.jpg';
+export function workDir(tag) {
+  mkdirSync(shots, { recursive: true });
+  return mkdtempSync(path.join(tmpdir(), `ferkit-${tag}-`));
+}
 
 // Serves dir on 127.0.0.1 at a free port: resolves to { url, stop }.
 export function serve(dir) {

@@ -7,20 +7,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { serve, bmp, launch } from './helpers.mjs';
+import { serve, bmp, launch, root, dist, native, shots, photo, workDir } from './helpers.mjs';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const dist = process.env.FERKIT_DIST || path.join(root, 'build', 'wasm', 'dist');
-const native = process.env.FERKIT_NATIVE || path.join(root, 'build', 'release');
-const shots = process.env.FERKIT_SCREENSHOTS || path.join(root, 'build', 'web-test');
-const photo = '/usr/share/doc/opencv-doc/examples/data/messi5.jpg';
-const work = mkdtempSync(path.join(tmpdir(), 'ferkit-teach-'));
-mkdirSync(shots, { recursive: true });
+const work = workDir('teach');
 const HAPPY = 3;
 
 let server, origin, clip;
@@ -81,6 +73,10 @@ test('capture, fine-tune, reload, download: the page learns an expression and ke
     assert.ok(tuned.probs.happy > base.probs.happy + 0.2,
               `happy should rise after fine-tuning on happy samples: ${base.probs.happy} -> ${tuned.probs.happy}`);
     await page.screenshot({ path: path.join(shots, 'teach.png') });
+    await page.mouse.move(900, 600);  // over the panel: scroll down to the fine-tuning section
+    await page.mouse.wheel(0, 1500);
+    await page.waitForTimeout(500);
+    await page.screenshot({ path: path.join(shots, 'teach-finetune.png') });
 
     // The downloaded model, in the native CLI, on the page's crop: the page's probabilities.
     const [download] = await Promise.all([page.waitForEvent('download'), page.evaluate(() => window.ferkit.download())]);
