@@ -25,7 +25,8 @@ add_link_options(-fexceptions -sALLOW_MEMORY_GROWTH=1)
 # The wasm-debug preset: AddressSanitizer and UndefinedBehaviorSanitizer in WebAssembly (Emscripten's prebuilt
 # runtimes), plus the runtime's assertions for programs run under node (ferkit_wasm_node_program). -sSAFE_HEAP=1
 # is no option here: Emscripten 3.1.6's SAFE_HEAP cannot check SIMD (v128) loads and stores and fails with "type
-# incompatibility when transforming from/to JS".
+# incompatibility when transforming from/to JS". The same error comes from a Debug (-O0) build: a call to a
+# function returning a v128 inside a try region goes through a JS invoke_* wrapper; hence RelWithDebInfo.
 if(FERKIT_WASM_CHECKS)
   add_compile_options(-fsanitize=address,undefined -fno-sanitize-recover=all)
   add_link_options(-fsanitize=address,undefined -fno-sanitize-recover=all)

@@ -45,7 +45,7 @@ if [[ -z "${NO_BUILD:-}" ]]; then
     exit 2
   fi
   cmake --preset fuzz >/dev/null
-  cmake --build --preset fuzz -j "$jobs"
+  cmake --build --preset fuzz -j "$jobs" --target ferkit-fuzz
 fi
 
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:${ASAN_OPTIONS:-}"

@@ -1,16 +1,41 @@
 #!/usr/bin/env bash
 # The whole test suite (CI runs this through .ci/run): installs what is missing, then
-#   1. native release preset: build, ctest (core, data, CLI, detector, pipeline, plots)
-#   2. wasm preset: build, ctest (the core suite under node, SIMD check, the app in headless Chromium)
+#   1. native release preset: build, ctest (core, data, fine-tuning, CLI, detector, pipeline, plots)
+#   2. wasm preset: build, ctest (the core suites under node, SIMD check, the app and the JS API in headless
+#      Chromium, fine-tuning parity with the native CLI)
+#   3. sanitizers, native: the fuzz preset (clang, AddressSanitizer + UndefinedBehaviorSanitizer) builds the whole
+#      test suite and the libFuzzer targets; ctest runs the suite under the sanitizers, then every fuzz target runs
+#      for FUZZ_SECONDS (default 10) after replaying its saved crash inputs
+#   4. sanitizers, WebAssembly: the wasm-debug preset runs the core suites under Emscripten's ASan + UBSan
 # Tests that need FER-2013 read it from ../shared/data and skip themselves, saying so, where it is absent.
+# SANITIZERS=0 skips stages 3 and 4 (a quicker local run; CI runs everything).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh --web
+scripts/setup.sh --web --fuzz
 jobs=$(nproc)
+stage() { printf '\n==== %s (%s)\n' "$1" "$(date +%T)"; }
+
+stage "native release"
 cmake --preset release
 cmake --build --preset release -j "$jobs"
 ctest --preset release -j "$jobs"
+
+stage "WebAssembly"
 export NODE_PATH=/usr/share/nodejs
 cmake --preset wasm
 cmake --build --preset wasm -j "$jobs"
 ctest --preset wasm
+
+if [[ "${SANITIZERS:-1}" != 0 ]]; then
+  stage "native, ASan + UBSan (clang): the test suite, then the fuzz targets"
+  cmake --preset fuzz
+  cmake --build --preset fuzz -j "$jobs"
+  ctest --preset fuzz -j "$jobs"
+  NO_BUILD=1 SECONDS_PER_TARGET="${FUZZ_SECONDS:-10}" scripts/fuzz.sh
+
+  stage "WebAssembly, ASan + UBSan"
+  cmake --preset wasm-debug
+  cmake --build --preset wasm-debug -j "$jobs"
+  ctest --preset wasm-debug -j "$jobs"
+fi
+stage "all tests passed"
