@@ -15,6 +15,8 @@ struct GrayImage {
 
 // Largest image accepted by decode_image (width * height), to bound memory on hostile input.
 constexpr long long kMaxImagePixels = 40LL * 1000 * 1000;
+// Largest pixel count per byte of file accepted (beyond the first 65,536 pixels): real images stay far below it.
+constexpr long long kMaxPixelsPerByte = 4096;
 
 // Decodes an encoded image to 8-bit grayscale (ITU-R BT.601 luma). Throws std::runtime_error with the
 // reason (unknown format, truncated, too large: W x H) on failure.
