@@ -333,6 +333,16 @@ class Cli : public ::testing::Test {
     ASSERT_EQ(folder_train_.rc, 0) << describe(folder_train_);
   }
   static std::string model() { return csv_run_ + "/model.ferkit"; }
+  // Two training output folders hold the same model: identical predictions on the test images and the same
+  // PrivateTest confusion matrix.
+  static void expect_same_model(const std::string& a_dir, const std::string& b_dir) {
+    RunResult a = run_cli({"predict", "--json", "--model", a_dir + "/model.ferkit", png_, color_png_});
+    RunResult b = run_cli({"predict", "--json", "--model", b_dir + "/model.ferkit", png_, color_png_});
+    ASSERT_EQ(a.rc, 0) << describe(a);
+    ASSERT_EQ(b.rc, 0) << describe(b);
+    EXPECT_EQ(json::parse(a.out), json::parse(b.out));
+    EXPECT_EQ(read_all(a_dir + "/eval-private/confusion.csv"), read_all(b_dir + "/eval-private/confusion.csv"));
+  }
 
   static inline fs::path root_;
   static inline std::string csv_, folder_, png_, color_png_, csv_run_, folder_run_;
@@ -512,12 +522,7 @@ TEST_F(Cli, ResumeContinuesExactlyLikeAnUninterruptedRun) {
   for (size_t i = 0; i < 4; ++i) EXPECT_EQ(leading(h3[i]), leading(h_ref[i]));
 
   // ... and a model that predicts exactly the same probabilities.
-  RunResult a = run_cli({"predict", "--json", "--model", out + "/model.ferkit", png_, color_png_});
-  RunResult b = run_cli({"predict", "--json", "--model", straight + "/model.ferkit", png_, color_png_});
-  ASSERT_EQ(a.rc, 0) << describe(a);
-  ASSERT_EQ(b.rc, 0) << describe(b);
-  EXPECT_EQ(json::parse(a.out), json::parse(b.out));
-  EXPECT_EQ(read_all(out + "/eval-private/confusion.csv"), read_all(straight + "/eval-private/confusion.csv"));
+  expect_same_model(out, straight);
 
   // Resuming without a checkpoint is an error naming it.
   RunResult none = run_cli(plus(train_args(csv_, tmp / "empty", 1), {"--resume"}));
@@ -642,12 +647,7 @@ TEST_F(Cli, SigkillAtRandomMomentsResumesToTheSameResult) {
     EXPECT_EQ(entry.path().filename().string().find(".tmp."), std::string::npos)
         << entry.path() << " is a temporary file left behind";
   // The same final model as the uninterrupted run: identical predictions and evaluation.
-  RunResult a = run_cli({"predict", "--json", "--model", out + "/model.ferkit", png_, color_png_});
-  RunResult b = run_cli({"predict", "--json", "--model", ref + "/model.ferkit", png_, color_png_});
-  ASSERT_EQ(a.rc, 0) << describe(a);
-  ASSERT_EQ(b.rc, 0) << describe(b);
-  EXPECT_EQ(json::parse(a.out), json::parse(b.out));
-  EXPECT_EQ(read_all(out + "/eval-private/confusion.csv"), read_all(ref + "/eval-private/confusion.csv"));
+  expect_same_model(out, ref);
 }
 
 // A loss that turns NaN or infinite stops training with a message naming the epoch and batch, and the last good

@@ -7,10 +7,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { writeFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { serve, bmp, launch, root, dist, native, shots, photo, workDir } from './helpers.mjs';
+import { bmp, launch, root, dist, native, shots, photo, workDir, cameraSetup } from './helpers.mjs';
 
 const work = workDir('e2e');
 
@@ -39,12 +39,7 @@ function nativePredict(crop, name) {
 }
 
 before(async () => {
-  for (const f of [path.join(dist, 'index.html'), photo, path.join(native, 'tests', 'make_y4m')])
-    assert.ok(existsSync(f), `${f} is missing (build the wasm and release presets; install opencv-doc)`);
-  clip = path.join(work, 'face.y4m');
-  execFileSync(path.join(native, 'tests', 'make_y4m'), [photo, clip, '640', '480', '30']);
-  server = await serve(dist);
-  origin = server.url;
+  ({ server, origin, clip } = await cameraSetup(work));
 });
 after(() => server && server.stop());
 

@@ -1,6 +1,6 @@
 // Shared by the browser and node tests in tests/web/.
-import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +11,17 @@ export const dist = process.env.FERKIT_DIST || path.join(root, 'build', 'wasm', 
 export const native = process.env.FERKIT_NATIVE || path.join(root, 'build', 'release');
 export const shots = process.env.FERKIT_SCREENSHOTS || path.join(root, 'build', 'web-test');
 export const photo = '/usr/share/doc/opencv-doc/examples/data/messi5.jpg';
+// For the fake-camera tests: checks that the builds and the photo are there, makes a 640x480 clip of the photo
+// in work, and serves dist. Resolves to { server, origin, clip }.
+export async function cameraSetup(work, needed = []) {
+  for (const f of [path.join(dist, 'index.html'), photo, path.join(native, 'tests', 'make_y4m'), ...needed])
+    if (!existsSync(f)) throw new Error(`${f} is missing (build the wasm and release presets; install opencv-doc)`);
+  const clip = path.join(work, 'face.y4m');
+  execFileSync(path.join(native, 'tests', 'make_y4m'), [photo, clip, '640', '480', '30']);
+  const server = await serve(dist);
+  return { server, origin: server.url, clip };
+}
+
 export function workDir(tag) {
   mkdirSync(shots, { recursive: true });
   return mkdtempSync(path.join(tmpdir(), `ferkit-${tag}-`));
