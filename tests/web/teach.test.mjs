@@ -120,3 +120,28 @@ test('capture, fine-tune, reload, download: the page learns an expression and ke
     await ctx.close();
   }
 });
+
+test('browser storage unavailable: a clear message, and capturing and fine-tuning still work', { timeout: 300000 }, async () => {
+  const { ctx, page, log } = await launch(chromium, work, {
+    viewport: { width: 1100, height: 900 },
+    args: ['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', `--use-file-for-fake-video-capture=${clip}`],
+  });
+  try {
+    await page.addInitScript(() => Object.defineProperty(window, 'indexedDB', { value: undefined }));
+    await page.goto(`${origin}/`);
+    await page.waitForFunction(() => window.ferkit && window.ferkit.ready && window.ferkit.latest &&
+                                     window.ferkit.latest.faces.length > 0, null, { timeout: 90000 });
+    for (let i = 0; i < 4; i++) assert.ok(await page.evaluate(() => window.ferkit.capture(5)), 'captured');
+    await page.waitForFunction(() => window.ferkit.latest.teach.storage !== 'ok', null, { timeout: 10000 });
+    const t = await page.evaluate(() => window.ferkit.latest.teach);
+    assert.match(t.storage, /storage is unavailable/);
+    assert.match(await page.textContent('#status'), /storage is unavailable/);
+    assert.equal(t.samples[5], 4, 'the samples stay in the page');
+    assert.ok(await page.evaluate(() => window.ferkit.finetune({ epochs: 2 })));
+    await page.waitForFunction(() => window.ferkit.latest.teach.state === 'done', null, { timeout: 120000 });
+    const offOrigin = log.requests.filter((u) => !u.startsWith(origin + '/') && !u.startsWith('data:') && !u.startsWith('blob:'));
+    assert.deepEqual(offOrigin, []);
+  } finally {
+    await ctx.close();
+  }
+});
