@@ -75,6 +75,9 @@ Model::Model(const Spec& s, bool alloc) : spec(s) {
     layers.push_back(p);
   }
   if (cur.h != 1 || cur.w != 1) throw std::runtime_error("architecture: the output before softmax must be flat");
+  if (cur.c > kMaxClasses)
+    throw std::runtime_error("architecture: the output before softmax has " + std::to_string(cur.c) +
+                             " values, over the limit of " + std::to_string(kMaxClasses) + " classes");
   if (off > kMaxModelParams)
     throw std::runtime_error("architecture: " + std::to_string(off) + " parameters, over the limit of " +
                              std::to_string(kMaxModelParams));

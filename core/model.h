@@ -15,6 +15,7 @@ namespace ferkit {
 // Limits that keep hostile specs and files from overflowing sizes or exhausting memory.
 constexpr size_t kMaxModelParams = size_t{1} << 26;  // 64 M parameters (256 MiB)
 constexpr long long kMaxActivation = 1LL << 26;      // values per image in any layer's output
+constexpr int kMaxClasses = 1000;                     // outputs of the last layer (a class name each)
 
 // A named slice of Model::params.
 struct TensorRef {

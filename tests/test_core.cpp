@@ -115,6 +115,13 @@ TEST(Spec, ErrorsNameTheLine) {
   EXPECT_THROW(parse_spec("input 8 8 1\nconv -1 3\nsoftmax"), std::runtime_error);
   EXPECT_THROW(parse_spec("input 8 8 1\ndropout 1.5\nsoftmax"), std::runtime_error);
   EXPECT_THROW(Model(parse_spec("input 8 8 1\nconv 3 3\ndense 3\nsoftmax")), std::runtime_error);  // not flat
+  // 605,616 classes (fuzzer-found: naming them took 10 s under the sanitizers): refused while planning.
+  try {
+    Model(parse_spec("input 407 48 1\nconv 31 5\nflatten\nsoftmax\n"), false);
+    FAIL() << "expected an error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("605616 values, over the limit of 1000 classes"), std::string::npos) << e.what();
+  }
   EXPECT_THROW(resolve_spec("no-such-architecture"), std::runtime_error);
 }
 

@@ -18,7 +18,7 @@ namespace {
 
 constexpr int64_t kMaxParams = 50'000'000;
 constexpr int64_t kMaxAllocatedParams = 1'000'000;
-constexpr int64_t kMaxClasses = 1'000'000;
+constexpr int64_t kMaxClasses = 1'000'000;  // above ferkit::kMaxClasses: Model must refuse those itself
 
 // Parameters and output width of Model(spec), mirroring its shape rules in 64 bits; -1 when the spec's shapes
 // don't work out (Model throws for those: building it is cheap).
