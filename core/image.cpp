@@ -1,5 +1,7 @@
 #include "image.h"
 
+#include <cstring>
+
 #include <algorithm>
 #include <string>
 
@@ -101,41 +103,42 @@ GrayImage rgba_to_gray(const uint8_t* rgba, int width, int height, int channels)
 
 namespace {
 // Debian's stb_image (2022-09) overflows its Huffman tables on a JPEG whose DHT segment declares more than 256
-// codes for a table (found by tests/fuzz/fuzz_image). Walk the JPEG's segments and refuse such a file before
-// stb sees it. Returns "" if fine, else the reason.
+// codes for a table (found by tests/fuzz/fuzz_image). Such a file is refused before stb sees it. stb finds markers
+// by skipping any bytes that are not one, so every FF C4 in the file is checked as a DHT segment, read as stb reads
+// it: table after table while the declared length lasts, each table's 16 counts taken from the file even where
+// they run past the segment, bytes past the file's end as 0. (In a valid JPEG, FF C4 only starts real DHT
+// segments: entropy-coded data stuffs every FF with 00.) Returns "" if fine, else the reason.
 std::string check_jpeg_huffman_tables(const uint8_t* d, size_t n) {
-  if (n < 2 || d[0] != 0xFF || d[1] != 0xD8) return "";  // not a JPEG
-  size_t i = 2;
-  while (i + 1 < n) {
-    if (d[i] != 0xFF) {  // entropy-coded data: skip to the next marker
-      ++i;
-      continue;
-    }
-    const uint8_t m = d[i + 1];
-    if (m == 0xFF) {  // fill byte
-      ++i;
-      continue;
-    }
-    if (m == 0x00 || (m >= 0xD0 && m <= 0xD7) || m == 0x01) {  // stuffed byte, restart markers, TEM
-      i += 2;
-      continue;
-    }
-    if (m == 0xD9) return "";  // end of image
-    if (i + 3 >= n) return "";
+  if (n < 2 || d[0] != 0xFF) return "";  // not a JPEG (stb skips any number of FF fill bytes before its SOI)
+  for (size_t i = 2; i + 3 < n; ++i) {
+    if (d[i] != 0xFF || d[i + 1] != 0xC4) continue;
     const size_t len = static_cast<size_t>(d[i + 2]) << 8 | d[i + 3];
-    if (len < 2) return "corrupt JPEG: a segment length below 2";
-    if (m == 0xC4) {  // DHT: tables of 1 + 16 count bytes + codes
-      size_t p = i + 4;
-      const size_t end = std::min(n, i + 2 + len);
-      while (p < end) {  // bytes past the end read as 0, as stb_image reads them
-        size_t codes = 0;
-        for (size_t k = 1; k <= 16 && p + k < end; ++k) codes += d[p + k];
-        if (codes > 256)
-          return "corrupt JPEG: a Huffman table declares " + std::to_string(codes) + " codes (at most 256)";
-        p += 17 + codes;
-      }
+    size_t p = i + 4;
+    const size_t end = i + 2 + len;
+    while (p < end) {
+      size_t codes = 0;
+      for (size_t k = 1; k <= 16 && p + k < n; ++k) codes += d[p + k];
+      if (codes > 256)
+        return "corrupt JPEG: a Huffman table declares " + std::to_string(codes) + " codes (at most 256)";
+      p += 17 + codes;
     }
-    i += 2 + len;
+  }
+  return "";
+}
+
+// Debian's stb_image copies a PNG's first IDAT chunk into a buffer it has not allocated yet when that chunk is
+// empty (memcpy from a null pointer: undefined behaviour, found by tests/fuzz/fuzz_image). Such a file is refused.
+std::string check_png_chunks(const uint8_t* d, size_t n) {
+  static const uint8_t kSig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  if (n < 8 || std::memcmp(d, kSig, 8) != 0) return "";  // not a PNG
+  for (size_t i = 8; i + 8 <= n;) {
+    const uint32_t len = static_cast<uint32_t>(d[i]) << 24 | static_cast<uint32_t>(d[i + 1]) << 16 |
+                         static_cast<uint32_t>(d[i + 2]) << 8 | d[i + 3];
+    const bool idat = std::memcmp(d + i + 4, "IDAT", 4) == 0;
+    if (idat && len == 0) return "corrupt PNG: an empty IDAT chunk before any image data";
+    if (idat && len > 0) return "";  // from here on stb_image has its buffer
+    if (std::memcmp(d + i + 4, "IEND", 4) == 0) return "";
+    i += 12 + static_cast<size_t>(len);
   }
   return "";
 }
@@ -144,6 +147,8 @@ std::string check_jpeg_huffman_tables(const uint8_t* d, size_t n) {
 GrayImage decode_image(const uint8_t* data, size_t size) {
   if (!data || size == 0) throw std::runtime_error("cannot decode image: no data");
   if (const std::string bad = check_jpeg_huffman_tables(data, size); !bad.empty())
+    throw std::runtime_error("cannot decode image: " + bad);
+  if (const std::string bad = check_png_chunks(data, size); !bad.empty())
     throw std::runtime_error("cannot decode image: " + bad);
   if (size > static_cast<size_t>(INT_MAX)) throw std::runtime_error("cannot decode image: file too large");
   const int len = static_cast<int>(size);

@@ -718,4 +718,17 @@ TEST(FuzzRegressions, JpegHuffmanTableWithTooManyCodes) {
   }
   auto bytes = ferkit::read_file(FERKIT_SOURCE_DIR "/tests/fuzz/regressions/image/stb_jpeg_dht_over_256_codes.jpg");
   EXPECT_THROW(ferkit::decode_image(bytes.data(), bytes.size()), std::runtime_error);
+  // Found later: the counts of a table running past its DHT segment, and a JPEG behind 104 FF fill bytes (stb
+  // skips them) whose DHT the first guard never looked at. Both overflowed stb's 257-entry size table.
+  for (const char* name : {"image/jpeg_dht_counts_past_segment.jpg", "image_folder/jpeg_dht_counts_past_segment_2.jpg"}) {
+    bytes = ferkit::read_file(std::string(FERKIT_SOURCE_DIR "/tests/fuzz/regressions/") + name);
+    EXPECT_EQ(error_of([&] { ferkit::decode_image(bytes.data(), bytes.size()); }).find("cannot decode image: corrupt JPEG: a Huffman table declares"), 0u) << name;
+  }
+}
+
+// A PNG whose first IDAT chunk is empty made Debian's stb_image memcpy from a null pointer (UBSan).
+TEST(FuzzRegressions, PngWithAnEmptyFirstIdatChunk) {
+  auto bytes = ferkit::read_file(FERKIT_SOURCE_DIR "/tests/fuzz/regressions/image/png_empty_first_idat.png");
+  EXPECT_EQ(error_of([&] { ferkit::decode_image(bytes.data(), bytes.size()); }),
+            "cannot decode image: corrupt PNG: an empty IDAT chunk before any image data");
 }
