@@ -1,6 +1,7 @@
 // The live page's frame rate at 640x480 and the bytes a first load transfers, in headless Chromium with a fake
 // camera (a clip made from a photo by build/release/tests/make_y4m).
 //   node bench/page_metrics.mjs [--seconds 10] [--photo /usr/share/doc/opencv-doc/examples/data/messi5.jpg]
+//                               [--clip a.y4m (instead of the photo)] [--width 1100 --height 700 (viewport)]
 // Needs build/wasm/dist and build/release (scripts/test.sh builds both). Reports; asserts nothing.
 import { spawn, execFileSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync } from 'node:fs';
