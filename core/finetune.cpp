@@ -114,10 +114,7 @@ bool FineTune::finished() const { return trainer_->finished() && !trainer_->in_e
 bool FineTune::step() {
   if (finished()) return false;
   if (!trainer_->in_epoch()) trainer_->begin_epoch();
-  if (trainer_->step()) {
-    ++steps_;
-    losses_.push_back(trainer_->last_loss);
-  }
+  if (trainer_->step()) losses_.push_back(trainer_->last_loss);
   if (trainer_->progress().done >= split_.train.size()) trainer_->end_epoch();
   return true;
 }

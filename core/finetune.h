@@ -69,9 +69,9 @@ class FineTune {
 
   int epoch() const { return trainer_->epoch; }  // completed epochs
   int epochs() const { return cfg_.epochs; }
-  int steps_done() const { return steps_; }
+  int steps_done() const { return static_cast<int>(losses_.size()); }
   int steps_total() const { return steps_per_epoch_ * cfg_.epochs; }
-  const std::vector<float>& step_losses() const { return losses_; }     // one per step
+  const std::vector<float>& step_losses() const { return losses_; }  // one per step
   const std::vector<EpochRecord>& history() const { return trainer_->history; }
   // Accuracy on the held-back samples before training and now; -1 when nothing is held back.
   double held_before() const { return held_before_; }
@@ -91,7 +91,7 @@ class FineTune {
   FinetuneSplit split_;
   std::unique_ptr<Trainer> trainer_;
   Workspace eval_ws_;
-  int steps_per_epoch_ = 0, steps_ = 0;
+  int steps_per_epoch_ = 0;
   std::vector<float> losses_;
   double held_before_ = -1;
 };

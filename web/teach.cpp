@@ -329,7 +329,6 @@ EMSCRIPTEN_KEEPALIVE int ferkit_finetune(const char* settings_json) {
   Teach& t = app.teach;
   try {
     nlohmann::json j = t.cfg.to_json();
-    j.erase("lr");
     j["lr"] = t.cfg.whole_network ? t.lr_whole : t.lr_head;
     const nlohmann::json over = nlohmann::json::parse(settings_json && *settings_json ? settings_json : "{}");
     if (!over.is_object()) throw std::invalid_argument("fine-tune settings: expected a JSON object");
