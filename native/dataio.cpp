@@ -40,26 +40,38 @@ void malformed(LoadReport& rep, bool strict, const std::string& kind, const std:
   if (rep.first_errors.size() < kMaxErrors) rep.first_errors.push_back(message);
 }
 
-// An upper bound on the data rows of a CSV (plain or gzip), for reserving memory up front: every pixel takes at
-// least two characters. Uses the file size, or for gzip the uncompressed size in its trailer (modulo 4 GiB; a
-// wrong guess only costs time, as the vectors then grow as usual). 0 if unknown.
-size_t row_bound(const std::string& path) {
+// What a CSV file (plain or gzip) holds, read from its size and for gzip its trailer, for sizing buffers and
+// reserving memory up front. A wrong guess only costs time (vectors then grow as usual; reads take more blocks).
+struct SizeGuess {
+  uint64_t bytes = 0;   // uncompressed bytes (0: unknown)
+  uint64_t on_disk = 0; // the file's size
+};
+SizeGuess guess_size(const std::string& path) {
+  SizeGuess g;
   std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
-  if (!f) return 0;
+  if (!f) return g;
+  if (std::fseek(f.get(), 0, SEEK_END) != 0) return g;
+  long size = std::ftell(f.get());
+  if (size < 0) return g;
+  g.on_disk = static_cast<uint64_t>(size);
   unsigned char head[2] = {0, 0};
-  if (std::fread(head, 1, 2, f.get()) != 2) return 0;
-  uint64_t bytes = 0;
+  std::rewind(f.get());
+  if (std::fread(head, 1, 2, f.get()) != 2) return g;
   if (head[0] == 0x1f && head[1] == 0x8b) {
+    // The trailer holds the uncompressed size modulo 4 GiB, and can lie: deflate expands at most ~1032:1.
     unsigned char t[4];
-    if (std::fseek(f.get(), -4, SEEK_END) != 0 || std::fread(t, 1, 4, f.get()) != 4) return 0;
-    bytes = t[0] | (t[1] << 8) | (t[2] << 16) | (static_cast<uint64_t>(t[3]) << 24);
+    if (std::fseek(f.get(), -4, SEEK_END) != 0 || std::fread(t, 1, 4, f.get()) != 4) return g;
+    const uint64_t trailer = t[0] | (t[1] << 8) | (t[2] << 16) | (static_cast<uint64_t>(t[3]) << 24);
+    g.bytes = std::min<uint64_t>(trailer, g.on_disk * 1032);
   } else {
-    if (std::fseek(f.get(), 0, SEEK_END) != 0) return 0;
-    long size = std::ftell(f.get());
-    if (size < 0) return 0;
-    bytes = static_cast<uint64_t>(size);
+    g.bytes = g.on_disk;
   }
-  return static_cast<size_t>(std::min<uint64_t>(bytes / (2 * kPixels) + 1, 100000));
+  return g;
+}
+
+// An upper bound on the data rows: every pixel takes at least two characters.
+size_t row_bound(const SizeGuess& g) {
+  return g.bytes ? static_cast<size_t>(std::min<uint64_t>(g.bytes / (2 * kPixels) + 1, 100000)) : 0;
 }
 
 struct GzCloser {
@@ -201,13 +213,16 @@ FerSplits load_fer_csv(const std::string& path, bool strict, LoadReport* report,
   errno = 0;
   std::unique_ptr<gzFile_s, GzCloser> f(gzopen(path.c_str(), "rb"));
   if (!f) throw std::runtime_error(path + ": cannot open: " + (errno ? std::strerror(errno) : "out of memory"));
-  gzbuffer(f.get(), 1 << 18);
+  const SizeGuess guess = guess_size(path);
+  // Blocks of up to 1 MiB, smaller for a small file (a fuzzer's input: fresh megabyte buffers dominated its time).
+  const unsigned block = static_cast<unsigned>(std::clamp<uint64_t>(guess.bytes + 1, 4096, 1 << 20));
+  gzbuffer(f.get(), std::min(block, 1u << 18));
 
   // Reserve room for every row in each split: a growing vector would copy (and page-fault) its contents at every
   // doubling, which dominated the load time of the real 300 MB file. Only the pages written are ever touched.
   FerSplits splits;
   Dataset* by_usage[3] = {&splits.train, &splits.public_test, &splits.private_test};
-  if (size_t bound = row_bound(path)) {
+  if (size_t bound = row_bound(guess)) {
     for (Dataset* d : by_usage) {
       d->pixels.reserve(bound * kPixels);
       d->labels.reserve(bound);
@@ -251,24 +266,26 @@ FerSplits load_fer_csv(const std::string& path, bool strict, LoadReport* report,
   // Read in large blocks and split lines here (faster than gzgets). A line that spans blocks is gathered in
   // `partial`, which never grows past kMaxLine: the rest of an over-long line is dropped.
   // Decompression runs one block ahead on a second thread while this one parses (the gzFile is only ever used
-  // by one thread at a time: each read is handed over through its future).
-  constexpr unsigned kBlock = 1 << 20;
-  std::vector<char> bufs[2] = {std::vector<char>(kBlock), std::vector<char>(kBlock)};
+  // by one thread at a time: each read is handed over through its future). A file that fits in one block is read
+  // on this thread (no thread start for a small file).
+  std::unique_ptr<char[]> bufs[2] = {std::unique_ptr<char[]>(new char[block]),
+                                     std::unique_ptr<char[]>(new char[block])};
+  const auto policy = guess.bytes < block ? std::launch::deferred : std::launch::async;
   std::string partial;
   bool partial_too_long = false;
   int read_errno = 0;  // errno is per thread: the reader's is passed back here (synchronized by the future)
-  auto read_block = [gz = f.get(), &bufs, &read_errno](int which) {
-    int n = gzread(gz, bufs[which].data(), kBlock);
+  auto read_block = [gz = f.get(), &bufs, &read_errno, block](int which) {
+    int n = gzread(gz, bufs[which].get(), block);
     if (n < 0) read_errno = errno;
     return n;
   };
   // Declared after f, so it is destroyed (waited for) before the file is closed, also when parsing throws.
-  std::future<int> ahead = std::async(std::launch::async, read_block, 0);
+  std::future<int> ahead = std::async(policy, read_block, 0);
   for (int cur = 0;; cur ^= 1) {
     int n = ahead.get();
     if (n <= 0) break;
-    ahead = std::async(std::launch::async, read_block, cur ^ 1);
-    const char* p = bufs[cur].data();
+    ahead = std::async(policy, read_block, cur ^ 1);
+    const char* p = bufs[cur].get();
     const char* e = p + n;
     while (p < e) {
       const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(e - p)));

@@ -35,7 +35,7 @@ inline void write_file(const std::string& path, const uint8_t* data, size_t size
 }
 
 // Loads a CSV file non-strict, then strict when that skipped rows (otherwise strict would repeat the same work:
-// each load costs two fresh 1 MiB read buffers and a read-ahead thread, which dominates the time per input
+// each load reads and parses the file again, which dominates the time per input
 // under the sanitizers). Traps on inconsistent reports and on strict mode accepting what non-strict skipped.
 inline void load_csv_both_ways(const std::string& file) {
   bool skipped = false;
