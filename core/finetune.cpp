@@ -15,8 +15,8 @@ namespace ferkit {
 constexpr int kEvalBatch = 16;
 
 nlohmann::json FinetuneConfig::to_json() const {
-  return {{"whole_network", whole_network}, {"epochs", epochs}, {"lr", effective_lr()}, {"anchor", anchor},
-          {"batch", batch}, {"holdout", holdout}, {"augment", augment}, {"seed", seed}};
+  return {{"whole_network", whole_network}, {"head_layers", head_layers}, {"epochs", epochs}, {"lr", effective_lr()}, {"anchor", anchor},
+          {"batch", batch}, {"holdout", holdout}, {"augment", augment}, {"views", views}, {"seed", seed}};
 }
 
 FinetuneConfig FinetuneConfig::from_json(const nlohmann::json& j) {
@@ -42,6 +42,8 @@ FinetuneConfig FinetuneConfig::from_json(const nlohmann::json& j) {
   num("anchor", 0, 100, c.anchor);
   num("batch", 1, 1024, c.batch);
   num("holdout", 0, 0.9, c.holdout);
+  num("views", 0, 64, c.views);
+  num("head_layers", 0, 100, c.head_layers);
   double seed = static_cast<double>(c.seed);
   num("seed", 0, 9007199254740991.0, seed);
   c.seed = static_cast<uint64_t>(seed);
@@ -68,10 +70,14 @@ FinetuneSplit split_samples(const Dataset& samples, float holdout, uint64_t seed
   return s;
 }
 
-int head_start(const Model& model) {
+int head_start(const Model& model, int dense_layers) {
+  std::vector<int> dense;
   for (size_t i = 0; i < model.layers.size(); ++i)
-    if (model.layers[i].spec.kind == LayerKind::Dense) return static_cast<int>(i);
-  throw std::invalid_argument("the model has no dense layer to fine-tune as a head: fine-tune the whole network");
+    if (model.layers[i].spec.kind == LayerKind::Dense) dense.push_back(static_cast<int>(i));
+  if (dense.empty())
+    throw std::invalid_argument("the model has no dense layer to fine-tune as a head: fine-tune the whole network");
+  const int k = static_cast<int>(dense.size());
+  return dense[dense_layers <= 0 || dense_layers >= k ? 0 : k - dense_layers];
 }
 
 FineTune::FineTune(Model base, const Dataset& samples, const FinetuneConfig& cfg) : cfg_(cfg), model_(std::move(base)) {
@@ -89,7 +95,7 @@ FineTune::FineTune(Model base, const Dataset& samples, const FinetuneConfig& cfg
                                   std::to_string(samples.labels[i]) + ", expected 0..6");
   if (cfg_.epochs < 1 || cfg_.batch < 1) throw std::invalid_argument("fine-tune: epochs and batch must be at least 1");
   split_ = split_samples(samples, cfg_.holdout, cfg_.seed);
-  model_.first_trainable = cfg_.whole_network ? 0 : head_start(model_);
+  model_.first_trainable = cfg_.whole_network ? 0 : head_start(model_, cfg_.head_layers);
 
   TrainConfig tc;
   tc.epochs = cfg_.epochs;
@@ -102,10 +108,23 @@ FineTune::FineTune(Model base, const Dataset& samples, const FinetuneConfig& cfg
   tc.patience = 0;
   tc.restore_best = false;
   tc.eval_batch = kEvalBatch;
-  held_before_ = held_now();
-  trainer_ = std::make_unique<Trainer>(model_, split_.train, split_.held.size() ? &split_.held : nullptr, tc);
+  const bool cache = model_.first_trainable > 0 && cfg_.views > 0;
+  if (cache) {
+    // The held-back samples are few: their features (as they are) are computed now, the training views by step().
+    const int layer = model_.first_trainable;
+    train_features_ = FeatureCache(model_, layer, cfg_.augment ? cfg_.views : 1, split_.train.size());
+    held_features_ = FeatureCache(model_, layer, 1, split_.held.size());
+    fill_ws_.reserve(model_, kEvalBatch);
+    while (held_features_.fill(model_, fill_ws_, split_.held, tc.aug, cfg_.seed, kEvalBatch)) {
+    }
+    prep_steps_ = static_cast<int>((train_features_.total() + kEvalBatch - 1) / kEvalBatch);
+  }
+  const Dataset* held = split_.held.size() ? &split_.held : nullptr;
+  trainer_ = std::make_unique<Trainer>(model_, split_.train, held, tc, cache ? &train_features_ : nullptr,
+                                       cache && held ? &held_features_ : nullptr);
   trainer_->anchor = model_.params;
   trainer_->anchor_strength = cfg_.anchor;
+  held_before_ = held_now();
   steps_per_epoch_ = static_cast<int>((split_.train.size() + cfg_.batch - 1) / cfg_.batch);
 }
 
@@ -113,6 +132,11 @@ bool FineTune::finished() const { return trainer_->finished() && !trainer_->in_e
 
 bool FineTune::step() {
   if (finished()) return false;
+  if (prep_done_ < prep_steps_) {
+    train_features_.fill(model_, fill_ws_, split_.train, trainer_->cfg.aug, cfg_.seed, kEvalBatch);
+    if (++prep_done_ == prep_steps_) fill_ws_ = Workspace{};  // the frozen layers run no more
+    return true;
+  }
   if (!trainer_->in_epoch()) trainer_->begin_epoch();
   if (trainer_->step()) losses_.push_back(trainer_->last_loss);
   if (trainer_->progress().done >= split_.train.size()) trainer_->end_epoch();
@@ -126,7 +150,9 @@ void FineTune::run() {
 
 double FineTune::held_now() {
   if (split_.held.size() == 0) return -1;
-  return evaluate(model_, eval_ws_, split_.held, static_cast<int>(std::min<size_t>(kEvalBatch, split_.held.size())))
+  return evaluate(model_, trainer_->eval_ws, split_.held,
+                  static_cast<int>(std::min<size_t>(kEvalBatch, split_.held.size())), false, nullptr,
+                  trainer_->val_features)
       .accuracy();
 }
 

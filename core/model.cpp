@@ -163,14 +163,17 @@ std::string Model::summary() const {
   return o.str();
 }
 
-void Workspace::reserve(const Model& model, int batch, bool for_training) {
-  const int from = std::max(model.first_trainable, 0);
+void Workspace::reserve(const Model& model, int batch, bool for_training, int from) {
+  const int trainable = std::max(model.first_trainable, 0);
   if (batch <= capacity && act.size() == model.layers.size() + 1 && (training || !for_training) &&
-      (!for_training || from >= grad_from))
+      (!for_training || trainable >= grad_from) && from >= from_layer)
     return;
+  if (from < 0 || from >= static_cast<int>(model.layers.size()) || (for_training && from > trainable))
+    throw std::logic_error("Workspace::reserve: from_layer out of range (or past the first trainable layer)");
   capacity = std::max(batch, capacity);
   batch = capacity;
   training = training || for_training;
+  from_layer = act.empty() ? from : std::min(from, from_layer);
   const size_t L = model.layers.size();
   act.assign(L + 1, {});
   dact.assign(L + 1, {});
@@ -178,20 +181,21 @@ void Workspace::reserve(const Model& model, int batch, bool for_training) {
   aux.assign(L, {});
   argmax.assign(L, {});
   size_t dcol_size = 0;
-  act[0].assign(static_cast<size_t>(batch) * model.spec.input.size(), 0.0f);
-  grad_from = training ? from : 0;
+  grad_from = training ? trainable : 0;
+  act[from_layer].assign(static_cast<size_t>(batch) * model.layers[from_layer].in.size(), 0.0f);
   if (training && grad_from == 0) dact[0].assign(act[0].size(), 0.0f);
-  for (size_t i = 0; i < L; ++i) {
+  for (size_t i = static_cast<size_t>(from_layer); i < L; ++i) {
     const LayerPlan& p = model.layers[i];
     const size_t out = static_cast<size_t>(batch) * p.out.size();
+    const bool trains = training && static_cast<int>(i) >= grad_from;
     act[i + 1].assign(out, 0.0f);
-    if (training && static_cast<int>(i) + 1 > grad_from) dact[i + 1].assign(out, 0.0f);
+    if (trains) dact[i + 1].assign(out, 0.0f);
     switch (p.spec.kind) {
       case LayerKind::Conv: {
         if (p.geom.direct()) break;
         const size_t c = static_cast<size_t>(batch) * p.out.h * p.out.w * p.geom.patch();
         col[i].assign(c, 0.0f);
-        dcol_size = std::max(dcol_size, c);
+        if (trains) dcol_size = std::max(dcol_size, c);
         break;
       }
       case LayerKind::MaxPool: argmax[i].assign(out, 0); break;
@@ -213,8 +217,12 @@ void Workspace::reserve(const Model& model, int batch, bool for_training) {
 
 const float* forward(Model& model, Workspace& ws, int n, const ForwardOptions& opt) {
   if (opt.train && !ws.training) throw std::logic_error("forward: training needs a workspace reserved for training");
+  const int L = static_cast<int>(model.layers.size());
+  const int end = opt.until_layer > 0 ? opt.until_layer : L;
+  if (opt.from_layer < ws.from_layer || opt.from_layer >= end || end > L)
+    throw std::logic_error("forward: from_layer/until_layer out of range (or before the workspace's from_layer)");
   float* P = model.params.data();
-  for (size_t i = 0; i < model.layers.size(); ++i) {
+  for (size_t i = static_cast<size_t>(opt.from_layer); i < static_cast<size_t>(end); ++i) {
     const LayerPlan& p = model.layers[i];
     const float* x = ws.act[i].data();
     float* y = ws.act[i + 1].data();
@@ -246,7 +254,7 @@ const float* forward(Model& model, Workspace& ws, int n, const ForwardOptions& o
       case LayerKind::GlobalAvgPool: gap_forward(x, n, p.in.h * p.in.w, p.in.c, y); break;
     }
   }
-  return ws.act.back().data();
+  return ws.act[end].data();
 }
 
 void zero_grads(Model& model) {

@@ -82,6 +82,8 @@ struct Workspace {
   // Training buffers (dact) exist for layers >= grad_from only: the model's first_trainable when reserved (frozen
   // layers need no gradients). backward() refuses a model whose first_trainable is below it.
   int grad_from = 0;
+  // Inputs start at act[from_layer] (ForwardOptions::from_layer >= it): the layers before it have no buffers.
+  int from_layer = 0;
   std::vector<Floats> act;   // act[0]: input; act[i+1]: output of layer i
   std::vector<Floats> dact;  // gradients, same shapes
   std::vector<Floats> col;   // conv: im2col (kept for backward); bn: xhat; dropout: mask
@@ -89,16 +91,22 @@ struct Workspace {
   std::vector<std::vector<int32_t>> argmax;  // maxpool
   Floats dcol;               // conv backward scratch (shared)
   Floats probs, dlogits;
-  void reserve(const Model& model, int batch, bool for_training = false);
+  void reserve(const Model& model, int batch, bool for_training = false, int from_layer = 0);
   float* input() { return act[0].data(); }
 };
 
 struct ForwardOptions {
   bool train = false;         // dropout active, batch-norm uses (and updates) batch statistics
   uint64_t dropout_seed = 0;  // dropout masks are a function of (seed, layer)
+  // Start at this layer: ws.act[from_layer] already holds its input (e.g. features of frozen layers computed
+  // once, see FeatureCache in train.h). 0: from the input image.
+  int from_layer = 0;
+  // Stop before this layer and return its input, ws.act[until_layer] (0: run to the end).
+  int until_layer = 0;
 };
 
-// Runs n images (already in ws.input(), n <= capacity) through the model; returns the logits (n x classes).
+// Runs n images (already in ws.input(), n <= capacity) through the model; returns the logits (n x classes), or
+// with opt.until_layer that layer's input.
 const float* forward(Model& model, Workspace& ws, int n, const ForwardOptions& opt);
 // Back-propagates dlogits (n x classes); accumulates into model.grads (call zero_grads first).
 void backward(Model& model, Workspace& ws, int n, const float* dlogits);

@@ -5,7 +5,7 @@
 
 namespace ferkit {
 
-void Optimizer::step(Model& model, float lr) {
+void Optimizer::step(Model& model, float lr, const float* anchor, float anchor_strength) {
   const size_t n = model.params.size();
   if (m.size() != n) m.assign(n, 0.0f);
   if (cfg.kind == OptimKind::Adam && v.size() != n) v.assign(n, 0.0f);
@@ -18,6 +18,8 @@ void Optimizer::step(Model& model, float lr) {
     float* p = P + tr.offset;
     const float* g = G + tr.offset;
     float* mm = m.data() + tr.offset;
+    const float* a = anchor ? anchor + tr.offset : nullptr;
+    const float s = anchor ? anchor_strength : 0.0f;
     if (cfg.kind == OptimKind::Adam) {
       float* vv = v.data() + tr.offset;
       const float b1 = cfg.beta1, b2 = cfg.beta2;
@@ -26,15 +28,16 @@ void Optimizer::step(Model& model, float lr) {
       const float step = lr / c1, inv_c2 = 1.0f / c2;
 #pragma omp parallel for simd schedule(static) if (tr.size > 65536)
       for (size_t j = 0; j < tr.size; ++j) {
-        mm[j] = b1 * mm[j] + (1.0f - b1) * g[j];
-        vv[j] = b2 * vv[j] + (1.0f - b2) * g[j] * g[j];
+        const float gj = a ? g[j] + s * (p[j] - a[j]) : g[j];
+        mm[j] = b1 * mm[j] + (1.0f - b1) * gj;
+        vv[j] = b2 * vv[j] + (1.0f - b2) * gj * gj;
         p[j] -= step * mm[j] / (std::sqrt(vv[j] * inv_c2) + cfg.eps) + lr * wd * p[j];
       }
     } else {
       const float mu = cfg.momentum;
 #pragma omp parallel for simd schedule(static) if (tr.size > 65536)
       for (size_t j = 0; j < tr.size; ++j) {
-        const float gj = g[j] + wd * p[j];
+        const float gj = (a ? g[j] + s * (p[j] - a[j]) : g[j]) + wd * p[j];
         mm[j] = mu * mm[j] + gj;
         p[j] -= lr * (cfg.nesterov ? gj + mu * mm[j] : mm[j]);
       }

@@ -26,8 +26,10 @@ struct Optimizer {
   Floats m, v;
   long long t = 0;  // steps taken
   explicit Optimizer(const OptimConfig& c = {}) : cfg(c) {}
-  // One update of every trainable tensor of layers >= model.first_trainable, at learning rate lr.
-  void step(Model& model, float lr);
+  // One update of every trainable tensor of layers >= model.first_trainable, at learning rate lr. With an anchor
+  // (params.size() floats), each gradient first gains anchor_strength * (p - anchor): L2-SP regularization toward
+  // reference weights, i.e. the loss gains anchor_strength/2 * |p - anchor|^2.
+  void step(Model& model, float lr, const float* anchor = nullptr, float anchor_strength = 0.0f);
 };
 
 enum class ScheduleKind { Constant, Step, Cosine, Plateau };

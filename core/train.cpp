@@ -15,6 +15,17 @@ double now_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 int argmax(const float* p, int k) { return static_cast<int>(std::max_element(p, p + k) - p); }
+
+// One image's model input, augmented when rng is given: pixel/255, then the model's preprocessing if it is not
+// that already.
+void input_image(const Model& model, const uint8_t* pixels, float* x, const Augment& aug, Rng* rng) {
+  if (rng) augment_image(pixels, x, aug, *rng);
+  else image_to_input(pixels, x);
+  const Preprocess& pp = model.preprocess;
+  if (pp.mean == 0.0f && pp.std == 1.0f && pp.scale == 1.0f / 255.0f) return;
+  const int in_size = model.spec.input.size();
+  for (int j = 0; j < in_size; ++j) x[j] = (x[j] * 255.0f * pp.scale - pp.mean) / pp.std;
+}
 }  // namespace
 
 std::vector<float> balanced_class_weights(const Dataset& data, int classes) {
@@ -27,16 +38,53 @@ std::vector<float> balanced_class_weights(const Dataset& data, int classes) {
   return w;
 }
 
-Metrics evaluate(Model& model, Workspace& ws, const Dataset& data, int batch, bool flip_tta, std::vector<float>* probs) {
+FeatureCache::FeatureCache(const Model& model, int layer_, int views_, size_t images_)
+    : layer(layer_), views(views_), images(images_) {
+  if (layer < 1 || layer >= static_cast<int>(model.layers.size()) || views < 1)
+    throw std::invalid_argument("feature cache: layer or views out of range");
+  size = static_cast<size_t>(model.layers[layer].in.size());
+  values.assign(total() * size, 0.0f);
+}
+
+int FeatureCache::fill(Model& model, Workspace& ws, const Dataset& data, const Augment& aug, uint64_t seed, int batch) {
+  if (data.size() != images) throw std::logic_error("feature cache: the data set does not match");
+  const int n = static_cast<int>(std::min<size_t>(batch, total() - filled));
+  if (n <= 0) return 0;
+  const int in_size = model.spec.input.size();
+  for (int i = 0; i < n; ++i) {
+    const int view = static_cast<int>((filled + i) / images);
+    const size_t image = (filled + i) % images;
+    Rng rng(mix_seed(seed, 100 + static_cast<uint64_t>(view), image));
+    input_image(model, data.image(image), ws.input() + static_cast<size_t>(i) * in_size, aug, view ? &rng : nullptr);
+  }
+  ForwardOptions fo;
+  fo.until_layer = layer;
+  const float* out = forward(model, ws, n, fo);
+  std::memcpy(values.data() + filled * size, out, sizeof(float) * n * size);
+  filled += n;
+  return n;
+}
+
+Metrics evaluate(Model& model, Workspace& ws, const Dataset& data, int batch, bool flip_tta, std::vector<float>* probs,
+                 const FeatureCache* features) {
+  if (features && (flip_tta || !features->complete() || features->images != data.size()))
+    throw std::logic_error("evaluate: features must be complete, of this data set, and without flip_tta");
   const int k = model.num_classes();
-  ws.reserve(model, batch);
+  ws.reserve(model, batch, false, features ? features->layer : 0);
   Metrics m(k);
   std::vector<float> p(static_cast<size_t>(batch) * k);
   if (probs) probs->assign(data.size() * k, 0.0f);
   double loss = 0;
   for (size_t start = 0; start < data.size(); start += batch) {
     const int n = static_cast<int>(std::min<size_t>(batch, data.size() - start));
-    predict(model, ws, data.image(start), n, p.data(), flip_tta);
+    if (features) {
+      std::memcpy(ws.act[features->layer].data(), features->at(0, start), sizeof(float) * n * features->size);
+      ForwardOptions fo;
+      fo.from_layer = features->layer;
+      softmax(forward(model, ws, n, fo), n, k, p.data());
+    } else {
+      predict(model, ws, data.image(start), n, p.data(), flip_tta);
+    }
     for (int i = 0; i < n; ++i) {
       const float* pi = p.data() + static_cast<size_t>(i) * k;
       const int truth = data.labels[start + i];
@@ -49,8 +97,10 @@ Metrics evaluate(Model& model, Workspace& ws, const Dataset& data, int batch, bo
   return m;
 }
 
-Trainer::Trainer(Model& m, const Dataset& t, const Dataset* v, const TrainConfig& c)
-    : model(m), train(t), val(v), cfg(c), opt(c.optim), sched(c.schedule, c.optim.lr, c.epochs) {
+Trainer::Trainer(Model& m, const Dataset& t, const Dataset* v, const TrainConfig& c, const FeatureCache* tf,
+                 const FeatureCache* vf)
+    : model(m), train(t), val(v), cfg(c), opt(c.optim), sched(c.schedule, c.optim.lr, c.epochs), train_features(tf),
+      val_features(vf) {
   if (cfg.batch < 1) throw std::runtime_error("batch size must be at least 1");
   if (train.size() == 0) throw std::runtime_error("the training set is empty");
   if (!cfg.class_weights.empty() && cfg.class_weights.size() != static_cast<size_t>(model.num_classes()))
@@ -59,7 +109,10 @@ Trainer::Trainer(Model& m, const Dataset& t, const Dataset* v, const TrainConfig
   if (!train.soft.empty() && train.soft.size() != train.size() * model.num_classes())
     throw std::runtime_error("soft targets do not match the training set size");
   model.enable_grads();
-  ws.reserve(model, cfg.batch, true);
+  if ((tf && tf->images != train.size()) || (vf && (!val || vf->images != val->size())))
+    throw std::logic_error("Trainer: cached features do not match the data sets");
+  ws.reserve(model, cfg.batch, true, tf ? tf->layer : 0);
+  if (vf) eval_ws.reserve(model, static_cast<int>(std::min<size_t>(cfg.eval_batch, val->size())), false, vf->layer);
   order_.resize(train.size());
   batch_labels_.resize(cfg.batch);
   batch_soft_.resize(static_cast<size_t>(cfg.batch) * model.num_classes());
@@ -86,23 +139,28 @@ bool Trainer::step() {
   if (cursor_ >= train.size()) return false;
   const int k = model.num_classes();
   const int n = static_cast<int>(std::min<size_t>(cfg.batch, train.size() - cursor_));
-  const Preprocess& pp = model.preprocess;
-  const bool plain = pp.mean == 0.0f && pp.std == 1.0f && pp.scale == 1.0f / 255.0f;
-  float* x = ws.input();
-  const int in_size = model.spec.input.size();
+  const FeatureCache* fc = train_features;
+  if (fc && (!fc->complete() || fc->images != train.size() || model.first_trainable < fc->layer))
+    throw std::logic_error("Trainer: train_features must be complete, match the training set, and be frozen");
+  const int from = fc ? fc->layer : 0;
+  const size_t in_size = fc ? fc->size : static_cast<size_t>(model.spec.input.size());
+  float* x = ws.act[from].data();
   for (int i = 0; i < n; ++i) {
     const size_t idx = order_[cursor_ + i];
-    float* xi = x + static_cast<size_t>(i) * in_size;
-    if (cfg.augment) augment_image(train.image(idx), xi, cfg.aug, aug_rng_);
-    else image_to_input(train.image(idx), xi);
-    if (!plain)  // pixel/255 -> (pixel * scale - mean) / std
-      for (int j = 0; j < in_size; ++j) xi[j] = (xi[j] * 255.0f * pp.scale - pp.mean) / pp.std;
+    float* xi = x + i * in_size;
+    if (fc) {
+      const int view = fc->views > 1 ? static_cast<int>(aug_rng_.below(static_cast<uint32_t>(fc->views))) : 0;
+      std::memcpy(xi, fc->at(view, idx), sizeof(float) * in_size);
+    } else {
+      input_image(model, train.image(idx), xi, cfg.aug, cfg.augment ? &aug_rng_ : nullptr);
+    }
     batch_labels_[i] = train.labels[idx];
     if (!train.soft.empty())
       std::memcpy(batch_soft_.data() + static_cast<size_t>(i) * k, train.soft.data() + idx * k, sizeof(float) * k);
   }
   ForwardOptions fo;
   fo.train = true;
+  fo.from_layer = from;
   fo.dropout_seed = mix_seed(cfg.seed, static_cast<uint64_t>(epoch), 1000 + static_cast<uint64_t>(batch_index_));
   const float* logits = forward(model, ws, n, fo);
   const float loss = softmax_xent(logits, batch_labels_.data(), train.soft.empty() ? nullptr : batch_soft_.data(),
@@ -114,16 +172,9 @@ bool Trainer::step() {
                              " (try a lower learning rate)");
   zero_grads(model);
   backward(model, ws, n, ws.dlogits.data());
-  if (anchor_strength > 0.0f) {
-    if (anchor.size() != model.params.size()) throw std::logic_error("Trainer: anchor does not match the model");
-    const float* P = model.params.data();
-    float* G = model.grads.data();
-    for (const TensorRef& tr : model.tensors) {
-      if (!tr.trainable || tr.layer < model.first_trainable) continue;
-      for (size_t j = tr.offset; j < tr.offset + tr.size; ++j) G[j] += anchor_strength * (P[j] - anchor[j]);
-    }
-  }
-  opt.step(model, sched.lr(epoch));
+  if (anchor_strength > 0.0f && anchor.size() != model.params.size())
+    throw std::logic_error("Trainer: anchor does not match the model");
+  opt.step(model, sched.lr(epoch), anchor_strength > 0.0f ? anchor.data() : nullptr, anchor_strength);
   for (int i = 0; i < n; ++i) sum_hit_ += argmax(ws.probs.data() + static_cast<size_t>(i) * k, k) == batch_labels_[i];
   sum_loss_ += static_cast<double>(loss) * n;
   last_loss = loss;
@@ -159,7 +210,8 @@ EpochRecord Trainer::end_epoch() {
   r.lr = sched.lr(epoch);
   r.images_per_sec = train_time > 0 ? seen / train_time : 0;
   if (val && val->size()) {
-    Metrics m = evaluate(model, eval_ws, *val, static_cast<int>(std::min<size_t>(cfg.eval_batch, val->size())));
+    Metrics m = evaluate(model, eval_ws, *val, static_cast<int>(std::min<size_t>(cfg.eval_batch, val->size())), false,
+                         nullptr, val_features);
     r.val_loss = m.loss;
     r.val_acc = m.accuracy();
   } else {

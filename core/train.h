@@ -47,13 +47,37 @@ struct Progress {
 // Per-class weights n / (k * count_c), as scikit-learn's "balanced" (classes with no examples get 0).
 std::vector<float> balanced_class_weights(const Dataset& data, int classes);
 
-// Evaluates in inference mode. If probs is given it receives size() x classes probabilities.
+// What a model's first `layer` layers (a frozen part) output for `views` versions of each image of a data set, so
+// that training the layers after them (fine-tuning a head) need not run the frozen ones again for every batch.
+// View 0 is each image as it is; view v >= 1 is image i augmented with Rng(mix_seed(seed, 100 + v, i)).
+// Computed in inference mode, a few images at a time (fill), so a caller can spread the work.
+struct FeatureCache {
+  int layer = 0;                // the values are this layer's input (ws.act[layer] of a forward pass)
+  int views = 1;
+  size_t images = 0, size = 0;  // images per view; values per image
+  size_t filled = 0;            // (view, image) pairs computed so far, view-major
+  Floats values;                // [view][image][size]
+
+  FeatureCache() = default;
+  FeatureCache(const Model& model, int layer, int views, size_t images);
+  size_t total() const { return static_cast<size_t>(views) * images; }
+  bool complete() const { return filled == total(); }
+  const float* at(int view, size_t image) const { return values.data() + (view * images + image) * size; }
+  // Computes up to `batch` more entries through the model's layers [0, layer) with ws (capacity >= batch);
+  // returns how many.
+  int fill(Model& model, Workspace& ws, const Dataset& data, const Augment& aug, uint64_t seed, int batch);
+};
+
+// Evaluates in inference mode. If probs is given it receives size() x classes probabilities. With features (view 0
+// of data, complete), the layers before features->layer are not run again; flip_tta is not available then.
 Metrics evaluate(Model& model, Workspace& ws, const Dataset& data, int batch, bool flip_tta = false,
-                 std::vector<float>* probs = nullptr);
+                 std::vector<float>* probs = nullptr, const FeatureCache* features = nullptr);
 
 class Trainer {
  public:
-  Trainer(Model& model, const Dataset& train, const Dataset* val, const TrainConfig& cfg);
+  // train_features / val_features: see below (nullptr: none).
+  Trainer(Model& model, const Dataset& train, const Dataset* val, const TrainConfig& cfg,
+          const FeatureCache* train_features = nullptr, const FeatureCache* val_features = nullptr);
 
   void begin_epoch();
   // Trains one batch. Returns false (doing nothing) when this epoch has no batches left.
@@ -87,11 +111,18 @@ class Trainer {
   Workspace ws;       // training batches
   Workspace eval_ws;  // validation (inference only)
 
-  // Regularization toward reference weights (L2-SP, for fine-tuning): when anchor_strength > 0, each step adds
-  // anchor_strength * (w - anchor) to the gradient of every trainable tensor, i.e. the loss gains
-  // anchor_strength/2 * |w - anchor|^2 (not included in the reported loss). anchor: params.size() floats.
+  // Regularization toward reference weights (L2-SP, for fine-tuning; Optimizer::step applies it): when
+  // anchor_strength > 0 the loss gains anchor_strength/2 * |w - anchor|^2 over the trainable tensors (not included
+  // in the reported loss). anchor: params.size() floats.
   Floats anchor;
   float anchor_strength = 0.0f;
+
+  // Cached inputs of a later layer for the training and validation images (given to the constructor; complete by
+  // the first step): each step then feeds a view of each image's features, drawn from the epoch's augmentation
+  // stream, instead of augmenting pixels and running the layers before features->layer, which must be frozen
+  // (model.first_trainable >= layer). The workspaces then have no buffers for those layers.
+  const FeatureCache* train_features;
+  const FeatureCache* val_features;
 
   int epoch = 0;  // completed epochs
   float last_loss = 0.0f;  // the last step's mean batch loss

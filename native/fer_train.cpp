@@ -631,6 +631,11 @@ int main(int argc, char** argv) {
   fine->add_option("--samples", samples_dir, "folder of class sub-folders (angry, disgust, ..., neutral)")->required();
   fine->add_option("--out", out, "model file to write")->required();
   fine->add_flag("--whole", fc.whole_network, "train the whole network (default: the dense head only)");
+  fine->add_option("--head-layers", fc.head_layers, "head only: dense layers that train, counted from the output "
+                                                     "(0: all of them)")->capture_default_str()->check(CLI::Range(0, 100));
+  fine->add_option("--views", fc.views, "head only: cached views per sample (the sample and views-1 augmented "
+                                         "copies; 0: run the frozen layers at every step)")
+      ->capture_default_str()->check(CLI::Range(0, 64));
   fine->add_option("--epochs", fc.epochs, "epochs")->capture_default_str()->check(CLI::Range(1, 1000));
   fine->add_option("--lr", fc.lr, "learning rate (default: 0.002 head only, 0.0002 whole network)")
       ->check(CLI::Range(0.0, 1.0));

@@ -208,6 +208,34 @@ TEST(Conv, InferenceAndTrainingKernelsMatchReference) {
   }
 }
 
+// forward() split at any layer (until_layer, then from_layer) gives the same logits as one whole pass.
+TEST(Forward, SplitAtAnyLayerMatchesAWholePass) {
+  Model m(parse_spec("input 12 12 1\nconv 4 3 same\nbn\nrelu\nmaxpool 2\ndropout 0.3\nflatten\ndense 8\nrelu\ndense 3\nsoftmax\n"));
+  m.init(4);
+  Workspace ws;
+  ws.reserve(m, 2);
+  Rng rng(8);
+  std::vector<uint8_t> px(2 * 144);
+  for (auto& p : px) p = static_cast<uint8_t>(rng.below(256));
+  load_input(m, ws, px.data(), 2);
+  const float* whole = forward(m, ws, 2, {});
+  const std::vector<float> expect(whole, whole + 6);
+  for (int split = 1; split < static_cast<int>(m.layers.size()); ++split) {
+    load_input(m, ws, px.data(), 2);
+    ForwardOptions a;
+    a.until_layer = split;
+    EXPECT_EQ(forward(m, ws, 2, a), ws.act[split].data());
+    ForwardOptions b;
+    b.from_layer = split;
+    const float* out = forward(m, ws, 2, b);
+    EXPECT_EQ(std::vector<float>(out, out + 6), expect) << "split at layer " << split;
+  }
+  ForwardOptions bad;
+  bad.from_layer = 5;
+  bad.until_layer = 5;
+  EXPECT_THROW(forward(m, ws, 2, bad), std::logic_error);
+}
+
 TEST(Loss, KnownValues) {
   // Two classes, logits (0, 0): p = (0.5, 0.5), loss = ln 2; dlogits = p - onehot, averaged over the batch.
   float logits[4] = {0, 0, 0, 0}, probs[4], d[4];

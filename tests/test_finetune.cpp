@@ -78,7 +78,8 @@ TEST(Finetune, HeadModeKeepsFeaturesFrozenAndLearns) {
   EXPECT_TRUE(ft.finished());
   EXPECT_FALSE(ft.step());
   EXPECT_EQ(ft.steps_done(), ft.steps_total());
-  EXPECT_EQ(ft.step_losses().size(), static_cast<size_t>(ft.steps_total()));
+  EXPECT_GT(ft.prep_steps(), 0);  // head mode caches the frozen layers' features first
+  EXPECT_EQ(ft.step_losses().size(), static_cast<size_t>(ft.steps_total() - ft.prep_steps()));
   for (const TensorRef& t : ft.model().tensors)
     for (size_t j = t.offset; j < t.offset + t.size; ++j) {
       if (t.layer < head) {
@@ -89,6 +90,53 @@ TEST(Finetune, HeadModeKeepsFeaturesFrozenAndLearns) {
   EXPECT_GT(ft.held_now(), ft.held_before());
   EXPECT_GE(ft.held_now(), 0.8);
   EXPECT_LT(ft.step_losses().back(), ft.step_losses().front());
+}
+
+// The cached features are exactly what the frozen layers compute: without augmentation (one view) and with no
+// dropout in the frozen part, training the head from the cache gives the same weights, bit for bit, as running
+// the whole network at every step.
+TEST(Finetune, CachedFeaturesTrainTheHeadExactlyAsTheFullForwardPass) {
+  const Dataset d = blobs({6, 6, 6, 6, 6, 6, 6}, 11);
+  Floats weights[2];
+  double held[2];
+  for (int cached = 0; cached < 2; ++cached) {
+    FinetuneConfig cfg;
+    cfg.epochs = 4;
+    cfg.augment = false;
+    cfg.views = cached ? 4 : 0;
+    FineTune ft(small_model(3), d, cfg);
+    EXPECT_EQ(ft.prep_steps() > 0, cached == 1);
+    ft.run();
+    weights[cached] = ft.model().params;
+    held[cached] = ft.held_now();
+  }
+  EXPECT_EQ(weights[0], weights[1]);
+  EXPECT_EQ(held[0], held[1]);
+}
+
+// With augmentation, view 0 is each sample as it is and the other views are augmented copies, all computed by the
+// frozen layers; training draws among them.
+TEST(Finetune, FeatureCacheViewsAreThePlainAndAugmentedSamples) {
+  Model m = small_model(2);
+  const Dataset d = blobs({2, 1, 1, 0, 0, 0, 0}, 5);
+  const int layer = head_start(m);
+  FeatureCache fc(m, layer, 3, d.size());
+  Workspace ws;
+  ws.reserve(m, 3);
+  Augment aug;
+  while (fc.fill(m, ws, d, aug, 9, 3)) {
+  }
+  ASSERT_TRUE(fc.complete());
+  for (size_t i = 0; i < d.size(); ++i) {
+    load_input(m, ws, d.image(i), 1);
+    ForwardOptions fo;
+    fo.until_layer = layer;
+    const float* plain = forward(m, ws, 1, fo);
+    EXPECT_EQ(std::vector<float>(plain, plain + fc.size), std::vector<float>(fc.at(0, i), fc.at(0, i) + fc.size));
+    EXPECT_NE(std::vector<float>(fc.at(1, i), fc.at(1, i) + fc.size), std::vector<float>(fc.at(0, i), fc.at(0, i) + fc.size));
+    EXPECT_NE(std::vector<float>(fc.at(1, i), fc.at(1, i) + fc.size), std::vector<float>(fc.at(2, i), fc.at(2, i) + fc.size));
+  }
+  EXPECT_THROW(FeatureCache(m, 0, 1, 1), std::invalid_argument);
 }
 
 TEST(Finetune, AnchorPullsTowardTheBaseWeights) {

@@ -252,6 +252,9 @@ void teach_panel(App& app) {
   ImGui::Text("Fine-tune");
   int mode = t.cfg.whole_network ? 1 : 0;
   ImGui::RadioButton("head only", &mode, 0);
+  if (ImGui::IsItemHovered())
+    ImGui::SetTooltip("The last two dense layers train; the features below them stay frozen and are computed once\n"
+                      "per sample and 3 augmented copies of it, so training is fast.");
   ImGui::SameLine();
   ImGui::RadioButton("whole network", &mode, 1);
   t.cfg.whole_network = mode == 1;
