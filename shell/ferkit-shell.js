@@ -312,7 +312,7 @@
   const shell = {
     frameWidth() { return S.source === video ? video.videoWidth : (S.source ? S.w : 0); },
     frameHeight() { return S.source === video ? video.videoHeight : (S.source ? S.h : 0); },
-    grab(tex, fbo, ptr, w, h) {
+    grab(tex, ptr, w, h) {
       const src = S.source;
       if (!src) return -1;
       if (src === video) {
@@ -322,31 +322,26 @@
         return -1;
       }
       S.dirty = false;
-      // Video frames go through a 2-D canvas first: uploading a <video> straight into a texture measured 30 ms per
-      // 640x480 frame in headless Chromium (SwiftShader), drawing it into a canvas and uploading that 12 ms.
-      let pixels = src;
-      if (src === video) {
-        if (!S.frameCanvas || S.frameCanvas.width !== w || S.frameCanvas.height !== h) {
-          S.frameCanvas = new OffscreenCanvas(w, h);
-          S.frameCtx = S.frameCanvas.getContext('2d', { alpha: false });
-        }
-        S.frameCtx.drawImage(video, 0, 0, w, h);
-        pixels = S.frameCanvas;
+      // The frame (a <video> or a still image's ImageBitmap) is drawn into a CPU-backed 2-D canvas
+      // (willReadFrequently), read into wasm memory, and uploaded to the texture from there: no synchronous
+      // read-back from the GPU process, and no upload of the <video> itself (30 ms a 640x480 frame in SwiftShader).
+      if (!S.frameCanvas || S.frameCanvas.width !== w || S.frameCanvas.height !== h) {
+        S.frameCanvas = new OffscreenCanvas(w, h);
+        S.frameCtx = S.frameCanvas.getContext('2d', { alpha: false, willReadFrequently: true });
       }
+      S.frameCtx.drawImage(src, 0, 0, w, h);
+      HEAPU8.set(S.frameCtx.getImageData(0, 0, w, h).data, ptr);
       const gl = GLctx;
       gl.bindTexture(gl.TEXTURE_2D, GL.textures[tex]);
       gl.pixelStorei(gl.UNPACK_FLIP_Y_WEBGL, false);
       gl.pixelStorei(gl.UNPACK_PREMULTIPLY_ALPHA_WEBGL, false);
+      const pixels = HEAPU8.subarray(ptr, ptr + w * h * 4);
       if (S.texW !== w || S.texH !== h) {
-        gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA, gl.RGBA, gl.UNSIGNED_BYTE, pixels);
+        gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA, w, h, 0, gl.RGBA, gl.UNSIGNED_BYTE, pixels);
         S.texW = w; S.texH = h;
       } else {
-        gl.texSubImage2D(gl.TEXTURE_2D, 0, 0, 0, gl.RGBA, gl.UNSIGNED_BYTE, pixels);
+        gl.texSubImage2D(gl.TEXTURE_2D, 0, 0, 0, w, h, gl.RGBA, gl.UNSIGNED_BYTE, pixels);
       }
-      gl.bindFramebuffer(gl.FRAMEBUFFER, GL.framebuffers[fbo]);
-      gl.framebufferTexture2D(gl.FRAMEBUFFER, gl.COLOR_ATTACHMENT0, gl.TEXTURE_2D, GL.textures[tex], 0);
-      gl.readPixels(0, 0, w, h, gl.RGBA, gl.UNSIGNED_BYTE, HEAPU8, ptr);
-      gl.bindFramebuffer(gl.FRAMEBUFFER, null);
       gl.bindTexture(gl.TEXTURE_2D, null);
       return src === video ? 0 : 1;
     },

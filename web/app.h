@@ -73,7 +73,7 @@ struct Teach {
 struct App {
   SDL_Window* window = nullptr;
   SDL_GLContext gl = nullptr;
-  GLuint video_tex = 0, video_fbo = 0;
+  GLuint video_tex = 0;
   int frame_w = 0, frame_h = 0, source = 0;  // source: 0 camera, 1 image
   std::vector<uint8_t> frame;                // RGBA, grows to the largest frame
   std::unique_ptr<ferkit::Pipeline> pipe;

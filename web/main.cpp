@@ -195,7 +195,7 @@ void main_loop(void* arg) {
   const int fw = ferkit_js_frame_width(), fh = ferkit_js_frame_height();
   if (fw > 0 && fh > 0 && app.frame.size() < static_cast<size_t>(fw) * fh * 4) app.frame.resize(static_cast<size_t>(fw) * fh * 4);
   int source = -1;
-  if (fw > 0 && fh > 0) source = ferkit_js_grab_frame(app.video_tex, app.video_fbo, app.frame.data(), fw, fh);
+  if (fw > 0 && fh > 0) source = ferkit_js_grab_frame(app.video_tex, app.frame.data(), fw, fh);
   // 2. Faces and expressions.
   if (source >= 0) {
     app.grab_ms = ms_since(t0);
@@ -346,7 +346,6 @@ int main(int, char**) {
 
   // The frame texture, and a framebuffer to read it back from.
   g_app.video_tex = make_texture();
-  glGenFramebuffers(1, &g_app.video_fbo);
 
   // The bundled default model and face-detector cascade (index.data, same origin).
   g_app.default_model = read_bundled("/assets/default.ferkit");

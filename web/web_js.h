@@ -6,10 +6,9 @@
 // Width/height of the current source (camera or opened image); 0 when there is none.
 EM_JS(int, ferkit_js_frame_width, (), { return Module.ferkitShell.frameWidth(); });
 EM_JS(int, ferkit_js_frame_height, (), { return Module.ferkitShell.frameHeight(); });
-// Uploads the newest frame into texture `tex` and reads it back into wasm memory at `ptr` (w*h RGBA) through
-// framebuffer `fbo`, with no per-frame allocation. Returns 0 (camera) or 1 (image) for a new frame, -1 for none.
-EM_JS(int, ferkit_js_grab_frame, (unsigned tex, unsigned fbo, unsigned char* ptr, int w, int h), {
-  return Module.ferkitShell.grab(tex, fbo, ptr, w, h);
+// Copies the newest frame into wasm memory at `ptr` (w*h RGBA) and uploads it from there into texture `tex`. Returns 0 (camera) or 1 (image) for a new frame, -1 for none.
+EM_JS(int, ferkit_js_grab_frame, (unsigned tex, unsigned char* ptr, int w, int h), {
+  return Module.ferkitShell.grab(tex, ptr, w, h);
 });
 EM_JS(void, ferkit_js_publish, (const char* json), { Module.ferkitShell.publish(UTF8ToString(json)); });
 EM_JS(void, ferkit_js_select_camera, (int index), { Module.ferkitShell.startCamera(index); });
