@@ -82,6 +82,9 @@ struct App {
   std::vector<uint8_t> default_model;
   std::vector<uint8_t> base_model;     // what fine-tuning starts from: the default or a loaded model file
   std::vector<uint8_t> current_model;  // the model in use (base, or base fine-tuned); what "Download" saves
+  // Kept by use_model, so that a frame never compares model files (two 5 MB compares cost 10 ms a frame):
+  bool tuned = false;                  // current_model is base_model fine-tuned
+  bool base_is_default = true;         // base_model is default_model
   bool mirror = true;
   double grab_ms = 0, draw_ms = 0;
   std::string published;  // JSON, reused

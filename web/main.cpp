@@ -270,7 +270,11 @@ bool use_model(App& app, std::vector<uint8_t> bytes, const std::string& origin, 
       app.model_name += ", fine-tuned on " +
                         std::to_string(f.value("train_samples", 0) + f.value("held_samples", 0)) + " samples";
     }
-    if (kind == ModelKind::Base) app.base_model = bytes;
+    if (kind == ModelKind::Base) {
+      app.base_is_default = bytes == app.default_model;
+      app.base_model = bytes;
+    }
+    app.tuned = kind == ModelKind::Tuned;
     app.current_model = std::move(bytes);
     app.model_error.clear();
     app.load_message = "loaded " + origin;

@@ -161,16 +161,13 @@ void teach_tick(App& app) {
 
 void teach_save_models(App& app) {
   // Only what differs from the bundled default is stored; an empty value deletes the key.
-  const bool base_default = app.base_model == app.default_model;
-  const bool tuned = app.current_model != app.base_model;
-  ferkit_js_store_model("base", app.base_model.data(), base_default ? 0 : static_cast<int>(app.base_model.size()));
-  ferkit_js_store_model("model", app.current_model.data(), tuned ? static_cast<int>(app.current_model.size()) : 0);
+  ferkit_js_store_model("base", app.base_model.data(), app.base_is_default ? 0 : static_cast<int>(app.base_model.size()));
+  ferkit_js_store_model("model", app.current_model.data(), app.tuned ? static_cast<int>(app.current_model.size()) : 0);
 }
 
 void teach_download_model(App& app) {
-  const bool tuned = app.current_model != app.base_model;
   ferkit_js_download(app.current_model.data(), static_cast<int>(app.current_model.size()),
-                     tuned ? "ferkit-finetuned.ferkit" : "ferkit-model.ferkit");
+                     app.tuned ? "ferkit-finetuned.ferkit" : "ferkit-model.ferkit");
 }
 
 void teach_panel(App& app) {
@@ -287,7 +284,7 @@ void teach_panel(App& app) {
   if (t.held_before >= 0 || t.held_after >= 0)
     ImGui::Text("held-back accuracy: before %s, after %s", percent(t.held_before).c_str(), percent(t.held_after).c_str());
   if (!t.message.empty()) ImGui::TextWrapped("%s", t.message.c_str());
-  if (app.current_model != app.default_model && ImGui::Button("Reset to default model")) {
+  if ((app.tuned || !app.base_is_default) && ImGui::Button("Reset to default model")) {
     use_model(app, app.default_model, "default model", ModelKind::Base);
     teach_save_models(app);
     t.message = "back to the default model";
@@ -314,7 +311,7 @@ std::string teach_json(const App& app) {
                         {"held_before", t.held_before},
                         {"held_after", t.held_after},
                         {"seconds", t.seconds},
-                        {"finetuned", app.current_model != app.base_model},
+                        {"finetuned", app.tuned},
                         {"storage", t.storage_ok ? "ok" : t.storage_message}}
       .dump();
 }
