@@ -217,7 +217,10 @@ void main_loop(void* arg) {
   const float panel_w = std::min(360.0f, display.x * 0.4f);
   ImGui::SetNextWindowPos(ImVec2(0, 0));
   ImGui::SetNextWindowSize(ImVec2(display.x - panel_w, display.y));
-  ImGui::Begin("video", nullptr, ImGuiWindowFlags_NoDecoration | ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoBringToFrontOnFocus);
+  // No window background behind the video: the clear colour below is what it would blend to, and in software GL
+  // (headless Chromium) every full-canvas fill costs frame time.
+  ImGui::Begin("video", nullptr, ImGuiWindowFlags_NoDecoration | ImGuiWindowFlags_NoMove |
+                                     ImGuiWindowFlags_NoBringToFrontOnFocus | ImGuiWindowFlags_NoBackground);
   draw_video(app, ImGui::GetContentRegionAvail());
   ImGui::End();
   ImGui::SetNextWindowPos(ImVec2(display.x - panel_w, 0));
@@ -229,7 +232,7 @@ void main_loop(void* arg) {
   ImGui::Render();
   SDL_GL_MakeCurrent(app.window, app.gl);
   glViewport(0, 0, static_cast<int>(display.x), static_cast<int>(display.y));
-  glClearColor(0.12f, 0.13f, 0.15f, 1.0f);
+  glClearColor(0.064f, 0.064f, 0.065f, 1.0f);  // the dark style's window background over the old clear colour
   glClear(GL_COLOR_BUFFER_BIT);
   ImGui_ImplOpenGL3_RenderDrawData(ImGui::GetDrawData());
   SDL_GL_SwapWindow(app.window);
