@@ -13,6 +13,9 @@ namespace ferkit {
 
 // Held-back samples are few: a small evaluation batch keeps the workspace (sized per batch) small.
 constexpr int kEvalBatch = 16;
+// The frozen layers run a few images at a time: a step stays short (the page runs steps in 50 ms slices) and the
+// workspace small.
+constexpr int kFillBatch = 4;
 
 nlohmann::json FinetuneConfig::to_json() const {
   return {{"whole_network", whole_network}, {"head_layers", head_layers}, {"epochs", epochs}, {"lr", effective_lr()}, {"anchor", anchor},
@@ -114,10 +117,10 @@ FineTune::FineTune(Model base, const Dataset& samples, const FinetuneConfig& cfg
     const int layer = model_.first_trainable;
     train_features_ = FeatureCache(model_, layer, cfg_.augment ? cfg_.views : 1, split_.train.size());
     held_features_ = FeatureCache(model_, layer, 1, split_.held.size());
-    fill_ws_.reserve(model_, kEvalBatch);
-    while (held_features_.fill(model_, fill_ws_, split_.held, tc.aug, cfg_.seed, kEvalBatch)) {
+    fill_ws_.reserve(model_, kFillBatch);
+    while (held_features_.fill(model_, fill_ws_, split_.held, tc.aug, cfg_.seed, kFillBatch)) {
     }
-    prep_steps_ = static_cast<int>((train_features_.total() + kEvalBatch - 1) / kEvalBatch);
+    prep_steps_ = static_cast<int>((train_features_.total() + kFillBatch - 1) / kFillBatch);
   }
   const Dataset* held = split_.held.size() ? &split_.held : nullptr;
   trainer_ = std::make_unique<Trainer>(model_, split_.train, held, tc, cache ? &train_features_ : nullptr,
@@ -133,7 +136,7 @@ bool FineTune::finished() const { return trainer_->finished() && !trainer_->in_e
 bool FineTune::step() {
   if (finished()) return false;
   if (prep_done_ < prep_steps_) {
-    train_features_.fill(model_, fill_ws_, split_.train, trainer_->cfg.aug, cfg_.seed, kEvalBatch);
+    train_features_.fill(model_, fill_ws_, split_.train, trainer_->cfg.aug, cfg_.seed, kFillBatch);
     if (++prep_done_ == prep_steps_) fill_ws_ = Workspace{};  // the frozen layers run no more
     return true;
   }

@@ -2,6 +2,8 @@
 // view keeps its frame rate while the model trains. Started by shell/ferkit-shell.js (new Worker(url, {type:
 // 'module'})); one fine-tuning at a time, the worker kept for the next; the page cancels by terminating it.
 //   in:  {type: 'start', model: Uint8Array, crops: Uint8Array (n*2304), labels: Uint8Array (n), settings: {}}
+//        {type: 'warm', model: Uint8Array}  a tiny throw-away fine-tuning of that model (one made-up crop per
+//                                           expression, one epoch), so the first real one runs at full speed
 //   out: {type: 'progress', progress}  about every 100 ms (fk_ft_progress's JSON, parsed)
 //        {type: 'done', model: Uint8Array (a .ferkit file), progress}
 //        {type: 'error', message}
@@ -21,8 +23,11 @@ function copyIn(M, bytes) {
   return p;
 }
 
+let tuning = false;  // a fine-tuning is under way (it yields between slices)
+
 async function finetune({ model, crops, labels, settings }) {
   const M = await enginePromise;
+  tuning = true;
   const n = labels.length;
   const json = new TextEncoder().encode(JSON.stringify(settings || {}) + '\0');
   const ptrs = [copyIn(M, model), copyIn(M, crops), copyIn(M, labels), copyIn(M, json)];
@@ -43,10 +48,35 @@ async function finetune({ model, crops, labels, settings }) {
   } finally {
     M._fk_ft_end();
     for (const p of ptrs) M._free(p);
+    tuning = false;
+  }
+}
+
+// Runs whole, without yielding: a 'start' that arrives meanwhile waits for it (about half a second). Skipped if a
+// fine-tuning already runs (the engine holds one at a time).
+async function warm({ model }) {
+  const M = await enginePromise;
+  if (tuning) return;
+  const crops = new Uint8Array(7 * 2304), labels = Uint8Array.from([0, 1, 2, 3, 4, 5, 6]);
+  for (let i = 0; i < crops.length; i++) crops[i] = (i * 7 + (i >> 11) * 31) & 255;
+  const json = new TextEncoder().encode('{"epochs": 1, "views": 1, "holdout": 0}\0');
+  const ptrs = [copyIn(M, model), copyIn(M, crops), copyIn(M, labels), copyIn(M, json)];
+  try {
+    if (M._fk_ft_begin(ptrs[0], model.length, ptrs[1], ptrs[2], 7, ptrs[3])) {
+      while (M._fk_ft_run(1000) === 1) { /* train */ }
+      M._fk_ft_finish();
+    }
+  } finally {
+    M._fk_ft_end();
+    for (const p of ptrs) M._free(p);
   }
 }
 
 onmessage = (e) => {
+  if (e.data && e.data.type === 'warm' && e.data.model) {
+    warm(e.data).catch(() => { /* a failed warm-up only costs the first fine-tuning its speed */ });
+    return;
+  }
   if (!e.data || e.data.type !== 'start') return;
   finetune(e.data).catch((err) => postMessage({ type: 'error', message: String(err && err.message || err) }));
 };
