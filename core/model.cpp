@@ -259,7 +259,14 @@ const float* forward(Model& model, Workspace& ws, int n, const ForwardOptions& o
 
 void zero_grads(Model& model) {
   if (model.grads.size() != model.params.size()) model.enable_grads();
-  std::fill(model.grads.begin(), model.grads.end(), 0.0f);
+  // Only the trainable layers' gradients are ever written (tensors are laid out in layer order).
+  size_t from = model.grads.size();
+  for (const TensorRef& t : model.tensors)
+    if (t.layer >= model.first_trainable) {
+      from = t.offset;
+      break;
+    }
+  std::fill(model.grads.begin() + static_cast<std::ptrdiff_t>(from), model.grads.end(), 0.0f);
 }
 
 void backward(Model& model, Workspace& ws, int n, const float* dlogits) {

@@ -110,6 +110,7 @@ struct ForwardOptions {
 const float* forward(Model& model, Workspace& ws, int n, const ForwardOptions& opt);
 // Back-propagates dlogits (n x classes); accumulates into model.grads (call zero_grads first).
 void backward(Model& model, Workspace& ws, int n, const float* dlogits);
+// Zeros the gradients of the trainable layers (>= first_trainable); frozen layers get none.
 void zero_grads(Model& model);
 
 // Inference helper: pixels (n images of side*side bytes) -> probabilities (n x classes). Batch-norm and dropout

@@ -5,7 +5,8 @@
 #   scripts/fuzz.sh                         every target, SECONDS_PER_TARGET (default 30) each
 #   SECONDS_PER_TARGET=300 scripts/fuzz.sh spec model    only these targets (names as in tests/fuzz/fuzz_<name>.cpp)
 #
-# Environment: SECONDS_PER_TARGET (30), JOBS (build parallelism, default: all cores), FUZZ_ARGS (more libFuzzer
+# Environment: SECONDS_PER_TARGET (30), FUZZ_TMPDIR (the targets' temporary files; default build/fuzz/tmp, emptied
+# first: give concurrent runs their own), JOBS (build parallelism, default: all cores), FUZZ_ARGS (more libFuzzer
 # flags, e.g. "-dict=..." or "-seed=1"), NO_BUILD=1 (use the fuzzers already built), KEEP_GOING=1 (fork mode: go on
 # after a crash, leak, OOM or timeout, so a known bug doesn't stop the search for others; every input found is kept).
 #
@@ -53,7 +54,7 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
 
 mkdir -p "$build/logs"
 # The file-based targets write their inputs under a private temporary folder, left behind when they crash.
-export TMPDIR="$build/tmp"
+export TMPDIR="${FUZZ_TMPDIR:-$build/tmp}"
 rm -rf "$TMPDIR"
 mkdir -p "$TMPDIR"
 failed=()
