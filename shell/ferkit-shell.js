@@ -12,8 +12,8 @@
 //   teach it your face (latest.teach: {samples: [per class], total, state: 'idle'|'running'|'done'|'failed'|
 //   'cancelled', message, step, steps, epoch, epochs, held_before, held_after, seconds, finetuned, storage}):
 //   capture(label) -> bool      the largest face of the latest frame as a sample of label (0..6), like keys 1-7
-//   finetune(settings) -> bool  starts fine-tuning ({whole_network, epochs, lr, anchor, batch, holdout, augment,
-//                               seed}; missing fields: the panel's); watch latest.teach.state
+//   finetune(settings) -> bool  starts fine-tuning ({whole_network, head_layers, views, epochs, lr, anchor, batch,
+//                               holdout, augment, seed}; missing fields: the panel's); watch latest.teach.state
 //   cancelFinetune()   clearSamples()   resetModel()   download() (the model in use, as the Download button)
 //   modelBytes() -> Uint8Array (the model in use)
 //   saved() -> Promise          resolves when browser storage has every write asked for so far
