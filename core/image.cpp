@@ -1,12 +1,10 @@
 #include "image.h"
 
-#include <cstring>
-
-#include <algorithm>
-#include <string>
-
 #include <algorithm>
 #include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <string>
 #include <cmath>
 #include <stdexcept>
 
@@ -21,6 +19,14 @@
 #define STBI_NO_PNM
 #define STBI_NO_PSD
 #define STBI_MAX_DIMENSIONS (1 << 24)
+// Zeroed allocations: Debian's stb_image mallocs its JPEG decoder state without clearing it, and a corrupt JPEG
+// whose scan uses a Huffman table it never defined decodes with whatever the heap held there (valgrind: 666
+// uninitialised reads for one 754-byte file). Decoding then succeeded or failed depending on what ran before:
+// tests/fuzz/fuzz_image_folder saw a file skipped, then accepted on the next load. With calloc it decodes the same
+// every time, and no leftover heap bytes reach the pixels.
+#define STBI_MALLOC(sz) std::calloc(1, (sz))
+#define STBI_REALLOC(p, newsz) std::realloc((p), (newsz))
+#define STBI_FREE(p) std::free(p)
 #include "stb_image.h"
 
 namespace ferkit {

@@ -726,6 +726,21 @@ TEST(FuzzRegressions, JpegHuffmanTableWithTooManyCodes) {
   }
 }
 
+// Found by tests/fuzz/fuzz_image_folder in CI: a corrupt JPEG whose scan uses a Huffman table it never defines.
+// Debian's stb_image did not clear its decoder state, so the table came from whatever the heap held: after a
+// valid JPEG had been decoded, its freed tables made this file decode (a 16x16 image built with another file's
+// tables); alone it failed. Now it fails the same way whatever was decoded before.
+TEST(FuzzRegressions, JpegDecodesTheSameWhateverWasDecodedBefore) {
+  const auto bad = ferkit::read_file(FERKIT_SOURCE_DIR "/tests/fuzz/regressions/image_folder/jpeg_undefined_huffman_table.jpg");
+  const auto good = ferkit::read_file(FERKIT_SOURCE_DIR "/tests/fuzz/corpus/image/rgb.jpg");
+  const std::string alone = error_of([&] { ferkit::decode_image(bad.data(), bad.size()); });
+  EXPECT_EQ(alone.find("cannot decode image"), 0u) << alone;
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(ferkit::decode_image(good.data(), good.size()).width, 16);
+    EXPECT_EQ(error_of([&] { ferkit::decode_image(bad.data(), bad.size()); }), alone) << "after a valid JPEG, run " << i;
+  }
+}
+
 // A PNG whose first IDAT chunk is empty made Debian's stb_image memcpy from a null pointer (UBSan).
 TEST(FuzzRegressions, PngWithAnEmptyFirstIdatChunk) {
   auto bytes = ferkit::read_file(FERKIT_SOURCE_DIR "/tests/fuzz/regressions/image/png_empty_first_idat.png");
