@@ -13,13 +13,14 @@ namespace ferkit {
 
 // Held-back samples are few: a small evaluation batch keeps the workspace (sized per batch) small.
 constexpr int kEvalBatch = 16;
-// The frozen layers run a few images at a time: a step stays short (the page runs steps in 50 ms slices) and the
+// The frozen layers run a few images at a time: a step stays short (the page runs steps in 30 ms slices) and the
 // workspace small.
 constexpr int kFillBatch = 4;
 
 nlohmann::json FinetuneConfig::to_json() const {
-  return {{"whole_network", whole_network}, {"head_layers", head_layers}, {"epochs", epochs}, {"lr", effective_lr()}, {"anchor", anchor},
-          {"batch", batch}, {"holdout", holdout}, {"augment", augment}, {"views", views}, {"seed", seed}};
+  return {{"whole_network", whole_network}, {"head_layers", head_layers}, {"epochs", epochs},
+          {"lr", effective_lr()}, {"anchor", anchor}, {"batch", batch}, {"holdout", holdout},
+          {"augment", augment}, {"views", views}, {"seed", seed}};
 }
 
 FinetuneConfig FinetuneConfig::from_json(const nlohmann::json& j) {

@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <climits>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <string>
-#include <cmath>
 #include <stdexcept>
+#include <string>
 
 #include "data.h"
 

@@ -15,7 +15,7 @@
 //
 // Fine-tuning (core/finetune.h; the page runs it in a worker, web/finetune-worker.mjs), independent of the
 // classifier above:
-//   int fk_ft_begin(model, model_len, crops, labels, n, settings_json)  1 ok, 0 error: n 48x48 grey crops and
+//   int fk_ft_begin(model, model_len, crops, labels, n, settings_json)  1 ok, 0 error (inputs copied): n 48x48 grey crops and
 //       their labels (0..6); settings as FinetuneConfig::from_json ({} for the defaults)
 //   int fk_ft_run(budget_ms)          trains whole batches for about budget_ms: 1 more to do, 0 finished, -1 error
 //   const char* fk_ft_progress()      JSON {epoch, epochs, step, steps, losses: [per step], history: [per epoch

@@ -4,7 +4,7 @@
 //   in:  {type: 'start', model: Uint8Array, crops: Uint8Array (n*2304), labels: Uint8Array (n), settings: {}}
 //        {type: 'warm', model: Uint8Array}  a tiny throw-away fine-tuning of that model (one made-up crop per
 //                                           expression, one epoch), so the first real one runs at full speed
-//   out: {type: 'progress', progress}  about every 100 ms (fk_ft_progress's JSON, parsed)
+//   out: {type: 'progress', progress}  after every slice (fk_ft_progress's JSON, parsed)
 //        {type: 'done', model: Uint8Array (a .ferkit file), progress}
 //        {type: 'error', message}
 import createFerkitEngine from './ferkit-engine.mjs';
@@ -25,17 +25,28 @@ function copyIn(M, bytes) {
   return p;
 }
 
+// Copies the inputs into the engine and starts a fine-tuning there (fk_ft_begin keeps copies of what it needs, so
+// the inputs are freed at once). Throws with the engine's message if it cannot start.
+function begin(M, model, crops, labels, settings) {
+  const json = new TextEncoder().encode(JSON.stringify(settings || {}) + '\0');
+  const ptrs = [];
+  try {
+    for (const bytes of [model, crops, labels, json]) ptrs.push(copyIn(M, bytes));
+    if (!M._fk_ft_begin(ptrs[0], model.length, ptrs[1], ptrs[2], labels.length, ptrs[3]))
+      throw new Error(M.UTF8ToString(M._fk_last_error()));
+  } finally {
+    for (const p of ptrs) M._free(p);
+  }
+}
+
 let tuning = false;  // a fine-tuning is under way (it yields between slices)
 
 async function finetune({ model, crops, labels, settings }) {
   const M = await enginePromise;
   tuning = true;
-  const n = labels.length;
-  const json = new TextEncoder().encode(JSON.stringify(settings || {}) + '\0');
-  const ptrs = [copyIn(M, model), copyIn(M, crops), copyIn(M, labels), copyIn(M, json)];
   try {
+    begin(M, model, crops, labels, settings);
     const progress = () => JSON.parse(M.UTF8ToString(M._fk_ft_progress()));
-    if (!M._fk_ft_begin(ptrs[0], model.length, ptrs[1], ptrs[2], n, ptrs[3])) throw new Error(M.UTF8ToString(M._fk_last_error()));
     for (;;) {
       const r = M._fk_ft_run(SLICE_MS);
       if (r < 0) throw new Error(M.UTF8ToString(M._fk_last_error()));
@@ -49,7 +60,6 @@ async function finetune({ model, crops, labels, settings }) {
     postMessage({ type: 'done', model: out, progress: progress() }, [out.buffer]);
   } finally {
     M._fk_ft_end();
-    for (const p of ptrs) M._free(p);
     tuning = false;
   }
 }
@@ -61,16 +71,12 @@ async function warm({ model }) {
   if (tuning) return;
   const crops = new Uint8Array(7 * 2304), labels = Uint8Array.from([0, 1, 2, 3, 4, 5, 6]);
   for (let i = 0; i < crops.length; i++) crops[i] = (i * 7 + (i >> 11) * 31) & 255;
-  const json = new TextEncoder().encode('{"epochs": 1, "views": 1, "holdout": 0}\0');
-  const ptrs = [copyIn(M, model), copyIn(M, crops), copyIn(M, labels), copyIn(M, json)];
   try {
-    if (M._fk_ft_begin(ptrs[0], model.length, ptrs[1], ptrs[2], 7, ptrs[3])) {
-      while (M._fk_ft_run(1000) === 1) { /* train */ }
-      M._fk_ft_finish();
-    }
+    begin(M, model, crops, labels, { epochs: 1, views: 1, holdout: 0 });
+    while (M._fk_ft_run(1000) === 1) { /* train */ }
+    M._fk_ft_finish();
   } finally {
     M._fk_ft_end();
-    for (const p of ptrs) M._free(p);
   }
 }
 

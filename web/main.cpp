@@ -351,7 +351,7 @@ int main(int, char**) {
   ImGui_ImplSDL2_InitForOpenGL(g_app.window, g_app.gl);
   ImGui_ImplOpenGL3_Init("#version 300 es");
 
-  // The frame texture, and a framebuffer to read it back from.
+  // The frame texture (the shell uploads each frame from wasm memory).
   g_app.video_tex = make_texture();
 
   // The bundled default model and face-detector cascade (index.data, same origin).
