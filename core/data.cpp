@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
+#include <vector>
 
 namespace ferkit {
 
@@ -99,6 +101,66 @@ std::string check_fer_csv_header(std::string_view line) {
   }
   if (ok && field == 3) return "";
   return "expected the header 'emotion,pixels,Usage', got '" + shown(trim(line)) + "'";
+}
+
+std::string check_ferplus_header(std::string_view line) {
+  while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) line.remove_suffix(1);
+  if (line.substr(0, 3) == "\xEF\xBB\xBF") line.remove_prefix(3);  // UTF-8 byte-order mark
+  constexpr std::string_view kHeader = "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF";
+  if (line != kHeader) return "expected the FER+ header \"" + std::string(kHeader) + "\"";
+  return "";
+}
+
+std::string parse_ferplus_row(std::string_view line, Usage& usage, float votes[kNumClasses]) {
+  while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) line.remove_suffix(1);
+  std::vector<std::string_view> f;
+  for (size_t at = 0;;) {
+    const size_t comma = line.find(',', at);
+    f.push_back(line.substr(at, comma == std::string_view::npos ? std::string_view::npos : comma - at));
+    if (comma == std::string_view::npos) break;
+    at = comma + 1;
+  }
+  if (f.size() != 12) return "expected 12 fields (Usage, Image name, 10 vote counts), got " + std::to_string(f.size());
+  if (f[0] == "Training") usage = Usage::Training;
+  else if (f[0] == "PublicTest") usage = Usage::PublicTest;
+  else if (f[0] == "PrivateTest") usage = Usage::PrivateTest;
+  else return "unknown Usage '" + std::string(f[0]) + "' (expected Training, PublicTest or PrivateTest)";
+  int v[10];
+  for (int i = 0; i < 10; ++i) {
+    const std::string_view t = f[2 + i];
+    if (t.empty() || t.size() > 3 || t.find_first_not_of("0123456789") != std::string_view::npos)
+      return "vote count " + std::to_string(i + 1) + " is '" + std::string(t) + "', expected a number 0..999";
+    v[i] = 0;
+    for (char c : t) v[i] = v[i] * 10 + (c - '0');
+  }
+  // FER+ columns (neutral, happiness, surprise, sadness, anger, disgust, fear) -> FER order
+  // (angry, disgust, fear, happy, sad, surprise, neutral).
+  const int from[kNumClasses] = {4, 5, 6, 1, 3, 2, 0};
+  for (int c = 0; c < kNumClasses; ++c) votes[c] = static_cast<float>(v[from[c]]);
+  return "";
+}
+
+void blend_soft_targets(Dataset& d, const std::vector<float>& targets, float weight) {
+  const size_t n = d.size(), k = kNumClasses;
+  if (targets.size() != n * k)
+    throw std::invalid_argument("soft targets: " + std::to_string(targets.size() / k) + " rows for " +
+                                std::to_string(n) + " images");
+  if (!(weight >= 0.0f && weight <= 1.0f)) throw std::invalid_argument("soft targets: the weight must be in [0, 1]");
+  if (d.soft.empty()) {
+    d.soft.assign(n * k, 0.0f);
+    for (size_t i = 0; i < n; ++i) d.soft[i * k + d.labels[i]] = 1.0f;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const float* t = targets.data() + i * k;
+    float sum = 0.0f;
+    for (size_t c = 0; c < k; ++c) {
+      if (!(t[c] >= 0.0f) || !std::isfinite(t[c]))
+        throw std::invalid_argument("soft targets: row " + std::to_string(i) + " has a negative or non-finite value");
+      sum += t[c];
+    }
+    if (sum <= 0.0f) continue;
+    for (size_t c = 0; c < k; ++c) d.soft[i * k + c] = weight * t[c] / sum + (1.0f - weight) * d.soft[i * k + c];
+  }
 }
 
 std::string parse_fer_csv_row(std::string_view line, CsvRow& row) { return parse_fer_csv_row(line, row, nullptr); }

@@ -53,6 +53,20 @@ std::string parse_fer_csv_row(std::string_view line, CsvRow& row);
 // "bad pixel value", "unknown label", "unknown Usage", "wrong number of fields"); kind may be null.
 std::string parse_fer_csv_row(std::string_view line, CsvRow& row, const char** kind);
 
+// FER+ (fer2013new.csv, row-aligned with fer2013.csv): header
+// "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF", then per image the
+// votes of ten annotators. Checks the header ("" if fine, else what was expected), and parses one row into its
+// usage and the votes for the seven FER-2013 classes in FER order (contempt, unknown and NF are dropped).
+// Returns "" on success, else what was wrong.
+std::string check_ferplus_header(std::string_view line);
+std::string parse_ferplus_row(std::string_view line, Usage& usage, float votes[kNumClasses]);
+
+// Soft training targets (knowledge distillation, FER+ votes): for each image with a usable target row,
+// d.soft = weight * normalized(targets row) + (1 - weight) * (d.soft if set, else one-hot(label)).
+// targets: d.size() rows of kNumClasses non-negative values; a row summing to 0 keeps the image's current target.
+// Throws std::invalid_argument on a size mismatch, a negative or non-finite value, or weight outside [0, 1].
+void blend_soft_targets(Dataset& d, const std::vector<float>& targets, float weight);
+
 // Training-time augmentation of one 48x48 image. Deterministic for a given Rng state.
 struct Augment {
   bool flip = true;          // random horizontal flip (p = 0.5)

@@ -1,5 +1,6 @@
 #include "model_io.h"
 
+#include <Eigen/Core>
 #include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -22,6 +23,18 @@ void put_floats(std::vector<uint8_t>& out, const Floats& v) {
   out.resize(at + v.size() * 4);
   std::memcpy(out.data() + at, v.data(), v.size() * 4);  // hosts (x86, wasm) are little-endian
 }
+void put_halves(std::vector<uint8_t>& out, const Floats& v) {
+  const size_t at = out.size();
+  out.resize(at + v.size() * 2);
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (!(std::fabs(v[i]) <= 65504.0f))
+      throw std::runtime_error("parameter " + std::to_string(i) + " (" + std::to_string(v[i]) +
+                               ") is outside half precision's range (65504): store this model as f32");
+    const uint16_t h = Eigen::numext::bit_cast<uint16_t>(Eigen::half(v[i]));  // round to nearest even
+    out[at + 2 * i] = static_cast<uint8_t>(h);
+    out[at + 2 * i + 1] = static_cast<uint8_t>(h >> 8);
+  }
+}
 [[noreturn]] void bad(const std::string& why) { throw ModelFormatError("model file: " + why); }
 }  // namespace
 
@@ -40,7 +53,9 @@ uint32_t crc32(const uint8_t* data, size_t size, uint32_t crc) {
   return ~crc;
 }
 
-std::vector<uint8_t> save_model(const Model& model, const nlohmann::json& metadata, const std::vector<Blob>& extra) {
+std::vector<uint8_t> save_model(const Model& model, const nlohmann::json& metadata, const std::vector<Blob>& extra,
+                                WeightStorage params) {
+  const bool f16 = params == WeightStorage::F16;
   nlohmann::json header;
   header["spec"] = format_spec(model.spec);
   header["classes"] = model.class_names;
@@ -49,7 +64,7 @@ std::vector<uint8_t> save_model(const Model& model, const nlohmann::json& metada
                           {"std", model.preprocess.std}};
   header["metadata"] = metadata.is_null() ? nlohmann::json::object() : metadata;
   nlohmann::json blobs = nlohmann::json::array();
-  blobs.push_back({{"name", "params"}, {"dtype", "f32"}, {"count", model.params.size()}});
+  blobs.push_back({{"name", "params"}, {"dtype", f16 ? "f16" : "f32"}, {"count", model.params.size()}});
   for (const Blob& b : extra) blobs.push_back({{"name", b.name}, {"dtype", "f32"}, {"count", b.data.size()}});
   header["blobs"] = blobs;
   const std::string h = header.dump();
@@ -57,7 +72,10 @@ std::vector<uint8_t> save_model(const Model& model, const nlohmann::json& metada
   put_u32(out, kModelFormatVersion);
   put_u32(out, static_cast<uint32_t>(h.size()));
   out.insert(out.end(), h.begin(), h.end());
-  put_floats(out, model.params);
+  if (f16)
+    put_halves(out, model.params);
+  else
+    put_floats(out, model.params);
   for (const Blob& b : extra) put_floats(out, b.data);
   put_u32(out, crc32(out.data(), out.size()));
   return out;
@@ -81,20 +99,25 @@ Model load_model(const uint8_t* data, size_t size, nlohmann::json* metadata, std
   const auto& blobs = header.find("blobs");
   if (blobs == header.end() || !blobs->is_array() || blobs->empty() || blobs->size() > 64)
     bad("header field 'blobs' must be a list of 1..64 entries");
-  uint64_t total = 0;
+  uint64_t total_bytes = 0;
+  bool params_f16 = false;
   for (const auto& b : *blobs) {
     if (!b.is_object() || !b.contains("name") || !b["name"].is_string() || !b.contains("count") ||
         !b["count"].is_number_unsigned())
       bad("each blob needs a 'name' and an unsigned 'count'");
-    if (b.value("dtype", std::string("f32")) != "f32")
-      bad("blob '" + b["name"].get<std::string>() + "' has unsupported dtype (expected f32)");
+    const auto dtype = b.find("dtype");
+    const bool f16 = dtype != b.end() && *dtype == "f16";
+    if (dtype != b.end() && !f16 && *dtype != "f32")
+      bad("blob '" + b["name"].get<std::string>() + "' has unsupported dtype (expected f32 or f16)");
+    if (f16 && &b != &(*blobs)[0]) bad("blob '" + b["name"].get<std::string>() + "': only 'params' may be f16");
+    params_f16 = params_f16 || f16;
     const uint64_t count = b["count"].get<uint64_t>();
     if (count > kMaxBlobFloats)
       bad("blob '" + b["name"].get<std::string>() + "' claims " + std::to_string(count) +
           " values, over the limit of " + std::to_string(kMaxBlobFloats));
-    total += count;
+    total_bytes += count * (f16 ? 2 : 4);
   }
-  const uint64_t expected = 16ull + hlen + total * 4 + 4;
+  const uint64_t expected = 16ull + hlen + total_bytes + 4;
   if (expected != size)
     bad(std::string(expected > size ? "truncated" : "trailing bytes") + ": the header describes " +
         std::to_string(expected) + " bytes, the file has " + std::to_string(size));
@@ -113,10 +136,16 @@ Model load_model(const uint8_t* data, size_t size, nlohmann::json* metadata, std
         " parameters, the file holds " + std::to_string(nparams));
   model.allocate(false);  // the file's weights replace every parameter
   const uint8_t* p = data + 16 + hlen;
-  if (nparams) std::memcpy(model.params.data(), p, nparams * 4);
+  if (params_f16) {
+    for (uint64_t i = 0; i < nparams; ++i)
+      model.params[i] = static_cast<float>(
+          Eigen::numext::bit_cast<Eigen::half>(static_cast<uint16_t>(p[2 * i] | p[2 * i + 1] << 8)));
+  } else if (nparams) {
+    std::memcpy(model.params.data(), p, nparams * 4);
+  }
   for (float f : model.params)
     if (!std::isfinite(f)) bad("weights contain NaN or infinity");
-  p += nparams * 4;
+  p += nparams * (params_f16 ? 2 : 4);
   if (header.contains("classes")) {
     const auto& cls = header["classes"];
     if (!cls.is_array() || cls.size() != static_cast<size_t>(model.num_classes()))

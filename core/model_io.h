@@ -6,7 +6,8 @@
 //   12      4     u32 header length H (at most 16 MiB)
 //   16      H     header: UTF-8 JSON {"spec": architecture text, "classes": [names], "preprocess": {...},
 //                 "metadata": {...}, "blobs": [{"name": "params", "dtype": "f32", "count": N}, ...]}
-//   16+H    ...   the blobs' data in header order (count * 4 bytes each)
+//   16+H    ...   the blobs' data in header order: count * 4 bytes each ("f32"), or count * 2 bytes for "f16"
+//                 (IEEE half precision; only "params" may be f16, and loading widens it to float)
 //   end-4   4     u32 CRC-32 (IEEE) of every byte before it
 //
 // A model file holds one blob, "params" (Model::params, all weights and batch-norm statistics in layer order).
@@ -31,6 +32,10 @@ struct ModelFormatError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// How save_model stores "params": float32, or IEEE half precision (half the bytes; the weights are rounded to
+// 11 significant bits, so a model saved as F16 predicts slightly differently: measure before shipping one).
+enum class WeightStorage { F32, F16 };
+
 struct Blob {
   std::string name;
   Floats data;
@@ -38,8 +43,10 @@ struct Blob {
 
 uint32_t crc32(const uint8_t* data, size_t size, uint32_t crc = 0);
 
-// Serializes the model and `metadata` (a JSON object: training details, accuracy, ...) plus extra blobs.
-std::vector<uint8_t> save_model(const Model& model, const nlohmann::json& metadata, const std::vector<Blob>& extra = {});
+// Serializes the model and `metadata` (a JSON object: training details, accuracy, ...) plus extra blobs (always
+// f32). With WeightStorage::F16, throws std::runtime_error if a parameter is outside half precision's range.
+std::vector<uint8_t> save_model(const Model& model, const nlohmann::json& metadata, const std::vector<Blob>& extra = {},
+                                WeightStorage params = WeightStorage::F32);
 // Parses a model file. Throws ModelFormatError saying what is wrong (bad magic, newer version, truncated,
 // checksum mismatch, bad header, architecture/weights size mismatch, non-finite weights).
 Model load_model(const uint8_t* data, size_t size, nlohmann::json* metadata = nullptr, std::vector<Blob>* extra = nullptr);

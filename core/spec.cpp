@@ -165,6 +165,15 @@ std::string builtin_spec(const std::string& name) {
            "dense 256\nrelu\ndropout 0.5\n"
            "dense 128\nrelu\ndropout 0.5\n"
            "dense 7\nsoftmax\n";
+  if (name == "vgg-s")  // VGG-style: four blocks of two 3x3 conv + batch norm, global average pooling, dense 256
+    return "input 48 48 1\n"
+           "conv 32 3 same\nbn\nrelu\nconv 32 3 same\nbn\nrelu\nmaxpool 2\n"
+           "conv 64 3 same\nbn\nrelu\nconv 64 3 same\nbn\nrelu\nmaxpool 2\n"
+           "conv 128 3 same\nbn\nrelu\nconv 128 3 same\nbn\nrelu\nmaxpool 2\n"
+           "conv 256 3 same\nbn\nrelu\nconv 256 3 same\nbn\nrelu\n"
+           "gap\ndropout 0.4\n"
+           "dense 256\nrelu\ndropout 0.4\n"
+           "dense 7\nsoftmax\n";
   if (name == "tiny")  // a few thousand parameters: for tests and smoke runs
     return "input 48 48 1\n"
            "conv 8 3 1 same\nrelu\nmaxpool 4\n"
@@ -173,7 +182,7 @@ std::string builtin_spec(const std::string& name) {
   return "";
 }
 
-std::vector<std::string> builtin_names() { return {"seed", "tiny"}; }
+std::vector<std::string> builtin_names() { return {"seed", "vgg-s", "tiny"}; }
 
 Spec resolve_spec(const std::string& name_or_text) {
   if (name_or_text.find('\n') != std::string::npos || name_or_text.find(';') != std::string::npos)

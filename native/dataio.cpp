@@ -375,6 +375,37 @@ FerSplits load_folder_dataset(const std::string& root, bool strict, LoadReport* 
   return s;
 }
 
+std::vector<float> load_ferplus_training_votes(const std::string& path, size_t training_rows) {
+  const std::string text = read_text_file(path);
+  std::vector<float> votes;
+  votes.reserve(training_rows * kNumClasses);
+  size_t line_no = 0;
+  for (size_t at = 0; at < text.size();) {
+    size_t end = text.find('\n', at);
+    if (end == std::string::npos) end = text.size();
+    const std::string_view line(text.data() + at, end - at);
+    at = end + 1;
+    ++line_no;
+    if (line_no == 1) {
+      const std::string err = check_ferplus_header(line);
+      if (!err.empty()) throw std::runtime_error(path + ":1: " + err);
+      continue;
+    }
+    if (line.empty() || line == "\r") continue;
+    Usage usage;
+    float v[kNumClasses];
+    const std::string err = parse_ferplus_row(line, usage, v);
+    if (!err.empty()) throw std::runtime_error(path + ":" + std::to_string(line_no) + ": " + err);
+    if (usage == Usage::Training) votes.insert(votes.end(), v, v + kNumClasses);
+  }
+  if (line_no == 0) throw std::runtime_error(path + ": empty file (expected the FER+ header)");
+  if (votes.size() != training_rows * kNumClasses)
+    throw std::runtime_error(path + ": " + std::to_string(votes.size() / kNumClasses) +
+                             " Training rows, but the training set has " + std::to_string(training_rows) +
+                             " images: FER+ must be row-aligned with the whole fer2013.csv");
+  return votes;
+}
+
 FerSplits load_dataset(const std::string& path, bool strict, LoadReport* report) {
   std::error_code ec;
   if (fs::is_directory(path, ec)) return load_folder_dataset(path, strict, report);

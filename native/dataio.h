@@ -46,4 +46,9 @@ FerSplits load_folder_dataset(const std::string& root, bool strict, LoadReport* 
 // Dispatch: a directory -> load_folder_dataset; otherwise load_fer_csv.
 FerSplits load_dataset(const std::string& path, bool strict, LoadReport* report);
 
+// FER+ votes (fer2013new.csv, row-aligned with fer2013.csv) for the Training rows, in file order: training_rows
+// rows of kNumClasses vote counts (FER order), ready for blend_soft_targets. Throws "path:line: reason" for a bad
+// header or row, and names both counts when the file's Training rows are not training_rows.
+std::vector<float> load_ferplus_training_votes(const std::string& path, size_t training_rows);
+
 }  // namespace ferkit

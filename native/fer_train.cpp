@@ -8,6 +8,7 @@
 #include <csignal>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -155,10 +156,10 @@ void write_curves(const std::string& path, const std::vector<EpochRecord>& h) {
 // ---------------------------------------------------------------------------------------------------------------
 struct TrainArgs {
   std::string data, arch = "seed", out = "runs/train", class_weights = "none", optimizer = "adam",
-              schedule = "constant", name;
+              schedule = "constant", name, ferplus, teacher;
   int epochs = 50, batch = 64, threads = 0, patience = 0, step_size = 10, warmup = 0, plateau_patience = 3;
   float lr = 1e-3f, momentum = 0.9f, weight_decay = 0.0f, gamma = 0.1f, min_lr = 0.0f, plateau_factor = 0.5f,
-        label_smoothing = 0.0f;
+        label_smoothing = 0.0f, ferplus_weight = 0.5f, teacher_weight = 0.5f;
   uint64_t seed = 1;
   bool augment = true, nesterov = false, resume = false, strict = false, no_restore_best = false, tta = false;
   size_t limit = 0;
@@ -168,7 +169,7 @@ struct TrainArgs {
 void add_train_options(CLI::App* c, TrainArgs& a) {
   c->add_option("--data", a.data, "fer2013.csv(.gz) or a folder with train/ [val/] [test/] class sub-folders")
       ->required();
-  c->add_option("--arch", a.arch, "architecture: a built-in (seed, tiny) or a spec file")->capture_default_str();
+  c->add_option("--arch", a.arch, "architecture: a built-in (seed, vgg-s, tiny) or a spec file")->capture_default_str();
   c->add_option("--out", a.out, "output folder: model, checkpoint, history, plots, evaluation")
       ->capture_default_str();
   c->add_option("--name", a.name, "model name stored in its metadata (default: the architecture)");
@@ -203,6 +204,13 @@ void add_train_options(CLI::App* c, TrainArgs& a) {
   c->add_option("--class-weights", a.class_weights, "none, balanced, or 7 comma-separated weights")
       ->capture_default_str();
   c->add_option("--label-smoothing", a.label_smoothing, "label smoothing")->capture_default_str();
+  c->add_option("--ferplus", a.ferplus, "FER+ votes (fer2013new.csv, row-aligned with a fer2013.csv --data) as soft targets");
+  c->add_option("--ferplus-weight", a.ferplus_weight, "share of the FER+ votes in the target (the rest: the label)")
+      ->capture_default_str()->check(CLI::Range(0.0f, 1.0f));
+  c->add_option("--teacher", a.teacher, "model file whose flip-averaged predictions on the training images become "
+                "soft targets (knowledge distillation)");
+  c->add_option("--teacher-weight", a.teacher_weight, "share of the teacher's predictions in the target")
+      ->capture_default_str()->check(CLI::Range(0.0f, 1.0f));
   c->add_option("--patience", a.patience, "early stopping: epochs without validation-accuracy gain (0: off)")
       ->capture_default_str();
   c->add_flag("--no-restore-best", a.no_restore_best, "keep the last epoch's weights, not the best");
@@ -240,6 +248,23 @@ int cmd_train(const TrainArgs& a, const std::string& command_line) {
   std::fprintf(stderr, "loading %s\n", a.data.c_str());
   FerSplits splits = load_dataset(a.data, a.strict, &report);
   print_load_report(report);
+  if (!a.ferplus.empty()) {
+    if (std::filesystem::is_directory(a.data) || report.skipped)
+      throw std::runtime_error("--ferplus needs the whole fer2013.csv as --data (row-aligned; " +
+                               std::to_string(report.skipped) + " rows were skipped)");
+    blend_soft_targets(splits.train, load_ferplus_training_votes(a.ferplus, splits.train.size()), a.ferplus_weight);
+    std::fprintf(stderr, "soft targets: %.2f x FER+ votes (%s) + %.2f x the label\n", a.ferplus_weight,
+                 a.ferplus.c_str(), 1.0f - a.ferplus_weight);
+  }
+  if (!a.teacher.empty()) {
+    Model teacher = load_model_file(a.teacher);
+    std::fprintf(stderr, "soft targets: %.2f x %s's flip-averaged predictions on %zu training images ...\n",
+                 a.teacher_weight, a.teacher.c_str(), splits.train.size());
+    Workspace tws;
+    std::vector<float> probs;
+    evaluate(teacher, tws, splits.train, 256, true, &probs);
+    blend_soft_targets(splits.train, probs, a.teacher_weight);
+  }
   Dataset train = limit(splits.train, a.limit);
   const Dataset* val = splits.public_test.size() ? &splits.public_test : nullptr;
   if (!val) std::fprintf(stderr, "warning: no validation split: early stopping and best-epoch selection are off\n");
@@ -335,12 +360,16 @@ int cmd_train(const TrainArgs& a, const std::string& command_line) {
 
   // Final evaluation on both held-out splits with the kept weights.
   json meta = run_meta;
-  double ips = 0;
-  for (const auto& r : trainer.history) ips += r.images_per_sec;
+  double ips = 0, train_seconds = 0;
+  for (const auto& r : trainer.history) {
+    ips += r.images_per_sec;
+    train_seconds += r.seconds;
+  }
   meta["epochs_run"] = trainer.epoch;
   meta["best_epoch"] = trainer.best_epoch;
   meta["train_images_per_sec"] = trainer.history.empty() ? 0 : ips / trainer.history.size();
-  meta["wall_seconds"] = now() - t_start;
+  meta["wall_seconds"] = now() - t_start;  // this process (after --resume: since the resume)
+  meta["train_seconds"] = train_seconds;   // every epoch, across resumes
   meta["date"] = iso_date();
   meta["tta"] = a.tta;
   Workspace ws;
@@ -514,8 +543,9 @@ int cmd_detect(const std::string& model_path, const std::string& cascade_path, c
 }
 
 // A model file from a checkpoint (its best validation epoch's weights unless --last), e.g. to try a run
-// before it ends.
-int cmd_export(const std::string& ckpt_path, const std::string& out, bool last) {
+// before it ends; or a copy of a model file. Optionally with half-precision weights and extra metadata (a JSON
+// object file whose keys are added to, or replace, the model's metadata: e.g. its evaluation for the model card).
+int cmd_export(const std::string& ckpt_path, const std::string& out, bool last, bool fp16, const std::string& meta_path) {
   std::vector<uint8_t> bytes = read_file(ckpt_path);
   json meta;
   std::vector<Blob> blobs;
@@ -525,16 +555,28 @@ int cmd_export(const std::string& ckpt_path, const std::string& out, bool last) 
   } catch (const ModelFormatError& e) {
     throw std::runtime_error(ckpt_path + ": " + e.what());
   }
+  const char* which = blobs.empty() ? "the model's" : "last";
   if (!last)
     for (Blob& b : blobs)
-      if (b.name == "best.params" && b.data.size() == model.params.size()) model.params = b.data;
+      if (b.name == "best.params" && b.data.size() == model.params.size()) {
+        model.params = b.data;
+        which = "best";
+      }
   if (meta.contains("checkpoint")) {
     meta["exported_from_epoch"] = last ? meta["checkpoint"].value("epoch", 0) : meta["checkpoint"].value("best_epoch", 0);
     meta.erase("checkpoint");
   }
-  std::vector<uint8_t> out_bytes = save_model(model, meta);
+  if (!meta_path.empty()) {
+    const json add = json::parse(read_text_file(meta_path), nullptr, false);
+    if (add.is_discarded() || !add.is_object())
+      throw std::runtime_error(meta_path + ": expected a JSON object (keys to add to the model's metadata)");
+    meta.update(add);
+  }
+  meta["weights"] = fp16 ? "f16" : "f32";
+  std::vector<uint8_t> out_bytes = save_model(model, meta, {}, fp16 ? WeightStorage::F16 : WeightStorage::F32);
   write_file_atomic(out, out_bytes.data(), out_bytes.size());
-  std::fprintf(stderr, "wrote %s (%s weights)\n", out.c_str(), last ? "last" : "best");
+  std::fprintf(stderr, "wrote %s (%s weights, %s, %zu bytes)\n", out.c_str(), which,
+               fp16 ? "float16" : "float32", out_bytes.size());
   return 0;
 }
 
@@ -607,12 +649,14 @@ int main(int argc, char** argv) {
   det->add_option("--min-size", min_size, "smallest face side searched, pixels")->capture_default_str();
   det->add_flag("--json", as_json, "print JSON");
 
-  std::string ckpt_path;
-  bool last = false;
-  CLI::App* exp = app.add_subcommand("export", "write a model file from a training checkpoint");
-  exp->add_option("--checkpoint", ckpt_path, "checkpoint.ferkit")->required();
+  std::string ckpt_path, meta_path;
+  bool last = false, fp16 = false;
+  CLI::App* exp = app.add_subcommand("export", "write a model file from a training checkpoint (or a model file)");
+  exp->add_option("--checkpoint", ckpt_path, "checkpoint.ferkit, or a model file to convert")->required();
   exp->add_option("--out", out, "model file to write")->required();
   exp->add_flag("--last", last, "the last epoch's weights instead of the best validation epoch's");
+  exp->add_flag("--fp16", fp16, "store the weights as IEEE half precision (half the size)");
+  exp->add_option("--meta", meta_path, "JSON object file: keys added to the model's metadata");
 
   CLI::App* info = app.add_subcommand("info", "print a model's architecture and metadata");
   info->add_option("--model", model_path, "model file")->required();
@@ -655,7 +699,7 @@ int main(int argc, char** argv) {
     if (*eval) return cmd_eval(model_path, data_path, split, out, tta, strict, threads);
     if (*pred) return cmd_predict(model_path, images, as_json, tta);
     if (*info) return cmd_info(model_path);
-    if (*exp) return cmd_export(ckpt_path, out, last);
+    if (*exp) return cmd_export(ckpt_path, out, last, fp16, meta_path);
     if (*det) return cmd_detect(model_path, cascade_path, images, as_json, crops_dir, min_size);
     if (*plot) return cmd_plot(history_path, out);
     if (*fine) return cmd_finetune(model_path, samples_dir, out, fc, threads);

@@ -479,6 +479,47 @@ TEST(ModelFile, RejectsEveryCorruption) {
   expect_rejected(nb, "NaN");
 }
 
+TEST(ModelFile, HalfPrecisionWeightsRoundToTheNearestHalfAndHalveTheSize) {
+  Model m(resolve_spec("tiny"));
+  m.init(7);
+  m.params[0] = 1.0f + 1.0f / 4096.0f;  // halfway between two halves: rounds to even (1.0)
+  m.params[1] = 1.0f + 3.0f / 4096.0f;  // halfway: rounds to even (1 + 4/4096)
+  m.params[2] = 1e-6f;                   // a subnormal half
+  const auto f32 = save_model(m, nlohmann::json::object());
+  const auto f16 = save_model(m, nlohmann::json::object(), {}, WeightStorage::F16);
+  EXPECT_EQ(nlohmann::json::parse(header_of(f16))["blobs"][0]["dtype"], "f16");
+  EXPECT_EQ(f32.size() - f16.size() - (header_of(f32).size() - header_of(f16).size()), m.params.size() * 2);
+  Model h = load_model(f16.data(), f16.size());
+  ASSERT_EQ(h.params.size(), m.params.size());
+  EXPECT_EQ(h.params[0], 1.0f);
+  EXPECT_EQ(h.params[1], 1.0f + 4.0f / 4096.0f);
+  EXPECT_NEAR(h.params[2], 1e-6f, 3e-8f);
+  for (size_t i = 3; i < m.params.size(); ++i)  // 11 significant bits: relative error <= 2^-11 for normal halves
+    ASSERT_LE(std::fabs(h.params[i] - m.params[i]), std::fabs(m.params[i]) / 2048.0f + 6e-8f) << "parameter " << i;
+  // Saving the widened weights as f16 again gives the same bytes (halves are exact floats).
+  EXPECT_EQ(save_model(h, nlohmann::json::object(), {}, WeightStorage::F16), f16);
+
+  m.params[5] = 70000.0f;  // beyond half precision: refused, not stored as infinity
+  EXPECT_THROW(save_model(m, nlohmann::json::object(), {}, WeightStorage::F16), std::runtime_error);
+
+  // A truncated f16 file and an unknown dtype are refused with the reason.
+  expect_rejected(std::vector<uint8_t>(f16.begin(), f16.end() - 10), "truncated");
+  auto hd = nlohmann::json::parse(header_of(f16));
+  hd["blobs"][0]["dtype"] = "bf16";
+  expect_rejected(rebuild(f16, hd.dump()), "dtype");
+}
+
+TEST(Spec, EveryBuiltInParsesAndRoundTrips) {
+  for (const auto& name : builtin_names()) {
+    SCOPED_TRACE(name);
+    const Spec s = resolve_spec(name);
+    EXPECT_EQ(format_spec(parse_spec(format_spec(s))), format_spec(s));
+    Model m(s);
+    EXPECT_GT(m.params.size(), 0u);
+  }
+  EXPECT_EQ(Model(resolve_spec("vgg-s")).params.size(), 1243111u);  // the shipped default's architecture
+}
+
 namespace {
 // Seven synthetic "expressions": a bright bar at one of seven positions/orientations plus noise.
 Dataset synthetic(int per_class, uint64_t seed) {

@@ -266,6 +266,48 @@ TEST(Data, LoadCsvPlainStrictAndLenient) {
   EXPECT_EQ(rep2.skipped, 6u);
 }
 
+TEST(Data, FerPlusVotesBecomeSoftTargets) {
+  TempDir dir;
+  const std::string path = dir / "fer2013new.csv";
+  const std::string header = "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n";
+  write_text(path, header +
+                       "Training,fer0000000.png,0,10,0,0,0,0,0,0,0,0\n"   // all happiness
+                       "PublicTest,fer0000001.png,10,0,0,0,0,0,0,0,0,0\n" // not a training row
+                       "Training,fer0000002.png,2,0,0,0,4,2,0,1,1,0\r\n" // neutral 2, anger 4, disgust 2
+                       "Training,,0,0,0,0,0,0,0,0,3,7\n");                // no usable vote
+  const std::vector<float> votes = load_ferplus_training_votes(path, 3);
+  ASSERT_EQ(votes.size(), 21u);
+  EXPECT_EQ(std::vector<float>(votes.begin(), votes.begin() + 7), (std::vector<float>{0, 0, 0, 10, 0, 0, 0}));
+  EXPECT_EQ(std::vector<float>(votes.begin() + 7, votes.begin() + 14), (std::vector<float>{4, 2, 0, 0, 0, 0, 2}));
+
+  Dataset d;
+  d.pixels.assign(3 * kPixels, 0);
+  d.labels = {3, 6, 2};
+  blend_soft_targets(d, votes, 0.5f);
+  ASSERT_EQ(d.soft.size(), 21u);
+  EXPECT_EQ(std::vector<float>(d.soft.begin(), d.soft.begin() + 7), (std::vector<float>{0, 0, 0, 1, 0, 0, 0}));
+  // label neutral: 0.5 * (0.5 angry, 0.25 disgust, 0.25 neutral) + 0.5 * neutral
+  EXPECT_EQ(std::vector<float>(d.soft.begin() + 7, d.soft.begin() + 14),
+            (std::vector<float>{0.25f, 0.125f, 0, 0, 0, 0, 0.625f}));
+  EXPECT_EQ(std::vector<float>(d.soft.begin() + 14, d.soft.end()), (std::vector<float>{0, 0, 1, 0, 0, 0, 0}));
+  EXPECT_THROW(blend_soft_targets(d, std::vector<float>(14), 0.5f), std::invalid_argument);
+  EXPECT_THROW(blend_soft_targets(d, votes, 1.5f), std::invalid_argument);
+
+  // Errors name the file, the line and what was expected.
+  EXPECT_EQ(error_of([&] { load_ferplus_training_votes(path, 4); }),
+            path + ": 3 Training rows, but the training set has 4 images: FER+ must be row-aligned with the whole "
+                   "fer2013.csv");
+  write_text(path, header + "Training,a.png,1,2,3\n");
+  EXPECT_EQ(error_of([&] { load_ferplus_training_votes(path, 1); }),
+            path + ":2: expected 12 fields (Usage, Image name, 10 vote counts), got 5");
+  write_text(path, header + "Training,a.png,1,2,3,4,5,6,7,8,x,0\n");
+  EXPECT_EQ(error_of([&] { load_ferplus_training_votes(path, 1); }),
+            path + ":2: vote count 9 is 'x', expected a number 0..999");
+  write_text(path, "emotion,pixels,Usage\n");
+  EXPECT_NE(error_of([&] { load_ferplus_training_votes(path, 1); }).find(path + ":1: expected the FER+ header"),
+            std::string::npos);
+}
+
 TEST(Data, LoadCsvGzip) {
   TempDir dir;
   const std::string path = dir / "fer.csv.gz";

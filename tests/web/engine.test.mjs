@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { gunzipSync } from 'node:zlib';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { bmp } from './helpers.mjs';
@@ -203,6 +204,54 @@ test('fk_classify_crops agrees with the native CLI (fer-train predict) to 1e-5',
     const sum = batch[i].reduce((a, b) => a + b, 0);
     assert.ok(Math.abs(sum - 1) < 1e-5, `crop ${i}: probabilities sum to ${sum}`);
   }
+});
+
+// The first SLICE PrivateTest rows (file order) of FER-2013, read from ../shared (never from the repository): the
+// slice tests/test_shipped_model.cpp checks the shipped model's accuracy on.
+const sharedCsv = path.join(root, '..', 'shared', 'data', 'fer2013', 'fer2013.csv.gz');
+const SLICE = 600;
+function privateTestSlice(n) {
+  const text = gunzipSync(readFileSync(sharedCsv));
+  let at = text.lastIndexOf(10, text.indexOf('PrivateTest')) + 1;
+  const crops = new Uint8Array(n * 2304), labels = [];
+  for (let i = 0; i < n; ++i) {
+    const end = text.indexOf(10, at);
+    const [label, pixels, usage] = text.toString('latin1', at, end).trim().split(',');
+    assert.equal(usage, 'PrivateTest', `${sharedCsv}: row ${i} of the slice`);
+    const px = pixels.split(' ').map(Number);
+    assert.equal(px.length, 2304);
+    crops.set(px, i * 2304);
+    labels.push(Number(label));
+    at = end + 1;
+  }
+  return { crops, labels };
+}
+const noShared = existsSync(sharedCsv) ? false : `${sharedCsv} is missing`;
+
+test(`the shipped model on the first ${SLICE} PrivateTest faces: the engine's predictions are the native CLI's`,
+     skipIf(noNative || noShared), () => {
+  const { crops, labels } = privateTestSlice(SLICE);
+  const files = [];
+  for (let i = 0; i < SLICE; ++i) {
+    files.push(path.join(work, `private${i}.bmp`));
+    writeFileSync(files[i], bmp(crops.subarray(i * 2304, (i + 1) * 2304)));
+  }
+  const nat = JSON.parse(execFileSync(fertrain, ['predict', '--json', '--model', modelPath, ...files],
+                                      { maxBuffer: 64 << 20 }));
+  const wasm = classifyCrops(crops);
+  const argmax = (p) => p.indexOf(Math.max(...p));
+  let maxDiff = 0, correctWasm = 0, correctNative = 0;
+  for (let i = 0; i < SLICE; ++i) {
+    const n = CLASSES.map((k) => nat[i].probabilities[k]);
+    n.forEach((v, c) => { maxDiff = Math.max(maxDiff, Math.abs(v - wasm[i][c])); });
+    correctWasm += argmax(wasm[i]) === labels[i];
+    correctNative += argmax(n) === labels[i];
+  }
+  console.log(`# ${SLICE} PrivateTest faces: wasm ${correctWasm} correct, native ${correctNative}; ` +
+              `largest probability difference ${maxDiff.toExponential(2)}`);
+  assert.ok(maxDiff <= 1e-4, `wasm and native probabilities differ by ${maxDiff}`);
+  assert.equal(correctWasm, correctNative);
+  assert.ok(correctWasm >= 0.6 * SLICE, `${correctWasm} of ${SLICE} correct: not the shipped model's accuracy`);
 });
 
 test('a bad model or cascade is refused with a message, and the current model keeps working', () => {

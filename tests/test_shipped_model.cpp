@@ -1,0 +1,55 @@
+// The shipped default model (assets/models/default.ferkit) on a fixed slice of FER-2013 PrivateTest: the first
+// kSlice PrivateTest rows, in file order, of ../shared/data/fer2013/fer2013.csv.gz. The number it gets right was
+// measured when the model was shipped (assets/models/default.md). A change to the model file, its loader or the
+// forward pass that moves that count by more than kTolerance images fails here; so does a model whose own
+// metadata claims less than the 70% floor on the whole PrivateTest. tests/web/engine.test.mjs checks that the
+// WebAssembly engine gives the same predictions on the same slice.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "dataio.h"
+#include "files.h"
+#include "model_io.h"
+#include "train.h"
+
+using namespace ferkit;
+
+namespace {
+constexpr size_t kSlice = 600;
+constexpr int kCorrect = -1;       // measured at shipping: fer-train eval on the slice (see default.md)
+constexpr int kCorrectTta = -1;    // the same with flip averaging
+constexpr int kTolerance = 3;      // images (0.5 points): float summation order may differ between builds
+const std::string kModel = FERKIT_SOURCE_DIR "/assets/models/default.ferkit";
+const std::string kCsv = FERKIT_SHARED_DIR "/data/fer2013/fer2013.csv.gz";
+}  // namespace
+
+TEST(ShippedModel, MetadataRecordsItsEvaluation) {
+  nlohmann::json meta;
+  std::vector<uint8_t> bytes = read_file(kModel);
+  Model m = load_model(bytes.data(), bytes.size(), &meta);
+  ASSERT_TRUE(meta.contains("eval")) << kModel << ": no 'eval' in its metadata";
+  const double acc = meta["eval"]["private"]["accuracy"].get<double>();
+  EXPECT_GE(acc, 0.70) << "the shipped model's PrivateTest accuracy (issue 5's floor is 70%)";
+  EXPECT_EQ(meta["eval"]["private"]["images"].get<int>(), 3589);
+  EXPECT_EQ(m.class_names, (std::vector<std::string>{"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"}));
+}
+
+TEST(ShippedModel, AccuracyOnAFixedPrivateTestSlice) {
+  if (!file_exists(kCsv)) GTEST_SKIP() << kCsv << " not present";
+  std::vector<uint8_t> bytes = read_file(kModel);
+  Model m = load_model(bytes.data(), bytes.size());
+  const FerSplits s = load_fer_csv(kCsv, true, nullptr);
+  ASSERT_GE(s.private_test.size(), kSlice);
+  Dataset slice;
+  for (size_t i = 0; i < kSlice; ++i) slice.add(s.private_test.image(i), s.private_test.labels[i]);
+  Workspace ws;
+  const Metrics plain = evaluate(m, ws, slice, 100);
+  const Metrics tta = evaluate(m, ws, slice, 100, true);
+  const int correct = static_cast<int>(plain.accuracy() * kSlice + 0.5);
+  const int correct_tta = static_cast<int>(tta.accuracy() * kSlice + 0.5);
+  std::printf("first %zu PrivateTest images: %d correct (%.2f%%), with flip averaging %d (%.2f%%)\n", kSlice, correct,
+              100.0 * correct / kSlice, correct_tta, 100.0 * correct_tta / kSlice);
+  EXPECT_NEAR(correct, kCorrect, kTolerance);
+  EXPECT_NEAR(correct_tta, kCorrectTta, kTolerance);
+}
