@@ -19,7 +19,7 @@
 //   --json            print one JSON object on stdout (the table and progress go to stderr)
 //   --engines LIST    comma-separated subset/order of ferkit,ort,tfjs,tfjs-ops (default ferkit,ort,tfjs)
 //   --engine PATH     ferkit engine module (default build/wasm/dist/ferkit-engine.mjs)
-//   --model PATH      model file (default assets/models/default.ferkit)
+//   --model PATH      model file holding the seed architecture (default assets/models/seed/seed.ferkit)
 //   --cascade PATH    cascade passed to _fk_create (default assets/cascades/frontalface.cascade)
 //   --native PATH     native Google Benchmark binary for context (default build/release/bench/bench_seed;
 //                     run with --benchmark_filter=Inference/seed/1, OMP_NUM_THREADS=--native-threads)
@@ -59,7 +59,7 @@ function parseArgs(argv) {
   const o = {
     runs: 300, warmup: 50, json: false, engines: ['ferkit', 'ort', 'tfjs'],
     engine: path.join(root, 'build/wasm/dist/ferkit-engine.mjs'),
-    model: path.join(root, 'assets/models/default.ferkit'),
+    model: path.join(root, 'assets/models/seed/seed.ferkit'),
     cascade: path.join(root, 'assets/cascades/frontalface.cascade'),
     native: path.join(root, 'build/release/bench/bench_seed'), nativeThreads: 1, noNative: false,
     check: 6, tol: 1e-4, checkOnly: false,

@@ -484,6 +484,46 @@ TEST_F(Cli, InfoPrintsArchitecture) {
   EXPECT_TRUE(contains(r.out, "\"epochs_run\": 3")) << r.out;
 }
 
+TEST_F(Cli, SoftTargetsFromATeacherOrFerPlus) {
+  TempDir tmp;
+  RunResult r = run_cli(plus(train_args(csv_, tmp / "kd", 1), {"--teacher", model(), "--teacher-weight", "0.7"}));
+  ASSERT_EQ(r.rc, 0) << describe(r);
+  EXPECT_TRUE(contains(r.err, "soft targets: 0.70 x " + model() + "'s flip-averaged predictions on")) << r.err;
+  EXPECT_TRUE(fs::exists(tmp / "kd/model.ferkit"));
+  // FER+ votes must be row-aligned with the training set: a file with the wrong number of Training rows is refused.
+  const std::string plus_csv = tmp / "fer2013new.csv";
+  write_all(plus_csv, "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n"
+                      "Training,fer0000000.png,4,0,0,1,3,2,0,0,0,0\n");
+  RunResult bad = run_cli(plus(train_args(csv_, tmp / "fp", 1), {"--ferplus", plus_csv}));
+  EXPECT_NE(bad.rc, 0);
+  EXPECT_TRUE(contains(bad.err, plus_csv + ": 1 Training rows, but the training set has")) << bad.err;
+}
+
+TEST_F(Cli, ExportHalfPrecisionWithMetadata) {
+  TempDir tmp;
+  const std::string meta = tmp / "meta.json", half = tmp / "half.ferkit";
+  write_all(meta, "{\"card\": \"see default.md\", \"name\": \"renamed\"}");
+  RunResult e = run_cli({"export", "--checkpoint", model(), "--out", half, "--fp16", "--meta", meta});
+  ASSERT_EQ(e.rc, 0) << describe(e);
+  EXPECT_TRUE(contains(e.err, "the model's weights, float16")) << e.err;
+  EXPECT_LT(fs::file_size(half), fs::file_size(model()));
+  RunResult info = run_cli({"info", "--model", half});
+  ASSERT_EQ(info.rc, 0) << describe(info);
+  EXPECT_TRUE(contains(info.out, "\"weights\": \"f16\"") && contains(info.out, "\"name\": \"renamed\"") &&
+              contains(info.out, "\"epochs_run\": 3")) << info.out;
+  RunResult a = run_cli({"predict", "--json", "--model", model(), png_});
+  RunResult b = run_cli({"predict", "--json", "--model", half, png_});
+  ASSERT_EQ(b.rc, 0) << describe(b);
+  for (const char* k : kClasses)
+    EXPECT_NEAR(json::parse(a.out)[0]["probabilities"][k].get<double>(),
+                json::parse(b.out)[0]["probabilities"][k].get<double>(), 2e-3) << k;
+  write_all(meta, "[1, 2]");
+  RunResult bad = run_cli({"export", "--checkpoint", model(), "--out", tmp / "x.ferkit", "--meta", meta});
+  EXPECT_NE(bad.rc, 0);
+  EXPECT_TRUE(contains(bad.err, meta + ": expected a JSON object")) << bad.err;
+  EXPECT_FALSE(fs::exists(tmp / "x.ferkit"));
+}
+
 TEST_F(Cli, ResumeContinuesExactlyLikeAnUninterruptedRun) {
   TempDir tmp;
   const std::string out = tmp / "run", straight = tmp / "ref";
