@@ -1,45 +1,54 @@
 #!/usr/bin/env bash
 # Turns a finished training run into a shippable model and the figures of its model card:
 #
-#   scripts/ship_model.sh RUN_DIR CARD_DIR [DATA]
+#   scripts/ship_model.sh RUN_DIR|MODEL CARD_DIR [DATA]
 #
-# RUN_DIR: a `fer-train train --out` folder (its checkpoint.ferkit holds the best PublicTest epoch's weights).
+# RUN_DIR: a `fer-train train --out` folder (its checkpoint.ferkit holds the best PublicTest epoch's weights), or
+# MODEL: a model file.
 # DATA: fer2013.csv(.gz) (default ../shared/data/fer2013/fer2013.csv.gz).
 # Writes into CARD_DIR:
-#   eval-{public,private}[-tta]/   fer-train eval outputs (metrics.json, confusion.csv/.png, report.txt), plain and
-#                                  with flip averaging (tta)
-#   eval-{public,private}-f16/     the same weights stored as float16
+#   eval-{public,private}-{f32,f16}/  fer-train eval outputs (metrics.json, confusion.csv/.png, report.txt) of the
+#                                  weights stored as float32 and as float16
+#   eval-{public,private}[-tta]/   the same for the weights that ship: plain, and with flip averaging (tta)
 #   model.ferkit                   the model, its metadata holding "eval" (plain: what the page does), "eval_tta",
 #                                  and the training run's own metadata; float16 weights if they keep PublicTest and
 #                                  PrivateTest accuracy within 0.2 points of float32 (issue 5), else float32
-#   history.csv, curves.png        copied from the run
+#   history.csv, curves.png        copied from the run folder
 # Then: cp CARD_DIR/model.ferkit assets/models/default.ferkit, and write the card (assets/models/default.md).
 set -euo pipefail
-[ $# -ge 2 ] || { sed -n 2,18p "$0"; exit 2; }
+[ $# -ge 2 ] || { sed -n 2,17p "$0"; exit 2; }
 run=$1 card=$2
 data=${3:-$(cd "$(dirname "$0")/.." && pwd)/../shared/data/fer2013/fer2013.csv.gz}
 fer=${FER_TRAIN:-$(cd "$(dirname "$0")/.." && pwd)/build/release/native/fer-train}
 [ -x "$fer" ] || { echo "$fer is missing: cmake --preset release && cmake --build --preset release" >&2; exit 1; }
-[ -f "$run/checkpoint.ferkit" ] || { echo "$run/checkpoint.ferkit: no checkpoint" >&2; exit 1; }
+src=$run
+[ -d "$run" ] && src=$run/checkpoint.ferkit
+[ -f "$src" ] || { echo "$src: no such file" >&2; exit 1; }
 mkdir -p "$card"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-"$fer" export --checkpoint "$run/checkpoint.ferkit" --out "$tmp/f32.ferkit"
+"$fer" export --checkpoint "$src" --out "$tmp/f32.ferkit"
 "$fer" export --checkpoint "$tmp/f32.ferkit" --out "$tmp/f16.ferkit" --fp16
-for split in public private; do
-  "$fer" eval --model "$tmp/f32.ferkit" --data "$data" --split $split --out "$card/eval-$split" >/dev/null
-  "$fer" eval --model "$tmp/f32.ferkit" --data "$data" --split $split --out "$card/eval-$split-tta" --tta >/dev/null
-  "$fer" eval --model "$tmp/f16.ferkit" --data "$data" --split $split --out "$card/eval-$split-f16" >/dev/null
+for w in f32 f16; do
+  for split in public private; do
+    "$fer" eval --model "$tmp/$w.ferkit" --data "$data" --split $split --out "$card/eval-$split-$w" >/dev/null
+  done
 done
 acc() { jq -r .accuracy "$card/eval-$1/metrics.json"; }
 weights=f16
 for split in public private; do
-  d=$(jq -n "($(acc $split-f16) - $(acc $split)) * 100 | fabs")
-  echo "$split: float32 $(acc $split), float16 $(acc $split-f16) (difference $d points)"
+  d=$(jq -n "($(acc $split-f16) - $(acc $split-f32)) * 100 | fabs")
+  echo "$split: float32 $(acc $split-f32), float16 $(acc $split-f16) (difference $d points)"
   jq -en "$d <= 0.2" >/dev/null || weights=f32
 done
 echo "storing the weights as $weights"
+# The card's figures are the shipped weights': plain (eval-SPLIT, a copy of eval-SPLIT-WEIGHTS) and flip-averaged.
+for split in public private; do
+  rm -rf "$card/eval-$split"
+  cp -r "$card/eval-$split-$weights" "$card/eval-$split"
+  "$fer" eval --model "$tmp/$weights.ferkit" --data "$data" --split $split --out "$card/eval-$split-tta" --tta >/dev/null
+done
 
 # Metadata for the card: plain figures (the page classifies without flip averaging) and flip-averaged ones.
 m() { jq 'del(.split, .model, .data)' "$card/eval-$1/metrics.json"; }
@@ -48,7 +57,7 @@ jq -n --argjson pub "$(m public)" --argjson priv "$(m private)" \
       '{eval: {public: $pub, private: $priv}, eval_tta: {public: $pubt, private: $privt}, tta: false}' >"$tmp/meta.json"
 "$fer" export --checkpoint "$tmp/f32.ferkit" --out "$card/model.ferkit" --meta "$tmp/meta.json" \
   $([ $weights = f16 ] && echo --fp16)
-for f in history.csv curves.png; do [ -f "$run/$f" ] && cp "$run/$f" "$card/"; done
+if [ -d "$run" ]; then for f in history.csv curves.png; do [ -f "$run/$f" ] && cp "$run/$f" "$card/"; done; fi
 echo
 for s in public private public-tta private-tta; do
   echo "$s: accuracy $(acc $s), macro-F1 $(jq -r .macro_f1 "$card/eval-$s/metrics.json")," \
