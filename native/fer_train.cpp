@@ -258,6 +258,9 @@ int cmd_train(const TrainArgs& a, const std::string& command_line) {
   }
   if (!a.teacher.empty()) {
     Model teacher = load_model_file(a.teacher);
+    if (teacher.num_classes() != kNumClasses)
+      throw std::runtime_error(a.teacher + ": the teacher has " + std::to_string(teacher.num_classes()) +
+                               " classes, expected " + std::to_string(kNumClasses));
     std::fprintf(stderr, "soft targets: %.2f x %s's flip-averaged predictions on %zu training images ...\n",
                  a.teacher_weight, a.teacher.c_str(), splits.train.size());
     Workspace tws;

@@ -679,10 +679,16 @@ TEST_F(Cli, SigkillAtRandomMomentsResumesToTheSameResult) {
     if (fs::exists(out + "/history.json")) {
       EXPECT_NO_THROW(json::parse(read_all(out + "/history.json"))) << "after kill " << kills;
     }
-    if (exited && decode_status(status) == 0) break;
-    if (exited) FAIL() << "fer-train failed (status " << decode_status(status) << "):\n" << read_all(log);
+    if (exited && decode_status(status) != 0)
+      FAIL() << "fer-train failed (status " << decode_status(status) << "):\n" << read_all(log);
+    if (exited && kills >= 12) break;
+    if (exited) {
+      // Finished before 12 kills (the reference run was slow, so the delays were long: a loaded machine): check
+      // this model too, then start over until 12 kills have happened.
+      expect_same_model(out, ref);
+      fs::remove_all(out);
+    }
   }
-  EXPECT_GE(kills, 12);
   for (const auto& entry : fs::directory_iterator(out))
     EXPECT_EQ(entry.path().filename().string().find(".tmp."), std::string::npos)
         << entry.path() << " is a temporary file left behind";
