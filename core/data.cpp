@@ -29,6 +29,18 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
+// Without the line's trailing '\r' / '\n' characters.
+std::string_view strip_line_end(std::string_view line) {
+  while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) line.remove_suffix(1);
+  return line;
+}
+
+// Without a leading UTF-8 byte-order mark.
+std::string_view strip_bom(std::string_view s) {
+  if (s.size() >= 3 && std::memcmp(s.data(), "\xEF\xBB\xBF", 3) == 0) s.remove_prefix(3);
+  return s;
+}
+
 // Removes one pair of surrounding double quotes (CSV writers may quote any field).
 std::string_view unquote(std::string_view s) {
   s = trim(s);
@@ -83,9 +95,7 @@ std::vector<size_t> Dataset::class_counts() const {
 // CSV
 
 std::string check_fer_csv_header(std::string_view line) {
-  std::string_view s = line;
-  if (s.size() >= 3 && std::memcmp(s.data(), "\xEF\xBB\xBF", 3) == 0) s.remove_prefix(3);  // UTF-8 BOM
-  s = trim(s);
+  std::string_view s = trim(strip_bom(line));
   // Field by field, so quoted or space-padded headers pass too.
   const char* const expected[3] = {"emotion", "pixels", "Usage"};
   size_t pos = 0;
@@ -104,15 +114,14 @@ std::string check_fer_csv_header(std::string_view line) {
 }
 
 std::string check_ferplus_header(std::string_view line) {
-  while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) line.remove_suffix(1);
-  if (line.substr(0, 3) == "\xEF\xBB\xBF") line.remove_prefix(3);  // UTF-8 byte-order mark
+  line = strip_bom(strip_line_end(line));
   constexpr std::string_view kHeader = "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF";
   if (line != kHeader) return "expected the FER+ header \"" + std::string(kHeader) + "\"";
   return "";
 }
 
 std::string parse_ferplus_row(std::string_view line, Usage& usage, float votes[kNumClasses]) {
-  while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) line.remove_suffix(1);
+  line = strip_line_end(line);
   std::vector<std::string_view> f;
   for (size_t at = 0;;) {
     const size_t comma = line.find(',', at);
@@ -170,7 +179,7 @@ std::string parse_fer_csv_row(std::string_view line, CsvRow& row, const char** k
     if (kind) *kind = k;
     return msg;
   };
-  while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) line.remove_suffix(1);
+  line = strip_line_end(line);
 
   const char* b = line.data();
   const char* e = b + line.size();
