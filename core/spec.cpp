@@ -49,15 +49,21 @@ float parse_float(const std::string& tok, int line, const char* field, float lo,
 Spec parse_spec(const std::string& text) {
   Spec spec;
   bool have_input = false, have_softmax = false;
-  std::string all = text;
-  for (char& ch : all)
-    if (ch == ';') ch = '\n';
-  std::istringstream lines(all);
-  std::string raw;
-  int lineno = 0;
-  while (std::getline(lines, raw)) {
-    ++lineno;
-    if (auto hash = raw.find('#'); hash != std::string::npos) raw.resize(hash);
+  // Layers are one per line or separated by ';'. A comment runs to the end of its line, ';' included, and
+  // errors name the text line (not the ';' segment).
+  std::vector<std::pair<int, std::string>> layer_texts;
+  int last_line = 0;
+  {
+    std::istringstream lines(text);
+    std::string line;
+    for (int n = 1; std::getline(lines, line); ++n) {
+      last_line = n;
+      if (auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
+      std::istringstream parts(line);
+      for (std::string part; std::getline(parts, part, ';');) layer_texts.emplace_back(n, part);
+    }
+  }
+  for (const auto& [lineno, raw] : layer_texts) {
     std::istringstream ts(raw);
     std::vector<std::string> tok;
     for (std::string t; ts >> t;) tok.push_back(t);
@@ -127,9 +133,9 @@ Spec parse_spec(const std::string& text) {
     }
     spec.layers.push_back(l);
   }
-  if (!have_input) fail(lineno, "missing 'input <height> <width> <channels>'");
-  if (!have_softmax) fail(lineno, "missing 'softmax' as the last line");
-  if (spec.layers.empty()) fail(lineno, "no layers");
+  if (!have_input) fail(last_line, "missing 'input <height> <width> <channels>'");
+  if (!have_softmax) fail(last_line, "missing 'softmax' as the last line");
+  if (spec.layers.empty()) fail(last_line, "no layers");
   return spec;
 }
 

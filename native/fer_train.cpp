@@ -156,7 +156,7 @@ void write_curves(const std::string& path, const std::vector<EpochRecord>& h) {
 // ---------------------------------------------------------------------------------------------------------------
 struct TrainArgs {
   std::string data, arch = "seed", out = "runs/train", class_weights = "none", optimizer = "adam",
-              schedule = "constant", name, ferplus, teacher;
+              schedule = "constant", name, ferplus, teacher, init;
   int epochs = 50, batch = 64, threads = 0, patience = 0, step_size = 10, warmup = 0, plateau_patience = 3;
   float lr = 1e-3f, momentum = 0.9f, weight_decay = 0.0f, gamma = 0.1f, min_lr = 0.0f, plateau_factor = 0.5f,
         label_smoothing = 0.0f, ferplus_weight = 0.5f, teacher_weight = 0.5f;
@@ -214,6 +214,8 @@ void add_train_options(CLI::App* c, TrainArgs& a) {
   c->add_option("--patience", a.patience, "early stopping: epochs without validation-accuracy gain (0: off)")
       ->capture_default_str();
   c->add_flag("--no-restore-best", a.no_restore_best, "keep the last epoch's weights, not the best");
+  c->add_option("--init", a.init, "start from this model's weights (same layers and shapes; dropout rates may "
+                "differ) with a fresh optimizer and schedule: a warm restart or a recipe change");
   c->add_flag("--resume", a.resume, "continue from <out>/checkpoint.ferkit (same options)");
   c->add_flag("--strict", a.strict, "fail on the first malformed row or image instead of skipping it");
   c->add_option("--limit", a.limit, "use only the first N training images (smoke runs)");
@@ -240,6 +242,29 @@ struct ProgressBar {
     if (tty) std::fprintf(stderr, "\r\033[K");
   }
 };
+
+// --init: copy a trained model's parameters (and batch-norm statistics) into a freshly planned model. The
+// parameter tensors must match one for one; layers without parameters (dropout rates) may differ.
+void init_from(Model& model, const std::string& path) {
+  Model src = load_model_file(path);
+  if (!(src.input_shape() == model.input_shape()))
+    throw std::runtime_error(path + ": --init model's input is " + std::to_string(src.input_shape().h) + "x" +
+                             std::to_string(src.input_shape().w) + "x" + std::to_string(src.input_shape().c) +
+                             ", the architecture expects " + std::to_string(model.input_shape().h) + "x" +
+                             std::to_string(model.input_shape().w) + "x" + std::to_string(model.input_shape().c));
+  const auto& a = src.tensors;
+  const auto& b = model.tensors;
+  for (size_t i = 0; i < std::max(a.size(), b.size()); ++i) {
+    if (i >= a.size() || i >= b.size() || a[i].name != b[i].name || a[i].size != b[i].size)
+      throw std::runtime_error(
+          path + ": --init model does not match --arch at parameter tensor " + std::to_string(i) + ": it has " +
+          (i < a.size() ? a[i].name + " (" + std::to_string(a[i].size) + " values)" : std::string("none")) +
+          ", the architecture expects " +
+          (i < b.size() ? b[i].name + " (" + std::to_string(b[i].size) + " values)" : std::string("none")));
+  }
+  model.params = src.params;
+  std::fprintf(stderr, "initialized from %s (%zu parameters)\n", path.c_str(), model.params.size());
+}
 
 int cmd_train(const TrainArgs& a, const std::string& command_line) {
   set_threads(a.threads);
@@ -275,6 +300,7 @@ int cmd_train(const TrainArgs& a, const std::string& command_line) {
   Spec spec = read_arch(a.arch);
   Model model(spec);
   model.init(a.seed);
+  if (!a.init.empty()) init_from(model, a.init);
   std::fprintf(stderr, "%s", model.summary().c_str());
 
   TrainConfig cfg;

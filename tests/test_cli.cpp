@@ -27,6 +27,8 @@
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #include <stb/stb_image_write.h>
 
+#include "model_io.h"
+
 #ifdef FERKIT_TRAIN_BIN  // defined by tests/CMakeLists.txt when the fer-train target exists
 
 extern char** environ;
@@ -497,6 +499,40 @@ TEST_F(Cli, SoftTargetsFromATeacherOrFerPlus) {
   RunResult bad = run_cli(plus(train_args(csv_, tmp / "fp", 1), {"--ferplus", plus_csv}));
   EXPECT_NE(bad.rc, 0);
   EXPECT_TRUE(contains(bad.err, plus_csv + ": 1 Training rows, but the training set has")) << bad.err;
+}
+
+TEST_F(Cli, InitStartsFromAModelsWeights) {
+  TempDir tmp;
+  // A step of 1e-30 leaves every trained weight as it was, so the run's model must hold the --init model's
+  // weights exactly; only batch norm's running statistics (not trained by the optimizer) move.
+  const std::vector<std::string> still = {"--lr", "1e-30", "--no-augment"};
+  RunResult r = run_cli(plus(plus(train_args(csv_, tmp / "warm", 1), still), {"--init", model()}));
+  ASSERT_EQ(r.rc, 0) << describe(r);
+  EXPECT_TRUE(contains(r.err, "initialized from " + model())) << r.err;
+  auto load = [](const std::string& path) {
+    const std::string bytes = read_all(path);
+    return ferkit::load_model(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  };
+  const ferkit::Model base = load(model()), warm = load(tmp / "warm/model.ferkit");
+  ASSERT_EQ(base.tensors.size(), warm.tensors.size());
+  size_t compared = 0;
+  for (const auto& t : base.tensors) {
+    if (!t.trainable) continue;
+    for (size_t i = t.offset; i < t.offset + t.size; ++i, ++compared)
+      ASSERT_EQ(base.params[i], warm.params[i]) << t.name << " [" << i - t.offset << "]";
+  }
+  EXPECT_GT(compared, 1000u);
+  // Without --init the same run starts from a fresh initialization.
+  RunResult cold = run_cli(plus(train_args(csv_, tmp / "cold", 1), still));
+  ASSERT_EQ(cold.rc, 0) << describe(cold);
+  const ferkit::Model fresh = load(tmp / "cold/model.ferkit");
+  EXPECT_NE(fresh.params[base.tensors[0].offset], base.params[base.tensors[0].offset]);
+  // A model whose layers differ from --arch is refused, naming the first tensor that does not match.
+  RunResult bad = run_cli({"train", "--data", csv_, "--arch", "seed", "--epochs", "1", "--threads", "1", "--out",
+                           tmp / "bad", "--init", model()});
+  EXPECT_NE(bad.rc, 0);
+  EXPECT_TRUE(contains(bad.err, model() + ": --init model does not match --arch at parameter tensor 0")) << bad.err;
+  EXPECT_FALSE(fs::exists(tmp / "bad/model.ferkit"));
 }
 
 TEST_F(Cli, ExportHalfPrecisionWithMetadata) {

@@ -110,6 +110,16 @@ TEST(Spec, ErrorsNameTheLine) {
     EXPECT_NE(std::string(e.what()).find("line 3"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("frobnicate"), std::string::npos) << e.what();
   }
+  // A ';' inside a comment is part of the comment; errors name the text line, not the ';' segment.
+  Spec commented = parse_spec("# widths 16; 32\ninput 8 8 1  # gray; 8x8\nflatten; dense 3\nsoftmax\n");
+  EXPECT_EQ(commented.input, (Shape{8, 8, 1}));
+  EXPECT_EQ(commented.layers.size(), 2u);  // flatten, dense (softmax marks the output)
+  try {
+    parse_spec("input 8 8 1; flatten; dense 3\ndense 2; frobnicate\nsoftmax");
+    FAIL() << "expected an error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("line 2"), std::string::npos) << e.what();
+  }
   EXPECT_THROW(parse_spec("conv 3 3\nsoftmax"), std::runtime_error);              // no input
   EXPECT_THROW(parse_spec("input 8 8 1\nflatten\ndense 3\n"), std::runtime_error);  // no softmax
   EXPECT_THROW(parse_spec("input 8 8 1\nconv -1 3\nsoftmax"), std::runtime_error);
