@@ -35,8 +35,13 @@ void Pipeline::set_model(Model model) {
 
 void Pipeline::classify(const uint8_t* crops, int n, float* probs, bool flip_tta) {
   if (n <= 0) return;
-  ws_.reserve(model_, n);
-  predict(model_, ws_, crops, n, probs, flip_tta);
+  ws_.reserve(model_, std::min(n, kClassifyChunk));
+  const int k = model_.num_classes();
+  for (int start = 0; start < n; start += kClassifyChunk) {
+    const int m = std::min(kClassifyChunk, n - start);
+    predict(model_, ws_, crops + static_cast<size_t>(start) * kPixels, m, probs + static_cast<size_t>(start) * k,
+            flip_tta);
+  }
 }
 
 bool Pipeline::largest_face_crop(const uint8_t* gray, int width, int height, const PipelineOptions& o,

@@ -45,7 +45,9 @@ class Pipeline {
 
   const std::vector<FaceResult>& process_rgba(const uint8_t* rgba, int width, int height, const PipelineOptions& o);
   const std::vector<FaceResult>& process_gray(const uint8_t* gray, int width, int height, const PipelineOptions& o);
-  // Classifies 48x48 crops directly (n <= capacity grows as needed): probs is n x classes.
+  // Classifies 48x48 crops directly: probs is n x classes. Runs at most kClassifyChunk crops at a time, so the
+  // activations' memory stays bounded however many crops come in (a WebAssembly heap is small).
+  static constexpr int kClassifyChunk = 64;
   void classify(const uint8_t* crops, int n, float* probs, bool flip_tta = false);
 
   // The largest face in a still image as a 48x48 crop (for importing photos as samples); false if none is found.

@@ -63,7 +63,9 @@ Spec parse_spec(const std::string& text) {
       for (std::string part; std::getline(parts, part, ';');) layer_texts.emplace_back(n, part);
     }
   }
-  for (const auto& [lineno, raw] : layer_texts) {
+  for (const auto& layer_text : layer_texts) {
+    const int lineno = layer_text.first;  // (not a structured binding: C++17 lambdas below cannot capture one)
+    const std::string& raw = layer_text.second;
     std::istringstream ts(raw);
     std::vector<std::string> tok;
     for (std::string t; ts >> t;) tok.push_back(t);
@@ -180,6 +182,15 @@ std::string builtin_spec(const std::string& name) {
            "gap\ndropout 0.4\n"
            "dense 256\nrelu\ndropout 0.4\n"
            "dense 7\nsoftmax\n";
+  if (name == "vgg-xs-f")  // vgg-s at half width with a flatten head: a 3x3 map keeps where on the face a feature is
+    return "input 48 48 1\n"
+           "conv 16 3 same\nbn\nrelu\nconv 16 3 same\nbn\nrelu\nmaxpool 2\n"
+           "conv 32 3 same\nbn\nrelu\nconv 32 3 same\nbn\nrelu\nmaxpool 2\n"
+           "conv 64 3 same\nbn\nrelu\nconv 64 3 same\nbn\nrelu\nmaxpool 2\n"
+           "conv 128 3 same\nbn\nrelu\nconv 128 3 same\nbn\nrelu\nmaxpool 2\n"
+           "flatten\ndropout 0.4\n"
+           "dense 256\nrelu\ndropout 0.4\n"
+           "dense 7\nsoftmax\n";
   if (name == "tiny")  // a few thousand parameters: for tests and smoke runs
     return "input 48 48 1\n"
            "conv 8 3 1 same\nrelu\nmaxpool 4\n"
@@ -188,7 +199,7 @@ std::string builtin_spec(const std::string& name) {
   return "";
 }
 
-std::vector<std::string> builtin_names() { return {"seed", "vgg-s", "tiny"}; }
+std::vector<std::string> builtin_names() { return {"seed", "vgg-s", "vgg-xs-f", "tiny"}; }
 
 Spec resolve_spec(const std::string& name_or_text) {
   if (name_or_text.find('\n') != std::string::npos || name_or_text.find(';') != std::string::npos)

@@ -87,3 +87,19 @@ TEST(Pipeline, RejectsAModelOfTheWrongShape) {
   Model m(parse_spec("input 32 32 1; flatten; dense 7; softmax"));
   EXPECT_THROW(Pipeline(m, shipped_cascade()), std::invalid_argument);
 }
+
+TEST(Pipeline, ClassifiesMoreCropsThanOneChunkLikeOneAtATime) {
+  // classify() runs kClassifyChunk crops at a time (bounded memory); 2.5 chunks must give each crop what it gets
+  // alone, and the crops of the last, partial chunk must not be skipped or shifted.
+  Pipeline p(tiny_model(), shipped_cascade());
+  const int n = Pipeline::kClassifyChunk * 5 / 2;
+  std::vector<uint8_t> crops(static_cast<size_t>(n) * kPixels);
+  uint32_t state = 12345;
+  for (auto& px : crops) px = static_cast<uint8_t>((state = state * 1664525u + 1013904223u) >> 24);
+  std::vector<float> all(static_cast<size_t>(n) * kNumClasses), one(kNumClasses);
+  p.classify(crops.data(), n, all.data());
+  for (int i = 0; i < n; ++i) {
+    p.classify(crops.data() + static_cast<size_t>(i) * kPixels, 1, one.data());
+    for (int c = 0; c < kNumClasses; ++c) ASSERT_NEAR(all[static_cast<size_t>(i) * kNumClasses + c], one[c], 1e-5) << i;
+  }
+}
