@@ -38,6 +38,19 @@ std::vector<float> balanced_class_weights(const Dataset& data, int classes) {
   return w;
 }
 
+std::vector<float> sqrt_balanced_class_weights(const Dataset& data, int classes) {
+  std::vector<size_t> counts(classes, 0);
+  for (uint8_t l : data.labels)
+    if (l < classes) ++counts[l];
+  double sum_sqrt = 0;  // sum over classes of count_c / sqrt(count_c)
+  for (size_t n : counts) sum_sqrt += std::sqrt(static_cast<double>(n));
+  std::vector<float> w(classes, 0.0f);
+  for (int c = 0; c < classes; ++c)
+    if (counts[c])
+      w[c] = static_cast<float>(static_cast<double>(data.size()) / (std::sqrt(static_cast<double>(counts[c])) * sum_sqrt));
+  return w;
+}
+
 FeatureCache::FeatureCache(const Model& model, int layer_, int views_, size_t images_)
     : layer(layer_), views(views_), images(images_) {
   if (layer < 1 || layer >= static_cast<int>(model.layers.size()) || views < 1)

@@ -89,6 +89,7 @@ Spec read_arch(const std::string& arch) {
 std::vector<float> parse_class_weights(const std::string& s, const Dataset& train) {
   if (s == "none" || s.empty()) return {};
   if (s == "balanced") return balanced_class_weights(train, kNumClasses);
+  if (s == "sqrt") return sqrt_balanced_class_weights(train, kNumClasses);
   std::vector<float> w;
   std::stringstream ss(s);
   std::string item;
@@ -100,7 +101,7 @@ std::vector<float> parse_class_weights(const std::string& s, const Dataset& trai
     w.push_back(v);
   }
   if (w.size() != kNumClasses)
-    throw std::runtime_error("--class-weights: expected none, balanced or 7 comma-separated numbers, got " +
+    throw std::runtime_error("--class-weights: expected none, balanced, sqrt or 7 comma-separated numbers, got " +
                              std::to_string(w.size()) + " numbers");
   return w;
 }
@@ -201,7 +202,8 @@ void add_train_options(CLI::App* c, TrainArgs& a) {
   c->add_option("--brightness", a.aug.brightness, "max brightness change, fraction")->capture_default_str();
   c->add_option("--contrast", a.aug.contrast, "max contrast change, fraction")->capture_default_str();
   c->add_option("--erase", a.aug.erase, "random-erasing probability")->capture_default_str();
-  c->add_option("--class-weights", a.class_weights, "none, balanced, or 7 comma-separated weights")
+  c->add_option("--class-weights", a.class_weights,
+                "none, balanced (1/count), sqrt (1/sqrt(count)), or 7 comma-separated weights")
       ->capture_default_str();
   c->add_option("--label-smoothing", a.label_smoothing, "label smoothing")->capture_default_str();
   c->add_option("--ferplus", a.ferplus, "FER+ votes (fer2013new.csv, row-aligned with a fer2013.csv --data) as soft targets");
@@ -322,6 +324,11 @@ int cmd_train(const TrainArgs& a, const std::string& command_line) {
   cfg.schedule.patience = a.plateau_patience;
   cfg.schedule.factor = a.plateau_factor;
   cfg.class_weights = parse_class_weights(a.class_weights, train);
+  if (!cfg.class_weights.empty()) {
+    std::fprintf(stderr, "class weights:");
+    for (int c = 0; c < kNumClasses; ++c) std::fprintf(stderr, " %s %.3f", kClassNames[c], cfg.class_weights[c]);
+    std::fprintf(stderr, "\n");
+  }
   cfg.label_smoothing = a.label_smoothing;
   cfg.patience = val ? a.patience : 0;
   cfg.restore_best = !a.no_restore_best;

@@ -501,6 +501,20 @@ TEST_F(Cli, SoftTargetsFromATeacherOrFerPlus) {
   EXPECT_TRUE(contains(bad.err, plus_csv + ": 1 Training rows, but the training set has")) << bad.err;
 }
 
+TEST_F(Cli, ClassWeightsAreNamedOrListedAndPrinted) {
+  TempDir tmp;
+  // The fixture's CSV has the same number of training images per class: sqrt-balanced weights are all 1.
+  RunResult r = run_cli(plus(train_args(csv_, tmp / "w", 1), {"--class-weights", "sqrt"}));
+  ASSERT_EQ(r.rc, 0) << describe(r);
+  EXPECT_TRUE(contains(r.err, "class weights: angry 1.000 disgust 1.000 fear 1.000")) << r.err;
+  RunResult listed = run_cli(plus(train_args(csv_, tmp / "l", 1), {"--class-weights", "1,2,1,1,1,1,0.5"}));
+  ASSERT_EQ(listed.rc, 0) << describe(listed);
+  EXPECT_TRUE(contains(listed.err, "disgust 2.000") && contains(listed.err, "neutral 0.500")) << listed.err;
+  RunResult bad = run_cli(plus(train_args(csv_, tmp / "b", 1), {"--class-weights", "sqr"}));
+  EXPECT_NE(bad.rc, 0);
+  EXPECT_TRUE(contains(bad.err, "--class-weights: expected a non-negative number, got 'sqr'")) << bad.err;
+}
+
 TEST_F(Cli, InitStartsFromAModelsWeights) {
   TempDir tmp;
   // A step of 1e-30 leaves every trained weight as it was, so the run's model must hold the --init model's

@@ -567,6 +567,23 @@ TEST(Training, TinyNetworkLearnsSyntheticClasses) {
   EXPECT_LT(t.history.back().train_loss, t.history.front().train_loss);
 }
 
+TEST(Training, SquareRootClassWeightsAverageOneOverTheImages) {
+  Dataset d;
+  std::vector<uint8_t> px(kPixels, 0);
+  const int counts[7] = {400, 100, 25, 0, 400, 100, 1};
+  for (int c = 0; c < 7; ++c)
+    for (int i = 0; i < counts[c]; ++i) d.add(px.data(), static_cast<uint8_t>(c));
+  const std::vector<float> w = sqrt_balanced_class_weights(d, 7);
+  ASSERT_EQ(w.size(), 7u);
+  EXPECT_NEAR(w[1] / w[0], 2.0f, 1e-5);   // 4x fewer images, twice the weight
+  EXPECT_NEAR(w[2] / w[0], 4.0f, 1e-5);
+  EXPECT_NEAR(w[6] / w[0], 20.0f, 1e-4);
+  EXPECT_EQ(w[3], 0.0f);                   // no images
+  double mean = 0;
+  for (int c = 0; c < 7; ++c) mean += counts[c] * w[c];
+  EXPECT_NEAR(mean / d.size(), 1.0, 1e-6);
+}
+
 TEST(Training, ResumeFromCheckpointMatchesUninterruptedRun) {
   Dataset train = synthetic(12, 4), val = synthetic(3, 5);
   TrainConfig cfg;
