@@ -26,12 +26,17 @@ void input_image(const Model& model, const uint8_t* pixels, float* x, const Augm
   const int in_size = model.spec.input.size();
   for (int j = 0; j < in_size; ++j) x[j] = (x[j] * 255.0f * pp.scale - pp.mean) / pp.std;
 }
-}  // namespace
 
-std::vector<float> balanced_class_weights(const Dataset& data, int classes) {
+std::vector<size_t> class_counts(const Dataset& data, int classes) {
   std::vector<size_t> counts(classes, 0);
   for (uint8_t l : data.labels)
     if (l < classes) ++counts[l];
+  return counts;
+}
+}  // namespace
+
+std::vector<float> balanced_class_weights(const Dataset& data, int classes) {
+  const std::vector<size_t> counts = class_counts(data, classes);
   std::vector<float> w(classes, 0.0f);
   for (int c = 0; c < classes; ++c)
     if (counts[c]) w[c] = static_cast<float>(static_cast<double>(data.size()) / (classes * counts[c]));
@@ -39,15 +44,14 @@ std::vector<float> balanced_class_weights(const Dataset& data, int classes) {
 }
 
 std::vector<float> sqrt_balanced_class_weights(const Dataset& data, int classes) {
-  std::vector<size_t> counts(classes, 0);
-  for (uint8_t l : data.labels)
-    if (l < classes) ++counts[l];
+  const std::vector<size_t> counts = class_counts(data, classes);
   double sum_sqrt = 0;  // sum over classes of count_c / sqrt(count_c)
   for (size_t n : counts) sum_sqrt += std::sqrt(static_cast<double>(n));
   std::vector<float> w(classes, 0.0f);
   for (int c = 0; c < classes; ++c)
     if (counts[c])
-      w[c] = static_cast<float>(static_cast<double>(data.size()) / (std::sqrt(static_cast<double>(counts[c])) * sum_sqrt));
+      w[c] = static_cast<float>(static_cast<double>(data.size()) /
+                                (std::sqrt(static_cast<double>(counts[c])) * sum_sqrt));
   return w;
 }
 
