@@ -27,10 +27,10 @@ void input_image(const Model& model, const uint8_t* pixels, float* x, const Augm
   for (int j = 0; j < in_size; ++j) x[j] = (x[j] * 255.0f * pp.scale - pp.mean) / pp.std;
 }
 
+// Dataset::class_counts() for a model of `classes` outputs (every caller has kNumClasses).
 std::vector<size_t> class_counts(const Dataset& data, int classes) {
-  std::vector<size_t> counts(classes, 0);
-  for (uint8_t l : data.labels)
-    if (l < classes) ++counts[l];
+  std::vector<size_t> counts = data.class_counts();
+  counts.resize(classes, 0);
   return counts;
 }
 }  // namespace

@@ -249,11 +249,12 @@ struct ProgressBar {
 // parameter tensors must match one for one; layers without parameters (dropout rates) may differ.
 void init_from(Model& model, const std::string& path) {
   Model src = load_model_file(path);
+  auto dims = [](const Shape& s) {
+    return std::to_string(s.h) + "x" + std::to_string(s.w) + "x" + std::to_string(s.c);
+  };
   if (!(src.input_shape() == model.input_shape()))
-    throw std::runtime_error(path + ": --init model's input is " + std::to_string(src.input_shape().h) + "x" +
-                             std::to_string(src.input_shape().w) + "x" + std::to_string(src.input_shape().c) +
-                             ", the architecture expects " + std::to_string(model.input_shape().h) + "x" +
-                             std::to_string(model.input_shape().w) + "x" + std::to_string(model.input_shape().c));
+    throw std::runtime_error(path + ": --init model's input is " + dims(src.input_shape()) +
+                             ", the architecture expects " + dims(model.input_shape()));
   const auto& a = src.tensors;
   const auto& b = model.tensors;
   for (size_t i = 0; i < std::max(a.size(), b.size()); ++i) {
