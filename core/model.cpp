@@ -193,9 +193,8 @@ void Workspace::reserve(const Model& model, int batch, bool for_training, int fr
     switch (p.spec.kind) {
       case LayerKind::Conv: {
         if (p.geom.direct()) break;
-        const size_t c = static_cast<size_t>(batch) * p.out.h * p.out.w * p.geom.patch();
-        col[i].assign(c, 0.0f);
-        if (trains) dcol_size = std::max(dcol_size, c);
+        col[i].assign(conv2d_scratch_floats(p.geom, batch), 0.0f);
+        if (trains) dcol_size = std::max(dcol_size, static_cast<size_t>(batch) * p.out.h * p.out.w * p.geom.patch());
         break;
       }
       case LayerKind::MaxPool: argmax[i].assign(out, 0); break;

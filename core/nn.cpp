@@ -141,23 +141,28 @@ void gemm_bias_simd128(const float* A, Eigen::Index M, int K, const float* B, in
   }
 }
 
+// Copies image xi into pad, a zero border of one pixel around it: (hi+2) x (wi+2) x cin floats.
+void pad_image_by_one(const float* xi, const ConvGeom& g, float* pad) {
+  const size_t row = static_cast<size_t>(g.wi + 2) * g.cin, in_row = static_cast<size_t>(g.wi) * g.cin;
+  std::memset(pad, 0, sizeof(float) * row);
+  std::memset(pad + (g.hi + 1) * row, 0, sizeof(float) * row);
+  for (int iy = 0; iy < g.hi; ++iy) {
+    float* d = pad + (iy + 1) * row;
+    std::memset(d, 0, sizeof(float) * g.cin);
+    std::memcpy(d + g.cin, xi + iy * in_row, sizeof(float) * in_row);
+    std::memset(d + g.cin + in_row, 0, sizeof(float) * g.cin);
+  }
+}
+
 // 3x3, stride 1, 'same' convolution straight from a zero-padded copy of each image (pad: (hi+2)*(wi+2)*cin floats):
 // a block of 4 output pixels in a row reads its patches as 3 segments of 3*cin floats, one per kernel row.
 void conv3x3_same_simd128(const float* x, int n, const ConvGeom& g, const float* w, const float* b, float* pad,
                           float* y) {
-  const int wp = g.wi + 2, cin = g.cin, cout = g.cout;
-  const size_t row = static_cast<size_t>(wp) * cin, in_row = static_cast<size_t>(g.wi) * cin;
+  const int cin = g.cin, cout = g.cout;
+  const size_t row = static_cast<size_t>(g.wi + 2) * cin, in_row = static_cast<size_t>(g.wi) * cin;
   for (int img = 0; img < n; ++img) {
-    const float* xi = x + static_cast<size_t>(img) * g.hi * in_row;
     float* yi = y + static_cast<size_t>(img) * g.ho * g.wo * cout;
-    std::memset(pad, 0, sizeof(float) * row);
-    std::memset(pad + (g.hi + 1) * row, 0, sizeof(float) * row);
-    for (int iy = 0; iy < g.hi; ++iy) {
-      float* d = pad + (iy + 1) * row;
-      std::memset(d, 0, sizeof(float) * cin);
-      std::memcpy(d + cin, xi + iy * in_row, sizeof(float) * in_row);
-      std::memset(d + cin + in_row, 0, sizeof(float) * cin);
-    }
+    pad_image_by_one(x + static_cast<size_t>(img) * g.hi * in_row, g, pad);
     for (int n0 = 0; n0 < cout; n0 += 8)  // one 8-column panel of w (9*cin x 8) stays in L1 for the whole image
       for (int oy = 0; oy < g.ho; ++oy) {
         const float* a = pad + oy * row;
@@ -165,9 +170,135 @@ void conv3x3_same_simd128(const float* x, int n, const ConvGeom& g, const float*
         int ox = 0;
         for (; ox + 4 <= g.wo; ox += 4)
           simd128_block<4, 2>(a + ox * cin, cin, 3, row, 3 * cin, w + n0, cout, b + n0, yr + ox * cout, cout);
+        for (; ox + 2 <= g.wo; ox += 2)
+          simd128_block<2, 2>(a + ox * cin, cin, 3, row, 3 * cin, w + n0, cout, b + n0, yr + ox * cout, cout);
         for (; ox < g.wo; ++ox)
           simd128_block<1, 2>(a + ox * cin, 0, 3, row, 3 * cin, w + n0, cout, b + n0, yr + ox * cout, 0);
       }
+  }
+}
+
+// Winograd F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2016): each 2x2 block of
+// outputs is A^T [(G g G^T) . (B^T d B)] A for its 4x4 input tile d, 16 multiplies per input channel and output
+// channel instead of 36. The 16 elementwise products become 16 GEMMs (tiles x cin) * (cin x cout), run by the same
+// register blocks as every other product here. For 'same' 3x3 stride-1 layers with even sizes, cin % 4 == 0 and
+// cout % 8 == 0. Scratch layout (winograd_scratch_floats): U, the transformed weights (16 x cin x cout), the padded
+// image, V (16 x kTileBlock x cin) and M (16 x kTileBlock x cout) for one block of tiles at a time. Measured in a
+// per-layer benchmark of the default model's layers (48x48x16 to 6x6x128, one image): blocks of 16 tiles, with each
+// of the 16 planes padded by kPlanePad floats so that they do not share cache sets, ran 1.3-1.8x faster than the
+// direct kernel; blocks of 64 without the padding, 0.9-1.3x. The weight transform is redone on every call, so
+// layers with fewer than kMinTiles tiles in the whole batch (6x6 maps, one image: 9) keep the direct kernel.
+constexpr int kTileBlock = 16;
+constexpr int kPlanePad = 16;
+constexpr int kMinTiles = 16;
+
+bool winograd_applies(const ConvGeom& g, int n) {
+  return static_cast<long>(n) * (g.ho / 2) * (g.wo / 2) >= kMinTiles && g.k == 3 && g.stride == 1 && g.pad_top == 1 && g.pad_left == 1 && g.ho == g.hi && g.wo == g.wi &&
+         g.ho % 2 == 0 && g.wo % 2 == 0 && g.cin % 4 == 0 && g.cout % 8 == 0 && g.patch() > kSmallPatch;
+}
+
+size_t winograd_scratch_floats(const ConvGeom& g) {
+  return 16 * static_cast<size_t>(g.cin) * g.cout + static_cast<size_t>(g.hi + 2) * (g.wi + 2) * g.cin +
+         16 * (static_cast<size_t>(kTileBlock) * (g.cin + g.cout) + 2 * kPlanePad);
+}
+
+void conv3x3_winograd_simd128(const float* x, int n, const ConvGeom& g, const float* w, const float* b,
+                              float* scratch, float* y) {
+  const int cin = g.cin, cout = g.cout, tiles_x = g.wo / 2, tiles = (g.ho / 2) * tiles_x;
+  const size_t row = static_cast<size_t>(g.wi + 2) * cin, ucin = static_cast<size_t>(cin) * cout;
+  float* const U = scratch;
+  float* const pad = U + 16 * ucin;
+  float* const V = pad + static_cast<size_t>(g.hi + 2) * row;
+  const size_t vplane = static_cast<size_t>(kTileBlock) * cin + kPlanePad, mplane = static_cast<size_t>(kTileBlock) * cout + kPlanePad;
+  float* const M = V + 16 * vplane;
+  const v128_t half = wasm_f32x4_splat(0.5f);
+  // U = G g G^T for every (input channel, 4 output channels); w[(ky*3 + kx)*cin + c][o].
+  for (int c = 0; c < cin; ++c)
+    for (int o = 0; o < cout; o += 4) {
+      v128_t t[4][3];
+      for (int kx = 0; kx < 3; ++kx) {
+        const v128_t g0 = wasm_v128_load(w + (static_cast<size_t>(0 + kx) * cin + c) * cout + o);
+        const v128_t g1 = wasm_v128_load(w + (static_cast<size_t>(3 + kx) * cin + c) * cout + o);
+        const v128_t g2 = wasm_v128_load(w + (static_cast<size_t>(6 + kx) * cin + c) * cout + o);
+        const v128_t s = wasm_f32x4_add(g0, g2);
+        t[0][kx] = g0;
+        t[1][kx] = wasm_f32x4_mul(half, wasm_f32x4_add(s, g1));
+        t[2][kx] = wasm_f32x4_mul(half, wasm_f32x4_sub(s, g1));
+        t[3][kx] = g2;
+      }
+      for (int i = 0; i < 4; ++i) {
+        const v128_t s = wasm_f32x4_add(t[i][0], t[i][2]);
+        const v128_t u[4] = {t[i][0], wasm_f32x4_mul(half, wasm_f32x4_add(s, t[i][1])),
+                             wasm_f32x4_mul(half, wasm_f32x4_sub(s, t[i][1])), t[i][2]};
+        for (int j = 0; j < 4; ++j) wasm_v128_store(U + (i * 4 + j) * ucin + static_cast<size_t>(c) * cout + o, u[j]);
+      }
+    }
+  alignas(16) static const float kZeros[8] = {};
+  for (int img = 0; img < n; ++img) {
+    float* yi = y + static_cast<size_t>(img) * g.ho * g.wo * cout;
+    pad_image_by_one(x + static_cast<size_t>(img) * g.hi * g.wi * cin, g, pad);
+    for (int t0 = 0; t0 < tiles; t0 += kTileBlock) {
+      const int nt = std::min(kTileBlock, tiles - t0);
+      // V = B^T d B for each tile of the block, 4 channels at a time.
+      for (int t = 0; t < nt; ++t) {
+        const int ty = (t0 + t) / tiles_x, tx = (t0 + t) % tiles_x;
+        const float* d = pad + 2 * ty * row + static_cast<size_t>(2 * tx) * cin;
+        for (int c = 0; c < cin; c += 4) {
+          v128_t r[4][4];
+          for (int j = 0; j < 4; ++j) {
+            const v128_t d0 = wasm_v128_load(d + 0 * row + j * cin + c), d1 = wasm_v128_load(d + 1 * row + j * cin + c);
+            const v128_t d2 = wasm_v128_load(d + 2 * row + j * cin + c), d3 = wasm_v128_load(d + 3 * row + j * cin + c);
+            r[0][j] = wasm_f32x4_sub(d0, d2);
+            r[1][j] = wasm_f32x4_add(d1, d2);
+            r[2][j] = wasm_f32x4_sub(d2, d1);
+            r[3][j] = wasm_f32x4_sub(d1, d3);
+          }
+          for (int i = 0; i < 4; ++i) {
+            float* v = V + static_cast<size_t>(i * 4) * vplane + static_cast<size_t>(t) * cin + c;
+            const size_t step = vplane;
+            wasm_v128_store(v, wasm_f32x4_sub(r[i][0], r[i][2]));
+            wasm_v128_store(v + step, wasm_f32x4_add(r[i][1], r[i][2]));
+            wasm_v128_store(v + 2 * step, wasm_f32x4_sub(r[i][2], r[i][1]));
+            wasm_v128_store(v + 3 * step, wasm_f32x4_sub(r[i][1], r[i][3]));
+          }
+        }
+      }
+      // M[p] = V[p] * U[p]: 16 products of (nt x cin) by (cin x cout).
+      for (int p = 0; p < 16; ++p) {
+        const float* Vp = V + p * vplane;
+        float* Mp = M + p * mplane;
+        for (int n0 = 0; n0 < cout; n0 += 8) {
+          int t = 0;
+          for (; t + 4 <= nt; t += 4)
+            simd128_block<4, 2>(Vp + t * cin, cin, 1, 0, cin, U + p * ucin + n0, cout, kZeros, Mp + t * cout + n0, cout);
+          for (; t < nt; ++t)
+            simd128_block<1, 2>(Vp + t * cin, 0, 1, 0, cin, U + p * ucin + n0, cout, kZeros, Mp + t * cout + n0, 0);
+        }
+      }
+      // y = A^T m A + bias: each tile's 2x2 outputs, 4 output channels at a time.
+      for (int t = 0; t < nt; ++t) {
+        const int ty = (t0 + t) / tiles_x, tx = (t0 + t) % tiles_x;
+        float* yt = yi + (static_cast<size_t>(2 * ty) * g.wo + 2 * tx) * cout;
+        for (int o = 0; o < cout; o += 4) {
+          v128_t s[2][4];
+          for (int j = 0; j < 4; ++j) {
+            const float* m = M + j * mplane + static_cast<size_t>(t) * cout + o;
+            const size_t step = 4 * mplane;  // next row i of the 4x4 tile
+            const v128_t m0 = wasm_v128_load(m), m1 = wasm_v128_load(m + step), m2 = wasm_v128_load(m + 2 * step),
+                         m3 = wasm_v128_load(m + 3 * step);
+            s[0][j] = wasm_f32x4_add(wasm_f32x4_add(m0, m1), m2);
+            s[1][j] = wasm_f32x4_sub(wasm_f32x4_sub(m1, m2), m3);
+          }
+          const v128_t bias = wasm_v128_load(b + o);
+          for (int i = 0; i < 2; ++i) {
+            float* yo = yt + static_cast<size_t>(i) * g.wo * cout + o;
+            wasm_v128_store(yo, wasm_f32x4_add(bias, wasm_f32x4_add(wasm_f32x4_add(s[i][0], s[i][1]), s[i][2])));
+            wasm_v128_store(yo + cout,
+                            wasm_f32x4_add(bias, wasm_f32x4_sub(wasm_f32x4_sub(s[i][1], s[i][2]), s[i][3])));
+          }
+        }
+      }
+    }
   }
 }
 #endif
@@ -198,6 +329,14 @@ ConvGeom ConvGeom::make(int hi, int wi, int cin, int cout, int k, int stride, bo
     g.wo = wi >= k ? (wi - k) / stride + 1 : 0;
   }
   return g;
+}
+
+size_t conv2d_scratch_floats(const ConvGeom& g, int n) {
+  const size_t im2col_floats = static_cast<size_t>(n) * g.ho * g.wo * g.patch();
+#if defined(__wasm_simd128__)
+  if (winograd_applies(g, n)) return std::max(im2col_floats, winograd_scratch_floats(g));
+#endif
+  return im2col_floats;
 }
 
 void im2col(const float* x, int n, const ConvGeom& g, float* col) {
@@ -256,6 +395,7 @@ void conv2d_forward(const float* x, int n, const ConvGeom& g, const float* w, co
                     [[maybe_unused]] bool keep_col) {
   const Eigen::Index m = static_cast<Eigen::Index>(n) * g.ho * g.wo;
 #if defined(__wasm_simd128__)
+  if (!keep_col && winograd_applies(g, n)) return conv3x3_winograd_simd128(x, n, g, w, b, col, y);
   if (!keep_col && g.k == 3 && g.stride == 1 && g.pad_top == 1 && g.pad_left == 1 && g.ho == g.hi &&
       g.wo == g.wi && g.cout % 8 == 0 && g.patch() > kSmallPatch)
     return conv3x3_same_simd128(x, n, g, w, b, col, y);  // col: (hi+2)*(wi+2)*cin <= ho*wo*9*cin floats

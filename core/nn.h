@@ -25,10 +25,13 @@ void im2col(const float* x, int n, const ConvGeom& g, float* col);
 // Adds each column gradient back into dx (dx must be zeroed by the caller).
 void col2im_add(const float* dcol, int n, const ConvGeom& g, float* dx);
 
-// y = im2col(x) * w + b, with w[patch][cout], b[cout]. col: n*ho*wo*patch scratch; keep_col: col holds im2col(x)
-// afterwards (backward needs it); otherwise it is scratch, and kernels that need no im2col may skip it.
+// y = im2col(x) * w + b, with w[patch][cout], b[cout]. col: conv2d_scratch_floats(g, n) floats of scratch; keep_col:
+// col holds im2col(x) afterwards (backward needs it); otherwise inference kernels may use it their own way (the
+// WebAssembly build runs 3x3 'same' layers as Winograd F(2x2, 3x3) or straight from a padded copy, with no im2col).
 void conv2d_forward(const float* x, int n, const ConvGeom& g, const float* w, const float* b, float* col, float* y,
                     bool keep_col = true);
+// Scratch floats conv2d_forward needs for n images: at least the im2col size, n*ho*wo*patch.
+size_t conv2d_scratch_floats(const ConvGeom& g, int n);
 // dw += col^T dy, db += sum(dy); dx = col2im(dy w^T) if dx != nullptr (dcol: scratch like col).
 void conv2d_backward(const float* dy, int n, const ConvGeom& g, const float* w, const float* col, float* dw,
                      float* db, float* dcol, float* dx);

@@ -179,19 +179,21 @@ TEST(Gradients, LossWithSoftTargets) {
   h.check();
 }
 
-// Inference may take other kernels than training (the WebAssembly build convolves 3x3 'same' layers straight from a
-// padded copy, with no im2col): both must give the same outputs as a float64 reference, for shapes with and without
-// tails (widths not a multiple of 4, channel counts not a multiple of 8) and several images.
+// Inference may take other kernels than training (the WebAssembly build runs 3x3 'same' layers as Winograd F(2x2, 3x3)
+// when the sizes are even and the channels a multiple of 4 in and 8 out, else straight from a padded copy, with no
+// im2col): both must give the same outputs as a float64 reference, for shapes that take each kernel, with tails
+// (widths not a multiple of 4, channel counts not a multiple of 8, tile counts past one block of 64), several images.
 TEST(Conv, InferenceAndTrainingKernelsMatchReference) {
   struct Case { int h, w, cin, cout, n; };
-  for (const Case c : {Case{24, 24, 32, 64, 1}, Case{7, 5, 9, 16, 3}, Case{6, 6, 3, 12, 2}, Case{12, 10, 64, 8, 1}}) {
+  for (const Case c : {Case{24, 24, 32, 64, 1}, Case{7, 5, 9, 16, 3}, Case{6, 6, 3, 12, 2}, Case{12, 10, 64, 8, 1},
+                       Case{22, 18, 16, 16, 2}, Case{6, 6, 128, 128, 1}, Case{6, 6, 64, 32, 2}}) {
     const ConvGeom g = ConvGeom::make(c.h, c.w, c.cin, c.cout, 3, 1, true);
     Rng rng(c.h * 1000 + c.cin);
     Floats x(static_cast<size_t>(c.n) * c.h * c.w * c.cin), w(static_cast<size_t>(g.patch()) * c.cout), b(c.cout);
     for (auto& v : x) v = rng.uniform(-1.0f, 1.0f);
     for (auto& v : w) v = rng.uniform(-0.5f, 0.5f);
     for (auto& v : b) v = rng.uniform(-0.5f, 0.5f);
-    Floats col(static_cast<size_t>(c.n) * g.ho * g.wo * g.patch()), y_train(static_cast<size_t>(c.n) * g.ho * g.wo * c.cout),
+    Floats col(conv2d_scratch_floats(g, c.n)), y_train(static_cast<size_t>(c.n) * g.ho * g.wo * c.cout),
         y_infer(y_train.size());
     conv2d_forward(x.data(), c.n, g, w.data(), b.data(), col.data(), y_train.data(), true);
     conv2d_forward(x.data(), c.n, g, w.data(), b.data(), col.data(), y_infer.data(), false);
