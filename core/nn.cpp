@@ -155,7 +155,9 @@ void pad_image_by_one(const float* xi, const ConvGeom& g, float* pad) {
 }
 
 // 3x3, stride 1, 'same' convolution straight from a zero-padded copy of each image (pad: (hi+2)*(wi+2)*cin floats):
-// a block of 4 output pixels in a row reads its patches as 3 segments of 3*cin floats, one per kernel row.
+// a block of 4 output pixels in a row reads its patches as 3 segments of 3*cin floats, one per kernel row. For rows
+// of a multiple of 4 pixels: on 6x6 maps im2col + GEMM measured faster (bench/conv_layers: 115 vs 136 us for
+// 6x6x64 -> 128), its 4-row blocks running over the whole image instead of one short row.
 void conv3x3_same_simd128(const float* x, int n, const ConvGeom& g, const float* w, const float* b, float* pad,
                           float* y) {
   const int cin = g.cin, cout = g.cout;
@@ -167,13 +169,8 @@ void conv3x3_same_simd128(const float* x, int n, const ConvGeom& g, const float*
       for (int oy = 0; oy < g.ho; ++oy) {
         const float* a = pad + oy * row;
         float* yr = yi + static_cast<size_t>(oy) * g.wo * cout + n0;
-        int ox = 0;
-        for (; ox + 4 <= g.wo; ox += 4)
+        for (int ox = 0; ox < g.wo; ox += 4)  // wo % 4 == 0
           simd128_block<4, 2>(a + ox * cin, cin, 3, row, 3 * cin, w + n0, cout, b + n0, yr + ox * cout, cout);
-        for (; ox + 2 <= g.wo; ox += 2)
-          simd128_block<2, 2>(a + ox * cin, cin, 3, row, 3 * cin, w + n0, cout, b + n0, yr + ox * cout, cout);
-        for (; ox < g.wo; ++ox)
-          simd128_block<1, 2>(a + ox * cin, 0, 3, row, 3 * cin, w + n0, cout, b + n0, yr + ox * cout, 0);
       }
   }
 }
@@ -187,7 +184,7 @@ void conv3x3_same_simd128(const float* x, int n, const ConvGeom& g, const float*
 // per-layer benchmark of the default model's layers (48x48x16 to 6x6x128, one image): blocks of 16 tiles, with each
 // of the 16 planes padded by kPlanePad floats so that they do not share cache sets, ran 1.3-1.8x faster than the
 // direct kernel; blocks of 64 without the padding, 0.9-1.3x. The weight transform is redone on every call, so
-// layers with fewer than kMinTiles tiles in the whole batch (6x6 maps, one image: 9) keep the direct kernel.
+// layers with fewer than kMinTiles tiles in the whole batch (6x6 maps, one image: 9) take another kernel.
 constexpr int kTileBlock = 16;
 constexpr int kPlanePad = 16;
 constexpr int kMinTiles = 16;
@@ -397,7 +394,7 @@ void conv2d_forward(const float* x, int n, const ConvGeom& g, const float* w, co
 #if defined(__wasm_simd128__)
   if (!keep_col && winograd_applies(g, n)) return conv3x3_winograd_simd128(x, n, g, w, b, col, y);
   if (!keep_col && g.k == 3 && g.stride == 1 && g.pad_top == 1 && g.pad_left == 1 && g.ho == g.hi &&
-      g.wo == g.wi && g.cout % 8 == 0 && g.patch() > kSmallPatch)
+      g.wo == g.wi && g.wo % 4 == 0 && g.cout % 8 == 0 && g.patch() > kSmallPatch)
     return conv3x3_same_simd128(x, n, g, w, b, col, y);  // col: (hi+2)*(wi+2)*cin <= ho*wo*9*cin floats
 #endif
   const float* c = x;

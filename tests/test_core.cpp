@@ -180,13 +180,15 @@ TEST(Gradients, LossWithSoftTargets) {
 }
 
 // Inference may take other kernels than training (the WebAssembly build runs 3x3 'same' layers as Winograd F(2x2, 3x3)
-// when the sizes are even and the channels a multiple of 4 in and 8 out, else straight from a padded copy, with no
-// im2col): both must give the same outputs as a float64 reference, for shapes that take each kernel, with tails
-// (widths not a multiple of 4, channel counts not a multiple of 8, tile counts past one block of 64), several images.
+// when the sizes are even, the batch has 16 tiles or more and the channels are a multiple of 4 in and 8 out; else,
+// for rows of a multiple of 4 pixels, straight from a padded copy, with no im2col): both must give the same outputs
+// as a float64 reference, for shapes that take each kernel and the im2col fallback, with tails (tile counts past one
+// block of 16 and not a multiple of 4, channel counts not a multiple of 8, odd widths) and several images.
 TEST(Conv, InferenceAndTrainingKernelsMatchReference) {
   struct Case { int h, w, cin, cout, n; };
   for (const Case c : {Case{24, 24, 32, 64, 1}, Case{7, 5, 9, 16, 3}, Case{6, 6, 3, 12, 2}, Case{12, 10, 64, 8, 1},
-                       Case{22, 18, 16, 16, 2}, Case{6, 6, 128, 128, 1}, Case{6, 6, 64, 32, 2}}) {
+                       Case{22, 18, 16, 16, 2}, Case{6, 6, 128, 128, 1}, Case{6, 6, 64, 32, 2},
+                       Case{8, 12, 9, 16, 1}}) {
     const ConvGeom g = ConvGeom::make(c.h, c.w, c.cin, c.cout, 3, 1, true);
     Rng rng(c.h * 1000 + c.cin);
     Floats x(static_cast<size_t>(c.n) * c.h * c.w * c.cin), w(static_cast<size_t>(g.patch()) * c.cout), b(c.cout);

@@ -1,0 +1,55 @@
+// Per-layer time of the 3x3 convolutions of a built-in architecture, batch n: the inference kernel
+// (conv2d_forward with keep_col = false: in WebAssembly Winograd F(2x2, 3x3) or the direct padded-copy kernel, see
+// core/nn.cpp) side by side with the im2col + GEMM kernel that training uses (keep_col = true), alternating in
+// blocks so that drift in machine load hits both alike. Random weights and inputs. Built natively and for wasm:
+//
+//   node build/wasm/bench/conv_layers.js [ARCH] [N] [RUNS]      (default: vgg-xs-f 1 2000)
+//   build/release/bench/conv_layers [ARCH] [N] [RUNS]           (native: both paths are im2col + GEMM)
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "model.h"
+#include "nn.h"
+#include "rng.h"
+#include "spec.h"
+
+using namespace ferkit;
+
+int main(int argc, char** argv) {
+  const std::string arch = argc > 1 ? argv[1] : "vgg-xs-f";
+  const int n = argc > 2 ? std::atoi(argv[2]) : 1, runs = argc > 3 ? std::atoi(argv[3]) : 2000;
+  if (n < 1 || runs < 10) {
+    std::fprintf(stderr, "usage: conv_layers [ARCH] [N >= 1] [RUNS >= 10]\n");
+    return 2;
+  }
+  Model model(parse_spec(builtin_spec(arch)));
+  std::printf("%s, batch %d, %d runs a layer\n", arch.c_str(), n, runs);
+  std::printf("layer | input | cin -> cout | inference us | im2col+GEMM us | ratio\n");
+  double total_infer = 0, total_gemm = 0;
+  Rng rng(1);
+  for (size_t i = 0; i < model.layers.size(); ++i) {
+    const LayerPlan& p = model.layers[i];
+    if (p.spec.kind != LayerKind::Conv || p.geom.k != 3 || p.geom.patch() <= 16) continue;
+    const ConvGeom& g = p.geom;
+    std::vector<float> x(static_cast<size_t>(n) * g.hi * g.wi * g.cin), w(static_cast<size_t>(g.patch()) * g.cout),
+        b(g.cout), col(conv2d_scratch_floats(g, n)), y(static_cast<size_t>(n) * g.ho * g.wo * g.cout);
+    for (auto& v : x) v = rng.uniform(-1.0f, 1.0f);
+    for (auto& v : w) v = rng.uniform(-0.1f, 0.1f);
+    for (auto& v : b) v = rng.uniform(-0.1f, 0.1f);
+    double t[2] = {0, 0};
+    for (int block = 0; block < runs / 10; ++block)
+      for (int keep = 0; keep < 2; ++keep) {
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int r = 0; r < 10; ++r) conv2d_forward(x.data(), n, g, w.data(), b.data(), col.data(), y.data(), keep == 1);
+        t[keep] += std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+      }
+    const double infer = t[0] / (runs / 10 * 10), gemm = t[1] / (runs / 10 * 10);
+    total_infer += infer, total_gemm += gemm;
+    std::printf("%zu | %dx%d | %d -> %d | %.1f | %.1f | %.2fx\n", i, g.hi, g.wi, g.cin, g.cout, infer, gemm, gemm / infer);
+  }
+  std::printf("all | | | %.1f | %.1f | %.2fx\n", total_infer, total_gemm, total_gemm / total_infer);
+}
