@@ -44,12 +44,14 @@ int main(int argc, char** argv) {
     for (int block = 0; block < runs / 10; ++block)
       for (int keep = 0; keep < 2; ++keep) {
         const auto t0 = std::chrono::steady_clock::now();
-        for (int r = 0; r < 10; ++r) conv2d_forward(x.data(), n, g, w.data(), b.data(), col.data(), y.data(), keep == 1);
+        for (int r = 0; r < 10; ++r)
+          conv2d_forward(x.data(), n, g, w.data(), b.data(), col.data(), y.data(), keep == 1);
         t[keep] += std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
       }
     const double infer = t[0] / (runs / 10 * 10), gemm = t[1] / (runs / 10 * 10);
     total_infer += infer, total_gemm += gemm;
-    std::printf("%zu | %dx%d | %d -> %d | %.1f | %.1f | %.2fx\n", i, g.hi, g.wi, g.cin, g.cout, infer, gemm, gemm / infer);
+    std::printf("%zu | %dx%d | %d -> %d | %.1f | %.1f | %.2fx\n", i, g.hi, g.wi, g.cin, g.cout, infer, gemm,
+                gemm / infer);
   }
   std::printf("all | | | %.1f | %.1f | %.2fx\n", total_infer, total_gemm, total_gemm / total_infer);
 }

@@ -180,18 +180,20 @@ void conv3x3_same_simd128(const float* x, int n, const ConvGeom& g, const float*
 // channel instead of 36. The 16 elementwise products become 16 GEMMs (tiles x cin) * (cin x cout), run by the same
 // register blocks as every other product here. For 'same' 3x3 stride-1 layers with even sizes, cin % 4 == 0 and
 // cout % 8 == 0. Scratch layout (winograd_scratch_floats): U, the transformed weights (16 x cin x cout), the padded
-// image, V (16 x kTileBlock x cin) and M (16 x kTileBlock x cout) for one block of tiles at a time. Measured in a
-// per-layer benchmark of the default model's layers (48x48x16 to 6x6x128, one image): blocks of 16 tiles, with each
-// of the 16 planes padded by kPlanePad floats so that they do not share cache sets, ran 1.3-1.8x faster than the
-// direct kernel; blocks of 64 without the padding, 0.9-1.3x. The weight transform is redone on every call, so
-// layers with fewer than kMinTiles tiles in the whole batch (6x6 maps, one image: 9) take another kernel.
+// image, V (16 x kTileBlock x cin) and M (16 x kTileBlock x cout) for one block of tiles at a time. Measured on the
+// default model's layers (48x48x16 to 12x12x64, one image; a per-layer timing of this file against its version
+// before Winograd): blocks of 16 tiles, with each of the 16 planes padded by kPlanePad floats so that they do not
+// share cache sets, ran 1.4-1.8x faster than the direct kernel; blocks of 64 without the padding, 0.9-1.3x. The
+// weight transform is redone on every call, so layers with fewer than kMinTiles tiles in the whole batch (6x6 maps,
+// one image: 9) take another kernel.
 constexpr int kTileBlock = 16;
 constexpr int kPlanePad = 16;
 constexpr int kMinTiles = 16;
 
 bool winograd_applies(const ConvGeom& g, int n) {
-  return static_cast<long>(n) * (g.ho / 2) * (g.wo / 2) >= kMinTiles && g.k == 3 && g.stride == 1 && g.pad_top == 1 && g.pad_left == 1 && g.ho == g.hi && g.wo == g.wi &&
-         g.ho % 2 == 0 && g.wo % 2 == 0 && g.cin % 4 == 0 && g.cout % 8 == 0 && g.patch() > kSmallPatch;
+  return g.k == 3 && g.stride == 1 && g.pad_top == 1 && g.pad_left == 1 && g.ho == g.hi && g.wo == g.wi &&
+         g.ho % 2 == 0 && g.wo % 2 == 0 && g.cin % 4 == 0 && g.cout % 8 == 0 && g.patch() > kSmallPatch &&
+         static_cast<long>(n) * (g.ho / 2) * (g.wo / 2) >= kMinTiles;
 }
 
 size_t winograd_scratch_floats(const ConvGeom& g) {
@@ -206,7 +208,8 @@ void conv3x3_winograd_simd128(const float* x, int n, const ConvGeom& g, const fl
   float* const U = scratch;
   float* const pad = U + 16 * ucin;
   float* const V = pad + static_cast<size_t>(g.hi + 2) * row;
-  const size_t vplane = static_cast<size_t>(kTileBlock) * cin + kPlanePad, mplane = static_cast<size_t>(kTileBlock) * cout + kPlanePad;
+  const size_t vplane = static_cast<size_t>(kTileBlock) * cin + kPlanePad;  // floats from one of V's planes to the next
+  const size_t mplane = static_cast<size_t>(kTileBlock) * cout + kPlanePad;
   float* const M = V + 16 * vplane;
   const v128_t half = wasm_f32x4_splat(0.5f);
   // U = G g G^T for every (input channel, 4 output channels); w[(ky*3 + kx)*cin + c][o].
@@ -267,7 +270,8 @@ void conv3x3_winograd_simd128(const float* x, int n, const ConvGeom& g, const fl
         for (int n0 = 0; n0 < cout; n0 += 8) {
           int t = 0;
           for (; t + 4 <= nt; t += 4)
-            simd128_block<4, 2>(Vp + t * cin, cin, 1, 0, cin, U + p * ucin + n0, cout, kZeros, Mp + t * cout + n0, cout);
+            simd128_block<4, 2>(Vp + t * cin, cin, 1, 0, cin, U + p * ucin + n0, cout, kZeros, Mp + t * cout + n0,
+                                cout);
           for (; t < nt; ++t)
             simd128_block<1, 2>(Vp + t * cin, 0, 1, 0, cin, U + p * ucin + n0, cout, kZeros, Mp + t * cout + n0, 0);
         }
