@@ -32,7 +32,7 @@ TEST(ShippedModel, MetadataRecordsItsEvaluation) {
     SCOPED_TRACE(split);
     const nlohmann::json& e = meta["eval"][split];
     EXPECT_EQ(e["images"].get<int>(), 3589);
-    EXPECT_GT(e["accuracy"].get<double>(), 0.656);  // the vgg-xs-f it replaced: 0.656 and 0.669 (the seed: 0.610, 0.616)
+    EXPECT_GT(e["accuracy"].get<double>(), 0.656);  // the vgg-xs-f it replaced: 0.656, 0.669 (seed: 0.610, 0.616)
     EXPECT_GT(e["macro_f1"].get<double>(), 0.608);  // the vgg-xs-f it replaced: 0.608 and 0.623
     EXPECT_EQ(e["per_class"].size(), 7u);
   }
