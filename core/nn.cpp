@@ -190,9 +190,15 @@ constexpr int kTileBlock = 16;
 constexpr int kPlanePad = 16;
 constexpr int kMinTiles = 16;
 
-bool winograd_applies(const ConvGeom& g, int n) {
+// A 3x3, stride-1, 'same' layer whose outputs come in panels of 8 channels and whose patch is past the small-patch
+// loops: what both WebAssembly 3x3 kernels (direct and Winograd) need.
+bool simd_3x3_same(const ConvGeom& g) {
   return g.k == 3 && g.stride == 1 && g.pad_top == 1 && g.pad_left == 1 && g.ho == g.hi && g.wo == g.wi &&
-         g.ho % 2 == 0 && g.wo % 2 == 0 && g.cin % 4 == 0 && g.cout % 8 == 0 && g.patch() > kSmallPatch &&
+         g.cout % 8 == 0 && g.patch() > kSmallPatch;
+}
+
+bool winograd_applies(const ConvGeom& g, int n) {
+  return simd_3x3_same(g) && g.ho % 2 == 0 && g.wo % 2 == 0 && g.cin % 4 == 0 &&
          static_cast<long>(n) * (g.ho / 2) * (g.wo / 2) >= kMinTiles;
 }
 
@@ -397,8 +403,7 @@ void conv2d_forward(const float* x, int n, const ConvGeom& g, const float* w, co
   const Eigen::Index m = static_cast<Eigen::Index>(n) * g.ho * g.wo;
 #if defined(__wasm_simd128__)
   if (!keep_col && winograd_applies(g, n)) return conv3x3_winograd_simd128(x, n, g, w, b, col, y);
-  if (!keep_col && g.k == 3 && g.stride == 1 && g.pad_top == 1 && g.pad_left == 1 && g.ho == g.hi &&
-      g.wo == g.wi && g.wo % 4 == 0 && g.cout % 8 == 0 && g.patch() > kSmallPatch)
+  if (!keep_col && simd_3x3_same(g) && g.wo % 4 == 0)
     return conv3x3_same_simd128(x, n, g, w, b, col, y);  // col: (hi+2)*(wi+2)*cin <= ho*wo*9*cin floats
 #endif
   const float* c = x;
