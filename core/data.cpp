@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <vector>
@@ -146,6 +147,35 @@ std::string parse_ferplus_row(std::string_view line, Usage& usage, float votes[k
   // (angry, disgust, fear, happy, sad, surprise, neutral).
   const int from[kNumClasses] = {4, 5, 6, 1, 3, 2, 0};
   for (int c = 0; c < kNumClasses; ++c) votes[c] = static_cast<float>(v[from[c]]);
+  return "";
+}
+
+std::string check_soft_targets_header(std::string_view line) {
+  line = strip_bom(strip_line_end(line));
+  constexpr std::string_view kHeader = "angry,disgust,fear,happy,sad,surprise,neutral";
+  if (line != kHeader) return "expected the soft-targets header \"" + std::string(kHeader) + "\"";
+  return "";
+}
+
+std::string parse_soft_targets_row(std::string_view line, float p[kNumClasses]) {
+  line = strip_line_end(line);
+  int field = 0;
+  for (size_t at = 0;; ++field) {
+    const size_t comma = line.find(',', at);
+    const std::string_view t = trim(line.substr(at, comma == std::string_view::npos ? std::string_view::npos : comma - at));
+    if (field < kNumClasses) {
+      const std::string tok(t);
+      char* end = nullptr;
+      const float v = tok.empty() ? -1.0f : std::strtof(tok.c_str(), &end);
+      if (tok.empty() || end != tok.c_str() + tok.size() || !(v >= 0.0f) || !std::isfinite(v))
+        return "value " + std::to_string(field + 1) + " is '" + shown(t) + "', expected a non-negative number";
+      p[field] = v;
+    }
+    if (comma == std::string_view::npos) break;
+    at = comma + 1;
+  }
+  if (field + 1 != kNumClasses)
+    return "expected " + std::to_string(kNumClasses) + " comma-separated values, got " + std::to_string(field + 1);
   return "";
 }
 

@@ -61,6 +61,12 @@ std::string parse_fer_csv_row(std::string_view line, CsvRow& row, const char** k
 std::string check_ferplus_header(std::string_view line);
 std::string parse_ferplus_row(std::string_view line, Usage& usage, float votes[kNumClasses]);
 
+// Soft targets made by another tool (for example scripts/teacher_gpu.py): header
+// "angry,disgust,fear,happy,sad,surprise,neutral", then one row of kNumClasses non-negative numbers per Training
+// image, in fer2013.csv order. Same contract as the FER+ functions: "" on success, else what was wrong.
+std::string check_soft_targets_header(std::string_view line);
+std::string parse_soft_targets_row(std::string_view line, float p[kNumClasses]);
+
 // Soft training targets (knowledge distillation, FER+ votes): for each image with a usable target row,
 // d.soft = weight * normalized(targets row) + (1 - weight) * (d.soft if set, else one-hot(label)).
 // targets: d.size() rows of kNumClasses non-negative values; a row summing to 0 keeps the image's current target.

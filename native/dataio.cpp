@@ -375,10 +375,16 @@ FerSplits load_folder_dataset(const std::string& root, bool strict, LoadReport* 
   return s;
 }
 
-std::vector<float> load_ferplus_training_votes(const std::string& path, size_t training_rows) {
+namespace {
+
+// The rows of a per-image target file after its header: parse(line, usage, row) fills kNumClasses values and the
+// row's split; only Training rows are kept. Errors name the file and the line; `what` names the file's kind.
+template <class CheckHeader, class ParseRow>
+std::vector<float> load_training_target_rows(const std::string& path, size_t training_rows, const char* what,
+                                             CheckHeader check_header, ParseRow parse) {
   const std::string text = read_text_file(path);
-  std::vector<float> votes;
-  votes.reserve(training_rows * kNumClasses);
+  std::vector<float> rows;
+  rows.reserve(training_rows * kNumClasses);
   size_t line_no = 0;
   for (size_t at = 0; at < text.size();) {
     size_t end = text.find('\n', at);
@@ -387,23 +393,34 @@ std::vector<float> load_ferplus_training_votes(const std::string& path, size_t t
     at = end + 1;
     ++line_no;
     if (line_no == 1) {
-      const std::string err = check_ferplus_header(line);
+      const std::string err = check_header(line);
       if (!err.empty()) throw std::runtime_error(path + ":1: " + err);
       continue;
     }
     if (line.empty() || line == "\r") continue;
-    Usage usage;
+    Usage usage = Usage::Training;
     float v[kNumClasses];
-    const std::string err = parse_ferplus_row(line, usage, v);
+    const std::string err = parse(line, usage, v);
     if (!err.empty()) throw std::runtime_error(path + ":" + std::to_string(line_no) + ": " + err);
-    if (usage == Usage::Training) votes.insert(votes.end(), v, v + kNumClasses);
+    if (usage == Usage::Training) rows.insert(rows.end(), v, v + kNumClasses);
   }
-  if (line_no == 0) throw std::runtime_error(path + ": empty file (expected the FER+ header)");
-  if (votes.size() != training_rows * kNumClasses)
-    throw std::runtime_error(path + ": " + std::to_string(votes.size() / kNumClasses) +
+  if (line_no == 0) throw std::runtime_error(path + ": empty file (expected the " + what + " header)");
+  if (rows.size() != training_rows * kNumClasses)
+    throw std::runtime_error(path + ": " + std::to_string(rows.size() / kNumClasses) +
                              " Training rows, but the training set has " + std::to_string(training_rows) +
-                             " images: FER+ must be row-aligned with the whole fer2013.csv");
-  return votes;
+                             " images: " + what + " must be row-aligned with the whole fer2013.csv");
+  return rows;
+}
+
+}  // namespace
+
+std::vector<float> load_ferplus_training_votes(const std::string& path, size_t training_rows) {
+  return load_training_target_rows(path, training_rows, "FER+", check_ferplus_header, parse_ferplus_row);
+}
+
+std::vector<float> load_soft_targets(const std::string& path, size_t training_rows) {
+  return load_training_target_rows(path, training_rows, "soft targets", check_soft_targets_header,
+                                   [](std::string_view line, Usage&, float* v) { return parse_soft_targets_row(line, v); });
 }
 
 FerSplits load_dataset(const std::string& path, bool strict, LoadReport* report) {

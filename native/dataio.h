@@ -51,4 +51,8 @@ FerSplits load_dataset(const std::string& path, bool strict, LoadReport* report)
 // header or row, and names both counts when the file's Training rows are not training_rows.
 std::vector<float> load_ferplus_training_votes(const std::string& path, size_t training_rows);
 
+// Soft targets (check_soft_targets_header / parse_soft_targets_row): one row per Training image of the whole
+// fer2013.csv, in file order. Same errors as load_ferplus_training_votes.
+std::vector<float> load_soft_targets(const std::string& path, size_t training_rows);
+
 }  // namespace ferkit

@@ -157,10 +157,10 @@ void write_curves(const std::string& path, const std::vector<EpochRecord>& h) {
 // ---------------------------------------------------------------------------------------------------------------
 struct TrainArgs {
   std::string data, arch = "seed", out = "runs/train", class_weights = "none", optimizer = "adam",
-              schedule = "constant", name, ferplus, teacher, init;
+              schedule = "constant", name, ferplus, soft_targets, teacher, init;
   int epochs = 50, batch = 64, threads = 0, patience = 0, step_size = 10, warmup = 0, plateau_patience = 3;
   float lr = 1e-3f, momentum = 0.9f, weight_decay = 0.0f, gamma = 0.1f, min_lr = 0.0f, plateau_factor = 0.5f,
-        label_smoothing = 0.0f, ferplus_weight = 0.5f, teacher_weight = 0.5f;
+        label_smoothing = 0.0f, ferplus_weight = 0.5f, soft_targets_weight = 0.5f, teacher_weight = 0.5f;
   uint64_t seed = 1;
   bool augment = true, nesterov = false, resume = false, strict = false, no_restore_best = false, tta = false;
   size_t limit = 0;
@@ -208,6 +208,10 @@ void add_train_options(CLI::App* c, TrainArgs& a) {
   c->add_option("--label-smoothing", a.label_smoothing, "label smoothing")->capture_default_str();
   c->add_option("--ferplus", a.ferplus, "FER+ votes (fer2013new.csv, row-aligned with a fer2013.csv --data) as soft targets");
   c->add_option("--ferplus-weight", a.ferplus_weight, "share of the FER+ votes in the target (the rest: the label)")
+      ->capture_default_str()->check(CLI::Range(0.0f, 1.0f));
+  c->add_option("--soft-targets", a.soft_targets, "CSV of per-image class probabilities (header angry,...,neutral; one "
+                "row per Training row of a fer2013.csv --data), e.g. from scripts/teacher_gpu.py, as soft targets");
+  c->add_option("--soft-targets-weight", a.soft_targets_weight, "share of --soft-targets in the target")
       ->capture_default_str()->check(CLI::Range(0.0f, 1.0f));
   c->add_option("--teacher", a.teacher, "model file whose flip-averaged predictions on the training images become "
                 "soft targets (knowledge distillation)");
@@ -276,13 +280,22 @@ int cmd_train(const TrainArgs& a, const std::string& command_line) {
   std::fprintf(stderr, "loading %s\n", a.data.c_str());
   FerSplits splits = load_dataset(a.data, a.strict, &report);
   print_load_report(report);
-  if (!a.ferplus.empty()) {
+  auto require_whole_csv = [&](const char* option) {
     if (std::filesystem::is_directory(a.data) || report.skipped)
-      throw std::runtime_error("--ferplus needs the whole fer2013.csv as --data (row-aligned; " +
+      throw std::runtime_error(std::string(option) + " needs the whole fer2013.csv as --data (row-aligned; " +
                                std::to_string(report.skipped) + " rows were skipped)");
+  };
+  if (!a.ferplus.empty()) {
+    require_whole_csv("--ferplus");
     blend_soft_targets(splits.train, load_ferplus_training_votes(a.ferplus, splits.train.size()), a.ferplus_weight);
     std::fprintf(stderr, "soft targets: %.2f x FER+ votes (%s) + %.2f x the label\n", a.ferplus_weight,
                  a.ferplus.c_str(), 1.0f - a.ferplus_weight);
+  }
+  if (!a.soft_targets.empty()) {
+    require_whole_csv("--soft-targets");
+    blend_soft_targets(splits.train, load_soft_targets(a.soft_targets, splits.train.size()), a.soft_targets_weight);
+    std::fprintf(stderr, "soft targets: %.2f x %s + %.2f x the previous target\n", a.soft_targets_weight,
+                 a.soft_targets.c_str(), 1.0f - a.soft_targets_weight);
   }
   if (!a.teacher.empty()) {
     Model teacher = load_model_file(a.teacher);

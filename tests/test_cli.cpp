@@ -486,7 +486,7 @@ TEST_F(Cli, InfoPrintsArchitecture) {
   EXPECT_TRUE(contains(r.out, "\"epochs_run\": 3")) << r.out;
 }
 
-TEST_F(Cli, SoftTargetsFromATeacherOrFerPlus) {
+TEST_F(Cli, SoftTargetsFromATeacherFerPlusOrAFile) {
   TempDir tmp;
   RunResult r = run_cli(plus(train_args(csv_, tmp / "kd", 1), {"--teacher", model(), "--teacher-weight", "0.7"}));
   ASSERT_EQ(r.rc, 0) << describe(r);
@@ -499,6 +499,18 @@ TEST_F(Cli, SoftTargetsFromATeacherOrFerPlus) {
   RunResult bad = run_cli(plus(train_args(csv_, tmp / "fp", 1), {"--ferplus", plus_csv}));
   EXPECT_NE(bad.rc, 0);
   EXPECT_TRUE(contains(bad.err, plus_csv + ": 1 Training rows, but the training set has")) << bad.err;
+  // --soft-targets: one row per training image; the run says what it blended, and refuses a short file.
+  std::string soft = "angry,disgust,fear,happy,sad,surprise,neutral\n";
+  for (int i = 0; i < 7 * kCsvTrain; ++i) soft += "0.2,0,0,0.5,0,0,0.3\n";
+  const std::string soft_csv = tmp / "soft.csv";
+  write_all(soft_csv, soft);
+  RunResult st = run_cli(plus(train_args(csv_, tmp / "st", 1), {"--soft-targets", soft_csv, "--soft-targets-weight", "0.4"}));
+  ASSERT_EQ(st.rc, 0) << describe(st);
+  EXPECT_TRUE(contains(st.err, "soft targets: 0.40 x " + soft_csv + " + 0.60 x the previous target")) << st.err;
+  write_all(soft_csv, "angry,disgust,fear,happy,sad,surprise,neutral\n0.2,0,0,0.5,0,0,0.3\n");
+  RunResult short_file = run_cli(plus(train_args(csv_, tmp / "st2", 1), {"--soft-targets", soft_csv}));
+  EXPECT_NE(short_file.rc, 0);
+  EXPECT_TRUE(contains(short_file.err, soft_csv + ": 1 Training rows, but the training set has")) << short_file.err;
 }
 
 TEST_F(Cli, ClassWeightsAreNamedOrListedAndPrinted) {

@@ -308,6 +308,43 @@ TEST(Data, FerPlusVotesBecomeSoftTargets) {
             std::string::npos);
 }
 
+TEST(Data, SoftTargetsFileIsRowAlignedAndChecked) {
+  TempDir dir;
+  const std::string path = dir / "soft.csv";
+  const std::string header = "angry,disgust,fear,happy,sad,surprise,neutral\n";
+  write_text(path, header + "0.1,0,0,0.7,0,0,0.2\n"
+                            "0,0,0,0,0,0,0\r\n"  // all zero: the image keeps its label
+                            "1e-3, 0.5 ,0,0,0,0,0.499\n");
+  const std::vector<float> p = load_soft_targets(path, 3);
+  ASSERT_EQ(p.size(), 21u);
+  EXPECT_EQ(std::vector<float>(p.begin(), p.begin() + 7), (std::vector<float>{0.1f, 0, 0, 0.7f, 0, 0, 0.2f}));
+  EXPECT_EQ(std::vector<float>(p.begin() + 14, p.end()), (std::vector<float>{1e-3f, 0.5f, 0, 0, 0, 0, 0.499f}));
+  Dataset d;
+  d.pixels.assign(3 * kPixels, 0);
+  d.labels = {3, 6, 2};
+  blend_soft_targets(d, p, 0.5f);
+  EXPECT_FLOAT_EQ(d.soft[0], 0.05f);
+  EXPECT_FLOAT_EQ(d.soft[3], 0.85f);
+  EXPECT_FLOAT_EQ(d.soft[7 + 6], 1.0f);
+
+  EXPECT_EQ(error_of([&] { load_soft_targets(path, 2); }),
+            path + ": 3 Training rows, but the training set has 2 images: soft targets must be row-aligned with the "
+                   "whole fer2013.csv");
+  write_text(path, header + "0.1,0,0,0.7,0,0\n");
+  EXPECT_EQ(error_of([&] { load_soft_targets(path, 1); }), path + ":2: expected 7 comma-separated values, got 6");
+  write_text(path, header + "0.1,0,0,0.7,0,0,0.2,0\n");
+  EXPECT_EQ(error_of([&] { load_soft_targets(path, 1); }), path + ":2: expected 7 comma-separated values, got 8");
+  write_text(path, header + "0.1,0,-0.5,0.7,0,0,0.2\n");
+  EXPECT_EQ(error_of([&] { load_soft_targets(path, 1); }),
+            path + ":2: value 3 is '-0.5', expected a non-negative number");
+  write_text(path, header + "0.1,0,0,0.7x,0,nan,0.2\n");
+  EXPECT_EQ(error_of([&] { load_soft_targets(path, 1); }),
+            path + ":2: value 4 is '0.7x', expected a non-negative number");
+  write_text(path, "emotion,pixels,Usage\n");
+  EXPECT_EQ(error_of([&] { load_soft_targets(path, 1); }),
+            path + ":1: expected the soft-targets header \"angry,disgust,fear,happy,sad,surprise,neutral\"");
+}
+
 TEST(Data, LoadCsvGzip) {
   TempDir dir;
   const std::string path = dir / "fer.csv.gz";
