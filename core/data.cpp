@@ -162,7 +162,8 @@ std::string parse_soft_targets_row(std::string_view line, float p[kNumClasses]) 
   int field = 0;
   for (size_t at = 0;; ++field) {
     const size_t comma = line.find(',', at);
-    const std::string_view t = trim(line.substr(at, comma == std::string_view::npos ? std::string_view::npos : comma - at));
+    const size_t len = comma == std::string_view::npos ? std::string_view::npos : comma - at;
+    const std::string_view t = trim(line.substr(at, len));
     if (field < kNumClasses) {
       const std::string tok(t);
       char* end = nullptr;

@@ -419,8 +419,8 @@ std::vector<float> load_ferplus_training_votes(const std::string& path, size_t t
 }
 
 std::vector<float> load_soft_targets(const std::string& path, size_t training_rows) {
-  return load_training_target_rows(path, training_rows, "soft targets", check_soft_targets_header,
-                                   [](std::string_view line, Usage&, float* v) { return parse_soft_targets_row(line, v); });
+  auto parse = [](std::string_view line, Usage&, float* v) { return parse_soft_targets_row(line, v); };
+  return load_training_target_rows(path, training_rows, "soft targets", check_soft_targets_header, parse);
 }
 
 FerSplits load_dataset(const std::string& path, bool strict, LoadReport* report) {

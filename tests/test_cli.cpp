@@ -504,7 +504,8 @@ TEST_F(Cli, SoftTargetsFromATeacherFerPlusOrAFile) {
   for (int i = 0; i < 7 * kCsvTrain; ++i) soft += "0.2,0,0,0.5,0,0,0.3\n";
   const std::string soft_csv = tmp / "soft.csv";
   write_all(soft_csv, soft);
-  RunResult st = run_cli(plus(train_args(csv_, tmp / "st", 1), {"--soft-targets", soft_csv, "--soft-targets-weight", "0.4"}));
+  RunResult st =
+      run_cli(plus(train_args(csv_, tmp / "st", 1), {"--soft-targets", soft_csv, "--soft-targets-weight", "0.4"}));
   ASSERT_EQ(st.rc, 0) << describe(st);
   EXPECT_TRUE(contains(st.err, "soft targets: 0.40 x " + soft_csv + " + 0.60 x the previous target")) << st.err;
   write_all(soft_csv, "angry,disgust,fear,happy,sad,surprise,neutral\n0.2,0,0,0.5,0,0,0.3\n");
