@@ -192,12 +192,26 @@ bool Trainer::step() {
   if (anchor_strength > 0.0f && anchor.size() != model.params.size())
     throw std::logic_error("Trainer: anchor does not match the model");
   opt.step(model, sched.lr(epoch), anchor_strength > 0.0f ? anchor.data() : nullptr, anchor_strength);
+  if (cfg.ema > 0.0f) update_ema();
   for (int i = 0; i < n; ++i) sum_hit_ += argmax(ws.probs.data() + static_cast<size_t>(i) * k, k) == batch_labels_[i];
   sum_loss_ += static_cast<double>(loss) * n;
   last_loss = loss;
   cursor_ += n;
   ++batch_index_;
   return true;
+}
+
+void Trainer::update_ema() {
+  if (ema_params.size() != model.params.size()) {
+    ema_params = model.params;
+    return;
+  }
+  const double t = static_cast<double>(opt.t);
+  const float d = std::min(cfg.ema, static_cast<float>((1.0 + t) / (10.0 + t)));
+  const float* p = model.params.data();
+  float* e = ema_params.data();
+  const size_t n = ema_params.size();
+  for (size_t i = 0; i < n; ++i) e[i] += (1.0f - d) * (p[i] - e[i]);
 }
 
 Progress Trainer::progress() const {
@@ -226,6 +240,9 @@ EpochRecord Trainer::end_epoch() {
   r.train_acc = seen ? sum_hit_ / seen : 0;
   r.lr = sched.lr(epoch);
   r.images_per_sec = train_time > 0 ? seen / train_time : 0;
+  // With the moving average on, the epoch is judged (and kept) by the averaged weights.
+  const bool use_ema = cfg.ema > 0.0f && ema_params.size() == model.params.size();
+  if (use_ema) std::swap(model.params, ema_params);
   if (val && val->size()) {
     Metrics m = evaluate(model, eval_ws, *val, static_cast<int>(std::min<size_t>(cfg.eval_batch, val->size())), false,
                          nullptr, val_features);
@@ -246,6 +263,7 @@ EpochRecord Trainer::end_epoch() {
   } else {
     ++since_best;
   }
+  if (use_ema) std::swap(model.params, ema_params);
   ++epoch;
   if (cfg.patience > 0 && since_best >= cfg.patience) stopped_early = true;
   return r;
@@ -260,6 +278,7 @@ EpochRecord Trainer::run_epoch() {
 
 void Trainer::restore_best() {
   if (cfg.restore_best && best_params.size() == model.params.size()) model.params = best_params;
+  else if (!cfg.restore_best && cfg.ema > 0.0f && ema_params.size() == model.params.size()) model.params = ema_params;
 }
 
 std::vector<uint8_t> Trainer::save_checkpoint(const nlohmann::json& extra_metadata) const {
@@ -281,7 +300,8 @@ std::vector<uint8_t> Trainer::save_checkpoint(const nlohmann::json& extra_metada
     meta["checkpoint"]["in_epoch"] = {{"cursor", cursor_},         {"batch_index", batch_index_},
                                       {"sum_loss", sum_loss_},     {"sum_hit", sum_hit_},
                                       {"aug_rng", aug_rng_.state()}, {"elapsed", now_seconds() - epoch_start_}};
-  std::vector<Blob> blobs = {{"optimizer.m", opt.m}, {"optimizer.v", opt.v}, {"best.params", best_params}};
+  std::vector<Blob> blobs = {{"optimizer.m", opt.m}, {"optimizer.v", opt.v}, {"best.params", best_params},
+                              {"ema.params", ema_params}};
   return save_model(model, meta, blobs);
 }
 
@@ -332,6 +352,7 @@ void Trainer::load_checkpoint(const uint8_t* data, size_t size) {
     if (b.name == "optimizer.m") opt.m = std::move(b.data);
     else if (b.name == "optimizer.v") opt.v = std::move(b.data);
     else if (b.name == "best.params") best_params = std::move(b.data);
+    else if (b.name == "ema.params") ema_params = std::move(b.data);
   }
   model.params = loaded.params;
 }

@@ -29,6 +29,10 @@ struct TrainConfig {
   float label_smoothing = 0.0f;
   int patience = 0;                  // early stopping on validation accuracy; 0 = off
   bool restore_best = true;          // at the end, keep the weights of the best validation epoch
+  // Exponential moving average of the weights (all of Model::params, batch-norm statistics included): after
+  // optimizer step t, ema += (1 - d) * (params - ema) with d = min(ema, (1 + t) / (10 + t)), so the average follows
+  // closely at first. When on (> 0), validation, the best epoch and the final weights are the average's. 0 = off.
+  float ema = 0.0f;
   int eval_batch = 256;
 };
 
@@ -93,7 +97,8 @@ class Trainer {
   bool finished() const { return stopped_early || epoch >= cfg.epochs; }
   // True between begin_epoch() and end_epoch() (also after resuming a mid-epoch checkpoint).
   bool in_epoch() const { return epoch_open_; }
-  // Copies the best validation epoch's weights into the model (if any were recorded).
+  // Copies the best validation epoch's weights into the model (if any were recorded); with cfg.restore_best off and
+  // cfg.ema on, the average's last weights.
   void restore_best();
   Progress progress() const;
   float current_lr() const { return sched.lr(epoch); }
@@ -135,6 +140,7 @@ class Trainer {
   int since_best = 0;
   bool stopped_early = false;
   Floats best_params;
+  Floats ema_params;  // cfg.ema > 0: the running average (empty until the first step)
 
  private:
   std::vector<uint32_t> order_;
@@ -147,6 +153,7 @@ class Trainer {
   double sum_loss_ = 0, sum_hit_ = 0;
   double epoch_start_ = 0;
   void shuffle_order();
+  void update_ema();
 };
 
 nlohmann::json history_to_json(const std::vector<EpochRecord>& history);

@@ -160,7 +160,7 @@ struct TrainArgs {
               schedule = "constant", name, ferplus, soft_targets, teacher, init;
   int epochs = 50, batch = 64, threads = 0, patience = 0, step_size = 10, warmup = 0, plateau_patience = 3;
   float lr = 1e-3f, momentum = 0.9f, weight_decay = 0.0f, gamma = 0.1f, min_lr = 0.0f, plateau_factor = 0.5f,
-        label_smoothing = 0.0f, ferplus_weight = 0.5f, soft_targets_weight = 0.5f, teacher_weight = 0.5f;
+        label_smoothing = 0.0f, ema = 0.0f, ferplus_weight = 0.5f, soft_targets_weight = 0.5f, teacher_weight = 0.5f;
   uint64_t seed = 1;
   bool augment = true, nesterov = false, resume = false, strict = false, no_restore_best = false, tta = false;
   size_t limit = 0;
@@ -220,6 +220,9 @@ void add_train_options(CLI::App* c, TrainArgs& a) {
   c->add_option("--patience", a.patience, "early stopping: epochs without validation-accuracy gain (0: off)")
       ->capture_default_str();
   c->add_flag("--no-restore-best", a.no_restore_best, "keep the last epoch's weights, not the best");
+  c->add_option("--ema", a.ema, "exponential moving average of the weights, decay per step (e.g. 0.999; 0: off): "
+                "validation, the best epoch and the saved model use the average")
+      ->capture_default_str()->check(CLI::Range(0.0f, 0.99999f));
   c->add_option("--init", a.init, "start from this model's weights (same layers and shapes; dropout rates may "
                 "differ) with a fresh optimizer and schedule: a warm restart or a recipe change");
   c->add_flag("--resume", a.resume, "continue from <out>/checkpoint.ferkit (same options)");
@@ -346,6 +349,7 @@ int cmd_train(const TrainArgs& a, const std::string& command_line) {
   cfg.label_smoothing = a.label_smoothing;
   cfg.patience = val ? a.patience : 0;
   cfg.restore_best = !a.no_restore_best;
+  cfg.ema = a.ema;
 
   make_dirs(a.out);
   if (const int n = remove_stale_temporaries(a.out))

@@ -562,6 +562,28 @@ TEST_F(Cli, InitStartsFromAModelsWeights) {
   EXPECT_FALSE(fs::exists(tmp / "bad/model.ferkit"));
 }
 
+TEST_F(Cli, EmaSavesTheAveragedWeights) {
+  TempDir tmp;
+  // With --no-restore-best the saved model is the last state of the average, which the checkpoint also holds
+  // (blob 'ema.params') next to the raw weights it continues from.
+  RunResult r = run_cli(plus(train_args(csv_, tmp / "ema", 2), {"--ema", "0.9", "--no-restore-best"}));
+  ASSERT_EQ(r.rc, 0) << describe(r);
+  const std::string saved = read_all(tmp / "ema/model.ferkit"), ckpt = read_all(tmp / "ema/checkpoint.ferkit");
+  std::vector<ferkit::Blob> blobs;
+  const ferkit::Model model = ferkit::load_model(reinterpret_cast<const uint8_t*>(saved.data()), saved.size());
+  const ferkit::Model raw =
+      ferkit::load_model(reinterpret_cast<const uint8_t*>(ckpt.data()), ckpt.size(), nullptr, &blobs);
+  const ferkit::Blob* ema = nullptr;
+  for (const auto& b : blobs)
+    if (b.name == "ema.params") ema = &b;
+  ASSERT_NE(ema, nullptr) << "the checkpoint has no 'ema.params'";
+  EXPECT_EQ(model.params, ema->data);
+  EXPECT_NE(model.params, raw.params);
+  RunResult bad = run_cli(plus(train_args(csv_, tmp / "bad", 1), {"--ema", "1.5"}));
+  EXPECT_NE(bad.rc, 0);
+  EXPECT_TRUE(contains(bad.err, "--ema")) << bad.err;
+}
+
 TEST_F(Cli, ExportHalfPrecisionWithMetadata) {
   TempDir tmp;
   const std::string meta = tmp / "meta.json", half = tmp / "half.ferkit";

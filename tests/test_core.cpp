@@ -620,6 +620,7 @@ TEST(Training, ResumeFromMidEpochCheckpointMatchesUninterruptedRun) {
   cfg.batch = 16;
   cfg.augment = true;
   cfg.aug.erase = 0.5f;
+  cfg.ema = 0.95f;  // the weights' moving average is part of the state
   auto fresh = [&](Model& m) {
     m = Model(parse_spec(builtin_spec("tiny")));
     m.init(13);
@@ -649,9 +650,57 @@ TEST(Training, ResumeFromMidEpochCheckpointMatchesUninterruptedRun) {
   tc.end_epoch();
   EXPECT_TRUE(tc.finished());
   EXPECT_EQ(std::memcmp(a.params.data(), c.params.data(), a.params.size() * 4), 0);
+  ASSERT_EQ(ta.ema_params.size(), a.params.size());
+  EXPECT_EQ(ta.ema_params, tc.ema_params);
+  EXPECT_EQ(ta.best_params, tc.best_params);
   ASSERT_EQ(ta.history.size(), tc.history.size());
   EXPECT_DOUBLE_EQ(ta.history.back().train_loss, tc.history.back().train_loss);
   EXPECT_DOUBLE_EQ(ta.history.back().val_acc, tc.history.back().val_acc);
+}
+
+TEST(Training, MovingAverageOfTheWeightsIsWhatIsValidatedAndKept) {
+  Dataset train = synthetic(12, 9), val = synthetic(3, 10);
+  Model m(resolve_spec("tiny"));
+  m.init(5);
+  TrainConfig cfg;
+  cfg.epochs = 2;
+  cfg.batch = 16;
+  cfg.ema = 0.9f;
+  Trainer t(m, train, &val, cfg);
+  // The average, recomputed here from the weights after every step: the first step starts it, each later step t
+  // (1-based optimizer count) mixes in with d = min(0.9, (1 + t) / (10 + t)).
+  std::vector<double> expect;
+  t.begin_epoch();
+  while (t.step()) {
+    if (expect.empty()) {
+      expect.assign(m.params.begin(), m.params.end());
+      continue;
+    }
+    const double d = std::min(0.9, (1.0 + t.opt.t) / (10.0 + t.opt.t));
+    for (size_t i = 0; i < expect.size(); ++i) expect[i] = d * expect[i] + (1 - d) * m.params[i];
+  }
+  ASSERT_EQ(t.ema_params.size(), m.params.size());
+  double max_err = 0, max_moved = 0;
+  for (size_t i = 0; i < expect.size(); ++i) {
+    max_err = std::max(max_err, std::abs(expect[i] - t.ema_params[i]));
+    max_moved = std::max(max_moved, std::abs(static_cast<double>(m.params[i]) - t.ema_params[i]));
+  }
+  EXPECT_LT(max_err, 1e-5);
+  EXPECT_GT(max_moved, 1e-3);  // the average lags the raw weights
+  const Floats raw = m.params, ema = t.ema_params;
+  const EpochRecord r = t.end_epoch();
+  EXPECT_EQ(m.params, raw);  // validation swapped the average in and back out
+  EXPECT_EQ(t.best_params, ema);  // the first epoch is the best so far: its kept weights are the average
+  Model judged(resolve_spec("tiny"));
+  judged.params = ema;
+  Workspace ws;
+  const Metrics by_ema = evaluate(judged, ws, val, 256);
+  EXPECT_DOUBLE_EQ(by_ema.accuracy(), r.val_acc);
+  EXPECT_NEAR(by_ema.loss, r.val_loss, 1e-9);  // the loss tells the average from the raw weights
+  t.run_epoch();
+  t.restore_best();
+  EXPECT_EQ(m.params, t.best_params);
+  EXPECT_NE(m.params, raw);
 }
 
 TEST(Training, EarlyStoppingRestoresBest) {
