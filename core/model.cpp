@@ -221,6 +221,9 @@ const float* forward(Model& model, Workspace& ws, int n, const ForwardOptions& o
   if (opt.from_layer < ws.from_layer || opt.from_layer >= end || end > L)
     throw std::logic_error("forward: from_layer/until_layer out of range (or before the workspace's from_layer)");
   float* P = model.params.data();
+  const InferencePlan* plan = opt.train ? nullptr : opt.plan;
+  if (plan && (plan->params != P || plan->size != model.params.size() || plan->conv.size() != model.layers.size()))
+    throw std::logic_error("forward: the inference plan was made for other weights");
   for (size_t i = static_cast<size_t>(opt.from_layer); i < static_cast<size_t>(end); ++i) {
     const LayerPlan& p = model.layers[i];
     const float* x = ws.act[i].data();
@@ -229,7 +232,8 @@ const float* forward(Model& model, Workspace& ws, int n, const ForwardOptions& o
     switch (p.spec.kind) {
       case LayerKind::Conv:  // backward needs im2col(x) only for trainable layers
         conv2d_forward(x, n, p.geom, P + p.w, P + p.b, ws.col[i].data(), y,
-                       opt.train && static_cast<int>(i) >= model.first_trainable);
+                       opt.train && static_cast<int>(i) >= model.first_trainable,
+                       plan && !plan->conv[i].empty() ? plan->conv[i].data() : nullptr);
         break;
       case LayerKind::Dense: dense_forward(x, n, p.in.size(), p.out.c, P + p.w, P + p.b, y); break;
       case LayerKind::ReLU: relu_forward(x, count, y); break;
@@ -323,10 +327,29 @@ void load_input(const Model& model, Workspace& ws, const uint8_t* pixels, int n)
   for (size_t j = 0; j < count; ++j) x[j] = pixels[j] * a + b;
 }
 
-void predict(Model& model, Workspace& ws, const uint8_t* pixels, int n, float* probs, bool flip_tta) {
+InferencePlan plan_inference(const Model& model) {
+  InferencePlan plan;
+  plan.params = model.params.data();
+  plan.size = model.params.size();
+  plan.conv.resize(model.layers.size());
+  for (size_t i = 0; i < model.layers.size(); ++i) {
+    const LayerPlan& p = model.layers[i];
+    if (p.spec.kind != LayerKind::Conv) continue;
+    if (const size_t floats = conv2d_winograd_floats(p.geom)) {
+      plan.conv[i].resize(floats);
+      conv2d_prepare_winograd(p.geom, model.params.data() + p.w, plan.conv[i].data());
+    }
+  }
+  return plan;
+}
+
+void predict(Model& model, Workspace& ws, const uint8_t* pixels, int n, float* probs, bool flip_tta,
+             const InferencePlan* plan) {
   const int classes = model.num_classes();
+  ForwardOptions fo;
+  fo.plan = plan;
   load_input(model, ws, pixels, n);
-  softmax(forward(model, ws, n, {}), n, classes, probs);
+  softmax(forward(model, ws, n, fo), n, classes, probs);
   if (!flip_tta) return;
   const Shape in = model.spec.input;
   float* x = ws.input();
@@ -336,7 +359,7 @@ void predict(Model& model, Workspace& ws, const uint8_t* pixels, int n, float* p
         float* row = x + (static_cast<size_t>(i) * in.h + y) * in.w * in.c;
         for (int a = 0, b = in.w - 1; a < b; ++a, --b) std::swap(row[a * in.c + c], row[b * in.c + c]);
       }
-  softmax(forward(model, ws, n, {}), n, classes, ws.probs.data());
+  softmax(forward(model, ws, n, fo), n, classes, ws.probs.data());
   for (size_t j = 0; j < static_cast<size_t>(n) * classes; ++j) probs[j] = 0.5f * (probs[j] + ws.probs[j]);
 }
 

@@ -95,6 +95,17 @@ struct Workspace {
   float* input() { return act[0].data(); }
 };
 
+// Weights prepared once for faster inference: in the WebAssembly build, the Winograd transform of every 3x3 layer
+// that can run as Winograd (conv2d_prepare_winograd), so forward() does not redo it per call and runs small maps
+// (6x6) as Winograd too. Made from the model's current weights: whoever holds one makes it again after the
+// weights change (Pipeline does, in its constructor and set_model). Native builds prepare nothing.
+struct InferencePlan {
+  const float* params = nullptr;  // the weights it was made from (forward refuses it for another array)
+  size_t size = 0;
+  std::vector<Floats> conv;       // per layer: the prepared weights, or empty
+};
+InferencePlan plan_inference(const Model& model);
+
 struct ForwardOptions {
   bool train = false;         // dropout active, batch-norm uses (and updates) batch statistics
   uint64_t dropout_seed = 0;  // dropout masks are a function of (seed, layer)
@@ -103,6 +114,7 @@ struct ForwardOptions {
   int from_layer = 0;
   // Stop before this layer and return its input, ws.act[until_layer] (0: run to the end).
   int until_layer = 0;
+  const InferencePlan* plan = nullptr;  // inference only (ignored with train)
 };
 
 // Runs n images (already in ws.input(), n <= capacity) through the model; returns the logits (n x classes), or
@@ -114,8 +126,10 @@ void backward(Model& model, Workspace& ws, int n, const float* dlogits);
 void zero_grads(Model& model);
 
 // Inference helper: pixels (n images of side*side bytes) -> probabilities (n x classes). Batch-norm and dropout
-// in inference mode. ws must have capacity >= n. If flip_tta, averages with the mirrored image.
-void predict(Model& model, Workspace& ws, const uint8_t* pixels, int n, float* probs, bool flip_tta = false);
+// in inference mode. ws must have capacity >= n. If flip_tta, averages with the mirrored image. plan: see
+// InferencePlan (nullptr: none).
+void predict(Model& model, Workspace& ws, const uint8_t* pixels, int n, float* probs, bool flip_tta = false,
+             const InferencePlan* plan = nullptr);
 // Fills ws.input() with preprocessed pixels (n images).
 void load_input(const Model& model, Workspace& ws, const uint8_t* pixels, int n);
 

@@ -183,12 +183,13 @@ void conv3x3_same_simd128(const float* x, int n, const ConvGeom& g, const float*
 // image, V (16 x kTileBlock x cin) and M (16 x kTileBlock x cout) for one block of tiles at a time. Measured on the
 // default model's layers (48x48x16 to 12x12x64, one image; a per-layer timing of this file against its version
 // before Winograd): blocks of 16 tiles, with each of the 16 planes padded by kPlanePad floats so that they do not
-// share cache sets, ran 1.4-1.8x faster than the direct kernel; blocks of 64 without the padding, 0.9-1.3x. The
-// weight transform is redone on every call, so layers with fewer than kMinTiles tiles in the whole batch (6x6 maps,
-// one image: 9) take another kernel.
+// share cache sets, ran 1.4-1.8x faster than the direct kernel; blocks of 64 without the padding, 0.9-1.3x. Without
+// prepared weights (conv2d_prepare_winograd, held by an InferencePlan) the weight transform is redone on every call,
+// so layers with fewer than kMinTiles tiles in the whole batch (6x6 maps, one image: 9) take another kernel: there
+// the transform alone made Winograd 0.7x the direct kernel; with prepared weights it is 1.7-2.0x (bench/conv_layers).
 constexpr int kTileBlock = 16;
 constexpr int kPlanePad = 16;
-constexpr int kMinTiles = 16;
+constexpr int kMinTiles = 9;
 
 // A 3x3, stride-1, 'same' layer whose outputs come in panels of 8 channels and whose patch is past the small-patch
 // loops: what both WebAssembly 3x3 kernels (direct and Winograd) need.
@@ -197,28 +198,26 @@ bool simd_3x3_same(const ConvGeom& g) {
          g.cout % 8 == 0 && g.patch() > kSmallPatch;
 }
 
-bool winograd_applies(const ConvGeom& g, int n) {
-  return simd_3x3_same(g) && g.ho % 2 == 0 && g.wo % 2 == 0 && g.cin % 4 == 0 &&
-         static_cast<long>(n) * (g.ho / 2) * (g.wo / 2) >= kMinTiles;
+// The shapes the Winograd kernel takes (with prepared weights, any batch).
+bool winograd_shape(const ConvGeom& g) {
+  return simd_3x3_same(g) && g.ho % 2 == 0 && g.wo % 2 == 0 && g.cin % 4 == 0;
 }
 
-size_t winograd_scratch_floats(const ConvGeom& g) {
-  return 16 * static_cast<size_t>(g.cin) * g.cout + static_cast<size_t>(g.hi + 2) * (g.wi + 2) * g.cin +
+bool winograd_applies(const ConvGeom& g, int n) {
+  return winograd_shape(g) && static_cast<long>(n) * (g.ho / 2) * (g.wo / 2) >= kMinTiles;
+}
+
+// The kernel's scratch after U: the padded image, V and M.
+size_t winograd_work_floats(const ConvGeom& g) {
+  return static_cast<size_t>(g.hi + 2) * (g.wi + 2) * g.cin +
          16 * (static_cast<size_t>(kTileBlock) * (g.cin + g.cout) + 2 * kPlanePad);
 }
 
-void conv3x3_winograd_simd128(const float* x, int n, const ConvGeom& g, const float* w, const float* b,
-                              float* scratch, float* y) {
-  const int cin = g.cin, cout = g.cout, tiles_x = g.wo / 2, tiles = (g.ho / 2) * tiles_x;
-  const size_t row = static_cast<size_t>(g.wi + 2) * cin, ucin = static_cast<size_t>(cin) * cout;
-  float* const U = scratch;
-  float* const pad = U + 16 * ucin;
-  float* const V = pad + static_cast<size_t>(g.hi + 2) * row;
-  const size_t vplane = static_cast<size_t>(kTileBlock) * cin + kPlanePad;  // floats from one of V's planes to the next
-  const size_t mplane = static_cast<size_t>(kTileBlock) * cout + kPlanePad;
-  float* const M = V + 16 * vplane;
+// U = G g G^T for every (input channel, 4 output channels); w[(ky*3 + kx)*cin + c][o], U[16][cin][cout].
+void winograd_transform_weights(const ConvGeom& g, const float* w, float* U) {
+  const int cin = g.cin, cout = g.cout;
+  const size_t ucin = static_cast<size_t>(cin) * cout;
   const v128_t half = wasm_f32x4_splat(0.5f);
-  // U = G g G^T for every (input channel, 4 output channels); w[(ky*3 + kx)*cin + c][o].
   for (int c = 0; c < cin; ++c)
     for (int o = 0; o < cout; o += 4) {
       v128_t t[4][3];
@@ -239,6 +238,23 @@ void conv3x3_winograd_simd128(const float* x, int n, const ConvGeom& g, const fl
         for (int j = 0; j < 4; ++j) wasm_v128_store(U + (i * 4 + j) * ucin + static_cast<size_t>(c) * cout + o, u[j]);
       }
     }
+}
+
+// U: prepared weights, or nullptr to transform w into the start of scratch first.
+void conv3x3_winograd_simd128(const float* x, int n, const ConvGeom& g, const float* w, const float* U,
+                              const float* b, float* scratch, float* y) {
+  const int cin = g.cin, cout = g.cout, tiles_x = g.wo / 2, tiles = (g.ho / 2) * tiles_x;
+  const size_t row = static_cast<size_t>(g.wi + 2) * cin, ucin = static_cast<size_t>(cin) * cout;
+  if (!U) {
+    winograd_transform_weights(g, w, scratch);
+    U = scratch;
+    scratch += 16 * ucin;
+  }
+  float* const pad = scratch;
+  float* const V = pad + static_cast<size_t>(g.hi + 2) * row;
+  const size_t vplane = static_cast<size_t>(kTileBlock) * cin + kPlanePad;  // floats from one of V's planes to the next
+  const size_t mplane = static_cast<size_t>(kTileBlock) * cout + kPlanePad;
+  float* const M = V + 16 * vplane;
   alignas(16) static const float kZeros[8] = {};
   for (int img = 0; img < n; ++img) {
     float* yi = y + static_cast<size_t>(img) * g.ho * g.wo * cout;
@@ -341,9 +357,25 @@ ConvGeom ConvGeom::make(int hi, int wi, int cin, int cout, int k, int stride, bo
 size_t conv2d_scratch_floats(const ConvGeom& g, int n) {
   const size_t im2col_floats = static_cast<size_t>(n) * g.ho * g.wo * g.patch();
 #if defined(__wasm_simd128__)
-  if (winograd_applies(g, n)) return std::max(im2col_floats, winograd_scratch_floats(g));
+  if (winograd_shape(g))  // prepared weights: the work area only; else U too, where the kernel is taken
+    return std::max(im2col_floats, winograd_work_floats(g) +
+                                       (winograd_applies(g, n) ? 16 * static_cast<size_t>(g.cin) * g.cout : 0));
 #endif
   return im2col_floats;
+}
+
+size_t conv2d_winograd_floats([[maybe_unused]] const ConvGeom& g) {
+#if defined(__wasm_simd128__)
+  if (winograd_shape(g)) return 16 * static_cast<size_t>(g.cin) * g.cout;
+#endif
+  return 0;
+}
+
+void conv2d_prepare_winograd([[maybe_unused]] const ConvGeom& g, [[maybe_unused]] const float* w,
+                             [[maybe_unused]] float* u) {
+#if defined(__wasm_simd128__)
+  if (winograd_shape(g)) winograd_transform_weights(g, w, u);
+#endif
 }
 
 void im2col(const float* x, int n, const ConvGeom& g, float* col) {
@@ -399,10 +431,11 @@ void col2im_add(const float* dcol, int n, const ConvGeom& g, float* dx) {
 }
 
 void conv2d_forward(const float* x, int n, const ConvGeom& g, const float* w, const float* b, float* col, float* y,
-                    [[maybe_unused]] bool keep_col) {
+                    [[maybe_unused]] bool keep_col, [[maybe_unused]] const float* winograd_u) {
   const Eigen::Index m = static_cast<Eigen::Index>(n) * g.ho * g.wo;
 #if defined(__wasm_simd128__)
-  if (!keep_col && winograd_applies(g, n)) return conv3x3_winograd_simd128(x, n, g, w, b, col, y);
+  if (!keep_col && winograd_u && winograd_shape(g)) return conv3x3_winograd_simd128(x, n, g, w, winograd_u, b, col, y);
+  if (!keep_col && winograd_applies(g, n)) return conv3x3_winograd_simd128(x, n, g, w, nullptr, b, col, y);
   if (!keep_col && simd_3x3_same(g) && g.wo % 4 == 0)
     return conv3x3_same_simd128(x, n, g, w, b, col, y);  // col: (hi+2)*(wi+2)*cin <= ho*wo*9*cin floats
 #endif

@@ -28,10 +28,17 @@ void col2im_add(const float* dcol, int n, const ConvGeom& g, float* dx);
 // y = im2col(x) * w + b, with w[patch][cout], b[cout]. col: conv2d_scratch_floats(g, n) floats of scratch; keep_col:
 // col holds im2col(x) afterwards (backward needs it); otherwise inference kernels may use it their own way (the
 // WebAssembly build runs 3x3 'same' layers as Winograd F(2x2, 3x3) or straight from a padded copy, with no im2col).
+// winograd_u: the layer's weights already transformed by conv2d_prepare_winograd (inference only; ignored with
+// keep_col or where conv2d_winograd_floats(g) is 0), so that they are not transformed again on every call.
 void conv2d_forward(const float* x, int n, const ConvGeom& g, const float* w, const float* b, float* col, float* y,
-                    bool keep_col = true);
+                    bool keep_col = true, const float* winograd_u = nullptr);
 // Scratch floats conv2d_forward needs for n images: at least the im2col size, n*ho*wo*patch.
 size_t conv2d_scratch_floats(const ConvGeom& g, int n);
+// Floats of a layer's Winograd-transformed weights (16 x cin x cout): 0 where inference never runs the layer as
+// Winograd, which is always the case in native builds.
+size_t conv2d_winograd_floats(const ConvGeom& g);
+// Writes those transformed weights of w into u (conv2d_winograd_floats(g) floats); only where that is > 0.
+void conv2d_prepare_winograd(const ConvGeom& g, const float* w, float* u);
 // dw += col^T dy, db += sum(dy); dx = col2im(dy w^T) if dx != nullptr (dcol: scratch like col).
 void conv2d_backward(const float* dy, int n, const ConvGeom& g, const float* w, const float* col, float* dw,
                      float* db, float* dcol, float* dx);

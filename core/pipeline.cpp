@@ -23,12 +23,14 @@ float iou(const Box& a, const Box& b) {
 Pipeline::Pipeline(Model model, Cascade cascade) : model_(std::move(model)), detector_(std::move(cascade)) {
   if (model_.num_classes() != kNumClasses || !(model_.spec.input == Shape{kSide, kSide, 1}))
     throw std::invalid_argument("pipeline: the model must take 48x48x1 faces and give 7 classes");
+  plan_ = plan_inference(model_);
 }
 
 void Pipeline::set_model(Model model) {
   if (model.num_classes() != kNumClasses || !(model.spec.input == Shape{kSide, kSide, 1}))
     throw std::invalid_argument("pipeline: the model must take 48x48x1 faces and give 7 classes");
   model_ = std::move(model);
+  plan_ = plan_inference(model_);
   ws_ = Workspace();
   previous_.clear();
 }
@@ -40,7 +42,7 @@ void Pipeline::classify(const uint8_t* crops, int n, float* probs, bool flip_tta
   for (int start = 0; start < n; start += kClassifyChunk) {
     const int m = std::min(kClassifyChunk, n - start);
     predict(model_, ws_, crops + static_cast<size_t>(start) * kPixels, m, probs + static_cast<size_t>(start) * k,
-            flip_tta);
+            flip_tta, &plan_);
   }
 }
 

@@ -41,7 +41,8 @@ class Pipeline {
  public:
   Pipeline(Model model, Cascade cascade);
   void set_model(Model model);  // keeps tracks, resets their averages
-  Model& model() { return model_; }
+  // Read-only: the weights must not change under the inference plan made from them (set_model makes a new one).
+  const Model& model() const { return model_; }
 
   const std::vector<FaceResult>& process_rgba(const uint8_t* rgba, int width, int height, const PipelineOptions& o);
   const std::vector<FaceResult>& process_gray(const uint8_t* gray, int width, int height, const PipelineOptions& o);
@@ -60,6 +61,7 @@ class Pipeline {
 
  private:
   Model model_;
+  InferencePlan plan_;  // made from model_'s weights
   FaceDetector detector_;
   Workspace ws_;
   std::vector<uint8_t> gray_;

@@ -199,7 +199,13 @@ TEST(Conv, InferenceAndTrainingKernelsMatchReference) {
         y_infer(y_train.size());
     conv2d_forward(x.data(), c.n, g, w.data(), b.data(), col.data(), y_train.data(), true);
     conv2d_forward(x.data(), c.n, g, w.data(), b.data(), col.data(), y_infer.data(), false);
-    double worst_train = 0, worst_infer = 0;
+    // With prepared Winograd weights (an InferencePlan's), where the build has them (WebAssembly: even sizes,
+    // cin % 4 == 0, cout % 8 == 0, any batch); elsewhere the same call as y_infer.
+    Floats u(conv2d_winograd_floats(g)), y_plan(y_train.size());
+    if (!u.empty()) conv2d_prepare_winograd(g, w.data(), u.data());
+    conv2d_forward(x.data(), c.n, g, w.data(), b.data(), col.data(), y_plan.data(), false,
+                   u.empty() ? nullptr : u.data());
+    double worst_train = 0, worst_infer = 0, worst_plan = 0;
     for (int i = 0; i < c.n; ++i)
       for (int oy = 0; oy < g.ho; ++oy)
         for (int ox = 0; ox < g.wo; ++ox)
@@ -216,10 +222,42 @@ TEST(Conv, InferenceAndTrainingKernelsMatchReference) {
             const size_t j = ((static_cast<size_t>(i) * g.ho + oy) * g.wo + ox) * c.cout + o;
             worst_train = std::max(worst_train, std::abs(y_train[j] - ref));
             worst_infer = std::max(worst_infer, std::abs(y_infer[j] - ref));
+            worst_plan = std::max(worst_plan, std::abs(y_plan[j] - ref));
           }
     EXPECT_LT(worst_train, 1e-4) << c.h << "x" << c.w << "x" << c.cin << " -> " << c.cout;
     EXPECT_LT(worst_infer, 1e-4) << c.h << "x" << c.w << "x" << c.cin << " -> " << c.cout;
+    EXPECT_LT(worst_plan, 1e-4) << c.h << "x" << c.w << "x" << c.cin << " -> " << c.cout << " (prepared weights)";
   }
+}
+
+// A whole network with an InferencePlan gives the logits it gives without one; a plan for other weights is refused.
+TEST(Forward, InferencePlanGivesTheSameLogits) {
+  Model m(resolve_spec("vgg-xs-f"));
+  m.init(6);
+  const InferencePlan plan = plan_inference(m);
+  size_t prepared = 0;
+  for (const Floats& u : plan.conv) prepared += !u.empty();
+#if defined(__wasm_simd128__)
+  EXPECT_EQ(prepared, 7u);  // every 3x3 layer but the first (one input channel)
+#else
+  EXPECT_EQ(prepared, 0u);
+#endif
+  Workspace ws;
+  ws.reserve(m, 3);
+  Rng rng(9);
+  std::vector<uint8_t> px(3 * kPixels);
+  for (auto& p : px) p = static_cast<uint8_t>(rng.below(256));
+  for (int n : {1, 3}) {
+    Floats plain(static_cast<size_t>(n) * 7), planned(plain.size());
+    predict(m, ws, px.data(), n, plain.data());
+    predict(m, ws, px.data(), n, planned.data(), false, &plan);
+    for (size_t j = 0; j < plain.size(); ++j) EXPECT_NEAR(plain[j], planned[j], 1e-5) << "n " << n << ", " << j;
+  }
+  Model other = m;
+  ForwardOptions fo;
+  fo.plan = &plan;
+  load_input(other, ws, px.data(), 1);
+  EXPECT_THROW(forward(other, ws, 1, fo), std::logic_error);
 }
 
 // forward() split at any layer (until_layer, then from_layer) gives the same logits as one whole pass.
