@@ -203,7 +203,7 @@ void Workspace::reserve(const Model& model, int batch, bool for_training, int fr
         break;
       case LayerKind::BatchNorm:
         col[i].assign(out, 0.0f);
-        aux[i].assign(p.out.c, 0.0f);
+        aux[i].assign(2 * static_cast<size_t>(p.out.c), 0.0f);  // training: invstd; inference: scale, shift
         break;
       default: break;
     }
@@ -250,7 +250,7 @@ const float* forward(Model& model, Workspace& ws, int n, const ForwardOptions& o
         if (opt.train && static_cast<int>(i) >= model.first_trainable)
           batchnorm_forward_train(x, rows, p.out.c, bp, ws.col[i].data(), ws.aux[i].data(), y);
         else
-          batchnorm_forward_infer(x, rows, p.out.c, bp, y);
+          batchnorm_forward_infer(x, rows, p.out.c, bp, ws.aux[i].data(), y);
         break;
       }
       case LayerKind::Flatten: std::memcpy(y, x, sizeof(float) * count); break;

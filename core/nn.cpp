@@ -578,14 +578,18 @@ void batchnorm_forward_train(const float* x, size_t rows, int channels, const Ba
                          CMapRow(p.beta, channels).array();
 }
 
-void batchnorm_forward_infer(const float* x, size_t rows, int channels, const BatchNormParams& p, float* y) {
+void batchnorm_forward_infer(const float* x, size_t rows, int channels, const BatchNormParams& p, float* scratch,
+                             float* y) {
+  float* const scale = scratch;
+  float* const shift = scratch + channels;
+  for (int c = 0; c < channels; ++c) {
+    scale[c] = p.gamma[c] / std::sqrt(p.running_var[c] + p.eps);
+    shift[c] = p.beta[c] - p.running_mean[c] * scale[c];
+  }
   for (size_t i = 0; i < rows; ++i) {
     const float* xr = x + i * channels;
     float* yr = y + i * channels;
-    for (int c = 0; c < channels; ++c) {
-      const float s = p.gamma[c] / std::sqrt(p.running_var[c] + p.eps);
-      yr[c] = (xr[c] - p.running_mean[c]) * s + p.beta[c];
-    }
+    for (int c = 0; c < channels; ++c) yr[c] = xr[c] * scale[c] + shift[c];
   }
 }
 

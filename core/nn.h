@@ -73,7 +73,9 @@ struct BatchNormParams {
 };
 void batchnorm_forward_train(const float* x, size_t rows, int channels, const BatchNormParams& p, float* xhat,
                              float* invstd, float* y);
-void batchnorm_forward_infer(const float* x, size_t rows, int channels, const BatchNormParams& p, float* y);
+// scratch: 2 * channels floats (each channel's scale and shift, computed once per call).
+void batchnorm_forward_infer(const float* x, size_t rows, int channels, const BatchNormParams& p, float* scratch,
+                             float* y);
 void batchnorm_backward(const float* dy, const float* xhat, const float* invstd, size_t rows, int channels,
                         const float* gamma, float* dgamma, float* dbeta, float* dx);
 

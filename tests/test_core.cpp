@@ -307,11 +307,16 @@ TEST(BatchNorm, InferenceUsesRunningStatistics) {
   const LayerPlan& bn = m.layers[1];
   m.params[bn.mean] = 1.0f;
   m.params[bn.var] = 4.0f;
-  float x[2] = {3.0f, 1.0f}, y[2];
+  m.params[bn.w + 1] = 2.0f;  // gamma
+  m.params[bn.b + 1] = 0.5f;  // beta
+  float x[4] = {3.0f, 1.0f, -1.0f, 2.0f}, y[4], scratch[4];
   BatchNormParams p{m.params.data() + bn.w, m.params.data() + bn.b, m.params.data() + bn.mean,
                     m.params.data() + bn.var};
-  batchnorm_forward_infer(x, 1, 2, p, y);
+  batchnorm_forward_infer(x, 2, 2, p, scratch, y);
   EXPECT_NEAR(y[0], (3.0f - 1.0f) / std::sqrt(4.0f + 1e-5f), 1e-5);
+  EXPECT_NEAR(y[1], 2.0f * 1.0f / std::sqrt(1.0f + 1e-5f) + 0.5f, 1e-5);
+  EXPECT_NEAR(y[2], (-1.0f - 1.0f) / std::sqrt(4.0f + 1e-5f), 1e-5);
+  EXPECT_NEAR(y[3], 2.0f * 2.0f / std::sqrt(1.0f + 1e-5f) + 0.5f, 1e-5);
   // Training mode updates the running statistics with momentum 0.1 (unbiased variance).
   float xs[4] = {0.0f, 0.0f, 2.0f, 0.0f}, xhat[4], invstd[2], ys[4];
   batchnorm_forward_train(xs, 2, 2, p, xhat, invstd, ys);
