@@ -189,7 +189,7 @@ void conv3x3_same_simd128(const float* x, int n, const ConvGeom& g, const float*
 // the transform alone made Winograd 0.7x the direct kernel; with prepared weights it is 1.7-2.0x (bench/conv_layers).
 constexpr int kTileBlock = 16;
 constexpr int kPlanePad = 16;
-constexpr int kMinTiles = 9;
+constexpr int kMinTiles = 16;
 
 // A 3x3, stride-1, 'same' layer whose outputs come in panels of 8 channels and whose patch is past the small-patch
 // loops: what both WebAssembly 3x3 kernels (direct and Winograd) need.
