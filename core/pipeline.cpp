@@ -20,11 +20,7 @@ float iou(const Box& a, const Box& b) {
 }
 }  // namespace
 
-Pipeline::Pipeline(Model model, Cascade cascade) : model_(std::move(model)), detector_(std::move(cascade)) {
-  if (model_.num_classes() != kNumClasses || !(model_.spec.input == Shape{kSide, kSide, 1}))
-    throw std::invalid_argument("pipeline: the model must take 48x48x1 faces and give 7 classes");
-  plan_ = plan_inference(model_);
-}
+Pipeline::Pipeline(Model model, Cascade cascade) : detector_(std::move(cascade)) { set_model(std::move(model)); }
 
 void Pipeline::set_model(Model model) {
   if (model.num_classes() != kNumClasses || !(model.spec.input == Shape{kSide, kSide, 1}))

@@ -75,6 +75,12 @@ std::string read_all(const std::string& path) {
   return s.str();
 }
 
+// A model file as the trainer wrote it; its extra blobs (a checkpoint's state) into *blobs if given.
+ferkit::Model load_model_at(const std::string& path, std::vector<ferkit::Blob>* blobs = nullptr) {
+  const std::string bytes = read_all(path);
+  return ferkit::load_model(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), nullptr, blobs);
+}
+
 void write_all(const std::string& path, const std::string& data) {
   std::ofstream f(path, std::ios::binary);
   f << data;
@@ -536,11 +542,7 @@ TEST_F(Cli, InitStartsFromAModelsWeights) {
   RunResult r = run_cli(plus(plus(train_args(csv_, tmp / "warm", 1), still), {"--init", model()}));
   ASSERT_EQ(r.rc, 0) << describe(r);
   EXPECT_TRUE(contains(r.err, "initialized from " + model())) << r.err;
-  auto load = [](const std::string& path) {
-    const std::string bytes = read_all(path);
-    return ferkit::load_model(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
-  };
-  const ferkit::Model base = load(model()), warm = load(tmp / "warm/model.ferkit");
+  const ferkit::Model base = load_model_at(model()), warm = load_model_at(tmp / "warm/model.ferkit");
   ASSERT_EQ(base.tensors.size(), warm.tensors.size());
   size_t compared = 0;
   for (const auto& t : base.tensors) {
@@ -552,7 +554,7 @@ TEST_F(Cli, InitStartsFromAModelsWeights) {
   // Without --init the same run starts from a fresh initialization.
   RunResult cold = run_cli(plus(train_args(csv_, tmp / "cold", 1), still));
   ASSERT_EQ(cold.rc, 0) << describe(cold);
-  const ferkit::Model fresh = load(tmp / "cold/model.ferkit");
+  const ferkit::Model fresh = load_model_at(tmp / "cold/model.ferkit");
   EXPECT_NE(fresh.params[base.tensors[0].offset], base.params[base.tensors[0].offset]);
   // A model whose layers differ from --arch is refused, naming the first tensor that does not match.
   RunResult bad = run_cli({"train", "--data", csv_, "--arch", "seed", "--epochs", "1", "--threads", "1", "--out",
@@ -568,11 +570,9 @@ TEST_F(Cli, EmaSavesTheAveragedWeights) {
   // (blob 'ema.params') next to the raw weights it continues from.
   RunResult r = run_cli(plus(train_args(csv_, tmp / "ema", 2), {"--ema", "0.9", "--no-restore-best"}));
   ASSERT_EQ(r.rc, 0) << describe(r);
-  const std::string saved = read_all(tmp / "ema/model.ferkit"), ckpt = read_all(tmp / "ema/checkpoint.ferkit");
   std::vector<ferkit::Blob> blobs;
-  const ferkit::Model model = ferkit::load_model(reinterpret_cast<const uint8_t*>(saved.data()), saved.size());
-  const ferkit::Model raw =
-      ferkit::load_model(reinterpret_cast<const uint8_t*>(ckpt.data()), ckpt.size(), nullptr, &blobs);
+  const ferkit::Model model = load_model_at(tmp / "ema/model.ferkit");
+  const ferkit::Model raw = load_model_at(tmp / "ema/checkpoint.ferkit", &blobs);
   const ferkit::Blob* ema = nullptr;
   for (const auto& b : blobs)
     if (b.name == "ema.params") ema = &b;
