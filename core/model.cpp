@@ -327,6 +327,91 @@ void load_input(const Model& model, Workspace& ws, const uint8_t* pixels, int n)
   for (size_t j = 0; j < count; ++j) x[j] = pixels[j] * a + b;
 }
 
+std::string widen(const Model& src, Model& dst, uint64_t seed, float noise) {
+  auto bad = [](size_t i, const std::string& why) {
+    throw std::runtime_error("cannot widen: layer " + std::to_string(i + 1) + " " + why);
+  };
+  if (!(src.input_shape() == dst.input_shape())) bad(0, "(input): the input shapes differ");
+  for (size_t i = 0; i < std::max(src.layers.size(), dst.layers.size()); ++i) {
+    if (i >= src.layers.size() || i >= dst.layers.size()) bad(i, "is in only one of the models");
+    const LayerSpec &a = src.layers[i].spec, &b = dst.layers[i].spec;
+    const std::string kind = layer_name(a.kind);
+    if (a.kind != b.kind) bad(i, "is " + kind + " in one model and " + layer_name(b.kind) + " in the other");
+    if (a.kernel != b.kernel || a.stride != b.stride || a.same != b.same)
+      bad(i, "(" + kind + ") has another kernel, stride or padding");
+    const int units = src.layers[i].out.c, wide = dst.layers[i].out.c;
+    if ((a.kind == LayerKind::Conv || a.kind == LayerKind::Dense) && wide < units)
+      bad(i, "(" + kind + ") has " + std::to_string(wide) + " units, fewer than " + std::to_string(units));
+  }
+  if (src.num_classes() != dst.num_classes()) bad(src.layers.size() - 1, "has another number of classes");
+  Rng rng(seed);
+  // from[c]: which of src's values dst's value c of the current activation copies; copies[k]: how many of dst's
+  // values copy src's value k (the next conv or dense layer divides their weights by it).
+  std::vector<int> from(static_cast<size_t>(src.input_shape().c)), copies(from.size(), 1);
+  for (size_t c = 0; c < from.size(); ++c) from[c] = static_cast<int>(c);
+  const float* S = src.params.data();
+  float* D = dst.params.data();
+  std::string log;
+  for (size_t i = 0; i < src.layers.size(); ++i) {
+    const LayerPlan &s = src.layers[i], &d = dst.layers[i];
+    const LayerSpec& a = s.spec;
+    switch (a.kind) {
+      case LayerKind::Conv:
+      case LayerKind::Dense: {
+        const int units = s.out.c, wide = d.out.c;
+        // Rows of w: conv (ky*k + kx)*cin + c, dense c; columns: output units.
+        const int taps = a.kind == LayerKind::Conv ? a.kernel * a.kernel : 1;
+        const int cin = a.kind == LayerKind::Conv ? s.in.c : s.in.size();
+        const int cin_wide = a.kind == LayerKind::Conv ? d.in.c : d.in.size();
+        std::vector<int> pick(static_cast<size_t>(wide));
+        for (int j = 0; j < wide; ++j) pick[j] = j < units ? j : static_cast<int>(rng.below(units));
+        const size_t count = static_cast<size_t>(taps) * cin * units;
+        double sum = 0, sum2 = 0;
+        for (size_t k = 0; k < count; ++k) sum += S[s.w + k], sum2 += double(S[s.w + k]) * S[s.w + k];
+        const float sd = static_cast<float>(std::sqrt(std::max(0.0, sum2 / count - (sum / count) * (sum / count))));
+        for (int t = 0; t < taps; ++t)
+          for (int c = 0; c < cin_wide; ++c) {
+            const float* in = S + s.w + (static_cast<size_t>(t) * cin + from[c]) * units;
+            float* out = D + d.w + (static_cast<size_t>(t) * cin_wide + c) * wide;
+            const float share = 1.0f / static_cast<float>(copies[from[c]]);
+            for (int j = 0; j < wide; ++j) out[j] = in[pick[j]] * share + (j >= units ? noise * sd * rng.normal() : 0);
+          }
+        for (int j = 0; j < wide; ++j) D[d.b + j] = S[s.b + pick[j]];
+        from = pick;
+        copies.assign(static_cast<size_t>(units), 0);
+        for (int k : pick) ++copies[k];
+        if (wide > units)
+          log += "l" + std::to_string(i) + " " + layer_name(a.kind) + " " + std::to_string(units) + " -> " +
+                 std::to_string(wide) + "\n";
+        break;
+      }
+      case LayerKind::BatchNorm:
+        for (size_t c = 0; c < from.size(); ++c) {
+          D[d.w + c] = S[s.w + from[c]];
+          D[d.b + c] = S[s.b + from[c]];
+          D[d.mean + c] = S[s.mean + from[c]];
+          D[d.var + c] = S[s.var + from[c]];
+        }
+        break;
+      case LayerKind::Flatten: {  // NHWC: value (y*W + x)*C + c
+        const int pixels = s.in.h * s.in.w, C = s.in.c;
+        std::vector<int> flat(static_cast<size_t>(pixels) * from.size()), flat_copies(static_cast<size_t>(pixels) * C);
+        for (int p = 0; p < pixels; ++p) {
+          for (size_t c = 0; c < from.size(); ++c) flat[p * from.size() + c] = p * C + from[c];
+          for (int c = 0; c < C; ++c) flat_copies[static_cast<size_t>(p) * C + c] = copies[c];
+        }
+        from = std::move(flat);
+        copies = std::move(flat_copies);
+        break;
+      }
+      default: break;  // relu, maxpool, dropout, gap: value by value or channel by channel
+    }
+  }
+  dst.class_names = src.class_names;
+  dst.preprocess = src.preprocess;
+  return log;
+}
+
 InferencePlan plan_inference(const Model& model) {
   InferencePlan plan;
   plan.params = model.params.data();

@@ -106,6 +106,15 @@ struct InferencePlan {
 };
 InferencePlan plan_inference(const Model& model);
 
+// Net2WiderNet (Chen, Goodfellow & Shlens 2016): puts src's function into dst, a model with the same layers but
+// as many or more units in each conv and dense layer (the same number of classes). Each extra unit is a copy of a
+// randomly chosen unit of src's layer (weights, bias, and the batch-norm statistics and scale after it), and the
+// next layer divides each copied unit's outgoing weights among its copies, so dst computes exactly src's logits
+// when noise is 0. noise > 0 adds Gaussian noise of noise x (the layer's weight standard deviation) to the extra
+// units' incoming weights, so that copies can learn apart. Returns a line per widened layer ("l4 conv 64 -> 80").
+// Throws std::runtime_error naming the first layer that does not fit (another kind, kernel, or fewer units).
+std::string widen(const Model& src, Model& dst, uint64_t seed, float noise);
+
 struct ForwardOptions {
   bool train = false;         // dropout active, batch-norm uses (and updates) batch statistics
   uint64_t dropout_seed = 0;  // dropout masks are a function of (seed, layer)

@@ -82,6 +82,38 @@ int FeatureCache::fill(Model& model, Workspace& ws, const Dataset& data, const A
   return n;
 }
 
+void recalibrate_batchnorm(Model& model, Workspace& ws, const Dataset& data, int batch) {
+  if (data.size() == 0) throw std::runtime_error("batch-norm recalibration: no images");
+  ws.reserve(model, batch);
+  for (size_t layer = 0; layer < model.layers.size(); ++layer) {
+    const LayerPlan& p = model.layers[layer];
+    if (p.spec.kind != LayerKind::BatchNorm) continue;
+    const int channels = p.in.c;
+    const size_t rows_per_image = static_cast<size_t>(p.in.h) * p.in.w;
+    std::vector<double> sum(channels, 0.0), sum2(channels, 0.0);
+    for (size_t start = 0; start < data.size(); start += batch) {
+      const int n = static_cast<int>(std::min<size_t>(batch, data.size() - start));
+      load_input(model, ws, data.image(start), n);
+      ForwardOptions fo;
+      fo.until_layer = static_cast<int>(layer);
+      const float* x = layer == 0 ? ws.input() : forward(model, ws, n, fo);
+      for (size_t r = 0; r < n * rows_per_image; ++r)
+        for (int c = 0; c < channels; ++c) {
+          const double v = x[r * channels + c];
+          sum[c] += v;
+          sum2[c] += v * v;
+        }
+    }
+    const double count = static_cast<double>(data.size() * rows_per_image);
+    for (int c = 0; c < channels; ++c) {
+      const double mean = sum[c] / count;
+      const double var = std::max(0.0, sum2[c] / count - mean * mean) * (count > 1 ? count / (count - 1) : 1.0);
+      model.params[p.mean + c] = static_cast<float>(mean);
+      model.params[p.var + c] = static_cast<float>(var);  // unbiased, as training's running variance
+    }
+  }
+}
+
 Metrics evaluate(Model& model, Workspace& ws, const Dataset& data, int batch, bool flip_tta, std::vector<float>* probs,
                  const FeatureCache* features) {
   if (features && (flip_tta || !features->complete() || features->images != data.size()))

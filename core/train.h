@@ -75,6 +75,12 @@ struct FeatureCache {
   int fill(Model& model, Workspace& ws, const Dataset& data, const Augment& aug, uint64_t seed, int batch);
 };
 
+// Sets every batch-norm layer's running mean and variance to the exact statistics of its input over `data`, as
+// inference sees it: the images as they are (no augmentation), the layers before already recalibrated (one pass
+// per batch-norm layer, up to it). Training's running averages follow the augmented images and drifting weights
+// (and, with --ema, are averaged like the weights); this matches them to the pictures the model will be shown.
+void recalibrate_batchnorm(Model& model, Workspace& ws, const Dataset& data, int batch);
+
 // Evaluates in inference mode. If probs is given it receives size() x classes probabilities. With features (view 0
 // of data, complete), the layers before features->layer are not run again; flip_tta is not available then.
 Metrics evaluate(Model& model, Workspace& ws, const Dataset& data, int batch, bool flip_tta = false,

@@ -160,9 +160,10 @@ struct TrainArgs {
               schedule = "constant", name, ferplus, soft_targets, teacher, init;
   int epochs = 50, batch = 64, threads = 0, patience = 0, step_size = 10, warmup = 0, plateau_patience = 3;
   float lr = 1e-3f, momentum = 0.9f, weight_decay = 0.0f, gamma = 0.1f, min_lr = 0.0f, plateau_factor = 0.5f,
-        label_smoothing = 0.0f, ema = 0.0f, ferplus_weight = 0.5f, soft_targets_weight = 0.5f, teacher_weight = 0.5f;
+        label_smoothing = 0.0f, ema = 0.0f, init_noise = 0.01f, ferplus_weight = 0.5f, soft_targets_weight = 0.5f, teacher_weight = 0.5f;
   uint64_t seed = 1;
-  bool augment = true, nesterov = false, resume = false, strict = false, no_restore_best = false, tta = false;
+  bool augment = true, nesterov = false, resume = false, strict = false, no_restore_best = false, tta = false,
+       recalibrate_bn = false;
   size_t limit = 0;
   Augment aug;
 };
@@ -224,11 +225,16 @@ void add_train_options(CLI::App* c, TrainArgs& a) {
                 "validation, the best epoch and the saved model use the average")
       ->capture_default_str()->check(CLI::Range(0.0f, 0.99999f));
   c->add_option("--init", a.init, "start from this model's weights (same layers and shapes; dropout rates may "
-                "differ) with a fresh optimizer and schedule: a warm restart or a recipe change");
+                "differ) with a fresh optimizer and schedule: a warm restart or a recipe change. A model with the "
+                "same layers but fewer units is widened into --arch (Net2WiderNet: the same predictions to start)");
+  c->add_option("--init-noise", a.init_noise, "--init into a wider architecture: noise on the copied units' "
+                "incoming weights, in standard deviations of the layer's weights")->capture_default_str();
   c->add_flag("--resume", a.resume, "continue from <out>/checkpoint.ferkit (same options)");
   c->add_flag("--strict", a.strict, "fail on the first malformed row or image instead of skipping it");
   c->add_option("--limit", a.limit, "use only the first N training images (smoke runs)");
   c->add_flag("--tta", a.tta, "final evaluation: average with the mirrored image");
+  c->add_flag("--recalibrate-bn", a.recalibrate_bn, "at the end, set batch norm's statistics to the exact ones of the "
+              "training images as they are (no augmentation) before saving and evaluating (see 'recalibrate')");
 }
 
 struct ProgressBar {
@@ -253,8 +259,9 @@ struct ProgressBar {
 };
 
 // --init: copy a trained model's parameters (and batch-norm statistics) into a freshly planned model. The
-// parameter tensors must match one for one; layers without parameters (dropout rates) may differ.
-void init_from(Model& model, const std::string& path) {
+// parameter tensors must match one for one; layers without parameters (dropout rates) may differ. Or, where the
+// architecture has the same layers with more units, widen the model into it (core's widen: the same function).
+void init_from(Model& model, const std::string& path, uint64_t seed, float noise) {
   Model src = load_model_file(path);
   auto dims = [](const Shape& s) {
     return std::to_string(s.h) + "x" + std::to_string(s.w) + "x" + std::to_string(s.c);
@@ -265,12 +272,22 @@ void init_from(Model& model, const std::string& path) {
   const auto& a = src.tensors;
   const auto& b = model.tensors;
   for (size_t i = 0; i < std::max(a.size(), b.size()); ++i) {
-    if (i >= a.size() || i >= b.size() || a[i].name != b[i].name || a[i].size != b[i].size)
-      throw std::runtime_error(
+    if (i >= a.size() || i >= b.size() || a[i].name != b[i].name || a[i].size != b[i].size) {
+      const std::string mismatch =
           path + ": --init model does not match --arch at parameter tensor " + std::to_string(i) + ": it has " +
           (i < a.size() ? a[i].name + " (" + std::to_string(a[i].size) + " values)" : std::string("none")) +
           ", the architecture expects " +
-          (i < b.size() ? b[i].name + " (" + std::to_string(b[i].size) + " values)" : std::string("none")));
+          (i < b.size() ? b[i].name + " (" + std::to_string(b[i].size) + " values)" : std::string("none"));
+      std::string widened;
+      try {
+        widened = widen(src, model, seed, noise);
+      } catch (const std::runtime_error& e) {
+        throw std::runtime_error(mismatch + " (" + e.what() + ")");
+      }
+      std::fprintf(stderr, "widened %s into the architecture (the same function; copies' noise %g):\n%s", path.c_str(),
+                   noise, widened.c_str());
+      return;
+    }
   }
   model.params = src.params;
   std::fprintf(stderr, "initialized from %s (%zu parameters)\n", path.c_str(), model.params.size());
@@ -319,7 +336,7 @@ int cmd_train(const TrainArgs& a, const std::string& command_line) {
   Spec spec = read_arch(a.arch);
   Model model(spec);
   model.init(a.seed);
-  if (!a.init.empty()) init_from(model, a.init);
+  if (!a.init.empty()) init_from(model, a.init, a.seed, a.init_noise);
   std::fprintf(stderr, "%s", model.summary().c_str());
 
   TrainConfig cfg;
@@ -411,9 +428,16 @@ int cmd_train(const TrainArgs& a, const std::string& command_line) {
     std::fprintf(stderr, "early stopping: no validation-accuracy gain for %d epochs (best: epoch %d, %.4f)\n",
                  cfg.patience, trainer.best_epoch, trainer.best_val_acc);
   trainer.restore_best();
+  json meta = run_meta;
+  Workspace ws;
+  if (a.recalibrate_bn) {
+    const double t = now();
+    recalibrate_batchnorm(model, ws, train, 256);
+    meta["bn_recalibrated"] = {{"images", train.size()}};
+    std::fprintf(stderr, "batch norm recalibrated on %zu training images (%.0f s)\n", train.size(), now() - t);
+  }
 
   // Final evaluation on both held-out splits with the kept weights.
-  json meta = run_meta;
   double ips = 0, train_seconds = 0;
   for (const auto& r : trainer.history) {
     ips += r.images_per_sec;
@@ -426,7 +450,6 @@ int cmd_train(const TrainArgs& a, const std::string& command_line) {
   meta["train_seconds"] = train_seconds;   // every epoch, across resumes
   meta["date"] = iso_date();
   meta["tta"] = a.tta;
-  Workspace ws;
   const std::pair<const char*, const Dataset*> evals[] = {{"public", &splits.public_test},
                                                           {"private", &splits.private_test}};
   for (const auto& [split, data] : evals) {
@@ -634,6 +657,32 @@ int cmd_export(const std::string& ckpt_path, const std::string& out, bool last, 
   return 0;
 }
 
+// A model whose batch-norm statistics are the exact ones of the training images (core's recalibrate_batchnorm):
+// for a model trained without --recalibrate-bn. Written as float32; its old evaluation is dropped (stale).
+int cmd_recalibrate(const std::string& model_path, const std::string& data_path, const std::string& out,
+                    size_t limit_images, bool strict, int threads) {
+  set_threads(threads);
+  json meta;
+  Model model = load_model_file(model_path, &meta);
+  LoadReport report;
+  FerSplits splits = load_dataset(data_path, strict, &report);
+  print_load_report(report);
+  const Dataset train = limit(splits.train, limit_images);
+  if (!train.size()) throw std::runtime_error(data_path + ": no training images (Usage 'Training' or train/)");
+  const double t = now();
+  Workspace ws;
+  recalibrate_batchnorm(model, ws, train, 256);
+  meta.erase("eval");
+  meta.erase("eval_tta");
+  meta["bn_recalibrated"] = {{"images", train.size()}, {"data", data_path}};
+  meta["weights"] = "f32";
+  std::vector<uint8_t> bytes = save_model(model, meta);
+  write_file_atomic(out, bytes.data(), bytes.size());
+  std::fprintf(stderr, "batch norm recalibrated on %zu training images (%.0f s); wrote %s\n", train.size(),
+               now() - t, out.c_str());
+  return 0;
+}
+
 int cmd_info(const std::string& model_path) {
   json meta;
   Model model = load_model_file(model_path, &meta);
@@ -712,6 +761,16 @@ int main(int argc, char** argv) {
   exp->add_flag("--fp16", fp16, "store the weights as IEEE half precision (half the size)");
   exp->add_option("--meta", meta_path, "JSON object file: keys added to the model's metadata");
 
+  size_t limit_images = 0;
+  CLI::App* recal = app.add_subcommand("recalibrate", "set a model's batch-norm statistics to the exact ones of "
+                                                      "the training images as they are (no augmentation)");
+  recal->add_option("--model", model_path, "model file")->required();
+  recal->add_option("--data", data_path, "fer2013.csv(.gz) (its Training rows) or a folder with train/")->required();
+  recal->add_option("--out", out, "model file to write (float32)")->required();
+  recal->add_option("--limit", limit_images, "use only the first N training images");
+  recal->add_flag("--strict", strict, "fail on the first malformed row or image");
+  recal->add_option("--threads", threads, "threads (default: all cores)");
+
   CLI::App* info = app.add_subcommand("info", "print a model's architecture and metadata");
   info->add_option("--model", model_path, "model file")->required();
 
@@ -753,6 +812,7 @@ int main(int argc, char** argv) {
     if (*eval) return cmd_eval(model_path, data_path, split, out, tta, strict, threads);
     if (*pred) return cmd_predict(model_path, images, as_json, tta);
     if (*info) return cmd_info(model_path);
+    if (*recal) return cmd_recalibrate(model_path, data_path, out, limit_images, strict, threads);
     if (*exp) return cmd_export(ckpt_path, out, last, fp16, meta_path);
     if (*det) return cmd_detect(model_path, cascade_path, images, as_json, crops_dir, min_size);
     if (*plot) return cmd_plot(history_path, out);

@@ -146,6 +146,21 @@ def load_packed(path):
     return labels, usage, pix
 
 
+def cmd_unpack(src, dst):
+    """A fer2013.csv (emotion,pixels,Usage) from a packed file, for ferkit's own trainer on the device machine's
+    CPU cores (fer-train reads CSV). Written to a temporary name, then renamed."""
+    labels, usage, pix = load_packed(src)
+    names = {v: k for k, v in USAGE.items()}
+    text = [str(v) for v in range(256)]
+    tmp = dst + ".tmp"
+    with open(tmp, "w") as o:
+        o.write("emotion,pixels,Usage\n")
+        for label, use, img in zip(labels.tolist(), usage.tolist(), pix.reshape(len(labels), -1).tolist()):
+            o.write(f"{label},{' '.join([text[v] for v in img])},{names[use]}\n")
+    os.replace(tmp, dst)
+    print(f"{dst}: {len(labels)} rows")
+
+
 def build_vgg(width, fc, dropout):
     import torch.nn as nn
 
@@ -374,6 +389,9 @@ def main():
     p.add_argument("dst")
     p.add_argument("--keep", default="Training,PublicTest,PrivateTest",
                    help="the Usage values to pack (the GPU machine takes at most 64 MiB with the repository)")
+    u = sub.add_parser("unpack", help="write a fer2013.csv from a packed file (numpy), for fer-train")
+    u.add_argument("src")
+    u.add_argument("dst")
     v = sub.add_parser("average", help="row-wise mean of several soft-target files (pure Python)")
     v.add_argument("out")
     v.add_argument("srcs", nargs="+")
@@ -395,6 +413,8 @@ def main():
     a = ap.parse_args()
     if a.cmd == "pack":
         cmd_pack(a.src, a.dst, a.keep.split(","))
+    elif a.cmd == "unpack":
+        cmd_unpack(a.src, a.dst)
     elif a.cmd == "average":
         cmd_average(a.srcs, a.out)
     else:

@@ -564,6 +564,33 @@ TEST_F(Cli, InitStartsFromAModelsWeights) {
   EXPECT_FALSE(fs::exists(tmp / "bad/model.ferkit"));
 }
 
+// --init into an architecture with the same layers and more units widens the model (core's widen): the run
+// says which layers grew, and the original units keep their weights (a step of 1e-30 leaves them; no noise).
+TEST_F(Cli, InitWidensIntoAWiderArchitecture) {
+  TempDir tmp;
+  const std::string spec = tmp / "wide.spec";
+  write_all(spec, "input 48 48 1\nconv 8 3 1 same\nrelu\nmaxpool 4\nconv 24 3 1 same\nbn\nrelu\nmaxpool 4\n"
+                  "flatten\ndense 7\nsoftmax\n");
+  auto wide_args = [&](const std::string& out) {  // train_args with this --arch instead of tiny
+    std::vector<std::string> args = train_args(csv_, out, 1);
+    args[4] = spec;
+    return plus(args, {"--init", model()});
+  };
+  RunResult r = run_cli(plus(wide_args(tmp / "wide"), {"--init-noise", "0", "--lr", "1e-30", "--no-augment"}));
+  ASSERT_EQ(r.rc, 0) << describe(r);
+  EXPECT_TRUE(contains(r.err, "widened " + model()) && contains(r.err, "l3 conv 16 -> 24")) << r.err;
+  const ferkit::Model base = load_model_at(model()), wide = load_model_at(tmp / "wide/model.ferkit");
+  const ferkit::LayerPlan &b = base.layers[3], &w = wide.layers[3];
+  for (int row = 0; row < b.geom.patch(); ++row)
+    for (int u = 0; u < 16; ++u) ASSERT_EQ(wide.params[w.w + row * 24 + u], base.params[b.w + row * 16 + u]);
+  // Fewer units than the model has: refused, and the reason is given.
+  write_all(spec, "input 48 48 1\nconv 8 3 1 same\nrelu\nmaxpool 4\nconv 8 3 1 same\nbn\nrelu\nmaxpool 4\n"
+                  "flatten\ndense 7\nsoftmax\n");
+  RunResult narrow = run_cli(wide_args(tmp / "narrow"));
+  EXPECT_NE(narrow.rc, 0);
+  EXPECT_TRUE(contains(narrow.err, "cannot widen: layer 4 (conv) has 8 units, fewer than 16")) << narrow.err;
+}
+
 TEST_F(Cli, EmaSavesTheAveragedWeights) {
   TempDir tmp;
   // With --no-restore-best the saved model is the last state of the average, which the checkpoint also holds
@@ -582,6 +609,41 @@ TEST_F(Cli, EmaSavesTheAveragedWeights) {
   RunResult bad = run_cli(plus(train_args(csv_, tmp / "bad", 1), {"--ema", "1.5"}));
   EXPECT_NE(bad.rc, 0);
   EXPECT_TRUE(contains(bad.err, "--ema")) << bad.err;
+}
+
+// `train --recalibrate-bn` ends with the exact batch-norm statistics of the training images; `recalibrate` does
+// the same to a saved model: the same statistics from the same weights, and nothing else changed.
+TEST_F(Cli, RecalibrateSetsBatchNormStatisticsFromTheTrainingImages) {
+  TempDir tmp;
+  RunResult with = run_cli(plus(train_args(csv_, tmp / "with", 1), {"--recalibrate-bn"}));
+  ASSERT_EQ(with.rc, 0) << describe(with);
+  EXPECT_TRUE(contains(with.err, "batch norm recalibrated on 56 training images")) << with.err;
+  RunResult without = run_cli(train_args(csv_, tmp / "without", 1));
+  ASSERT_EQ(without.rc, 0) << describe(without);
+  RunResult r = run_cli({"recalibrate", "--model", tmp / "without/model.ferkit", "--data", csv_, "--out",
+                         tmp / "recal.ferkit", "--threads", "1"});
+  ASSERT_EQ(r.rc, 0) << describe(r);
+  const ferkit::Model trained = load_model_at(tmp / "without/model.ferkit"), recal = load_model_at(tmp / "recal.ferkit"),
+                      direct = load_model_at(tmp / "with/model.ferkit");
+  size_t stats = 0, moved = 0;
+  for (const auto& t : trained.tensors)
+    for (size_t i = t.offset; i < t.offset + t.size; ++i) {
+      if (t.trainable) {
+        ASSERT_EQ(recal.params[i], trained.params[i]) << t.name;
+        continue;
+      }
+      ++stats;
+      moved += recal.params[i] != trained.params[i];
+      EXPECT_NEAR(recal.params[i], direct.params[i], 1e-5 * (1 + std::fabs(direct.params[i]))) << t.name;
+    }
+  EXPECT_EQ(stats, 32u);  // tiny: one batch norm over 16 channels, mean and variance
+  EXPECT_EQ(moved, stats);
+  RunResult info = run_cli({"info", "--model", tmp / "recal.ferkit"});
+  EXPECT_TRUE(contains(info.out, "\"bn_recalibrated\"") && !contains(info.out, "\"eval\"")) << info.out;
+  RunResult bad = run_cli({"recalibrate", "--model", model(), "--data", tmp / "none.csv", "--out", tmp / "x.ferkit"});
+  EXPECT_NE(bad.rc, 0);
+  EXPECT_TRUE(contains(bad.err, tmp / "none.csv")) << bad.err;
+  EXPECT_FALSE(fs::exists(tmp / "x.ferkit"));
 }
 
 TEST_F(Cli, ExportHalfPrecisionWithMetadata) {

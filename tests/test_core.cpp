@@ -260,6 +260,74 @@ TEST(Forward, InferencePlanGivesTheSameLogits) {
   EXPECT_THROW(forward(other, ws, 1, fo), std::logic_error);
 }
 
+// widen (Net2WiderNet): a model widened into more units per layer gives the same logits, with both heads
+// (flatten keeps positions, gap averages them) and trained-looking batch-norm statistics; with noise, only the
+// copies' weights move, a little; and architectures it cannot map onto are refused, naming the layer.
+TEST(Model, WideningKeepsTheLogits) {
+  const std::string body = "conv 4 3 same\nbn\nrelu\nmaxpool 2\nconv 6 3 same\nbn\nrelu\n";
+  const std::string wide = "conv 7 3 same\nbn\nrelu\nmaxpool 2\nconv 11 3 same\nbn\nrelu\n";
+  for (const std::string head : {"flatten\ndropout 0.3\ndense 5\nrelu\ndense 3\nsoftmax\n",
+                                 "gap\ndense 5\nrelu\ndense 3\nsoftmax\n"}) {
+    Model narrow(parse_spec("input 12 12 1\n" + body + head));
+    narrow.init(4);
+    Rng rng(5);
+    for (const LayerPlan& p : narrow.layers)
+      if (p.spec.kind == LayerKind::BatchNorm)
+        for (int c = 0; c < p.out.c; ++c) {
+          narrow.params[p.w + c] = rng.uniform(0.5f, 1.5f);
+          narrow.params[p.b + c] = rng.uniform(-0.5f, 0.5f);
+          narrow.params[p.mean + c] = rng.uniform(-0.3f, 0.3f);
+          narrow.params[p.var + c] = rng.uniform(0.5f, 2.0f);
+        }
+    const std::string wide_head = head[0] == 'f' ? "flatten\ndropout 0.3\ndense 9\nrelu\ndense 3\nsoftmax\n"
+                                                 : "gap\ndense 9\nrelu\ndense 3\nsoftmax\n";
+    Model widened(parse_spec("input 12 12 1\n" + wide + wide_head)), noisy = widened;
+    const std::string log = widen(narrow, widened, 3, 0.0f);
+    EXPECT_EQ(log, "l0 conv 4 -> 7\nl4 conv 6 -> 11\nl" + std::string(head[0] == 'f' ? "9" : "8") + " dense 5 -> 9\n");
+    widen(narrow, noisy, 3, 0.01f);
+    std::vector<uint8_t> px(4 * 144);
+    for (auto& p : px) p = static_cast<uint8_t>(rng.below(256));
+    Workspace a, b, c;
+    a.reserve(narrow, 4);
+    b.reserve(widened, 4);
+    c.reserve(noisy, 4);
+    load_input(narrow, a, px.data(), 4);
+    load_input(widened, b, px.data(), 4);
+    load_input(noisy, c, px.data(), 4);
+    const float* la = forward(narrow, a, 4, {});
+    const float* lb = forward(widened, b, 4, {});
+    const float* lc = forward(noisy, c, 4, {});
+    double moved = 0;
+    for (int j = 0; j < 12; ++j) {
+      EXPECT_NEAR(la[j], lb[j], 1e-4 * (1 + std::fabs(la[j]))) << head << j;
+      moved = std::max(moved, double(std::fabs(la[j] - lc[j])));
+    }
+    EXPECT_GT(moved, 0.0);  // the noise reached the logits ...
+    EXPECT_LT(moved, 0.2);  // ... but only a little
+    // The original units keep their weights; the copies are the only ones the noise touched.
+    const LayerPlan& first = widened.layers[0];
+    for (int t = 0; t < 9; ++t)
+      for (int u = 0; u < 4; ++u) EXPECT_EQ(noisy.params[first.w + t * 7 + u], narrow.params[t * 4 + u]);
+  }
+  Model narrow(parse_spec("input 12 12 1\n" + body + "flatten\ndense 3\nsoftmax\n"));
+  auto refusal = [&](const std::string& spec) {
+    Model other(parse_spec("input 12 12 1\n" + spec));
+    try {
+      widen(narrow, other, 1, 0.0f);
+    } catch (const std::runtime_error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(refusal("conv 2 3 same\nbn\nrelu\nmaxpool 2\nconv 6 3 same\nbn\nrelu\nflatten\ndense 3\nsoftmax\n"),
+            "cannot widen: layer 1 (conv) has 2 units, fewer than 4");
+  EXPECT_EQ(refusal("conv 4 5 same\nbn\nrelu\nmaxpool 2\nconv 6 3 same\nbn\nrelu\nflatten\ndense 3\nsoftmax\n"),
+            "cannot widen: layer 1 (conv) has another kernel, stride or padding");
+  EXPECT_EQ(refusal("conv 4 3 same\nrelu\nmaxpool 2\nconv 6 3 same\nbn\nrelu\nflatten\ndense 3\nsoftmax\n"),
+            "cannot widen: layer 2 is bn in one model and relu in the other");
+  EXPECT_EQ(refusal(body + "flatten\ndense 4\nsoftmax\n"), "cannot widen: layer 9 has another number of classes");
+}
+
 // forward() split at any layer (until_layer, then from_layer) gives the same logits as one whole pass.
 TEST(Forward, SplitAtAnyLayerMatchesAWholePass) {
   Model m(parse_spec("input 12 12 1\nconv 4 3 same\nbn\nrelu\nmaxpool 2\ndropout 0.3\nflatten\ndense 8\nrelu\ndense 3\nsoftmax\n"));
@@ -612,6 +680,55 @@ TEST(Training, TinyNetworkLearnsSyntheticClasses) {
   Metrics met = evaluate(m, ws, val, 64);
   EXPECT_GE(met.accuracy(), 0.9) << met.report(m.class_names);
   EXPECT_LT(t.history.back().train_loss, t.history.front().train_loss);
+}
+
+// recalibrate_batchnorm sets each batch-norm layer's statistics to those of its input over the data set, as
+// inference computes that input (the layers before already recalibrated), whatever the batch size.
+TEST(Training, BatchNormRecalibrationUsesTheExactStatistics) {
+  Model m(parse_spec("input 48 48 1\nconv 4 3 2 same\nbn\nrelu\nmaxpool 2\nconv 6 3 same\nbn\nrelu\nflatten\n"
+                     "dense 7\nsoftmax\n"));
+  m.init(3);
+  for (const LayerPlan& p : m.layers)
+    if (p.spec.kind == LayerKind::BatchNorm)
+      for (int c = 0; c < p.out.c; ++c) m.params[p.mean + c] = 5.0f, m.params[p.var + c] = 9.0f;  // stale
+  const Dataset data = synthetic(3, 11);  // 21 images
+  Workspace ws;
+  Model by7 = m;
+  recalibrate_batchnorm(m, ws, data, 5);  // batches of 5, 5, 5, 5, 1
+  Workspace ws7;
+  recalibrate_batchnorm(by7, ws7, data, 7);
+  for (size_t j = 0; j < m.params.size(); ++j) EXPECT_NEAR(m.params[j], by7.params[j], 1e-5) << j;
+  // Recompute each layer's statistics by hand from the recalibrated model's own inference activations.
+  for (int layer : {1, 5}) {
+    const LayerPlan& p = m.layers[layer];
+    const int C = p.in.c;
+    const size_t rows = static_cast<size_t>(p.in.h) * p.in.w;
+    std::vector<double> sum(C), sum2(C);
+    Workspace one;
+    one.reserve(m, 1);
+    for (size_t i = 0; i < data.size(); ++i) {
+      load_input(m, one, data.image(i), 1);
+      ForwardOptions fo;
+      fo.until_layer = layer;
+      const float* x = forward(m, one, 1, fo);
+      for (size_t r = 0; r < rows; ++r)
+        for (int c = 0; c < C; ++c) sum[c] += x[r * C + c], sum2[c] += double(x[r * C + c]) * x[r * C + c];
+    }
+    const double n = static_cast<double>(data.size() * rows);
+    for (int c = 0; c < C; ++c) {
+      const double mean = sum[c] / n, var = (sum2[c] / n - mean * mean) * n / (n - 1);
+      EXPECT_NEAR(m.params[p.mean + c], mean, 1e-4 * (1 + std::fabs(mean))) << "layer " << layer << " channel " << c;
+      EXPECT_NEAR(m.params[p.var + c], var, 1e-4 * (1 + var)) << "layer " << layer << " channel " << c;
+      EXPECT_GT(var, 0.0);
+    }
+  }
+  // Only the statistics changed: the trained tensors are as they were.
+  Model fresh(m.spec);
+  fresh.init(3);
+  for (const TensorRef& t : m.tensors)
+    if (t.trainable)
+      for (size_t j = t.offset; j < t.offset + t.size; ++j) ASSERT_EQ(m.params[j], fresh.params[j]) << t.name;
+  EXPECT_THROW(recalibrate_batchnorm(m, ws, Dataset{}, 5), std::runtime_error);
 }
 
 TEST(Training, SquareRootClassWeightsAverageOneOverTheImages) {
