@@ -160,7 +160,8 @@ struct TrainArgs {
               schedule = "constant", name, ferplus, soft_targets, teacher, init;
   int epochs = 50, batch = 64, threads = 0, patience = 0, step_size = 10, warmup = 0, plateau_patience = 3;
   float lr = 1e-3f, momentum = 0.9f, weight_decay = 0.0f, gamma = 0.1f, min_lr = 0.0f, plateau_factor = 0.5f,
-        label_smoothing = 0.0f, ema = 0.0f, init_noise = 0.01f, ferplus_weight = 0.5f, soft_targets_weight = 0.5f, teacher_weight = 0.5f;
+        label_smoothing = 0.0f, ema = 0.0f, init_noise = 0.01f, ferplus_weight = 0.5f, soft_targets_weight = 0.5f,
+        teacher_weight = 0.5f;
   uint64_t seed = 1;
   bool augment = true, nesterov = false, resume = false, strict = false, no_restore_best = false, tta = false,
        recalibrate_bn = false;
@@ -171,7 +172,8 @@ struct TrainArgs {
 void add_train_options(CLI::App* c, TrainArgs& a) {
   c->add_option("--data", a.data, "fer2013.csv(.gz) or a folder with train/ [val/] [test/] class sub-folders")
       ->required();
-  c->add_option("--arch", a.arch, "architecture: a built-in (seed, vgg-s, vgg-xs-f, tiny) or a spec file")->capture_default_str();
+  c->add_option("--arch", a.arch, "architecture: a built-in (seed, vgg-s, vgg-xs-f, vgg-xs-fw, tiny) or a spec file")
+      ->capture_default_str();
   c->add_option("--out", a.out, "output folder: model, checkpoint, history, plots, evaluation")
       ->capture_default_str();
   c->add_option("--name", a.name, "model name stored in its metadata (default: the architecture)");
@@ -284,8 +286,8 @@ void init_from(Model& model, const std::string& path, uint64_t seed, float noise
       } catch (const std::runtime_error& e) {
         throw std::runtime_error(mismatch + " (" + e.what() + ")");
       }
-      std::fprintf(stderr, "widened %s into the architecture (the same function; copies' noise %g):\n%s", path.c_str(),
-                   noise, widened.c_str());
+      std::fprintf(stderr, "widened %s into the architecture (the same function; copies' noise %g):\n%s",
+                   path.c_str(), noise, widened.c_str());
       return;
     }
   }

@@ -3,8 +3,8 @@
 #
 #   scripts/ship_model.sh RUN_DIR|MODEL CARD_DIR [DATA]
 #
-# RUN_DIR: a `fer-train train --out` folder (its checkpoint.ferkit holds the best PublicTest epoch's weights), or
-# MODEL: a model file.
+# RUN_DIR: a `fer-train train --out` folder (its checkpoint.ferkit holds the best PublicTest epoch's weights; after
+# --recalibrate-bn, its model.ferkit, which also holds the recalibrated batch norm), or MODEL: a model file.
 # DATA: fer2013.csv(.gz) (default ../shared/data/fer2013/fer2013.csv.gz).
 # Writes into CARD_DIR:
 #   eval-{public,private}-{f32,f16}/  fer-train eval outputs (metrics.json, confusion.csv/.png, report.txt) of the
@@ -22,7 +22,13 @@ data=${3:-$(cd "$(dirname "$0")/.." && pwd)/../shared/data/fer2013/fer2013.csv.g
 fer=${FER_TRAIN:-$(cd "$(dirname "$0")/.." && pwd)/build/release/native/fer-train}
 [ -x "$fer" ] || { echo "$fer is missing: cmake --preset release && cmake --build --preset release" >&2; exit 1; }
 src=$run
-[ -d "$run" ] && src=$run/checkpoint.ferkit
+if [ -d "$run" ]; then
+  src=$run/checkpoint.ferkit
+  # A run with --recalibrate-bn: its model.ferkit holds the recalibrated batch-norm statistics; the checkpoint does not.
+  if [ -f "$run/model.ferkit" ] && "$fer" info --model "$run/model.ferkit" | grep -q '"bn_recalibrated"'; then
+    src=$run/model.ferkit
+  fi
+fi
 [ -f "$src" ] || { echo "$src: no such file" >&2; exit 1; }
 mkdir -p "$card"
 tmp=$(mktemp -d)

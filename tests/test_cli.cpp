@@ -623,8 +623,8 @@ TEST_F(Cli, RecalibrateSetsBatchNormStatisticsFromTheTrainingImages) {
   RunResult r = run_cli({"recalibrate", "--model", tmp / "without/model.ferkit", "--data", csv_, "--out",
                          tmp / "recal.ferkit", "--threads", "1"});
   ASSERT_EQ(r.rc, 0) << describe(r);
-  const ferkit::Model trained = load_model_at(tmp / "without/model.ferkit"), recal = load_model_at(tmp / "recal.ferkit"),
-                      direct = load_model_at(tmp / "with/model.ferkit");
+  const ferkit::Model trained = load_model_at(tmp / "without/model.ferkit");
+  const ferkit::Model recal = load_model_at(tmp / "recal.ferkit"), direct = load_model_at(tmp / "with/model.ferkit");
   size_t stats = 0, moved = 0;
   for (const auto& t : trained.tensors)
     for (size_t i = t.offset; i < t.offset + t.size; ++i) {

@@ -643,6 +643,12 @@ TEST(Spec, EveryBuiltInParsesAndRoundTrips) {
     EXPECT_GT(m.params.size(), 0u);
   }
   EXPECT_EQ(Model(resolve_spec("vgg-s")).params.size(), 1243111u);  // as in assets/models/RESULTS.md
+  // vgg-xs-fw is vgg-xs-f with wider deep blocks: the same layers, so vgg-xs-f widens into it.
+  const Model fw(resolve_spec("vgg-xs-fw"));
+  EXPECT_EQ(fw.params.size(), 816087u);  // batch-norm statistics included, as RESULTS counts
+  EXPECT_EQ(fw.macs_per_image(), 38027008);
+  Model f(resolve_spec("vgg-xs-f")), wide = fw;
+  EXPECT_NO_THROW(widen(f, wide, 1, 0.0f));
 }
 
 namespace {
