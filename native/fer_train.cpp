@@ -471,14 +471,26 @@ int cmd_train(const TrainArgs& a, const std::string& command_line) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// How the commands that run a saved model over a data set start: threads, the model and its metadata, the data.
+struct ModelAndData {
+  Model model;
+  json meta;
+  FerSplits splits;
+};
+ModelAndData open_model_and_data(const std::string& model_path, const std::string& data_path, bool strict,
+                                 int threads) {
+  set_threads(threads);
+  ModelAndData md;
+  md.model = load_model_file(model_path, &md.meta);
+  LoadReport report;
+  md.splits = load_dataset(data_path, strict, &report);
+  print_load_report(report);
+  return md;
+}
+
 int cmd_eval(const std::string& model_path, const std::string& data_path, const std::string& split,
              const std::string& out, bool tta, bool strict, int threads) {
-  set_threads(threads);
-  json meta;
-  Model model = load_model_file(model_path, &meta);
-  LoadReport report;
-  FerSplits splits = load_dataset(data_path, strict, &report);
-  print_load_report(report);
+  auto [model, meta, splits] = open_model_and_data(model_path, data_path, strict, threads);
   const Dataset& data = split == "train" ? splits.train : split == "public" ? splits.public_test : splits.private_test;
   if (!data.size()) throw std::runtime_error(data_path + ": the '" + split + "' split is empty");
   Workspace ws;
@@ -663,12 +675,7 @@ int cmd_export(const std::string& ckpt_path, const std::string& out, bool last, 
 // for a model trained without --recalibrate-bn. Written as float32; its old evaluation is dropped (stale).
 int cmd_recalibrate(const std::string& model_path, const std::string& data_path, const std::string& out,
                     size_t limit_images, bool strict, int threads) {
-  set_threads(threads);
-  json meta;
-  Model model = load_model_file(model_path, &meta);
-  LoadReport report;
-  FerSplits splits = load_dataset(data_path, strict, &report);
-  print_load_report(report);
+  auto [model, meta, splits] = open_model_and_data(model_path, data_path, strict, threads);
   const Dataset train = limit(splits.train, limit_images);
   if (!train.size()) throw std::runtime_error(data_path + ": no training images (Usage 'Training' or train/)");
   const double t = now();
