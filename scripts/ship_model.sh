@@ -24,7 +24,7 @@ fer=${FER_TRAIN:-$(cd "$(dirname "$0")/.." && pwd)/build/release/native/fer-trai
 src=$run
 if [ -d "$run" ]; then
   src=$run/checkpoint.ferkit
-  # A run with --recalibrate-bn: its model.ferkit holds the recalibrated batch-norm statistics; the checkpoint does not.
+  # After --recalibrate-bn, model.ferkit holds the recalibrated batch-norm statistics; the checkpoint does not.
   if [ -f "$run/model.ferkit" ] && "$fer" info --model "$run/model.ferkit" | grep -q '"bn_recalibrated"'; then
     src=$run/model.ferkit
   fi

@@ -19,6 +19,8 @@ Three steps, because the GPU machine cannot read ../shared and takes at most 64 
      writes DIR/soft_targets.csv (one row per Training row, in fer2013.csv order) and DIR/teacher_log.json.
   3. here: python3 scripts/teacher_gpu.py average OUT.csv DIR1/soft_targets.csv DIR2/soft_targets.csv
 Nothing from FER-2013 is written to DIR except the teacher's predictions.
+`unpack PACK OUT.csv` (numpy) writes a pack back out as a fer2013.csv, so that ferkit's own trainer can run on that
+machine's CPU cores (session 9 packed `--keep Training` and ran `fer-train train --data OUT.csv` there).
 """
 import argparse
 import json
