@@ -295,6 +295,15 @@ void init_from(Model& model, const std::string& path, uint64_t seed, float noise
   std::fprintf(stderr, "initialized from %s (%zu parameters)\n", path.c_str(), model.params.size());
 }
 
+// --recalibrate-bn and 'recalibrate': batch norm's statistics from the training images, noted in the metadata.
+void recalibrate(Model& model, const Dataset& train, json& meta) {
+  const double t = now();
+  Workspace ws;
+  recalibrate_batchnorm(model, ws, train, 256);
+  meta["bn_recalibrated"] = {{"images", train.size()}};
+  std::fprintf(stderr, "batch norm recalibrated on %zu training images (%.0f s)\n", train.size(), now() - t);
+}
+
 int cmd_train(const TrainArgs& a, const std::string& command_line) {
   set_threads(a.threads);
   const double t_start = now();
@@ -431,13 +440,7 @@ int cmd_train(const TrainArgs& a, const std::string& command_line) {
                  cfg.patience, trainer.best_epoch, trainer.best_val_acc);
   trainer.restore_best();
   json meta = run_meta;
-  Workspace ws;
-  if (a.recalibrate_bn) {
-    const double t = now();
-    recalibrate_batchnorm(model, ws, train, 256);
-    meta["bn_recalibrated"] = {{"images", train.size()}};
-    std::fprintf(stderr, "batch norm recalibrated on %zu training images (%.0f s)\n", train.size(), now() - t);
-  }
+  if (a.recalibrate_bn) recalibrate(model, train, meta);
 
   // Final evaluation on both held-out splits with the kept weights.
   double ips = 0, train_seconds = 0;
@@ -452,6 +455,7 @@ int cmd_train(const TrainArgs& a, const std::string& command_line) {
   meta["train_seconds"] = train_seconds;   // every epoch, across resumes
   meta["date"] = iso_date();
   meta["tta"] = a.tta;
+  Workspace ws;
   const std::pair<const char*, const Dataset*> evals[] = {{"public", &splits.public_test},
                                                           {"private", &splits.private_test}};
   for (const auto& [split, data] : evals) {
@@ -678,17 +682,14 @@ int cmd_recalibrate(const std::string& model_path, const std::string& data_path,
   auto [model, meta, splits] = open_model_and_data(model_path, data_path, strict, threads);
   const Dataset train = limit(splits.train, limit_images);
   if (!train.size()) throw std::runtime_error(data_path + ": no training images (Usage 'Training' or train/)");
-  const double t = now();
-  Workspace ws;
-  recalibrate_batchnorm(model, ws, train, 256);
+  recalibrate(model, train, meta);
+  meta["bn_recalibrated"]["data"] = data_path;
   meta.erase("eval");
   meta.erase("eval_tta");
-  meta["bn_recalibrated"] = {{"images", train.size()}, {"data", data_path}};
   meta["weights"] = "f32";
   std::vector<uint8_t> bytes = save_model(model, meta);
   write_file_atomic(out, bytes.data(), bytes.size());
-  std::fprintf(stderr, "batch norm recalibrated on %zu training images (%.0f s); wrote %s\n", train.size(),
-               now() - t, out.c_str());
+  std::fprintf(stderr, "wrote %s\n", out.c_str());
   return 0;
 }
 
