@@ -82,8 +82,9 @@ int FeatureCache::fill(Model& model, Workspace& ws, const Dataset& data, const A
   return n;
 }
 
-void recalibrate_batchnorm(Model& model, Workspace& ws, const Dataset& data, int batch) {
-  if (data.size() == 0) throw std::runtime_error("batch-norm recalibration: no images");
+void recalibrate_batchnorm(Model& model, Workspace& ws, const Dataset& data, int batch, size_t limit) {
+  const size_t images = limit > 0 ? std::min(limit, data.size()) : data.size();
+  if (images == 0) throw std::runtime_error("batch-norm recalibration: no images");
   ws.reserve(model, batch);
   for (size_t layer = 0; layer < model.layers.size(); ++layer) {
     const LayerPlan& p = model.layers[layer];
@@ -91,8 +92,8 @@ void recalibrate_batchnorm(Model& model, Workspace& ws, const Dataset& data, int
     const int channels = p.in.c;
     const size_t rows_per_image = static_cast<size_t>(p.in.h) * p.in.w;
     std::vector<double> sum(channels, 0.0), sum2(channels, 0.0);
-    for (size_t start = 0; start < data.size(); start += batch) {
-      const int n = static_cast<int>(std::min<size_t>(batch, data.size() - start));
+    for (size_t start = 0; start < images; start += batch) {
+      const int n = static_cast<int>(std::min<size_t>(batch, images - start));
       load_input(model, ws, data.image(start), n);
       ForwardOptions fo;
       fo.until_layer = static_cast<int>(layer);
@@ -104,7 +105,7 @@ void recalibrate_batchnorm(Model& model, Workspace& ws, const Dataset& data, int
           sum2[c] += v * v;
         }
     }
-    const double count = static_cast<double>(data.size() * rows_per_image);
+    const double count = static_cast<double>(images * rows_per_image);
     for (int c = 0; c < channels; ++c) {
       const double mean = sum[c] / count;
       const double var = std::max(0.0, sum2[c] / count - mean * mean) * (count > 1 ? count / (count - 1) : 1.0);
@@ -160,6 +161,8 @@ Trainer::Trainer(Model& m, const Dataset& t, const Dataset* v, const TrainConfig
   model.enable_grads();
   if ((tf && tf->images != train.size()) || (vf && (!val || vf->images != val->size())))
     throw std::logic_error("Trainer: cached features do not match the data sets");
+  if (vf && cfg.recalibrate_images > 0)
+    throw std::logic_error("Trainer: per-epoch batch-norm recalibration needs the whole network (no validation features)");
   ws.reserve(model, cfg.batch, true, tf ? tf->layer : 0);
   if (vf) eval_ws.reserve(model, static_cast<int>(std::min<size_t>(cfg.eval_batch, val->size())), false, vf->layer);
   order_.resize(train.size());
@@ -275,6 +278,12 @@ EpochRecord Trainer::end_epoch() {
   // With the moving average on, the epoch is judged (and kept) by the averaged weights.
   const bool use_ema = cfg.ema > 0.0f && ema_params.size() == model.params.size();
   if (use_ema) std::swap(model.params, ema_params);
+  // Judged (and kept, if best) with batch-norm statistics recalibrated; the trajectory keeps its own.
+  const bool recalibrate = cfg.recalibrate_images > 0 && val && val->size();
+  if (recalibrate) {
+    judged_params = model.params;
+    recalibrate_batchnorm(model, eval_ws, train, cfg.eval_batch, cfg.recalibrate_images);
+  }
   if (val && val->size()) {
     Metrics m = evaluate(model, eval_ws, *val, static_cast<int>(std::min<size_t>(cfg.eval_batch, val->size())), false,
                          nullptr, val_features);
@@ -295,6 +304,7 @@ EpochRecord Trainer::end_epoch() {
   } else {
     ++since_best;
   }
+  if (recalibrate) std::swap(model.params, judged_params);
   if (use_ema) std::swap(model.params, ema_params);
   ++epoch;
   if (cfg.patience > 0 && since_best >= cfg.patience) stopped_early = true;

@@ -33,6 +33,10 @@ struct TrainConfig {
   // optimizer step t, ema += (1 - d) * (params - ema) with d = min(ema, (1 + t) / (10 + t)), so the average follows
   // closely at first. When on (> 0), validation, the best epoch and the final weights are the average's. 0 = off.
   float ema = 0.0f;
+  // > 0: before each epoch's validation, the judged weights' batch-norm statistics are recalibrated on the first
+  // recalibrate_images training images (recalibrate_batchnorm), so the best epoch is chosen, and kept, as it will
+  // ship; training itself goes on with its running statistics. 0 = off. Not with a validation FeatureCache.
+  size_t recalibrate_images = 0;
   int eval_batch = 256;
 };
 
@@ -79,7 +83,8 @@ struct FeatureCache {
 // inference sees it: the images as they are (no augmentation), the layers before already recalibrated (one pass
 // per batch-norm layer, up to it). Training's running averages follow the augmented images and drifting weights
 // (and, with --ema, are averaged like the weights); this matches them to the pictures the model will be shown.
-void recalibrate_batchnorm(Model& model, Workspace& ws, const Dataset& data, int batch);
+// limit > 0: only the first `limit` images of data.
+void recalibrate_batchnorm(Model& model, Workspace& ws, const Dataset& data, int batch, size_t limit = 0);
 
 // Evaluates in inference mode. If probs is given it receives size() x classes probabilities. With features (view 0
 // of data, complete), the layers before features->layer are not run again; flip_tta is not available then.
@@ -147,6 +152,7 @@ class Trainer {
   bool stopped_early = false;
   Floats best_params;
   Floats ema_params;  // cfg.ema > 0: the running average (empty until the first step)
+  Floats judged_params;  // cfg.recalibrate_images > 0: the judged weights before recalibration (end_epoch)
 
  private:
   std::vector<uint32_t> order_;

@@ -165,7 +165,7 @@ struct TrainArgs {
   uint64_t seed = 1;
   bool augment = true, nesterov = false, resume = false, strict = false, no_restore_best = false, tta = false,
        recalibrate_bn = false;
-  size_t limit = 0;
+  size_t limit = 0, recalibrate_each_epoch = 0;
   Augment aug;
 };
 
@@ -237,6 +237,10 @@ void add_train_options(CLI::App* c, TrainArgs& a) {
   c->add_flag("--tta", a.tta, "final evaluation: average with the mirrored image");
   c->add_flag("--recalibrate-bn", a.recalibrate_bn, "at the end, set batch norm's statistics to the exact ones of the "
               "training images as they are (no augmentation) before saving and evaluating (see 'recalibrate')");
+  c->add_option("--recalibrate-bn-each-epoch", a.recalibrate_each_epoch, "judge each epoch with batch norm "
+                "recalibrated on the first N training images (0: off), so the best epoch is chosen and kept as it "
+                "will ship; training goes on with its running statistics (with --recalibrate-bn, the end then uses "
+                "all images)")->capture_default_str();
 }
 
 struct ProgressBar {
@@ -378,6 +382,7 @@ int cmd_train(const TrainArgs& a, const std::string& command_line) {
   cfg.patience = val ? a.patience : 0;
   cfg.restore_best = !a.no_restore_best;
   cfg.ema = a.ema;
+  cfg.recalibrate_images = a.recalibrate_each_epoch;
 
   make_dirs(a.out);
   if (const int n = remove_stale_temporaries(a.out))

@@ -737,6 +737,44 @@ TEST(Training, BatchNormRecalibrationUsesTheExactStatistics) {
   EXPECT_THROW(recalibrate_batchnorm(m, ws, Dataset{}, 5), std::runtime_error);
 }
 
+// With cfg.recalibrate_images, each epoch is judged (and kept, if best) with batch norm recalibrated on the first N
+// training images, while training itself goes on exactly as without: same trajectory, same running statistics.
+TEST(Training, EpochsAreJudgedWithRecalibratedBatchNorm) {
+  const auto spec = parse_spec("input 48 48 1\nconv 4 3 2 same\nbn\nrelu\nmaxpool 2\nflatten\ndense 7\nsoftmax\n");
+  const Dataset train = synthetic(6, 21), val = synthetic(3, 22);
+  TrainConfig cfg;
+  cfg.epochs = 2;
+  cfg.batch = 8;
+  cfg.optim.lr = 1e-2f;
+  cfg.ema = 0.9f;
+  Model plain(spec), judged(spec);
+  plain.init(4);
+  judged.init(4);
+  Trainer a(plain, train, &val, cfg);
+  cfg.recalibrate_images = 10;
+  Trainer b(judged, train, &val, cfg);
+  // Each epoch's judged weights: the average, with the statistics of the first 10 training images.
+  Workspace ws;
+  Floats best;
+  double best_acc = -1;
+  for (int e = 0; e < 2; ++e) {
+    a.run_epoch();
+    b.run_epoch();
+    EXPECT_EQ(plain.params, judged.params) << "epoch " << e + 1;  // the trajectory is untouched
+    EXPECT_EQ(a.ema_params, b.ema_params) << "epoch " << e + 1;
+    Model expect(spec);
+    expect.params = a.ema_params;
+    recalibrate_batchnorm(expect, ws, train, 4, 10);
+    const double acc = evaluate(expect, ws, val, 64).accuracy();
+    EXPECT_NEAR(b.history.back().val_acc, acc, 1e-9) << "epoch " << e + 1;
+    if (acc > best_acc) best_acc = acc, best = expect.params;
+  }
+  // The kept weights are the best such epoch's, recalibrated; without the option they are not.
+  ASSERT_EQ(b.best_params.size(), best.size());
+  for (size_t j = 0; j < best.size(); ++j) EXPECT_NEAR(b.best_params[j], best[j], 1e-5) << j;
+  EXPECT_NE(a.best_params, b.best_params);
+}
+
 TEST(Training, SquareRootClassWeightsAverageOneOverTheImages) {
   Dataset d;
   std::vector<uint8_t> px(kPixels, 0);
