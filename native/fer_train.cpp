@@ -680,6 +680,46 @@ int cmd_export(const std::string& ckpt_path, const std::string& out, bool last, 
   return 0;
 }
 
+// A uniform weight average ("model soup") of models of one architecture, e.g. runs fine-tuned from one model;
+// batch norm's statistics are then recalibrated on the training images (an average's own statistics are not the
+// average of the models'). Written as float32; model 1's metadata, without its evaluation, plus "averaged_from".
+int cmd_average(const std::vector<std::string>& model_paths, const std::string& data_path, const std::string& out,
+                size_t limit_images, bool strict, int threads) {
+  if (model_paths.size() < 2) throw std::runtime_error("average: give at least two --models");
+  set_threads(threads);
+  std::vector<Model> models;
+  json meta;
+  for (const std::string& path : model_paths) models.push_back(load_model_file(path, models.empty() ? &meta : nullptr));
+  for (size_t m = 1; m < models.size(); ++m)
+    if (format_spec(models[m].spec) != format_spec(models[0].spec))
+      throw std::runtime_error(model_paths[m] + ": another architecture than " + model_paths[0] +
+                               " (averaging needs the same layers and shapes)");
+  Model soup = average_models(models);
+  const bool has_bn = std::any_of(soup.layers.begin(), soup.layers.end(),
+                                  [](const LayerPlan& p) { return p.spec.kind == LayerKind::BatchNorm; });
+  meta["averaged_from"] = model_paths;
+  meta.erase("bn_recalibrated");
+  if (has_bn) {
+    if (data_path.empty())
+      throw std::runtime_error("average: the models have batch norm, whose statistics must be recalibrated for the "
+                               "average: give --data (the training images)");
+    LoadReport report;
+    FerSplits splits = load_dataset(data_path, strict, &report);
+    print_load_report(report);
+    const Dataset train = limit(splits.train, limit_images);
+    if (!train.size()) throw std::runtime_error(data_path + ": no training images (Usage 'Training' or train/)");
+    recalibrate(soup, train, meta);
+    meta["bn_recalibrated"]["data"] = data_path;
+  }
+  meta.erase("eval");
+  meta.erase("eval_tta");
+  meta["weights"] = "f32";
+  std::vector<uint8_t> bytes = save_model(soup, meta);
+  write_file_atomic(out, bytes.data(), bytes.size());
+  std::fprintf(stderr, "wrote %s (the average of %zu models)\n", out.c_str(), models.size());
+  return 0;
+}
+
 // A model whose batch-norm statistics are the exact ones of the training images (core's recalibrate_batchnorm):
 // for a model trained without --recalibrate-bn. Written as float32; its old evaluation is dropped (stale).
 int cmd_recalibrate(const std::string& model_path, const std::string& data_path, const std::string& out,
@@ -786,6 +826,17 @@ int main(int argc, char** argv) {
   recal->add_flag("--strict", strict, "fail on the first malformed row or image");
   recal->add_option("--threads", threads, "threads (default: all cores)");
 
+  std::vector<std::string> model_paths;
+  CLI::App* avg = app.add_subcommand("average", "average the weights of models of one architecture (a model soup), "
+                                                "then recalibrate batch norm on the training images");
+  avg->add_option("--models", model_paths, "two or more model files")->required()->expected(2, 64);
+  avg->add_option("--data", data_path, "fer2013.csv(.gz) (its Training rows) or a folder with train/ (needed when "
+                                       "the models have batch norm)");
+  avg->add_option("--out", out, "model file to write (float32)")->required();
+  avg->add_option("--limit", limit_images, "recalibrate on only the first N training images");
+  avg->add_flag("--strict", strict, "fail on the first malformed row or image");
+  avg->add_option("--threads", threads, "threads (default: all cores)");
+
   CLI::App* info = app.add_subcommand("info", "print a model's architecture and metadata");
   info->add_option("--model", model_path, "model file")->required();
 
@@ -828,6 +879,7 @@ int main(int argc, char** argv) {
     if (*pred) return cmd_predict(model_path, images, as_json, tta);
     if (*info) return cmd_info(model_path);
     if (*recal) return cmd_recalibrate(model_path, data_path, out, limit_images, strict, threads);
+    if (*avg) return cmd_average(model_paths, data_path, out, limit_images, strict, threads);
     if (*exp) return cmd_export(ckpt_path, out, last, fp16, meta_path);
     if (*det) return cmd_detect(model_path, cascade_path, images, as_json, crops_dir, min_size);
     if (*plot) return cmd_plot(history_path, out);

@@ -646,6 +646,48 @@ TEST_F(Cli, RecalibrateSetsBatchNormStatisticsFromTheTrainingImages) {
   EXPECT_FALSE(fs::exists(tmp / "x.ferkit"));
 }
 
+// `average` writes the mean of the models' trained weights with batch norm recalibrated for the average (as
+// `recalibrate` would), and refuses fewer than two models, another architecture, or batch norm without --data.
+TEST_F(Cli, AverageIsTheMeanOfTheWeightsWithRecalibratedBatchNorm) {
+  TempDir tmp;
+  RunResult other = run_cli(train_args(csv_, tmp / "b", 1));  // one epoch: not the shared run's weights
+  ASSERT_EQ(other.rc, 0) << describe(other);
+  const std::string b = tmp / "b/model.ferkit";
+  RunResult r = run_cli({"average", "--models", model(), b, "--data", csv_, "--out", tmp / "soup.ferkit",
+                         "--threads", "1"});
+  ASSERT_EQ(r.rc, 0) << describe(r);
+  EXPECT_TRUE(contains(r.err, "the average of 2 models")) << r.err;
+  const ferkit::Model ma = load_model_at(model()), mb = load_model_at(b), soup = load_model_at(tmp / "soup.ferkit");
+  // The same mean, recalibrated by `recalibrate`, gives the same statistics.
+  RunResult recal = run_cli({"recalibrate", "--model", tmp / "soup.ferkit", "--data", csv_, "--out",
+                             tmp / "again.ferkit", "--threads", "1"});
+  ASSERT_EQ(recal.rc, 0) << describe(recal);
+  const ferkit::Model again = load_model_at(tmp / "again.ferkit");
+  for (const auto& t : soup.tensors)
+    for (size_t i = t.offset; i < t.offset + t.size; ++i) {
+      if (t.trainable) EXPECT_NEAR(soup.params[i], (ma.params[i] + mb.params[i]) / 2, 1e-6) << t.name;
+      else EXPECT_NEAR(soup.params[i], again.params[i], 1e-5 * (1 + std::fabs(again.params[i]))) << t.name;
+    }
+  RunResult info = run_cli({"info", "--model", tmp / "soup.ferkit"});
+  EXPECT_TRUE(contains(info.out, "\"averaged_from\"") && contains(info.out, "\"bn_recalibrated\"") &&
+              !contains(info.out, "\"eval\"")) << info.out;
+
+  RunResult one = run_cli({"average", "--models", model(), "--data", csv_, "--out", tmp / "x.ferkit"});
+  EXPECT_NE(one.rc, 0);
+  RunResult no_data = run_cli({"average", "--models", model(), b, "--out", tmp / "x.ferkit"});
+  EXPECT_NE(no_data.rc, 0);
+  EXPECT_TRUE(contains(no_data.err, "--data")) << no_data.err;
+  RunResult seed_arch = run_cli({"train", "--data", csv_, "--arch", "seed", "--epochs", "1", "--limit", "8",
+                                 "--threads", "1", "--out", tmp / "s"});
+  ASSERT_EQ(seed_arch.rc, 0) << describe(seed_arch);
+  RunResult mixed = run_cli({"average", "--models", model(), tmp / "s/model.ferkit", "--data", csv_, "--out",
+                             tmp / "x.ferkit"});
+  EXPECT_NE(mixed.rc, 0);
+  EXPECT_TRUE(contains(mixed.err, tmp / "s/model.ferkit") && contains(mixed.err, "another architecture"))
+      << mixed.err;
+  EXPECT_FALSE(fs::exists(tmp / "x.ferkit"));
+}
+
 TEST_F(Cli, ExportHalfPrecisionWithMetadata) {
   TempDir tmp;
   const std::string meta = tmp / "meta.json", half = tmp / "half.ferkit";

@@ -260,6 +260,29 @@ TEST(Forward, InferencePlanGivesTheSameLogits) {
   EXPECT_THROW(forward(other, ws, 1, fo), std::logic_error);
 }
 
+// average_models (a uniform model soup) is the element-wise mean of the parameters, and refuses another architecture.
+TEST(Model, AverageIsTheMeanOfTheParameters) {
+  const std::string spec = "input 12 12 1\nconv 4 3 same\nbn\nrelu\nflatten\ndense 3\nsoftmax\n";
+  std::vector<Model> models;
+  for (uint64_t seed : {1, 2, 3}) {
+    models.emplace_back(parse_spec(spec));
+    models.back().init(seed);
+  }
+  const Model soup = average_models(models);
+  ASSERT_EQ(soup.params.size(), models[0].params.size());
+  for (size_t j = 0; j < soup.params.size(); ++j)
+    EXPECT_NEAR(soup.params[j], (models[0].params[j] + models[1].params[j] + models[2].params[j]) / 3, 1e-6) << j;
+  EXPECT_NE(soup.params, models[0].params);
+  models.emplace_back(parse_spec("input 12 12 1\nconv 5 3 same\nbn\nrelu\nflatten\ndense 3\nsoftmax\n"));
+  models.back().init(4);
+  try {
+    average_models(models);
+    ADD_FAILURE() << "no error for another architecture";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("model 4"), std::string::npos) << e.what();
+  }
+}
+
 // widen (Net2WiderNet): a model widened into more units per layer gives the same logits, with both heads
 // (flatten keeps positions, gap averages them) and trained-looking batch-norm statistics; with noise, only the
 // copies' weights move, a little; and architectures it cannot map onto are refused, naming the layer.
