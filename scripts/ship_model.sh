@@ -25,7 +25,8 @@ src=$run
 if [ -d "$run" ]; then
   src=$run/checkpoint.ferkit
   # After --recalibrate-bn, model.ferkit holds the recalibrated batch-norm statistics; the checkpoint does not.
-  if [ -f "$run/model.ferkit" ] && "$fer" info --model "$run/model.ferkit" | grep -q '"bn_recalibrated"'; then
+  # (grep without -q: with pipefail, -q exiting at the first match can fail the pipeline by SIGPIPE to info)
+  if [ -f "$run/model.ferkit" ] && "$fer" info --model "$run/model.ferkit" | grep '"bn_recalibrated"' >/dev/null; then
     src=$run/model.ferkit
   fi
 fi
