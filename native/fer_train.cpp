@@ -680,6 +680,24 @@ int cmd_export(const std::string& ckpt_path, const std::string& out, bool last, 
   return 0;
 }
 
+// 'recalibrate' and 'average': batch norm's statistics from the (first limit_images) training images of data_path.
+void recalibrate_on_training_images(Model& model, const FerSplits& splits, const std::string& data_path,
+                                    size_t limit_images, json& meta) {
+  const Dataset train = limit(splits.train, limit_images);
+  if (!train.size()) throw std::runtime_error(data_path + ": no training images (Usage 'Training' or train/)");
+  recalibrate(model, train, meta);
+  meta["bn_recalibrated"]["data"] = data_path;
+}
+
+// Writes a model whose weights changed after its evaluation: float32, the stale evaluation dropped (atomic).
+void write_changed_model(const Model& model, json& meta, const std::string& out) {
+  meta.erase("eval");
+  meta.erase("eval_tta");
+  meta["weights"] = "f32";
+  std::vector<uint8_t> bytes = save_model(model, meta);
+  write_file_atomic(out, bytes.data(), bytes.size());
+}
+
 // A uniform weight average ("model soup") of models of one architecture, e.g. runs fine-tuned from one model;
 // batch norm's statistics are then recalibrated on the training images (an average's own statistics are not the
 // average of the models'). Written as float32; model 1's metadata, without its evaluation, plus "averaged_from".
@@ -704,18 +722,11 @@ int cmd_average(const std::vector<std::string>& model_paths, const std::string& 
       throw std::runtime_error("average: the models have batch norm, whose statistics must be recalibrated for the "
                                "average: give --data (the training images)");
     LoadReport report;
-    FerSplits splits = load_dataset(data_path, strict, &report);
+    const FerSplits splits = load_dataset(data_path, strict, &report);
     print_load_report(report);
-    const Dataset train = limit(splits.train, limit_images);
-    if (!train.size()) throw std::runtime_error(data_path + ": no training images (Usage 'Training' or train/)");
-    recalibrate(soup, train, meta);
-    meta["bn_recalibrated"]["data"] = data_path;
+    recalibrate_on_training_images(soup, splits, data_path, limit_images, meta);
   }
-  meta.erase("eval");
-  meta.erase("eval_tta");
-  meta["weights"] = "f32";
-  std::vector<uint8_t> bytes = save_model(soup, meta);
-  write_file_atomic(out, bytes.data(), bytes.size());
+  write_changed_model(soup, meta, out);
   std::fprintf(stderr, "wrote %s (the average of %zu models)\n", out.c_str(), models.size());
   return 0;
 }
@@ -725,15 +736,8 @@ int cmd_average(const std::vector<std::string>& model_paths, const std::string& 
 int cmd_recalibrate(const std::string& model_path, const std::string& data_path, const std::string& out,
                     size_t limit_images, bool strict, int threads) {
   auto [model, meta, splits] = open_model_and_data(model_path, data_path, strict, threads);
-  const Dataset train = limit(splits.train, limit_images);
-  if (!train.size()) throw std::runtime_error(data_path + ": no training images (Usage 'Training' or train/)");
-  recalibrate(model, train, meta);
-  meta["bn_recalibrated"]["data"] = data_path;
-  meta.erase("eval");
-  meta.erase("eval_tta");
-  meta["weights"] = "f32";
-  std::vector<uint8_t> bytes = save_model(model, meta);
-  write_file_atomic(out, bytes.data(), bytes.size());
+  recalibrate_on_training_images(model, splits, data_path, limit_images, meta);
+  write_changed_model(model, meta, out);
   std::fprintf(stderr, "wrote %s\n", out.c_str());
   return 0;
 }
