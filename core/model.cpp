@@ -327,15 +327,16 @@ void load_input(const Model& model, Workspace& ws, const uint8_t* pixels, int n)
   for (size_t j = 0; j < count; ++j) x[j] = pixels[j] * a + b;
 }
 
-Model average_models(const std::vector<Model>& models) {
+Model average_models(const std::vector<Model>& models, const std::vector<std::string>& names) {
   if (models.empty()) throw std::runtime_error("average: no models");
+  auto name = [&](size_t m) { return m < names.size() ? names[m] : "model " + std::to_string(m + 1); };
   Model out = models[0];
   const std::string arch = format_spec(out.spec);
   for (size_t m = 1; m < models.size(); ++m) {
     if (format_spec(models[m].spec) != arch || models[m].params.size() != out.params.size())
-      throw std::runtime_error("average: model " + std::to_string(m + 1) + " has another architecture than model 1 (" +
+      throw std::runtime_error(name(m) + ": another architecture than " + name(0) + " (" +
                                std::to_string(models[m].params.size()) + " parameters vs " +
-                               std::to_string(out.params.size()) + ")");
+                               std::to_string(out.params.size()) + "; averaging needs the same layers and shapes)");
     for (size_t j = 0; j < out.params.size(); ++j) out.params[j] += models[m].params[j];
   }
   const float scale = 1.0f / static_cast<float>(models.size());

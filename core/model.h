@@ -118,8 +118,8 @@ std::string widen(const Model& src, Model& dst, uint64_t seed, float noise);
 // A uniform "model soup" (Wortsman et al. 2022): the mean of models' parameters, all of one architecture (the same
 // spec text; the first model's preprocessing and class names). Batch-norm statistics are averaged too, and those
 // are not the statistics of the averaged weights: recalibrate_batchnorm afterwards. Throws std::runtime_error
-// naming the first model (1-based) that differs from model 1.
-Model average_models(const std::vector<Model>& models);
+// naming the first model that differs from the first: by names[i] if given (e.g. file paths), else "model i+1".
+Model average_models(const std::vector<Model>& models, const std::vector<std::string>& names = {});
 
 struct ForwardOptions {
   bool train = false;         // dropout active, batch-norm uses (and updates) batch statistics

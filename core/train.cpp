@@ -281,7 +281,7 @@ EpochRecord Trainer::end_epoch() {
   // Judged (and kept, if best) with batch-norm statistics recalibrated; the trajectory keeps its own.
   const bool recalibrate = cfg.recalibrate_images > 0 && val && val->size();
   if (recalibrate) {
-    judged_params = model.params;
+    judged_ = model.params;
     recalibrate_batchnorm(model, eval_ws, train, cfg.eval_batch, cfg.recalibrate_images);
   }
   if (val && val->size()) {
@@ -304,7 +304,7 @@ EpochRecord Trainer::end_epoch() {
   } else {
     ++since_best;
   }
-  if (recalibrate) std::swap(model.params, judged_params);
+  if (recalibrate) std::swap(model.params, judged_);
   if (use_ema) std::swap(model.params, ema_params);
   ++epoch;
   if (cfg.patience > 0 && since_best >= cfg.patience) stopped_early = true;

@@ -152,12 +152,12 @@ class Trainer {
   bool stopped_early = false;
   Floats best_params;
   Floats ema_params;  // cfg.ema > 0: the running average (empty until the first step)
-  Floats judged_params;  // cfg.recalibrate_images > 0: the judged weights before recalibration (end_epoch)
 
  private:
   std::vector<uint32_t> order_;
   std::vector<uint8_t> batch_labels_;
   std::vector<float> batch_soft_;
+  Floats judged_;  // cfg.recalibrate_images > 0: end_epoch's judged weights before recalibration (scratch)
   size_t cursor_ = 0;
   bool epoch_open_ = false;
   int batch_index_ = 0;

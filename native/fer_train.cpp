@@ -708,11 +708,7 @@ int cmd_average(const std::vector<std::string>& model_paths, const std::string& 
   std::vector<Model> models;
   json meta;
   for (const std::string& path : model_paths) models.push_back(load_model_file(path, models.empty() ? &meta : nullptr));
-  for (size_t m = 1; m < models.size(); ++m)
-    if (format_spec(models[m].spec) != format_spec(models[0].spec))
-      throw std::runtime_error(model_paths[m] + ": another architecture than " + model_paths[0] +
-                               " (averaging needs the same layers and shapes)");
-  Model soup = average_models(models);
+  Model soup = average_models(models, model_paths);
   const bool has_bn = std::any_of(soup.layers.begin(), soup.layers.end(),
                                   [](const LayerPlan& p) { return p.spec.kind == LayerKind::BatchNorm; });
   meta["averaged_from"] = model_paths;
