@@ -300,6 +300,34 @@ void flip_input(const float* src, float* dst, int side) {
   }
 }
 
+void cutmix(float* x, float* targets, int n, int side, int k, float prob, Rng& rng, float* scratch) {
+  if (n < 2 || prob <= 0.0f) return;
+  const size_t pixels = static_cast<size_t>(side) * side;
+  float* x0 = scratch;
+  float* t0 = scratch + n * pixels;
+  std::copy(x, x + n * pixels, x0);
+  std::copy(targets, targets + static_cast<size_t>(n) * k, t0);
+  for (int i = 0; i < n; ++i) {
+    // Every draw is made for every image, so one image's choices do not shift the next one's.
+    const bool mix = rng.uniform() < prob;
+    const int j = (i + 1 + static_cast<int>(rng.below(static_cast<uint32_t>(n - 1)))) % n;  // any other image
+    const float cut = std::sqrt(1.0f - rng.uniform());  // the box's side, as a fraction: area 1 - lambda
+    const float cx = rng.uniform() * side, cy = rng.uniform() * side;
+    if (!mix) continue;
+    const float half = 0.5f * cut * side;
+    const int xa = std::clamp(static_cast<int>(std::lround(cx - half)), 0, side);
+    const int xb = std::clamp(static_cast<int>(std::lround(cx + half)), 0, side);
+    const int ya = std::clamp(static_cast<int>(std::lround(cy - half)), 0, side);
+    const int yb = std::clamp(static_cast<int>(std::lround(cy + half)), 0, side);
+    if (xb <= xa || yb <= ya) continue;
+    for (int y = ya; y < yb; ++y)
+      std::copy(x0 + j * pixels + y * side + xa, x0 + j * pixels + y * side + xb, x + i * pixels + y * side + xa);
+    const float a = static_cast<float>((xb - xa) * (yb - ya)) / static_cast<float>(pixels);
+    for (int c = 0; c < k; ++c)
+      targets[static_cast<size_t>(i) * k + c] = (1.0f - a) * t0[static_cast<size_t>(i) * k + c] + a * t0[static_cast<size_t>(j) * k + c];
+  }
+}
+
 void augment_image(const uint8_t* src, float* dst, const Augment& aug, Rng& rng) {
   // Draw every random parameter first, in a fixed order (only for the enabled parts).
   const bool flip = aug.flip && rng.uniform() < 0.5f;

@@ -90,6 +90,13 @@ struct Augment {
 void augment_image(const uint8_t* src, float* dst, const Augment& aug, Rng& rng);
 // Writes kPixels floats: pixel / 255, no augmentation (the inference preprocessing).
 void image_to_input(const uint8_t* src, float* dst);
+// CutMix (Yun et al. 2019) over a batch of n model inputs x (n x side x side floats) and their targets (n x k
+// probabilities): with probability `prob`, image i gets a rectangle pasted from another image j of the batch (as it
+// was before any pasting), of area (1 - lambda) of the image with lambda ~ Uniform(0, 1) (the paper's alpha = 1),
+// centred anywhere and clipped at the border; its target becomes (1 - a) * its own + a * j's, where a is the
+// pasted fraction of the image after clipping. scratch: n x side x side + n x k floats (a copy of the originals).
+void cutmix(float* x, float* targets, int n, int side, int k, float prob, Rng& rng, float* scratch);
+
 // Horizontal mirror of a model input (for test-time flip averaging).
 void flip_input(const float* src, float* dst, int side = kSide);
 

@@ -115,6 +115,18 @@ void recalibrate_batchnorm(Model& model, Workspace& ws, const Dataset& data, int
   }
 }
 
+// Adds images [start, start + n) of data, whose probabilities are p (n x k), to m; returns their summed cross-entropy.
+static double score(const Dataset& data, size_t start, size_t n, const float* p, int k, Metrics& m) {
+  double loss = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const float* pi = p + i * k;
+    const int truth = data.labels[start + i];
+    m.add(truth, argmax(pi, k));
+    loss -= std::log(std::max(pi[truth], 1e-30f));
+  }
+  return loss;
+}
+
 Metrics evaluate(Model& model, Workspace& ws, const Dataset& data, int batch, bool flip_tta, std::vector<float>* probs,
                  const FeatureCache* features) {
   if (features && (flip_tta || !features->complete() || features->images != data.size()))
@@ -135,15 +147,33 @@ Metrics evaluate(Model& model, Workspace& ws, const Dataset& data, int batch, bo
     } else {
       predict(model, ws, data.image(start), n, p.data(), flip_tta);
     }
-    for (int i = 0; i < n; ++i) {
-      const float* pi = p.data() + static_cast<size_t>(i) * k;
-      const int truth = data.labels[start + i];
-      m.add(truth, argmax(pi, k));
-      loss -= std::log(std::max(pi[truth], 1e-30f));
-    }
+    loss += score(data, start, n, p.data(), k, m);
     if (probs) std::copy(p.begin(), p.begin() + static_cast<size_t>(n) * k, probs->begin() + start * k);
   }
   m.loss = data.size() ? loss / data.size() : 0.0;
+  return m;
+}
+
+Metrics evaluate_ensemble(const std::vector<Model*>& models, const Dataset& data, int batch,
+                          bool flip_tta, std::vector<float>* probs) {
+  if (models.empty()) throw std::logic_error("evaluate_ensemble: no models");
+  const int k = models[0]->num_classes();
+  for (size_t i = 1; i < models.size(); ++i)
+    if (models[i]->num_classes() != k)
+      throw std::runtime_error("ensemble: model " + std::to_string(i + 1) + " has " +
+                               std::to_string(models[i]->num_classes()) + " classes, model 1 has " + std::to_string(k));
+  std::vector<float> mean(data.size() * k, 0.0f), one;
+  for (Model* model : models) {
+    Workspace ws;  // sized for this model's layers
+    if (models.size() == 1) return evaluate(*model, ws, data, batch, flip_tta, probs);
+    evaluate(*model, ws, data, batch, flip_tta, &one);
+    for (size_t j = 0; j < mean.size(); ++j) mean[j] += one[j];
+  }
+  for (float& v : mean) v /= static_cast<float>(models.size());
+  Metrics m(k);
+  const double loss = score(data, 0, data.size(), mean.data(), k, m);
+  m.loss = data.size() ? loss / data.size() : 0.0;
+  if (probs) *probs = std::move(mean);
   return m;
 }
 
@@ -168,6 +198,13 @@ Trainer::Trainer(Model& m, const Dataset& t, const Dataset* v, const TrainConfig
   order_.resize(train.size());
   batch_labels_.resize(cfg.batch);
   batch_soft_.resize(static_cast<size_t>(cfg.batch) * model.num_classes());
+  if (cfg.cutmix > 0.0f) {
+    if (tf || !cfg.augment)
+      throw std::logic_error("Trainer: CutMix needs augmentation of whole images (no cached training features)");
+    const Shape& in = model.spec.input;
+    if (in.h != in.w || in.c != 1) throw std::logic_error("Trainer: CutMix needs square single-channel inputs");
+    mix_scratch_.resize(static_cast<size_t>(cfg.batch) * (in.size() + model.num_classes()));
+  }
   cursor_ = train.size();  // no epoch in progress
 }
 
@@ -207,15 +244,21 @@ bool Trainer::step() {
       input_image(model, train.image(idx), xi, cfg.aug, cfg.augment ? &aug_rng_ : nullptr);
     }
     batch_labels_[i] = train.labels[idx];
-    if (!train.soft.empty())
-      std::memcpy(batch_soft_.data() + static_cast<size_t>(i) * k, train.soft.data() + idx * k, sizeof(float) * k);
+    float* ti = batch_soft_.data() + static_cast<size_t>(i) * k;
+    if (!train.soft.empty()) std::memcpy(ti, train.soft.data() + idx * k, sizeof(float) * k);
+    else for (int c = 0; c < k; ++c) ti[c] = c == train.labels[idx] ? 1.0f : 0.0f;
+  }
+  const bool mixed = cfg.cutmix > 0.0f;
+  if (mixed) {
+    Rng mix_rng(mix_seed(cfg.seed, static_cast<uint64_t>(epoch), 1000000 + static_cast<uint64_t>(batch_index_)));
+    cutmix(x, batch_soft_.data(), n, model.spec.input.w, k, cfg.cutmix, mix_rng, mix_scratch_.data());
   }
   ForwardOptions fo;
   fo.train = true;
   fo.from_layer = from;
   fo.dropout_seed = mix_seed(cfg.seed, static_cast<uint64_t>(epoch), 1000 + static_cast<uint64_t>(batch_index_));
   const float* logits = forward(model, ws, n, fo);
-  const float loss = softmax_xent(logits, batch_labels_.data(), train.soft.empty() ? nullptr : batch_soft_.data(),
+  const float loss = softmax_xent(logits, batch_labels_.data(), train.soft.empty() && !mixed ? nullptr : batch_soft_.data(),
                                   cfg.class_weights.empty() ? nullptr : cfg.class_weights.data(), n, k,
                                   cfg.label_smoothing, ws.probs.data(), ws.dlogits.data());
   if (!std::isfinite(loss))

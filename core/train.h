@@ -37,6 +37,9 @@ struct TrainConfig {
   // recalibrate_images training images (recalibrate_batchnorm), so the best epoch is chosen, and kept, as it will
   // ship; training itself goes on with its running statistics. 0 = off. Not with a validation FeatureCache.
   size_t recalibrate_images = 0;
+  // CutMix (see cutmix() in data.h): the probability that a training image gets a patch of another image of its
+  // batch, its target mixed by area. 0 = off. Only with augmentation, and not with cached training features.
+  float cutmix = 0.0f;
   int eval_batch = 256;
 };
 
@@ -90,6 +93,12 @@ void recalibrate_batchnorm(Model& model, Workspace& ws, const Dataset& data, int
 // of data, complete), the layers before features->layer are not run again; flip_tta is not available then.
 Metrics evaluate(Model& model, Workspace& ws, const Dataset& data, int batch, bool flip_tta = false,
                  std::vector<float>* probs = nullptr, const FeatureCache* features = nullptr);
+
+// Evaluates an ensemble: the mean of the models' probabilities (each flip-averaged with flip_tta). The models must
+// have the same classes; their architectures may differ (each gets its own workspace). One model gives exactly
+// evaluate()'s result.
+Metrics evaluate_ensemble(const std::vector<Model*>& models, const Dataset& data, int batch,
+                          bool flip_tta = false, std::vector<float>* probs = nullptr);
 
 class Trainer {
  public:
@@ -157,6 +166,7 @@ class Trainer {
   std::vector<uint32_t> order_;
   std::vector<uint8_t> batch_labels_;
   std::vector<float> batch_soft_;
+  Floats mix_scratch_;  // cfg.cutmix > 0: cutmix()'s copy of the batch
   Floats judged_;  // cfg.recalibrate_images > 0: end_epoch's judged weights before recalibration (scratch)
   size_t cursor_ = 0;
   bool epoch_open_ = false;

@@ -58,6 +58,12 @@ void set_threads(int threads) {
 #endif
 }
 
+std::string join(const std::vector<std::string>& parts, const char* sep) {
+  std::string s;
+  for (size_t i = 0; i < parts.size(); ++i) s += (i ? sep : "") + parts[i];
+  return s;
+}
+
 int thread_count() {
 #ifdef _OPENMP
   return omp_get_max_threads();
@@ -73,6 +79,25 @@ Model load_model_file(const std::string& path, json* meta = nullptr) {
   } catch (const ModelFormatError& e) {
     throw std::runtime_error(path + ": " + e.what());
   }
+}
+
+// Loads models that classify FER-2013's seven expressions (role: what the error calls them, "teacher" or "model").
+std::vector<Model> load_classifiers(const std::vector<std::string>& paths, const char* role,
+                                    json* first_meta = nullptr) {
+  std::vector<Model> models;
+  for (const std::string& path : paths) {
+    models.push_back(load_model_file(path, models.empty() ? first_meta : nullptr));
+    if (models.back().num_classes() != kNumClasses)
+      throw std::runtime_error(path + ": the " + role + " has " + std::to_string(models.back().num_classes()) +
+                               " classes, expected " + std::to_string(kNumClasses));
+  }
+  return models;
+}
+
+std::vector<Model*> pointers(std::vector<Model>& models) {
+  std::vector<Model*> p;
+  for (Model& m : models) p.push_back(&m);
+  return p;
 }
 
 // Reads an architecture: a built-in name or a spec file.
@@ -157,11 +182,12 @@ void write_curves(const std::string& path, const std::vector<EpochRecord>& h) {
 // ---------------------------------------------------------------------------------------------------------------
 struct TrainArgs {
   std::string data, arch = "seed", out = "runs/train", class_weights = "none", optimizer = "adam",
-              schedule = "constant", name, ferplus, soft_targets, teacher, init;
+              schedule = "constant", name, ferplus, soft_targets, init;
+  std::vector<std::string> teachers;
   int epochs = 50, batch = 64, threads = 0, patience = 0, step_size = 10, warmup = 0, plateau_patience = 3;
   float lr = 1e-3f, momentum = 0.9f, weight_decay = 0.0f, gamma = 0.1f, min_lr = 0.0f, plateau_factor = 0.5f,
         label_smoothing = 0.0f, ema = 0.0f, init_noise = 0.01f, ferplus_weight = 0.5f, soft_targets_weight = 0.5f,
-        teacher_weight = 0.5f;
+        teacher_weight = 0.5f, cutmix = 0.0f;
   uint64_t seed = 1;
   bool augment = true, nesterov = false, resume = false, strict = false, no_restore_best = false, tta = false,
        recalibrate_bn = false;
@@ -205,6 +231,9 @@ void add_train_options(CLI::App* c, TrainArgs& a) {
   c->add_option("--brightness", a.aug.brightness, "max brightness change, fraction")->capture_default_str();
   c->add_option("--contrast", a.aug.contrast, "max contrast change, fraction")->capture_default_str();
   c->add_option("--erase", a.aug.erase, "random-erasing probability")->capture_default_str();
+  c->add_option("--cutmix", a.cutmix, "CutMix probability: an image gets a patch of another training image, its "
+                "target mixed by the patch's area (0: off)")
+      ->capture_default_str()->check(CLI::Range(0.0f, 1.0f));
   c->add_option("--class-weights", a.class_weights,
                 "none, balanced (1/count), sqrt (1/sqrt(count)), or 7 comma-separated weights")
       ->capture_default_str();
@@ -216,8 +245,9 @@ void add_train_options(CLI::App* c, TrainArgs& a) {
                 "row per Training row of a fer2013.csv --data), e.g. from scripts/teacher_gpu.py, as soft targets");
   c->add_option("--soft-targets-weight", a.soft_targets_weight, "share of --soft-targets in the target")
       ->capture_default_str()->check(CLI::Range(0.0f, 1.0f));
-  c->add_option("--teacher", a.teacher, "model file whose flip-averaged predictions on the training images become "
-                "soft targets (knowledge distillation)");
+  c->add_option("--teacher", a.teachers, "model file(s) whose flip-averaged predictions on the training images (the "
+                "mean over the files: an ensemble) become soft targets (knowledge distillation)")
+      ->expected(1, 64);
   c->add_option("--teacher-weight", a.teacher_weight, "share of the teacher's predictions in the target")
       ->capture_default_str()->check(CLI::Range(0.0f, 1.0f));
   c->add_option("--patience", a.patience, "early stopping: epochs without validation-accuracy gain (0: off)")
@@ -332,16 +362,12 @@ int cmd_train(const TrainArgs& a, const std::string& command_line) {
     std::fprintf(stderr, "soft targets: %.2f x %s + %.2f x the previous target\n", a.soft_targets_weight,
                  a.soft_targets.c_str(), 1.0f - a.soft_targets_weight);
   }
-  if (!a.teacher.empty()) {
-    Model teacher = load_model_file(a.teacher);
-    if (teacher.num_classes() != kNumClasses)
-      throw std::runtime_error(a.teacher + ": the teacher has " + std::to_string(teacher.num_classes()) +
-                               " classes, expected " + std::to_string(kNumClasses));
-    std::fprintf(stderr, "soft targets: %.2f x %s's flip-averaged predictions on %zu training images ...\n",
-                 a.teacher_weight, a.teacher.c_str(), splits.train.size());
-    Workspace tws;
+  if (!a.teachers.empty()) {
+    std::vector<Model> teachers = load_classifiers(a.teachers, "teacher");
+    std::fprintf(stderr, "soft targets: %.2f x the flip-averaged predictions of %s on %zu training images ...\n",
+                 a.teacher_weight, join(a.teachers, " + ").c_str(), splits.train.size());
     std::vector<float> probs;
-    evaluate(teacher, tws, splits.train, 256, true, &probs);
+    evaluate_ensemble(pointers(teachers), splits.train, 256, true, &probs);
     blend_soft_targets(splits.train, probs, a.teacher_weight);
   }
   Dataset train = limit(splits.train, a.limit);
@@ -383,6 +409,8 @@ int cmd_train(const TrainArgs& a, const std::string& command_line) {
   cfg.restore_best = !a.no_restore_best;
   cfg.ema = a.ema;
   cfg.recalibrate_images = a.recalibrate_each_epoch;
+  if (a.cutmix > 0.0f && !a.augment) throw std::runtime_error("--cutmix is augmentation: it cannot be used with --no-augment");
+  cfg.cutmix = a.cutmix;
 
   make_dirs(a.out);
   if (const int n = remove_stale_temporaries(a.out))
@@ -497,21 +525,29 @@ ModelAndData open_model_and_data(const std::string& model_path, const std::strin
   return md;
 }
 
-int cmd_eval(const std::string& model_path, const std::string& data_path, const std::string& split,
+// Several models: an ensemble, the mean of their probabilities (each flip-averaged with --tta).
+int cmd_eval(const std::vector<std::string>& model_paths, const std::string& data_path, const std::string& split,
              const std::string& out, bool tta, bool strict, int threads) {
-  auto [model, meta, splits] = open_model_and_data(model_path, data_path, strict, threads);
+  set_threads(threads);
+  json meta;
+  std::vector<Model> models = load_classifiers(model_paths, "model", &meta);
+  LoadReport report;
+  const FerSplits splits = load_dataset(data_path, strict, &report);
+  print_load_report(report);
   const Dataset& data = split == "train" ? splits.train : split == "public" ? splits.public_test : splits.private_test;
   if (!data.size()) throw std::runtime_error(data_path + ": the '" + split + "' split is empty");
-  Workspace ws;
   const double t0 = now();
-  Metrics m = evaluate(model, ws, data, 256, tta);
+  Metrics m = evaluate_ensemble(pointers(models), data, 256, tta);
   const double dt = now() - t0;
-  const std::string title = meta.value("name", std::string("model")) + " on " + split + (tta ? " (flip TTA)" : "");
-  std::printf("%s\n%s", title.c_str(), m.report(model.class_names).c_str());
+  const std::string who = models.size() == 1 ? meta.value("name", std::string("model"))
+                                             : "ensemble of " + std::to_string(models.size()) + " models";
+  const std::string title = who + " on " + split + (tta ? " (flip TTA)" : "");
+  std::printf("%s\n%s", title.c_str(), m.report(models[0].class_names).c_str());
   std::printf("%.0f images/s\n", data.size() / dt);
   if (!out.empty()) {
-    write_eval_outputs(out, title, m, model.class_names,
-                       {{"split", split}, {"model", model_path}, {"tta", tta}, {"data", data_path}});
+    const json model_field = models.size() == 1 ? json(model_paths[0]) : json(model_paths);
+    write_eval_outputs(out, title, m, models[0].class_names,
+                       {{"split", split}, {"model", model_field}, {"tta", tta}, {"data", data_path}});
     std::fprintf(stderr, "wrote %s/{metrics.json,confusion.csv,confusion.png,report.txt}\n", out.c_str());
   }
   return 0;
@@ -782,7 +818,9 @@ int main(int argc, char** argv) {
   int threads = 0;
   std::vector<std::string> images;
   CLI::App* eval = app.add_subcommand("eval", "accuracy, per-class precision/recall/F1, macro-F1, confusion matrix");
-  eval->add_option("--model", model_path, "model file")->required();
+  std::vector<std::string> eval_models;
+  eval->add_option("--model", eval_models, "model file; several: an ensemble (the mean of their probabilities)")
+      ->required()->expected(1, 64);
   eval->add_option("--data", data_path, "fer2013.csv(.gz) or image folder layout")->required();
   eval->add_option("--split", split, "private (PrivateTest / test), public (PublicTest / val) or train")
       ->capture_default_str()->check(CLI::IsMember({"private", "public", "train"}));
@@ -875,7 +913,7 @@ int main(int argc, char** argv) {
   fc.augment = !no_augment;
   try {
     if (*train) return cmd_train(ta, command_line);
-    if (*eval) return cmd_eval(model_path, data_path, split, out, tta, strict, threads);
+    if (*eval) return cmd_eval(eval_models, data_path, split, out, tta, strict, threads);
     if (*pred) return cmd_predict(model_path, images, as_json, tta);
     if (*info) return cmd_info(model_path);
     if (*recal) return cmd_recalibrate(model_path, data_path, out, limit_images, strict, threads);

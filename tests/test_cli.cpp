@@ -411,6 +411,17 @@ TEST_F(Cli, EvalWritesOutputsAndPrintsAccuracy) {
   EXPECT_TRUE(contains(folder.out, "accuracy")) << folder.out;
   RunResult bad = run_cli({"eval", "--model", model(), "--data", csv_, "--split", "bogus"});
   EXPECT_GT(bad.rc, 0) << describe(bad);
+
+  // Several models: an ensemble of their mean probabilities. A model with itself is the model; with another
+  // (of another architecture) it runs and records both files.
+  RunResult twice = run_cli({"eval", "--model", model(), model(), "--data", csv_, "--out", tmp / "twice"});
+  ASSERT_EQ(twice.rc, 0) << describe(twice);
+  EXPECT_TRUE(contains(twice.out, "ensemble of 2 models on private")) << twice.out;
+  json t = json::parse(read_all(tmp / "twice/metrics.json"));
+  EXPECT_EQ(t["confusion"], a["confusion"]);
+  EXPECT_EQ(t["model"].size(), 2u);
+  RunResult mixed = run_cli({"eval", "--model", model(), folder_run_ + "/model.ferkit", "--data", csv_});
+  EXPECT_EQ(mixed.rc, 0) << describe(mixed);
 }
 
 TEST_F(Cli, PredictPrintsClassProbabilities) {
@@ -496,8 +507,13 @@ TEST_F(Cli, SoftTargetsFromATeacherFerPlusOrAFile) {
   TempDir tmp;
   RunResult r = run_cli(plus(train_args(csv_, tmp / "kd", 1), {"--teacher", model(), "--teacher-weight", "0.7"}));
   ASSERT_EQ(r.rc, 0) << describe(r);
-  EXPECT_TRUE(contains(r.err, "soft targets: 0.70 x " + model() + "'s flip-averaged predictions on")) << r.err;
+  EXPECT_TRUE(contains(r.err, "soft targets: 0.70 x the flip-averaged predictions of " + model() + " on")) << r.err;
   EXPECT_TRUE(fs::exists(tmp / "kd/model.ferkit"));
+  // Several teachers: an ensemble, the mean of their predictions.
+  const std::string other = folder_run_ + "/model.ferkit";
+  RunResult two = run_cli(plus(train_args(csv_, tmp / "kd2", 1), {"--teacher", model(), other}));
+  ASSERT_EQ(two.rc, 0) << describe(two);
+  EXPECT_TRUE(contains(two.err, "predictions of " + model() + " + " + other + " on")) << two.err;
   // FER+ votes must be row-aligned with the training set: a file with the wrong number of Training rows is refused.
   const std::string plus_csv = tmp / "fer2013new.csv";
   write_all(plus_csv, "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n"
@@ -609,6 +625,19 @@ TEST_F(Cli, EmaSavesTheAveragedWeights) {
   RunResult bad = run_cli(plus(train_args(csv_, tmp / "bad", 1), {"--ema", "1.5"}));
   EXPECT_NE(bad.rc, 0);
   EXPECT_TRUE(contains(bad.err, "--ema")) << bad.err;
+}
+
+// `train --cutmix` trains (its effect on the batch is tested in core), and is refused without augmentation.
+TEST_F(Cli, CutMixTrainsAndNeedsAugmentation) {
+  TempDir tmp;
+  RunResult r = run_cli(plus(train_args(csv_, tmp / "cm", 1), {"--cutmix", "0.5"}));
+  ASSERT_EQ(r.rc, 0) << describe(r);
+  EXPECT_TRUE(fs::exists(tmp / "cm/model.ferkit"));
+  RunResult bad = run_cli(plus(train_args(csv_, tmp / "bad", 1), {"--cutmix", "0.5", "--no-augment"}));
+  EXPECT_NE(bad.rc, 0);
+  EXPECT_TRUE(contains(bad.err, "--cutmix")) << bad.err;
+  RunResult range = run_cli(plus(train_args(csv_, tmp / "range", 1), {"--cutmix", "1.5"}));
+  EXPECT_NE(range.rc, 0);
 }
 
 // `train --recalibrate-bn` ends with the exact batch-norm statistics of the training images; `recalibrate` does

@@ -798,6 +798,40 @@ TEST(Training, EpochsAreJudgedWithRecalibratedBatchNorm) {
   EXPECT_NE(a.best_params, b.best_params);
 }
 
+// evaluate_ensemble: the mean of the models' probabilities, models of different shapes each with their own
+// workspace; one model is evaluate() itself; models with different classes are refused, naming the one.
+TEST(Training, EnsembleEvaluationAveragesTheProbabilities) {
+  const Dataset data = synthetic(3, 31);
+  Model a(parse_spec("input 48 48 1\nconv 4 3 2 same\nbn\nrelu\nmaxpool 2\nflatten\ndense 7\nsoftmax\n"));
+  Model b(parse_spec("input 48 48 1\nconv 6 3 2 same\nbn\nrelu\nmaxpool 2\nflatten\ndense 7\nsoftmax\n"));
+  a.init(1);
+  b.init(2);
+  Workspace wa, wb;
+  std::vector<float> pa, pb, pe;
+  const Metrics ma = evaluate(a, wa, data, 8, true, &pa);
+  evaluate(b, wb, data, 8, true, &pb);
+  const Metrics me = evaluate_ensemble({&a, &b}, data, 8, true, &pe);
+  ASSERT_EQ(pe.size(), pa.size());
+  Metrics expect(7);
+  for (size_t i = 0; i < data.size(); ++i) {
+    for (int c = 0; c < 7; ++c) EXPECT_NEAR(pe[i * 7 + c], 0.5f * (pa[i * 7 + c] + pb[i * 7 + c]), 1e-6);
+    expect.add(data.labels[i], static_cast<int>(std::max_element(pe.begin() + i * 7, pe.begin() + i * 7 + 7) - (pe.begin() + i * 7)));
+  }
+  EXPECT_EQ(me.confusion, expect.confusion);
+  EXPECT_NE(pe, pa);
+  std::vector<float> p1;
+  EXPECT_EQ(evaluate_ensemble({&a}, data, 8, true, &p1).confusion, ma.confusion);
+  EXPECT_EQ(p1, pa);
+  Model c(parse_spec("input 48 48 1\nconv 4 3 2 same\nrelu\nmaxpool 2\nflatten\ndense 5\nsoftmax\n"));
+  c.init(3);
+  try {
+    evaluate_ensemble({&a, &c}, data, 8);
+    ADD_FAILURE() << "no error for a model with 5 classes";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("model 2 has 5 classes"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Training, SquareRootClassWeightsAverageOneOverTheImages) {
   Dataset d;
   std::vector<uint8_t> px(kPixels, 0);
@@ -831,13 +865,19 @@ TEST(Training, ResumeFromCheckpointMatchesUninterruptedRun) {
     if (ckpt) *ckpt = t.save_checkpoint(nlohmann::json::object());
     return m.params;
   };
-  const Floats straight = run(3, nullptr);
-  std::vector<uint8_t> ckpt;
-  run(1, &ckpt);
-  run(2, &ckpt);
-  const Floats resumed = run(3, &ckpt);
-  ASSERT_EQ(straight.size(), resumed.size());
-  EXPECT_EQ(std::memcmp(straight.data(), resumed.data(), straight.size() * 4), 0);
+  Floats plain;
+  for (float cutmix : {0.0f, 0.5f}) {  // CutMix's draws are part of the run's reproducible randomness too
+    cfg.cutmix = cutmix;
+    const Floats straight = run(3, nullptr);
+    std::vector<uint8_t> ckpt;
+    run(1, &ckpt);
+    run(2, &ckpt);
+    const Floats resumed = run(3, &ckpt);
+    ASSERT_EQ(straight.size(), resumed.size());
+    EXPECT_EQ(std::memcmp(straight.data(), resumed.data(), straight.size() * 4), 0) << "cutmix " << cutmix;
+    if (cutmix == 0.0f) plain = straight;
+    else EXPECT_NE(plain, straight);  // and it changes the run
+  }
 }
 
 TEST(Training, ResumeFromMidEpochCheckpointMatchesUninterruptedRun) {

@@ -179,6 +179,65 @@ std::vector<uint8_t> face(uint64_t seed) {
 
 // ---------------------------------------------------------------------------------------------
 
+TEST(Augment, CutMixPastesAnotherImagesPatchAndMixesTargetsByArea) {
+  const int n = 9, side = 12, k = 7, pixels = side * side;
+  std::vector<float> x(n * pixels), t(n * k, 0.0f), scratch(n * (pixels + k));
+  auto reset = [&] {
+    for (int i = 0; i < n; ++i) {
+      std::fill(x.begin() + i * pixels, x.begin() + (i + 1) * pixels, static_cast<float>(i + 1));  // image i: all i+1
+      std::fill(t.begin() + i * k, t.begin() + (i + 1) * k, 0.0f);
+      t[i * k + i % k] = 1.0f;
+    }
+  };
+  reset();
+  const std::vector<float> x_in = x, t_in = t;
+  Rng off(3);
+  cutmix(x.data(), t.data(), n, side, k, 0.0f, off, scratch.data());
+  EXPECT_EQ(x, x_in);
+  EXPECT_EQ(t, t_in);
+  int mixed = 0;
+  double pasted = 0;
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    reset();
+    Rng rng(seed);
+    cutmix(x.data(), t.data(), n, side, k, 1.0f, rng, scratch.data());
+    for (int i = 0; i < n; ++i) {
+      // The pixels that are not image i's all come from one other image j, in one rectangle.
+      int foreign = 0, j = -1, x0 = side, x1 = -1, y0 = side, y1 = -1;
+      for (int y = 0; y < side; ++y)
+        for (int c = 0; c < side; ++c) {
+          const float v = x[i * pixels + y * side + c];
+          if (v == static_cast<float>(i + 1)) continue;
+          const int from = static_cast<int>(v) - 1;
+          ASSERT_TRUE(j < 0 || j == from) << "two donors in image " << i;
+          j = from;
+          ++foreign;
+          x0 = std::min(x0, c), x1 = std::max(x1, c), y0 = std::min(y0, y), y1 = std::max(y1, y);
+        }
+      double sum = 0;
+      for (int c = 0; c < k; ++c) sum += t[i * k + c];
+      EXPECT_NEAR(sum, 1.0, 1e-6);
+      if (!foreign) {
+        EXPECT_EQ(t[i * k + i % k], 1.0f);
+        continue;
+      }
+      ++mixed;
+      EXPECT_NE(j, i);
+      EXPECT_EQ(foreign, (x1 - x0 + 1) * (y1 - y0 + 1)) << "not a rectangle";
+      const float a = static_cast<float>(foreign) / pixels;
+      pasted += a;
+      if (j % k != i % k) {
+        EXPECT_NEAR(t[i * k + i % k], 1.0f - a, 1e-6);
+        EXPECT_NEAR(t[i * k + j % k], a, 1e-6);
+      }
+    }
+  }
+  // Nearly every image is mixed at probability 1; the pasted area averages about 1 - E[lambda] = 0.5 less clipping.
+  EXPECT_GT(mixed, 20 * n * 9 / 10);
+  EXPECT_GT(pasted / mixed, 0.2);
+  EXPECT_LT(pasted / mixed, 0.6);
+}
+
 TEST(Data, ClassIndexAliases) {
   EXPECT_EQ(class_index("angry"), 0);
   EXPECT_EQ(class_index("Anger"), 0);
