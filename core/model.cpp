@@ -237,7 +237,7 @@ const float* forward(Model& model, Workspace& ws, int n, const ForwardOptions& o
         break;
       case LayerKind::Dense: dense_forward(x, n, p.in.size(), p.out.c, P + p.w, P + p.b, y); break;
       case LayerKind::ReLU: relu_forward(x, count, y); break;
-      case LayerKind::MaxPool: maxpool_forward(x, n, p.geom, y, ws.argmax[i].data()); break;
+      case LayerKind::MaxPool: maxpool_forward(x, n, p.geom, y, opt.train ? ws.argmax[i].data() : nullptr); break;
       case LayerKind::Dropout:
         if (opt.train && p.spec.rate > 0.0f)
           dropout_forward(x, count, p.spec.rate, mix_seed(opt.dropout_seed, i), ws.col[i].data(), y);
@@ -247,10 +247,17 @@ const float* forward(Model& model, Workspace& ws, int n, const ForwardOptions& o
       case LayerKind::BatchNorm: {
         BatchNormParams bp{P + p.w, P + p.b, P + p.mean, P + p.var};
         const size_t rows = static_cast<size_t>(n) * p.out.h * p.out.w;
-        if (opt.train && static_cast<int>(i) >= model.first_trainable)
+        if (opt.train && static_cast<int>(i) >= model.first_trainable) {
           batchnorm_forward_train(x, rows, p.out.c, bp, ws.col[i].data(), ws.aux[i].data(), y);
-        else
+        } else if (!opt.train && i + 1 < static_cast<size_t>(end) &&
+                   model.layers[i + 1].spec.kind == LayerKind::ReLU) {
+          // Inference: a ReLU that follows runs in the same pass, straight into its own output; this layer's
+          // output (ws.act[i + 1]) is then not written (nothing reads it: backward needs training).
+          batchnorm_forward_infer(x, rows, p.out.c, bp, ws.aux[i].data(), ws.act[i + 2].data(), true);
+          ++i;
+        } else {
           batchnorm_forward_infer(x, rows, p.out.c, bp, ws.aux[i].data(), y);
+        }
         break;
       }
       case LayerKind::Flatten: std::memcpy(y, x, sizeof(float) * count); break;

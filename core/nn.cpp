@@ -497,6 +497,25 @@ void relu_backward(const float* dy, const float* y, size_t count, float* dx) {
 
 void maxpool_forward(const float* x, int n, const ConvGeom& g, float* y, int32_t* argmax) {
   const int c = g.cin;
+  if (!argmax) {  // inference: the maxima only, a branch-free loop over the channels
+#pragma omp parallel for schedule(static)
+    for (int img = 0; img < n; ++img) {
+      const float* xi = x + static_cast<size_t>(img) * g.hi * g.wi * c;
+      float* yi = y + static_cast<size_t>(img) * g.ho * g.wo * c;
+      for (int oy = 0; oy < g.ho; ++oy)
+        for (int ox = 0; ox < g.wo; ++ox) {
+          float* yo = yi + (oy * g.wo + ox) * c;
+          const float* first = xi + ((oy * g.stride) * g.wi + ox * g.stride) * c;
+          std::copy(first, first + c, yo);
+          for (int ky = 0; ky < g.k; ++ky)
+            for (int kx = 0; kx < g.k; ++kx) {
+              const float* xv = xi + ((oy * g.stride + ky) * g.wi + ox * g.stride + kx) * c;
+              for (int ch = 0; ch < c; ++ch) yo[ch] = std::max(yo[ch], xv[ch]);
+            }
+        }
+    }
+    return;
+  }
 #pragma omp parallel for schedule(static)
   for (int img = 0; img < n; ++img) {
     const float* xi = x + static_cast<size_t>(img) * g.hi * g.wi * c;
@@ -579,12 +598,20 @@ void batchnorm_forward_train(const float* x, size_t rows, int channels, const Ba
 }
 
 void batchnorm_forward_infer(const float* x, size_t rows, int channels, const BatchNormParams& p, float* scratch,
-                             float* y) {
+                             float* y, bool relu) {
   float* const scale = scratch;
   float* const shift = scratch + channels;
   for (int c = 0; c < channels; ++c) {
     scale[c] = p.gamma[c] / std::sqrt(p.running_var[c] + p.eps);
     shift[c] = p.beta[c] - p.running_mean[c] * scale[c];
+  }
+  if (relu) {
+    for (size_t i = 0; i < rows; ++i) {
+      const float* xr = x + i * channels;
+      float* yr = y + i * channels;
+      for (int c = 0; c < channels; ++c) yr[c] = std::max(xr[c] * scale[c] + shift[c], 0.0f);
+    }
+    return;
   }
   for (size_t i = 0; i < rows; ++i) {
     const float* xr = x + i * channels;

@@ -51,7 +51,8 @@ void dense_backward(const float* dy, const float* x, int n, int in, int out, con
 void relu_forward(const float* x, size_t count, float* y);
 void relu_backward(const float* dy, const float* y, size_t count, float* dx);
 
-// Max pooling (k x k window, stride, no padding). argmax: index into the image's input of each output's maximum.
+// Max pooling (k x k window, stride, no padding). argmax: index into the image's input of each output's maximum
+// (nullptr: not recorded, for inference).
 void maxpool_forward(const float* x, int n, const ConvGeom& g, float* y, int32_t* argmax);
 void maxpool_backward(const float* dy, int n, const ConvGeom& g, const int32_t* argmax, float* dx);
 
@@ -73,9 +74,10 @@ struct BatchNormParams {
 };
 void batchnorm_forward_train(const float* x, size_t rows, int channels, const BatchNormParams& p, float* xhat,
                              float* invstd, float* y);
-// scratch: 2 * channels floats (each channel's scale and shift, computed once per call).
+// scratch: 2 * channels floats (each channel's scale and shift, computed once per call). relu: y = max(0, bn(x)),
+// a following ReLU in the same pass.
 void batchnorm_forward_infer(const float* x, size_t rows, int channels, const BatchNormParams& p, float* scratch,
-                             float* y);
+                             float* y, bool relu = false);
 void batchnorm_backward(const float* dy, const float* xhat, const float* invstd, size_t rows, int channels,
                         const float* gamma, float* dgamma, float* dbeta, float* dx);
 

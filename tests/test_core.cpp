@@ -393,6 +393,22 @@ TEST(Loss, KnownValues) {
   EXPECT_NEAR(d[2], 3 * 0.5f / 4, 1e-6);
 }
 
+// Inference max pooling (no argmax) gives the training path's maxima, for a tiling and an overlapping window.
+TEST(MaxPool, InferenceGivesTheSameMaxima) {
+  for (const auto& [k, stride] : {std::pair{2, 2}, std::pair{3, 2}}) {
+    const ConvGeom g = ConvGeom::make(7, 7, 5, 5, k, stride, false);
+    std::vector<float> x(2 * 7 * 7 * 5), y_train(2 * g.ho * g.wo * 5), y_infer(y_train.size(), -1.0f);
+    Rng rng(9);
+    for (float& v : x) v = rng.normal();
+    std::vector<int32_t> argmax(y_train.size());
+    maxpool_forward(x.data(), 2, g, y_train.data(), argmax.data());
+    maxpool_forward(x.data(), 2, g, y_infer.data(), nullptr);
+    EXPECT_EQ(y_train, y_infer) << "k " << k;
+    for (size_t j = 0; j < y_train.size(); ++j)  // and argmax points at the maximum
+      EXPECT_EQ(x[j / (g.ho * g.wo * 5) * 7 * 7 * 5 + argmax[j]], y_train[j]) << j;
+  }
+}
+
 TEST(BatchNorm, InferenceUsesRunningStatistics) {
   Model m(parse_spec("input 1 1 2; flatten; bn; dense 2; softmax"));
   const LayerPlan& bn = m.layers[1];
@@ -408,6 +424,11 @@ TEST(BatchNorm, InferenceUsesRunningStatistics) {
   EXPECT_NEAR(y[1], 2.0f * 1.0f / std::sqrt(1.0f + 1e-5f) + 0.5f, 1e-5);
   EXPECT_NEAR(y[2], (-1.0f - 1.0f) / std::sqrt(4.0f + 1e-5f), 1e-5);
   EXPECT_NEAR(y[3], 2.0f * 2.0f / std::sqrt(1.0f + 1e-5f) + 0.5f, 1e-5);
+  // With a ReLU fused into the pass: the same values, negatives clipped to 0.
+  float yr[4];
+  batchnorm_forward_infer(x, 2, 2, p, scratch, yr, true);
+  for (int j = 0; j < 4; ++j) EXPECT_EQ(yr[j], std::max(y[j], 0.0f)) << j;
+  EXPECT_LT(y[2], 0.0f);
   // Training mode updates the running statistics with momentum 0.1 (unbiased variance).
   float xs[4] = {0.0f, 0.0f, 2.0f, 0.0f}, xhat[4], invstd[2], ys[4];
   batchnorm_forward_train(xs, 2, 2, p, xhat, invstd, ys);
