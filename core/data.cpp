@@ -323,8 +323,9 @@ void cutmix(float* x, float* targets, int n, int side, int k, float prob, Rng& r
     for (int y = ya; y < yb; ++y)
       std::copy(x0 + j * pixels + y * side + xa, x0 + j * pixels + y * side + xb, x + i * pixels + y * side + xa);
     const float a = static_cast<float>((xb - xa) * (yb - ya)) / static_cast<float>(pixels);
-    for (int c = 0; c < k; ++c)
-      targets[static_cast<size_t>(i) * k + c] = (1.0f - a) * t0[static_cast<size_t>(i) * k + c] + a * t0[static_cast<size_t>(j) * k + c];
+    const float* own = t0 + static_cast<size_t>(i) * k;
+    const float* other = t0 + static_cast<size_t>(j) * k;
+    for (int c = 0; c < k; ++c) targets[static_cast<size_t>(i) * k + c] = (1.0f - a) * own[c] + a * other[c];
   }
 }
 

@@ -162,10 +162,13 @@ Metrics evaluate_ensemble(const std::vector<Model*>& models, const Dataset& data
     if (models[i]->num_classes() != k)
       throw std::runtime_error("ensemble: model " + std::to_string(i + 1) + " has " +
                                std::to_string(models[i]->num_classes()) + " classes, model 1 has " + std::to_string(k));
+  if (models.size() == 1) {
+    Workspace ws;
+    return evaluate(*models[0], ws, data, batch, flip_tta, probs);
+  }
   std::vector<float> mean(data.size() * k, 0.0f), one;
   for (Model* model : models) {
     Workspace ws;  // sized for this model's layers
-    if (models.size() == 1) return evaluate(*model, ws, data, batch, flip_tta, probs);
     evaluate(*model, ws, data, batch, flip_tta, &one);
     for (size_t j = 0; j < mean.size(); ++j) mean[j] += one[j];
   }
@@ -234,6 +237,7 @@ bool Trainer::step() {
   const int from = fc ? fc->layer : 0;
   const size_t in_size = fc ? fc->size : static_cast<size_t>(model.spec.input.size());
   float* x = ws.act[from].data();
+  const bool mixed = cfg.cutmix > 0.0f;  // CutMix mixes targets, so every image needs one as a distribution
   for (int i = 0; i < n; ++i) {
     const size_t idx = order_[cursor_ + i];
     float* xi = x + i * in_size;
@@ -246,9 +250,8 @@ bool Trainer::step() {
     batch_labels_[i] = train.labels[idx];
     float* ti = batch_soft_.data() + static_cast<size_t>(i) * k;
     if (!train.soft.empty()) std::memcpy(ti, train.soft.data() + idx * k, sizeof(float) * k);
-    else for (int c = 0; c < k; ++c) ti[c] = c == train.labels[idx] ? 1.0f : 0.0f;
+    else if (mixed) for (int c = 0; c < k; ++c) ti[c] = c == train.labels[idx] ? 1.0f : 0.0f;
   }
-  const bool mixed = cfg.cutmix > 0.0f;
   if (mixed) {
     Rng mix_rng(mix_seed(cfg.seed, static_cast<uint64_t>(epoch), 1000000 + static_cast<uint64_t>(batch_index_)));
     cutmix(x, batch_soft_.data(), n, model.spec.input.w, k, cfg.cutmix, mix_rng, mix_scratch_.data());
@@ -258,7 +261,8 @@ bool Trainer::step() {
   fo.from_layer = from;
   fo.dropout_seed = mix_seed(cfg.seed, static_cast<uint64_t>(epoch), 1000 + static_cast<uint64_t>(batch_index_));
   const float* logits = forward(model, ws, n, fo);
-  const float loss = softmax_xent(logits, batch_labels_.data(), train.soft.empty() && !mixed ? nullptr : batch_soft_.data(),
+  const float* targets = train.soft.empty() && !mixed ? nullptr : batch_soft_.data();
+  const float loss = softmax_xent(logits, batch_labels_.data(), targets,
                                   cfg.class_weights.empty() ? nullptr : cfg.class_weights.data(), n, k,
                                   cfg.label_smoothing, ws.probs.data(), ws.dlogits.data());
   if (!std::isfinite(loss))
