@@ -198,7 +198,7 @@ struct TrainArgs {
 void add_train_options(CLI::App* c, TrainArgs& a) {
   c->add_option("--data", a.data, "fer2013.csv(.gz) or a folder with train/ [val/] [test/] class sub-folders")
       ->required();
-  c->add_option("--arch", a.arch, "architecture: a built-in (seed, vgg-s, vgg-xs-f, vgg-xs-fw, tiny) or a spec file")
+  c->add_option("--arch", a.arch, "architecture: a built-in (seed, vgg-s, vgg-xs-f, vgg-xs-fw, vgg-xs-fw2, tiny) or a spec file")
       ->capture_default_str();
   c->add_option("--out", a.out, "output folder: model, checkpoint, history, plots, evaluation")
       ->capture_default_str();

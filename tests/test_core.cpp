@@ -693,6 +693,11 @@ TEST(Spec, EveryBuiltInParsesAndRoundTrips) {
   EXPECT_EQ(fw.macs_per_image(), 38027008);
   Model f(resolve_spec("vgg-xs-f")), wide = fw;
   EXPECT_NO_THROW(widen(f, wide, 1, 0.0f));
+  // vgg-xs-fw2 (the default's network) is the same layers again, wider: what the default's spec file says.
+  Model fw2(resolve_spec("vgg-xs-fw2"));
+  EXPECT_EQ(fw2.params.size(), 1072311u);
+  EXPECT_EQ(fw2.macs_per_image(), 47888128);
+  EXPECT_NO_THROW(widen(fw, fw2, 1, 0.0f));
 }
 
 namespace {
