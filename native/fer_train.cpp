@@ -514,14 +514,20 @@ struct ModelAndData {
   json meta;
   FerSplits splits;
 };
+// The data set of a command that runs saved models, its load report printed.
+FerSplits load_data(const std::string& data_path, bool strict) {
+  LoadReport report;
+  FerSplits splits = load_dataset(data_path, strict, &report);
+  print_load_report(report);
+  return splits;
+}
+
 ModelAndData open_model_and_data(const std::string& model_path, const std::string& data_path, bool strict,
                                  int threads) {
   set_threads(threads);
   ModelAndData md;
   md.model = load_model_file(model_path, &md.meta);
-  LoadReport report;
-  md.splits = load_dataset(data_path, strict, &report);
-  print_load_report(report);
+  md.splits = load_data(data_path, strict);
   return md;
 }
 
@@ -531,9 +537,7 @@ int cmd_eval(const std::vector<std::string>& model_paths, const std::string& dat
   set_threads(threads);
   json meta;
   std::vector<Model> models = load_classifiers(model_paths, "model", &meta);
-  LoadReport report;
-  const FerSplits splits = load_dataset(data_path, strict, &report);
-  print_load_report(report);
+  const FerSplits splits = load_data(data_path, strict);
   const Dataset& data = split == "train" ? splits.train : split == "public" ? splits.public_test : splits.private_test;
   if (!data.size()) throw std::runtime_error(data_path + ": the '" + split + "' split is empty");
   const double t0 = now();
@@ -753,9 +757,7 @@ int cmd_average(const std::vector<std::string>& model_paths, const std::string& 
     if (data_path.empty())
       throw std::runtime_error("average: the models have batch norm, whose statistics must be recalibrated for the "
                                "average: give --data (the training images)");
-    LoadReport report;
-    const FerSplits splits = load_dataset(data_path, strict, &report);
-    print_load_report(report);
+    const FerSplits splits = load_data(data_path, strict);
     recalibrate_on_training_images(soup, splits, data_path, limit_images, meta);
   }
   write_changed_model(soup, meta, out);
