@@ -165,8 +165,20 @@ std::string Model::summary() const {
 
 void Workspace::reserve(const Model& model, int batch, bool for_training, int from) {
   const int trainable = std::max(model.first_trainable, 0);
+  // Buffers made for another model with as many layers (say a wider one) do not fit: re-size whenever a layer's
+  // output or convolution scratch differs from what this model needs.
+  const auto same_shapes = [&] {
+    for (size_t i = static_cast<size_t>(from_layer); i < model.layers.size(); ++i) {
+      const LayerPlan& p = model.layers[i];
+      if (act[i + 1].size() != static_cast<size_t>(capacity) * p.out.size()) return false;
+      if (p.spec.kind == LayerKind::Conv && !p.geom.direct() && col[i].size() != conv2d_scratch_floats(p.geom, capacity))
+        return false;
+    }
+    return act[from_layer].size() == static_cast<size_t>(capacity) * model.layers[from_layer].in.size() &&
+           probs.size() == static_cast<size_t>(capacity) * model.num_classes();
+  };
   if (batch <= capacity && act.size() == model.layers.size() + 1 && (training || !for_training) &&
-      (!for_training || trainable >= grad_from) && from >= from_layer)
+      (!for_training || trainable >= grad_from) && from >= from_layer && same_shapes())
     return;
   if (from < 0 || from >= static_cast<int>(model.layers.size()) || (for_training && from > trainable))
     throw std::logic_error("Workspace::reserve: from_layer out of range (or past the first trainable layer)");

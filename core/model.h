@@ -91,6 +91,8 @@ struct Workspace {
   std::vector<std::vector<int32_t>> argmax;  // maxpool
   Floats dcol;               // conv backward scratch (shared)
   Floats probs, dlogits;
+  // Makes the buffers fit model for batches of up to `batch` (never shrinks capacity). Buffers made for another
+  // model are re-made where they do not fit, so one workspace may serve several models in turn.
   void reserve(const Model& model, int batch, bool for_training = false, int from_layer = 0);
   float* input() { return act[0].data(); }
 };

@@ -327,6 +327,15 @@ TEST(Model, WideningKeepsTheLogits) {
     }
     EXPECT_GT(moved, 0.0);  // the noise reached the logits ...
     EXPECT_LT(moved, 0.2);  // ... but only a little
+    // One workspace serves both in turn: reserve re-sizes its buffers for the wider model (as many layers).
+    Workspace shared;
+    for (Model* m : {&narrow, &widened, &narrow}) {
+      shared.reserve(*m, 4);
+      load_input(*m, shared, px.data(), 4);
+      const float* l = forward(*m, shared, 4, {});
+      for (int j = 0; j < 12; ++j) EXPECT_EQ(l[j], (m == &narrow ? la : lb)[j]) << head << j;
+      EXPECT_EQ(shared.act[1].size(), 4 * m->layers[0].out.size());  // 4 or 7 channels
+    }
     // The original units keep their weights; the copies are the only ones the noise touched.
     const LayerPlan& first = widened.layers[0];
     for (int t = 0; t < 9; ++t)
