@@ -234,7 +234,8 @@ const float* forward(Model& model, Workspace& ws, int n, const ForwardOptions& o
     throw std::logic_error("forward: from_layer/until_layer out of range (or before the workspace's from_layer)");
   float* P = model.params.data();
   const InferencePlan* plan = opt.train ? nullptr : opt.plan;
-  if (plan && (plan->params != P || plan->size != model.params.size() || plan->conv.size() != model.layers.size()))
+  if (plan && (plan->params != P || plan->size != model.params.size() || plan->conv.size() != model.layers.size() ||
+               plan->bias.size() != model.layers.size()))
     throw std::logic_error("forward: the inference plan was made for other weights");
   for (size_t i = static_cast<size_t>(opt.from_layer); i < static_cast<size_t>(end); ++i) {
     const LayerPlan& p = model.layers[i];
@@ -242,11 +243,26 @@ const float* forward(Model& model, Workspace& ws, int n, const ForwardOptions& o
     float* y = ws.act[i + 1].data();
     const size_t count = static_cast<size_t>(n) * p.out.size();
     switch (p.spec.kind) {
-      case LayerKind::Conv:  // backward needs im2col(x) only for trainable layers
+      case LayerKind::Conv: {
+        if (plan && !plan->bias[i].empty() && i + 1 < static_cast<size_t>(end)) {
+          // Batch norm folded into the weights: straight into its output, or with a ReLU after it into the ReLU's
+          // (the skipped layers' outputs are not written; nothing reads them in inference).
+          const bool relu = i + 2 < static_cast<size_t>(end) && model.layers[i + 2].spec.kind == LayerKind::ReLU;
+          float* out = ws.act[i + (relu ? 3 : 2)].data();
+          conv2d_forward(x, n, p.geom, plan->weights[i].data(), plan->bias[i].data(), ws.col[i].data(), out, false,
+                         plan->conv[i].empty() ? nullptr : plan->conv[i].data());
+          if (relu) relu_forward(out, count, out);
+          i += relu ? 2 : 1;
+          break;
+        }
+        // Backward needs im2col(x) only for trainable layers. A plan's Winograd weights are those of this layer
+        // unless it folded a batch norm (not run here: until_layer stops before it).
+        const bool folded = plan && !plan->bias[i].empty();
         conv2d_forward(x, n, p.geom, P + p.w, P + p.b, ws.col[i].data(), y,
                        opt.train && static_cast<int>(i) >= model.first_trainable,
-                       plan && !plan->conv[i].empty() ? plan->conv[i].data() : nullptr);
+                       plan && !folded && !plan->conv[i].empty() ? plan->conv[i].data() : nullptr);
         break;
+      }
       case LayerKind::Dense: dense_forward(x, n, p.in.size(), p.out.c, P + p.w, P + p.b, y); break;
       case LayerKind::ReLU: relu_forward(x, count, y); break;
       case LayerKind::MaxPool: maxpool_forward(x, n, p.geom, y, opt.train ? ws.argmax[i].data() : nullptr); break;
@@ -450,15 +466,34 @@ std::string widen(const Model& src, Model& dst, uint64_t seed, float noise) {
 
 InferencePlan plan_inference(const Model& model) {
   InferencePlan plan;
-  plan.params = model.params.data();
+  const float* P = model.params.data();
+  plan.params = P;
   plan.size = model.params.size();
-  plan.conv.resize(model.layers.size());
-  for (size_t i = 0; i < model.layers.size(); ++i) {
+  const size_t L = model.layers.size();
+  plan.weights.resize(L);
+  plan.bias.resize(L);
+  plan.conv.resize(L);
+  for (size_t i = 0; i < L; ++i) {
     const LayerPlan& p = model.layers[i];
     if (p.spec.kind != LayerKind::Conv) continue;
+    const float* w = P + p.w;
+    if (i + 1 < L && model.layers[i + 1].spec.kind == LayerKind::BatchNorm) {
+      const LayerPlan& bn = model.layers[i + 1];
+      const int cout = p.geom.cout, patch = p.geom.patch();
+      Floats& fw = plan.weights[i];
+      Floats& fb = plan.bias[i];
+      fw.resize(static_cast<size_t>(patch) * cout);
+      fb.resize(static_cast<size_t>(cout));
+      for (int c = 0; c < cout; ++c) {
+        const float scale = P[bn.w + c] / std::sqrt(P[bn.var + c] + BatchNormParams{}.eps);
+        fb[c] = (P[p.b + c] - P[bn.mean + c]) * scale + P[bn.b + c];
+        for (int r = 0; r < patch; ++r) fw[static_cast<size_t>(r) * cout + c] = w[static_cast<size_t>(r) * cout + c] * scale;
+      }
+      w = fw.data();
+    }
     if (const size_t floats = conv2d_winograd_floats(p.geom)) {
       plan.conv[i].resize(floats);
-      conv2d_prepare_winograd(p.geom, model.params.data() + p.w, plan.conv[i].data());
+      conv2d_prepare_winograd(p.geom, w, plan.conv[i].data());
     }
   }
   return plan;

@@ -97,14 +97,18 @@ struct Workspace {
   float* input() { return act[0].data(); }
 };
 
-// Weights prepared once for faster inference: in the WebAssembly build, the Winograd transform of every 3x3 layer
-// that can run as Winograd (conv2d_prepare_winograd), so forward() does not redo it per call and runs small maps
-// (6x6) as Winograd too. Made from the model's current weights: whoever holds one makes it again after the
-// weights change (Pipeline does, in its constructor and set_model). Native builds prepare nothing.
+// Weights prepared once for faster inference. Every convolution followed by batch norm gets the batch norm folded
+// into its weights and bias (w * scale and (b - mean) * scale + beta per output channel, scale = gamma /
+// sqrt(var + eps)), so forward() skips the batch-norm pass and runs a ReLU that follows in place on the
+// convolution's output. In the WebAssembly build also the Winograd transform of every 3x3 layer that can run as
+// Winograd (conv2d_prepare_winograd, of the folded weights where folded), so forward() does not redo it per call
+// and runs small maps (6x6) as Winograd too. Made from the model's current weights: whoever holds one makes it
+// again after the weights change (Pipeline does, in its constructor and set_model).
 struct InferencePlan {
   const float* params = nullptr;  // the weights it was made from (forward refuses it for another array)
   size_t size = 0;
-  std::vector<Floats> conv;       // per layer: the prepared weights, or empty
+  std::vector<Floats> weights, bias;  // per layer: a convolution's folded weights and bias, or empty
+  std::vector<Floats> conv;           // per layer: the prepared Winograd weights, or empty
 };
 InferencePlan plan_inference(const Model& model);
 

@@ -230,13 +230,30 @@ TEST(Conv, InferenceAndTrainingKernelsMatchReference) {
   }
 }
 
-// A whole network with an InferencePlan gives the logits it gives without one; a plan for other weights is refused.
+// A whole network with an InferencePlan (batch norm folded into the convolutions) gives the logits it gives without
+// one, and so do its partial runs that stop between a convolution, its batch norm and their ReLU; a plan for other
+// weights is refused.
 TEST(Forward, InferencePlanGivesTheSameLogits) {
   Model m(resolve_spec("vgg-xs-f"));
   m.init(6);
+  Rng rng(9);
+  size_t bns = 0;
+  for (const LayerPlan& p : m.layers) {
+    if (p.spec.kind != LayerKind::BatchNorm) continue;
+    ++bns;
+    for (int c = 0; c < p.out.c; ++c) {  // trained-looking statistics, so that folding has something to fold
+      m.params[p.w + c] = rng.uniform(0.5f, 1.5f);
+      m.params[p.b + c] = rng.uniform(-0.3f, 0.3f);
+      m.params[p.mean + c] = rng.uniform(-0.5f, 0.5f);
+      m.params[p.var + c] = rng.uniform(0.3f, 2.0f);
+    }
+  }
   const InferencePlan plan = plan_inference(m);
-  size_t prepared = 0;
+  size_t prepared = 0, folded = 0;
   for (const Floats& u : plan.conv) prepared += !u.empty();
+  for (const Floats& b : plan.bias) folded += !b.empty();
+  EXPECT_EQ(folded, bns);
+  EXPECT_EQ(folded, 8u);
 #if defined(__wasm_simd128__)
   EXPECT_EQ(prepared, 7u);  // every 3x3 layer but the first (one input channel)
 #else
@@ -244,7 +261,6 @@ TEST(Forward, InferencePlanGivesTheSameLogits) {
 #endif
   Workspace ws;
   ws.reserve(m, 3);
-  Rng rng(9);
   std::vector<uint8_t> px(3 * kPixels);
   for (auto& p : px) p = static_cast<uint8_t>(rng.below(256));
   for (int n : {1, 3}) {
@@ -252,6 +268,23 @@ TEST(Forward, InferencePlanGivesTheSameLogits) {
     predict(m, ws, px.data(), n, plain.data());
     predict(m, ws, px.data(), n, planned.data(), false, &plan);
     for (size_t j = 0; j < plain.size(); ++j) EXPECT_NEAR(plain[j], planned[j], 1e-5) << "n " << n << ", " << j;
+  }
+  // Stopping after the 2nd convolution (layer 3), after its batch norm, and after its ReLU.
+  ASSERT_EQ(m.layers[3].spec.kind, LayerKind::Conv);
+  ASSERT_EQ(m.layers[5].spec.kind, LayerKind::ReLU);
+  for (int until : {4, 5, 6}) {
+    ForwardOptions plain_opt, plan_opt;
+    plain_opt.until_layer = plan_opt.until_layer = until;
+    plan_opt.plan = &plan;
+    load_input(m, ws, px.data(), 2);
+    const float* a = forward(m, ws, 2, plain_opt);
+    const Floats expect(a, a + 2 * m.layers[until - 1].out.size());
+    load_input(m, ws, px.data(), 2);
+    const float* b = forward(m, ws, 2, plan_opt);
+    double worst = 0;
+    for (size_t j = 0; j < expect.size(); ++j)
+      worst = std::max(worst, std::fabs(double(b[j]) - expect[j]) / (1 + std::fabs(double(expect[j]))));
+    EXPECT_LT(worst, 1e-5) << "until layer " << until;
   }
   Model other = m;
   ForwardOptions fo;
