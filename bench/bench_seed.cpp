@@ -46,15 +46,27 @@ void BM_TrainStep(benchmark::State& state, const char* arch) {
   state.counters["images/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * batch, benchmark::Counter::kIsRate);
 }
 
+// Args: batch, and 1 to run with an InferencePlan (batch norm folded into the convolutions, as the page and
+// Pipeline run) or 0 without (as evaluate and training's validation run): the two side by side.
 void BM_Inference(benchmark::State& state, const char* arch) {
   const int batch = static_cast<int>(state.range(0));
   Model m(resolve_spec(arch));
+  Rng rng(5);
+  for (const LayerPlan& p : m.layers)  // trained-looking batch-norm statistics (init's are the identity)
+    if (p.spec.kind == LayerKind::BatchNorm)
+      for (int c = 0; c < p.out.c; ++c) {
+        m.params[p.w + c] = rng.uniform(0.5f, 1.5f);
+        m.params[p.mean + c] = rng.uniform(-0.5f, 0.5f);
+        m.params[p.var + c] = rng.uniform(0.3f, 2.0f);
+      }
+  const InferencePlan plan = plan_inference(m);
+  const InferencePlan* use = state.range(1) ? &plan : nullptr;
   Workspace ws;
   ws.reserve(m, batch);
   auto px = random_images(batch);
   std::vector<float> probs(static_cast<size_t>(batch) * 7);
   for (auto _ : state) {
-    predict(m, ws, px.data(), batch, probs.data());
+    predict(m, ws, px.data(), batch, probs.data(), false, use);
     benchmark::DoNotOptimize(probs.data());
   }
   state.counters["images/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * batch, benchmark::Counter::kIsRate);
@@ -62,14 +74,14 @@ void BM_Inference(benchmark::State& state, const char* arch) {
 }  // namespace
 
 BENCHMARK_CAPTURE(BM_TrainStep, seed, "seed")->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_CAPTURE(BM_Inference, seed, "seed")->Arg(1)->Arg(64)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Inference, seed, "seed")->ArgsProduct({{1, 64}, {0, 1}})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_TrainStep, vgg-s, "vgg-s")->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_CAPTURE(BM_Inference, vgg-s, "vgg-s")->Arg(1)->Arg(64)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Inference, vgg-s, "vgg-s")->ArgsProduct({{1, 64}, {0, 1}})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_TrainStep, vgg-xs-f, "vgg-xs-f")->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_CAPTURE(BM_Inference, vgg-xs-f, "vgg-xs-f")->Arg(1)->Arg(64)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Inference, vgg-xs-f, "vgg-xs-f")->ArgsProduct({{1, 64}, {0, 1}})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_TrainStep, vgg-xs-fw, "vgg-xs-fw")->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_CAPTURE(BM_Inference, vgg-xs-fw, "vgg-xs-fw")->Arg(1)->Arg(64)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Inference, vgg-xs-fw, "vgg-xs-fw")->ArgsProduct({{1, 64}, {0, 1}})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_TrainStep, vgg-xs-fw2, "vgg-xs-fw2")->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_CAPTURE(BM_Inference, vgg-xs-fw2, "vgg-xs-fw2")->Arg(1)->Arg(64)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Inference, vgg-xs-fw2, "vgg-xs-fw2")->ArgsProduct({{1, 64}, {0, 1}})->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 BENCHMARK_MAIN();

@@ -245,13 +245,13 @@ const float* forward(Model& model, Workspace& ws, int n, const ForwardOptions& o
     switch (p.spec.kind) {
       case LayerKind::Conv: {
         if (plan && !plan->bias[i].empty() && i + 1 < static_cast<size_t>(end)) {
-          // Batch norm folded into the weights: straight into its output, or with a ReLU after it into the ReLU's
-          // (the skipped layers' outputs are not written; nothing reads them in inference).
+          // Batch norm folded into the weights: straight into its output, or with the ReLU after it (in the
+          // convolution's output stores) into the ReLU's; the skipped layers' outputs are not written (nothing
+          // reads them in inference).
           const bool relu = i + 2 < static_cast<size_t>(end) && model.layers[i + 2].spec.kind == LayerKind::ReLU;
           float* out = ws.act[i + (relu ? 3 : 2)].data();
           conv2d_forward(x, n, p.geom, plan->weights[i].data(), plan->bias[i].data(), ws.col[i].data(), out, false,
-                         plan->conv[i].empty() ? nullptr : plan->conv[i].data());
-          if (relu) relu_forward(out, count, out);
+                         plan->conv[i].empty() ? nullptr : plan->conv[i].data(), relu);
           i += relu ? 2 : 1;
           break;
         }

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "rng.h"
@@ -33,7 +34,8 @@ namespace {
 // accumulators stay in vector registers; CO == 0: any count, in blocks of 64.
 template <int CO>
 void small_k_gemm_bias_rows(const float* col, Eigen::Index rows, int patch, const float* w, const float* b, int cout,
-                            float* y) {
+                            float* y, bool relu) {
+  const float lo = relu ? 0.0f : -std::numeric_limits<float>::infinity();  // max(v, -inf) = v
 #pragma omp parallel for schedule(static)
   for (Eigen::Index r = 0; r < rows; ++r) {
     const float* __restrict cr = col + r * patch;
@@ -47,18 +49,18 @@ void small_k_gemm_bias_rows(const float* col, Eigen::Index rows, int patch, cons
         for (int o = 0; o < n; ++o) acc[o] += v * wk[o];
       }
       float* __restrict yr = y + r * cout + o0;
-      for (int o = 0; o < n; ++o) yr[o] = acc[o];
+      for (int o = 0; o < n; ++o) yr[o] = std::max(acc[o], lo);
     }
   }
 }
 
 void small_k_gemm_bias(const float* col, Eigen::Index rows, int patch, const float* w, const float* b, int cout,
-                       float* y) {
+                       float* y, bool relu) {
   switch (cout) {
-    case 16: return small_k_gemm_bias_rows<16>(col, rows, patch, w, b, cout, y);
-    case 32: return small_k_gemm_bias_rows<32>(col, rows, patch, w, b, cout, y);
-    case 64: return small_k_gemm_bias_rows<64>(col, rows, patch, w, b, cout, y);
-    default: return small_k_gemm_bias_rows<0>(col, rows, patch, w, b, cout, y);
+    case 16: return small_k_gemm_bias_rows<16>(col, rows, patch, w, b, cout, y, relu);
+    case 32: return small_k_gemm_bias_rows<32>(col, rows, patch, w, b, cout, y, relu);
+    case 64: return small_k_gemm_bias_rows<64>(col, rows, patch, w, b, cout, y, relu);
+    default: return small_k_gemm_bias_rows<0>(col, rows, patch, w, b, cout, y, relu);
   }
 }
 
@@ -242,7 +244,8 @@ void winograd_transform_weights(const ConvGeom& g, const float* w, float* U) {
 
 // U: prepared weights, or nullptr to transform w into the start of scratch first.
 void conv3x3_winograd_simd128(const float* x, int n, const ConvGeom& g, const float* w, const float* U,
-                              const float* b, float* scratch, float* y) {
+                              const float* b, float* scratch, float* y, bool relu) {
+  const v128_t lo = wasm_f32x4_splat(relu ? 0.0f : -std::numeric_limits<float>::infinity());  // pmax(v, -inf) = v
   const int cin = g.cin, cout = g.cout, tiles_x = g.wo / 2, tiles = (g.ho / 2) * tiles_x;
   const size_t row = static_cast<size_t>(g.wi + 2) * cin, ucin = static_cast<size_t>(cin) * cout;
   if (!U) {
@@ -315,9 +318,10 @@ void conv3x3_winograd_simd128(const float* x, int n, const ConvGeom& g, const fl
           const v128_t bias = wasm_v128_load(b + o);
           for (int i = 0; i < 2; ++i) {
             float* yo = yt + static_cast<size_t>(i) * g.wo * cout + o;
-            wasm_v128_store(yo, wasm_f32x4_add(bias, wasm_f32x4_add(wasm_f32x4_add(s[i][0], s[i][1]), s[i][2])));
-            wasm_v128_store(yo + cout,
-                            wasm_f32x4_add(bias, wasm_f32x4_sub(wasm_f32x4_sub(s[i][1], s[i][2]), s[i][3])));
+            const v128_t y0 = wasm_f32x4_add(bias, wasm_f32x4_add(wasm_f32x4_add(s[i][0], s[i][1]), s[i][2]));
+            const v128_t y1 = wasm_f32x4_add(bias, wasm_f32x4_sub(wasm_f32x4_sub(s[i][1], s[i][2]), s[i][3]));
+            wasm_v128_store(yo, wasm_f32x4_pmax(y0, lo));
+            wasm_v128_store(yo + cout, wasm_f32x4_pmax(y1, lo));
           }
         }
       }
@@ -327,13 +331,21 @@ void conv3x3_winograd_simd128(const float* x, int n, const ConvGeom& g, const fl
 #endif
 
 // y = a * w + b over rows: a (m x k), w (k x n), row-major.
-void gemm_bias(const float* a, Eigen::Index m, int k, const float* w, const float* b, int n, float* y) {
+void gemm_bias(const float* a, Eigen::Index m, int k, const float* w, const float* b, int n, float* y,
+               bool relu = false) {
 #if defined(__wasm_simd128__)
-  if (n % 8 == 0) return gemm_bias_simd128(a, m, k, w, n, b, y);
+  if (n % 8 == 0) {
+    gemm_bias_simd128(a, m, k, w, n, b, y);
+    if (relu) relu_forward(y, static_cast<size_t>(m) * n, y);
+    return;
+  }
 #endif
   MapR Y(y, m, n);
   Y.noalias() = CMapR(a, m, k) * CMapR(w, k, n);
-  Y.rowwise() += CMapRow(b, n);
+  if (relu)
+    Y = (Y.rowwise() + CMapRow(b, n)).cwiseMax(0.0f);
+  else
+    Y.rowwise() += CMapRow(b, n);
 }
 }  // namespace
 
@@ -431,13 +443,17 @@ void col2im_add(const float* dcol, int n, const ConvGeom& g, float* dx) {
 }
 
 void conv2d_forward(const float* x, int n, const ConvGeom& g, const float* w, const float* b, float* col, float* y,
-                    [[maybe_unused]] bool keep_col, [[maybe_unused]] const float* winograd_u) {
+                    [[maybe_unused]] bool keep_col, [[maybe_unused]] const float* winograd_u, bool relu) {
   const Eigen::Index m = static_cast<Eigen::Index>(n) * g.ho * g.wo;
 #if defined(__wasm_simd128__)
-  if (!keep_col && winograd_u && winograd_shape(g)) return conv3x3_winograd_simd128(x, n, g, w, winograd_u, b, col, y);
-  if (!keep_col && winograd_applies(g, n)) return conv3x3_winograd_simd128(x, n, g, w, nullptr, b, col, y);
-  if (!keep_col && simd_3x3_same(g) && g.wo % 4 == 0)
-    return conv3x3_same_simd128(x, n, g, w, b, col, y);  // col: (hi+2)*(wi+2)*cin <= ho*wo*9*cin floats
+  if (!keep_col && winograd_u && winograd_shape(g))
+    return conv3x3_winograd_simd128(x, n, g, w, winograd_u, b, col, y, relu);
+  if (!keep_col && winograd_applies(g, n)) return conv3x3_winograd_simd128(x, n, g, w, nullptr, b, col, y, relu);
+  if (!keep_col && simd_3x3_same(g) && g.wo % 4 == 0) {
+    conv3x3_same_simd128(x, n, g, w, b, col, y);  // col: (hi+2)*(wi+2)*cin <= ho*wo*9*cin floats
+    if (relu) relu_forward(y, static_cast<size_t>(m) * g.cout, y);
+    return;
+  }
 #endif
   const float* c = x;
   if (!g.direct()) {
@@ -445,10 +461,10 @@ void conv2d_forward(const float* x, int n, const ConvGeom& g, const float* w, co
     c = col;
   }
   if (g.patch() <= kSmallPatch) {  // e.g. the first layer (3x3x1): GEMM packing costs more than the math
-    small_k_gemm_bias(c, m, g.patch(), w, b, g.cout, y);
+    small_k_gemm_bias(c, m, g.patch(), w, b, g.cout, y, relu);
     return;
   }
-  gemm_bias(c, m, g.patch(), w, b, g.cout, y);
+  gemm_bias(c, m, g.patch(), w, b, g.cout, y, relu);
 }
 
 void conv2d_backward(const float* dy, int n, const ConvGeom& g, const float* w, const float* col, float* dw,

@@ -30,8 +30,9 @@ void col2im_add(const float* dcol, int n, const ConvGeom& g, float* dx);
 // WebAssembly build runs 3x3 'same' layers as Winograd F(2x2, 3x3) or straight from a padded copy, with no im2col).
 // winograd_u: the layer's weights already transformed by conv2d_prepare_winograd (inference only; ignored with
 // keep_col or where conv2d_winograd_floats(g) is 0), so that they are not transformed again on every call.
+// relu: y = max(0, ...), in the kernels' output stores where they can (no extra pass over y).
 void conv2d_forward(const float* x, int n, const ConvGeom& g, const float* w, const float* b, float* col, float* y,
-                    bool keep_col = true, const float* winograd_u = nullptr);
+                    bool keep_col = true, const float* winograd_u = nullptr, bool relu = false);
 // Scratch floats conv2d_forward needs for n images: at least the im2col size, n*ho*wo*patch.
 size_t conv2d_scratch_floats(const ConvGeom& g, int n);
 // Floats of a layer's Winograd-transformed weights (16 x cin x cout): 0 where inference never runs the layer as

@@ -183,12 +183,13 @@ TEST(Gradients, LossWithSoftTargets) {
 // when the sizes are even, the batch has 16 tiles or more and the channels are a multiple of 4 in and 8 out; else,
 // for rows of a multiple of 4 pixels, straight from a padded copy, with no im2col): both must give the same outputs
 // as a float64 reference, for shapes that take each kernel and the im2col fallback, with tails (tile counts past one
-// block of 16 and not a multiple of 4, channel counts not a multiple of 8, odd widths) and several images.
+// block of 16 and not a multiple of 4, channel counts not a multiple of 8, odd widths, one input channel) and several
+// images; with the ReLU in the output too.
 TEST(Conv, InferenceAndTrainingKernelsMatchReference) {
   struct Case { int h, w, cin, cout, n; };
   for (const Case c : {Case{24, 24, 32, 64, 1}, Case{7, 5, 9, 16, 3}, Case{6, 6, 3, 12, 2}, Case{12, 10, 64, 8, 1},
                        Case{22, 18, 16, 16, 2}, Case{6, 6, 128, 128, 1}, Case{6, 6, 64, 32, 2},
-                       Case{8, 12, 9, 16, 1}}) {
+                       Case{8, 12, 9, 16, 1}, Case{10, 10, 1, 16, 2}}) {
     const ConvGeom g = ConvGeom::make(c.h, c.w, c.cin, c.cout, 3, 1, true);
     Rng rng(c.h * 1000 + c.cin);
     Floats x(static_cast<size_t>(c.n) * c.h * c.w * c.cin), w(static_cast<size_t>(g.patch()) * c.cout), b(c.cout);
@@ -205,7 +206,12 @@ TEST(Conv, InferenceAndTrainingKernelsMatchReference) {
     if (!u.empty()) conv2d_prepare_winograd(g, w.data(), u.data());
     conv2d_forward(x.data(), c.n, g, w.data(), b.data(), col.data(), y_plan.data(), false,
                    u.empty() ? nullptr : u.data());
-    double worst_train = 0, worst_infer = 0, worst_plan = 0;
+    // The same two with the ReLU in the kernels' output (an InferencePlan's convolution followed by a ReLU).
+    Floats y_relu(y_train.size()), y_relu_plan(y_train.size());
+    conv2d_forward(x.data(), c.n, g, w.data(), b.data(), col.data(), y_relu.data(), false, nullptr, true);
+    conv2d_forward(x.data(), c.n, g, w.data(), b.data(), col.data(), y_relu_plan.data(), false,
+                   u.empty() ? nullptr : u.data(), true);
+    double worst_train = 0, worst_infer = 0, worst_plan = 0, worst_relu = 0;
     for (int i = 0; i < c.n; ++i)
       for (int oy = 0; oy < g.ho; ++oy)
         for (int ox = 0; ox < g.wo; ++ox)
@@ -223,10 +229,13 @@ TEST(Conv, InferenceAndTrainingKernelsMatchReference) {
             worst_train = std::max(worst_train, std::abs(y_train[j] - ref));
             worst_infer = std::max(worst_infer, std::abs(y_infer[j] - ref));
             worst_plan = std::max(worst_plan, std::abs(y_plan[j] - ref));
+            worst_relu = std::max({worst_relu, std::abs(y_relu[j] - std::max(ref, 0.0)),
+                                   std::abs(y_relu_plan[j] - std::max(ref, 0.0))});
           }
     EXPECT_LT(worst_train, 1e-4) << c.h << "x" << c.w << "x" << c.cin << " -> " << c.cout;
     EXPECT_LT(worst_infer, 1e-4) << c.h << "x" << c.w << "x" << c.cin << " -> " << c.cout;
     EXPECT_LT(worst_plan, 1e-4) << c.h << "x" << c.w << "x" << c.cin << " -> " << c.cout << " (prepared weights)";
+    EXPECT_LT(worst_relu, 1e-4) << c.h << "x" << c.w << "x" << c.cin << " -> " << c.cout << " (with the ReLU)";
   }
 }
 
