@@ -99,8 +99,8 @@ struct Workspace {
 
 // Weights prepared once for faster inference. Every convolution followed by batch norm gets the batch norm folded
 // into its weights and bias (w * scale and (b - mean) * scale + beta per output channel, scale = gamma /
-// sqrt(var + eps)), so forward() skips the batch-norm pass and runs a ReLU that follows in place on the
-// convolution's output. In the WebAssembly build also the Winograd transform of every 3x3 layer that can run as
+// sqrt(var + eps)), so forward() skips the batch-norm pass and runs a ReLU that follows in the convolution's
+// output stores (conv2d_forward's relu). In the WebAssembly build also the Winograd transform of every 3x3 layer that can run as
 // Winograd (conv2d_prepare_winograd, of the folded weights where folded), so forward() does not redo it per call
 // and runs small maps (6x6) as Winograd too. Made from the model's current weights: whoever holds one makes it
 // again after the weights change (Pipeline does, in its constructor and set_model).
