@@ -503,7 +503,9 @@ void dense_backward(const float* dy, const float* x, int n, int in, int out, con
 
 void relu_forward(const float* x, size_t count, float* y) {
 #if defined(__wasm_simd128__)
-  size_t i = 0;  // explicit SIMD: the scalar loop was not vectorized, and cost 2-3 ns per value
+  // Explicit SIMD: run in place (x == y), the plain loop cost about 2-3 ns a value here, most likely its scalar
+  // version (the vectorized one needs x and y apart).
+  size_t i = 0;
   for (; i + 4 <= count; i += 4) wasm_v128_store(y + i, wasm_f32x4_pmax(wasm_v128_load(x + i), wasm_f32x4_splat(0.0f)));
   for (; i < count; ++i) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 #else
