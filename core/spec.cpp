@@ -163,6 +163,19 @@ std::string format_spec(const Spec& spec) {
   return o.str();
 }
 
+namespace {
+// The vgg-xs-f family: four blocks of two 3x3 conv + batch norm (16, 32, c3, c4 filters), a flatten head (the 3x3
+// map keeps where on the face a feature is), dense 256.
+std::string vgg_xs_flatten(int c3, int c4) {
+  const auto block = [](int c) {
+    const std::string conv = "conv " + std::to_string(c) + " 3 same\nbn\nrelu\n";
+    return conv + conv + "maxpool 2\n";
+  };
+  return "input 48 48 1\n" + block(16) + block(32) + block(c3) + block(c4) +
+         "flatten\ndropout 0.4\ndense 256\nrelu\ndropout 0.4\ndense 7\nsoftmax\n";
+}
+}  // namespace
+
 std::string builtin_spec(const std::string& name) {
   if (name == "seed")  // the Keras seed: conv 32/64/128 + ReLU + max-pool + dropout, dense 256, 128, softmax 7
     return "input 48 48 1\n"
@@ -183,32 +196,11 @@ std::string builtin_spec(const std::string& name) {
            "dense 256\nrelu\ndropout 0.4\n"
            "dense 7\nsoftmax\n";
   if (name == "vgg-xs-f")  // vgg-s at half width with a flatten head: a 3x3 map keeps where on the face a feature is
-    return "input 48 48 1\n"
-           "conv 16 3 same\nbn\nrelu\nconv 16 3 same\nbn\nrelu\nmaxpool 2\n"
-           "conv 32 3 same\nbn\nrelu\nconv 32 3 same\nbn\nrelu\nmaxpool 2\n"
-           "conv 64 3 same\nbn\nrelu\nconv 64 3 same\nbn\nrelu\nmaxpool 2\n"
-           "conv 128 3 same\nbn\nrelu\nconv 128 3 same\nbn\nrelu\nmaxpool 2\n"
-           "flatten\ndropout 0.4\n"
-           "dense 256\nrelu\ndropout 0.4\n"
-           "dense 7\nsoftmax\n";
+    return vgg_xs_flatten(64, 128);
   if (name == "vgg-xs-fw")  // vgg-xs-f with wider deep blocks (80, 160): 1.28x the MACs; widen vgg-xs-f into it
-    return "input 48 48 1\n"
-           "conv 16 3 same\nbn\nrelu\nconv 16 3 same\nbn\nrelu\nmaxpool 2\n"
-           "conv 32 3 same\nbn\nrelu\nconv 32 3 same\nbn\nrelu\nmaxpool 2\n"
-           "conv 80 3 same\nbn\nrelu\nconv 80 3 same\nbn\nrelu\nmaxpool 2\n"
-           "conv 160 3 same\nbn\nrelu\nconv 160 3 same\nbn\nrelu\nmaxpool 2\n"
-           "flatten\ndropout 0.4\n"
-           "dense 256\nrelu\ndropout 0.4\n"
-           "dense 7\nsoftmax\n";
+    return vgg_xs_flatten(80, 160);
   if (name == "vgg-xs-fw2")  // wider still (96, 192): 1.26x vgg-xs-fw's MACs; the default model's network
-    return "input 48 48 1\n"
-           "conv 16 3 same\nbn\nrelu\nconv 16 3 same\nbn\nrelu\nmaxpool 2\n"
-           "conv 32 3 same\nbn\nrelu\nconv 32 3 same\nbn\nrelu\nmaxpool 2\n"
-           "conv 96 3 same\nbn\nrelu\nconv 96 3 same\nbn\nrelu\nmaxpool 2\n"
-           "conv 192 3 same\nbn\nrelu\nconv 192 3 same\nbn\nrelu\nmaxpool 2\n"
-           "flatten\ndropout 0.4\n"
-           "dense 256\nrelu\ndropout 0.4\n"
-           "dense 7\nsoftmax\n";
+    return vgg_xs_flatten(96, 192);
   if (name == "tiny")  // a few thousand parameters: for tests and smoke runs
     return "input 48 48 1\n"
            "conv 8 3 1 same\nrelu\nmaxpool 4\n"
