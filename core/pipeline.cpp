@@ -92,9 +92,15 @@ const std::vector<FaceResult>& Pipeline::process_gray(const uint8_t* gray, int w
   faces_.resize(nf);
   if (batch_.size() < static_cast<size_t>(nf) * kPixels) batch_.resize(static_cast<size_t>(nf) * kPixels);
   if (probs_.size() < static_cast<size_t>(nf) * kNumClasses) probs_.resize(static_cast<size_t>(nf) * kNumClasses);
+  const bool mirror = o.smooth && o.alternate_flip && !o.flip_tta && calls_++ % 2 == 1;
   for (int i = 0; i < nf; ++i) {
     faces_[i].box = boxes_[i];
-    crop_face(gray, width, height, boxes_[i], o.margin, batch_.data() + static_cast<size_t>(i) * kPixels);
+    faces_[i].mirrored = mirror;
+    uint8_t* crop = batch_.data() + static_cast<size_t>(i) * kPixels;
+    crop_face(gray, width, height, boxes_[i], o.margin, crop);
+    std::memcpy(faces_[i].crop, crop, kPixels);
+    if (mirror)
+      for (int y = 0; y < kSide; ++y) std::reverse(crop + y * kSide, crop + (y + 1) * kSide);
   }
   classify(batch_.data(), nf, probs_.data(), o.flip_tta);
   // Track: each face takes the unclaimed previous face it overlaps most (IoU > 0.3).
@@ -102,7 +108,6 @@ const std::vector<FaceResult>& Pipeline::process_gray(const uint8_t* gray, int w
   used.assign(previous_.size(), false);
   for (int i = 0; i < nf; ++i) {
     FaceResult& f = faces_[i];
-    std::memcpy(f.crop, batch_.data() + static_cast<size_t>(i) * kPixels, kPixels);
     std::copy_n(probs_.data() + static_cast<size_t>(i) * kNumClasses, kNumClasses, f.probs.begin());
     int best = -1;
     float best_iou = 0.3f;

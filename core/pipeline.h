@@ -17,8 +17,9 @@ struct FaceResult {
   std::array<float, kNumClasses> probs{};     // this frame's probabilities
   std::array<float, kNumClasses> smoothed{};  // after temporal smoothing (== probs when smoothing is off)
   int label = 0;                              // argmax of smoothed
+  bool mirrored = false;                      // probs are the mirrored crop's (PipelineOptions::alternate_flip)
   int track = 0;                              // stable id while the face stays in view
-  uint8_t crop[kPixels];                      // the model's input
+  uint8_t crop[kPixels];                      // the model's input (before mirroring, when mirrored)
 };
 
 struct PipelineOptions {
@@ -27,6 +28,9 @@ struct PipelineOptions {
   int max_faces = 8;         // the largest faces are kept
   bool smooth = true;        // exponential moving average per tracked face
   float smoothing = 0.6f;    // weight of the previous average (0: none, 0.95: very smooth)
+  // With smoothing, every other frame classifies the mirrored crops, so the average covers both views at one
+  // view's cost (flip averaging for video). flip_tta runs both views on every frame instead: twice the work.
+  bool alternate_flip = true;
   bool flip_tta = false;
   // Run the face detector on every n-th frame only; frames in between reuse the last boxes (crops and
   // classification still run on every frame). 1: detect on every frame.
@@ -72,6 +76,7 @@ class Pipeline {
   std::vector<bool> used_;
   int next_track_ = 1;
   long long frame_ = 0;  // frames since the last detection
+  long long calls_ = 0;  // frames processed (their parity picks the view under alternate_flip)
   int last_w_ = 0, last_h_ = 0;
   StageTimes times_;
 };

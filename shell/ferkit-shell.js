@@ -7,7 +7,8 @@
 //                    classify_ms, draw_ms}, faces: [{box: {x, y, w, h}, track, label, probabilities, smoothed}]}
 //   camera           {state: 'not started'|'starting'|'live'|'denied'|'no camera'|'lost'|'error', message,
 //                    frames: how camera frames are read, 'VideoFrame' (WebCodecs) or 'canvas'}
-//   crop(i)          Uint8Array(2304): the 48x48 grey crop the model saw for face i of the latest frame
+//   crop(i)          Uint8Array(2304): the 48x48 grey crop of face i of the latest frame (mirrored for the model
+//                    when the face is `mirrored`)
 //   loadModel(bytes, name) -> Promise<{ok, error}>   openImage(blob) -> Promise   startCamera(index)
 //   teach it your face (latest.teach: {samples: [per class], total, state: 'idle'|'running'|'done'|'failed'|
 //   'cancelled', message, step, steps, epoch, epochs, held_before, held_after, seconds, finetuned, storage}):

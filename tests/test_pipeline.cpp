@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <numeric>
 
 #include "detect.h"
@@ -59,13 +60,38 @@ TEST(Pipeline, RgbaFrameMatchesGreyFrameAndTracksAreStable) {
   const auto colour = b.process_rgba(rgba.data(), img.width, img.height, o);
   ASSERT_EQ(grey.size(), colour.size());
   for (size_t i = 0; i < grey.size(); ++i) EXPECT_EQ(grey[i].probs, colour[i].probs);
-  // The same frame again: every face keeps its track, and the average of identical frames is unchanged.
+  // The same frame again: every face keeps its track. The second frame classifies the mirrored crops
+  // (alternate_flip), so the average mixes both views: a * first view + (1 - a) * mirrored view.
   const auto second = b.process_rgba(rgba.data(), img.width, img.height, o);
   ASSERT_EQ(second.size(), colour.size());
   for (size_t i = 0; i < second.size(); ++i) {
+    EXPECT_FALSE(colour[i].mirrored);
+    EXPECT_TRUE(second[i].mirrored);
     EXPECT_EQ(second[i].track, colour[i].track);
-    for (int c = 0; c < kNumClasses; ++c) EXPECT_NEAR(second[i].smoothed[c], colour[i].probs[c], 1e-6);
+    EXPECT_EQ(0, std::memcmp(second[i].crop, colour[i].crop, kPixels));  // the crop stays unmirrored
+    uint8_t mirrored[kPixels];
+    for (int y = 0; y < kSide; ++y)
+      for (int x = 0; x < kSide; ++x) mirrored[y * kSide + x] = second[i].crop[y * kSide + kSide - 1 - x];
+    float view[kNumClasses], both[kNumClasses];
+    b.classify(mirrored, 1, view);
+    b.classify(second[i].crop, 1, both, /*flip_tta=*/true);
+    bool differs = false;
+    for (int c = 0; c < kNumClasses; ++c) {
+      EXPECT_NEAR(second[i].probs[c], view[c], 1e-6);
+      EXPECT_NEAR(second[i].smoothed[c], o.smoothing * colour[i].probs[c] + (1 - o.smoothing) * view[c], 1e-6);
+      differs |= std::fabs(view[c] - colour[i].probs[c]) > 1e-4f;
+      // With smoothing 0.5 two frames are exactly flip averaging.
+      EXPECT_NEAR(0.5f * (colour[i].probs[c] + view[c]), both[c], 1e-6);
+    }
+    EXPECT_TRUE(differs) << "the mirrored view should change a random network's output";
   }
+  // The third frame is unmirrored again; without alternate_flip (or smoothing) every frame is.
+  EXPECT_FALSE(b.process_rgba(rgba.data(), img.width, img.height, o)[0].mirrored);
+  o.alternate_flip = false;
+  for (int k = 0; k < 2; ++k) EXPECT_FALSE(b.process_rgba(rgba.data(), img.width, img.height, o)[0].mirrored);
+  o.alternate_flip = true;
+  o.smooth = false;
+  for (int k = 0; k < 2; ++k) EXPECT_FALSE(b.process_rgba(rgba.data(), img.width, img.height, o)[0].mirrored);
 }
 
 TEST(Pipeline, MaxFacesKeepsTheLargestAndBlankFramesHaveNone) {

@@ -90,6 +90,7 @@ struct App {
   std::string published;  // JSON, reused
   std::string published_teach;
   long long frames = 0;    // frames processed (published as frame.index)
+  bool flip_averaged = false;  // the last frame's probabilities average both views (published)
   int camera_state = 0;
   std::string camera_message;
   std::vector<std::string> cameras;

@@ -9,7 +9,8 @@
 //   uint8_t* fk_buffer(bytes)         the input buffer: grows, never shrinks (the pointer changes when it grows;
 //                                     null, with fk_last_error, when memory runs out)
 //   int fk_classify_rgba(w, h, smooth)  faces in the w*h RGBA frame in the buffer (-1: error); fk_results()
-//       then holds 12 floats a face: x, y, w, h, 7 probabilities (smoothed over calls if smooth), label index
+//       then holds 12 floats a face: x, y, w, h, 7 probabilities (smoothed over calls if smooth, every other
+//       call on the mirrored faces: PipelineOptions::alternate_flip), label index
 //   void fk_classify_crops(n, out)    n 48x48 grey crops in the buffer -> n*7 probabilities at out (NaN on error)
 //   fk_class_name(i), fk_num_params(), fk_model_info() (JSON), fk_last_error() ("" after a successful call)
 //

@@ -48,19 +48,24 @@ void publish(App& app) {
   const auto& faces = app.pipe->faces();
   const auto& names = app.pipe->model().class_names;
   const auto& t = app.pipe->times();
-  char buf[256];
+  char buf[512];
   std::string& s = app.published;
   s.clear();
   std::snprintf(buf, sizeof buf,
-                "{\"frame\":{\"width\":%d,\"height\":%d,\"source\":\"%s\",\"index\":%lld},\"fps\":%.2f,"
+                "{\"frame\":{\"width\":%d,\"height\":%d,\"source\":\"%s\",\"index\":%lld,\"flip_averaged\":%s},"
+                "\"fps\":%.2f,"
                 "\"timings\":{\"grab_ms\":%.3f,\"detect_ms\":%.3f,\"classify_ms\":%.3f,\"draw_ms\":%.3f},\"faces\":[",
-                app.frame_w, app.frame_h, app.source ? "image" : "camera", app.frames, ImGui::GetIO().Framerate, app.grab_ms,
+                app.frame_w, app.frame_h, app.source ? "image" : "camera", app.frames, app.flip_averaged ? "true" : "false",
+                ImGui::GetIO().Framerate, app.grab_ms,
                 t.detect_ms + t.gray_ms, t.classify_ms, app.draw_ms);
   s += buf;
   for (size_t i = 0; i < faces.size(); ++i) {
     const auto& f = faces[i];
-    std::snprintf(buf, sizeof buf, "%s{\"box\":{\"x\":%.1f,\"y\":%.1f,\"w\":%.1f,\"h\":%.1f},\"track\":%d,\"label\":\"%s\",",
-                  i ? "," : "", f.box.x, f.box.y, f.box.w, f.box.h, f.track, names[f.label].c_str());
+    std::snprintf(buf, sizeof buf,
+                  "%s{\"box\":{\"x\":%.1f,\"y\":%.1f,\"w\":%.1f,\"h\":%.1f},\"track\":%d,\"label\":\"%s\","
+                  "\"mirrored\":%s,",
+                  i ? "," : "", f.box.x, f.box.y, f.box.w, f.box.h, f.track, names[f.label].c_str(),
+                  f.mirrored ? "true" : "false");
     s += buf;
     for (int pass = 0; pass < 2; ++pass) {
       s += pass ? ",\"smoothed\":{" : "\"probabilities\":{";
@@ -131,7 +136,11 @@ void draw_panel(App& app) {
   ImGui::Separator();
   ImGui::Checkbox("temporal smoothing", &app.options.smooth);
   ImGui::SliderFloat("strength", &app.options.smoothing, 0.0f, 0.95f, "%.2f");
-  ImGui::Checkbox("flip averaging", &app.options.flip_tta);
+  ImGui::Checkbox("alternate mirrored frames", &app.options.alternate_flip);
+  if (ImGui::IsItemHovered())
+    ImGui::SetTooltip("With smoothing, every other frame classifies the mirrored face:\n"
+                      "flip averaging over time at one view's cost.");
+  ImGui::Checkbox("flip averaging (every frame, 2x work)", &app.options.flip_tta);
   ImGui::SliderInt("min face (px)", &app.options.detect.min_size, 24, 240);
   bool fast = app.options.detect.step == 2;
   if (ImGui::Checkbox("fast detection (window step 2)", &fast)) app.options.detect.step = fast ? 2 : 0;
@@ -202,10 +211,12 @@ void main_loop(void* arg) {
     app.frame_w = fw;
     app.frame_h = fh;
     app.source = source;
-    // A still image is processed once: it gets the thorough detector settings (OpenCV's window steps, every frame).
+    // A still image is processed once: it gets the thorough detector settings (OpenCV's window steps, every frame)
+    // and both views of each face (flip averaging, which video gets over frames from alternate_flip).
     ferkit::PipelineOptions o = app.options;
-    if (source == 1) o.detect.step = 0, o.detect_every = 1;
+    if (source == 1) o.detect.step = 0, o.detect_every = 1, o.flip_tta = true;
     app.pipe->process_rgba(app.frame.data(), fw, fh, o);
+    app.flip_averaged = o.flip_tta;
     ++app.frames;
   }
   // 3. The UI.
@@ -263,10 +274,15 @@ bool use_model(App& app, std::vector<uint8_t> bytes, const std::string& origin, 
     app.model_name = meta.value("name", origin);
     app.model_accuracy.clear();
     if (meta.contains("eval") && meta["eval"].contains("private")) {
-      char buf[64];
+      char buf[96];
       std::snprintf(buf, sizeof buf, "%.2f%% on FER-2013 PrivateTest",
                     meta["eval"]["private"].value("accuracy", 0.0) * 100);
       app.model_accuracy = buf;
+      if (meta.contains("eval_tta") && meta["eval_tta"].contains("private")) {  // what both views give
+        std::snprintf(buf, sizeof buf, "\n%.2f%% with both views (mirrored frames)",
+                      meta["eval_tta"]["private"].value("accuracy", 0.0) * 100);
+        app.model_accuracy += buf;
+      }
     }
     if (meta.contains("finetune") && meta["finetune"].is_object()) {
       const auto& f = meta["finetune"];

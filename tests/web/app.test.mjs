@@ -10,7 +10,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { writeFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { bmp, launch, root, dist, native, shots, photo, workDir, cameraSetup } from './helpers.mjs';
+import { bmp, viewed, launch, root, dist, native, shots, photo, workDir, cameraSetup } from './helpers.mjs';
 
 const work = workDir('e2e');
 
@@ -30,11 +30,12 @@ function offOrigin(log) {
 }
 
 // The native CLI's probabilities for a 48x48 crop.
-function nativePredict(crop, name) {
+function nativePredict(crop, name, tta = false) {
   const file = path.join(work, `${name}.bmp`);
   writeFileSync(file, bmp(crop));
   const out = execFileSync(path.join(native, 'native', 'fer-train'),
-                           ['predict', '--json', '--model', path.join(root, 'assets', 'models', 'default.ferkit'), file]);
+                           ['predict', '--json', ...(tta ? ['--tta'] : []), '--model',
+                            path.join(root, 'assets', 'models', 'default.ferkit'), file]);
   return JSON.parse(out)[0].probabilities;
 }
 
@@ -91,7 +92,8 @@ test('fake camera: the face is found and labelled, and the crop agrees with the 
     assert.equal(names.length, 7);
     const best = names.reduce((a, b) => (face.smoothed[a] >= face.smoothed[b] ? a : b));
     assert.equal(face.label, best);
-    const nat = nativePredict(r.crop, 'camera-crop');
+    assert.equal(r.latest.frame.flip_averaged, false);  // video: one view a frame
+    const nat = nativePredict(viewed(face, r.crop), 'camera-crop');
     for (const k of names)
       assert.ok(Math.abs(nat[k] - face.probabilities[k]) <= 1e-5, `${k}: wasm ${face.probabilities[k]} native ${nat[k]}`);
     for (const t of ['grab_ms', 'detect_ms', 'classify_ms', 'draw_ms']) assert.ok(r.latest.timings[t] >= 0, t);
@@ -165,7 +167,10 @@ test('no camera: an image dropped on the page runs through the same pipeline', a
     const r = await page.evaluate(() => ({ latest: window.ferkit.latest, crop: Array.from(window.ferkit.crop(0) || []) }));
     assert.equal(r.latest.frame.width, 548);
     assert.ok(r.latest.faces.length >= 1, 'no face found in the dropped photo');
-    const nat = nativePredict(r.crop, 'image-crop');
+    // A still image is classified once, with both views (flip averaging).
+    assert.equal(r.latest.frame.flip_averaged, true);
+    assert.equal(r.latest.faces[0].mirrored, false);
+    const nat = nativePredict(r.crop, 'image-crop', true);
     for (const k of Object.keys(nat)) assert.ok(Math.abs(nat[k] - r.latest.faces[0].probabilities[k]) <= 1e-5, k);
     await page.screenshot({ path: path.join(shots, 'image.png') });
     assert.deepEqual(offOrigin(log), []);

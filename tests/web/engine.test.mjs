@@ -305,9 +305,21 @@ test('faces in a photo agree with the native CLI (fer-train detect)', skipIf(noN
     assert.equal(CLASSES[f.label], nat.faces[i].label);
     assert.equal(f.label, f.probs.indexOf(Math.max(...f.probs)));
   });
-  // Smoothing (averages per tracked face over calls) over repeats of the same frame changes nothing.
-  for (let k = 0; k < 3; ++k)
-    classifyFrame(grey, 1).forEach((f, i) => f.probs.forEach((p, c) => assert.ok(Math.abs(p - faces[i].probs[c]) < 1e-5)));
+  // Smoothing averages per tracked face over calls (weight 0.6 on the past), and every other smoothed call
+  // classifies the mirrored face. Over repeats of the same frame: the first call adds the same view (no change),
+  // the second mixes in the mirrored view p1, the third the first view again.
+  const a = 0.6;
+  const near = (x, y, what) => x.forEach((v, c) => assert.ok(Math.abs(v - y[c]) < 1e-5, `${what}: ${x} vs ${y}`));
+  const s = [0, 1, 2].map(() => classifyFrame(grey, 1));
+  faces.forEach((f0, i) => {
+    const p0 = f0.probs;
+    near(s[0][i].probs, p0, `face ${i}, first smoothed call`);
+    const p1 = s[1][i].probs.map((v, c) => (v - a * p0[c]) / (1 - a));
+    assert.ok(p1.every((v) => v > -1e-4), `face ${i}: the mirrored view's probabilities ${p1}`);
+    assert.ok(Math.abs(p1.reduce((x, y) => x + y) - 1) < 1e-4, `face ${i}: the mirrored view sums to 1`);
+    assert.ok(p1.some((v, c) => Math.abs(v - p0[c]) > 1e-4), `face ${i}: the mirrored view changes nothing`);
+    near(s[2][i].probs, s[1][i].probs.map((v, c) => a * v + (1 - a) * p0[c]), `face ${i}, third call`);
+  });
 
   // The colour frame (the engine's own RGBA -> grey): the same faces, give or take a pixel.
   const colour = classifyFrame(decode(photo, false));

@@ -21,11 +21,16 @@ before(async () => {
 });
 after(() => server && server.stop());
 
-// The first face's crop and raw probabilities, from one and the same frame.
-const face = (page) => page.evaluate(() => {
-  const l = window.ferkit.latest;
-  if (!l || !l.faces.length) return null;
-  return { probs: l.faces[0].probabilities, crop: Array.from(window.ferkit.crop(0)) };
+// The first face's crop and raw probabilities, from one and the same unmirrored frame (with smoothing, every
+// other frame classifies the mirrored face: the page's "alternate mirrored frames"), so frames compare.
+const face = (page) => page.evaluate(async () => {
+  for (let i = 0; i < 60; ++i) {
+    const l = window.ferkit.latest;
+    if (l && l.faces.length && !l.faces[0].mirrored)
+      return { face: l.faces[0], probs: l.faces[0].probabilities, crop: Array.from(window.ferkit.crop(0)) };
+    await new Promise((r) => requestAnimationFrame(r));
+  }
+  return null;
 });
 
 test('capture, fine-tune, reload, download: the page learns an expression and keeps it', { timeout: 600000 }, async () => {
