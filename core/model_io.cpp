@@ -1,6 +1,7 @@
 #include "model_io.h"
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -36,6 +37,68 @@ void put_halves(std::vector<uint8_t>& out, const Floats& v) {
   }
 }
 [[noreturn]] void bad(const std::string& why) { throw ModelFormatError("model file: " + why); }
+
+// Output channels of a tensor stored as int8 (a convolution's or dense layer's weights), 0 for one kept as f32.
+size_t int8_channels(const Model& m, const TensorRef& t) {
+  const LayerPlan& l = m.layers[t.layer];
+  const bool weights = (l.spec.kind == LayerKind::Conv || l.spec.kind == LayerKind::Dense) && t.offset == l.w;
+  return weights && l.spec.units > 0 ? static_cast<size_t>(l.spec.units) : 0;
+}
+// Bytes of "params" stored as int8 (the layout in model_io.h).
+uint64_t int8_bytes(const Model& m) {
+  uint64_t bytes = 0;
+  for (const TensorRef& t : m.tensors) {
+    const size_t ch = int8_channels(m, t);
+    bytes += ch ? 4 * ch + t.size : 4 * t.size;
+  }
+  return bytes;
+}
+void put_int8(std::vector<uint8_t>& out, const Model& m) {
+  for (const TensorRef& t : m.tensors) {
+    const float* w = m.params.data() + t.offset;
+    const size_t ch = int8_channels(m, t);
+    if (!ch) {
+      const size_t at = out.size();
+      out.resize(at + 4 * t.size);
+      if (t.size) std::memcpy(out.data() + at, w, 4 * t.size);
+      continue;
+    }
+    std::vector<float> scale(ch, 0.0f);
+    for (size_t i = 0; i < t.size; ++i) scale[i % ch] = std::max(scale[i % ch], std::fabs(w[i]));
+    for (float& s : scale) {
+      if (!std::isfinite(s)) throw std::runtime_error("tensor " + t.name + " holds NaN or infinity");
+      s /= 127.0f;
+    }
+    const size_t at = out.size();
+    out.resize(at + 4 * ch + t.size);
+    std::memcpy(out.data() + at, scale.data(), 4 * ch);
+    for (size_t i = 0; i < t.size; ++i) {
+      const float s = scale[i % ch];
+      const float q = s > 0 ? std::clamp(std::nearbyint(w[i] / s), -127.0f, 127.0f) : 0.0f;
+      out[at + 4 * ch + i] = static_cast<uint8_t>(static_cast<int8_t>(q));
+    }
+  }
+}
+void get_int8(const uint8_t* p, Model& m) {
+  for (const TensorRef& t : m.tensors) {
+    float* w = m.params.data() + t.offset;
+    const size_t ch = int8_channels(m, t);
+    if (!ch) {
+      if (t.size) std::memcpy(w, p, 4 * t.size);
+      p += 4 * t.size;
+      continue;
+    }
+    std::vector<float> scale(ch);
+    std::memcpy(scale.data(), p, 4 * ch);
+    for (size_t o = 0; o < ch; ++o)
+      if (!(scale[o] >= 0.0f) || !std::isfinite(scale[o]))
+        bad("int8 weights of '" + t.name + "': the scale of output channel " + std::to_string(o) +
+            " is not a finite non-negative number");
+    p += 4 * ch;
+    for (size_t i = 0; i < t.size; ++i) w[i] = static_cast<float>(static_cast<int8_t>(p[i])) * scale[i % ch];
+    p += t.size;
+  }
+}
 }  // namespace
 
 uint32_t crc32(const uint8_t* data, size_t size, uint32_t crc) {
@@ -55,7 +118,7 @@ uint32_t crc32(const uint8_t* data, size_t size, uint32_t crc) {
 
 std::vector<uint8_t> save_model(const Model& model, const nlohmann::json& metadata, const std::vector<Blob>& extra,
                                 WeightStorage params) {
-  const bool f16 = params == WeightStorage::F16;
+  const bool f16 = params == WeightStorage::F16, i8 = params == WeightStorage::I8;
   nlohmann::json header;
   header["spec"] = format_spec(model.spec);
   header["classes"] = model.class_names;
@@ -64,7 +127,10 @@ std::vector<uint8_t> save_model(const Model& model, const nlohmann::json& metada
                           {"std", model.preprocess.std}};
   header["metadata"] = metadata.is_null() ? nlohmann::json::object() : metadata;
   nlohmann::json blobs = nlohmann::json::array();
-  blobs.push_back({{"name", "params"}, {"dtype", f16 ? "f16" : "f32"}, {"count", model.params.size()}});
+  if (i8)
+    blobs.push_back({{"name", "params"}, {"dtype", "i8"}, {"count", model.params.size()}, {"bytes", int8_bytes(model)}});
+  else
+    blobs.push_back({{"name", "params"}, {"dtype", f16 ? "f16" : "f32"}, {"count", model.params.size()}});
   for (const Blob& b : extra) blobs.push_back({{"name", b.name}, {"dtype", "f32"}, {"count", b.data.size()}});
   header["blobs"] = blobs;
   const std::string h = header.dump();
@@ -74,6 +140,8 @@ std::vector<uint8_t> save_model(const Model& model, const nlohmann::json& metada
   out.insert(out.end(), h.begin(), h.end());
   if (f16)
     put_halves(out, model.params);
+  else if (i8)
+    put_int8(out, model);
   else
     put_floats(out, model.params);
   for (const Blob& b : extra) put_floats(out, b.data);
@@ -99,23 +167,32 @@ Model load_model(const uint8_t* data, size_t size, nlohmann::json* metadata, std
   const auto& blobs = header.find("blobs");
   if (blobs == header.end() || !blobs->is_array() || blobs->empty() || blobs->size() > 64)
     bad("header field 'blobs' must be a list of 1..64 entries");
-  uint64_t total_bytes = 0;
-  bool params_f16 = false;
+  uint64_t total_bytes = 0, params_i8_bytes = 0;
+  bool params_f16 = false, params_i8 = false;
   for (const auto& b : *blobs) {
     if (!b.is_object() || !b.contains("name") || !b["name"].is_string() || !b.contains("count") ||
         !b["count"].is_number_unsigned())
       bad("each blob needs a 'name' and an unsigned 'count'");
+    const std::string name = b["name"].get<std::string>();
     const auto dtype = b.find("dtype");
-    const bool f16 = dtype != b.end() && *dtype == "f16";
-    if (dtype != b.end() && !f16 && *dtype != "f32")
-      bad("blob '" + b["name"].get<std::string>() + "' has unsupported dtype (expected f32 or f16)");
-    if (f16 && &b != &(*blobs)[0]) bad("blob '" + b["name"].get<std::string>() + "': only 'params' may be f16");
+    const bool f16 = dtype != b.end() && *dtype == "f16", i8 = dtype != b.end() && *dtype == "i8";
+    if (dtype != b.end() && !f16 && !i8 && *dtype != "f32")
+      bad("blob '" + name + "' has unsupported dtype (expected f32, f16 or i8)");
+    if ((f16 || i8) && &b != &(*blobs)[0]) bad("blob '" + name + "': only 'params' may be f16 or i8");
     params_f16 = params_f16 || f16;
+    params_i8 = params_i8 || i8;
     const uint64_t count = b["count"].get<uint64_t>();
     if (count > kMaxBlobFloats)
-      bad("blob '" + b["name"].get<std::string>() + "' claims " + std::to_string(count) +
-          " values, over the limit of " + std::to_string(kMaxBlobFloats));
-    total_bytes += count * (f16 ? 2 : 4);
+      bad("blob '" + name + "' claims " + std::to_string(count) + " values, over the limit of " +
+          std::to_string(kMaxBlobFloats));
+    if (i8) {
+      if (!b.contains("bytes") || !b["bytes"].is_number_unsigned() || b["bytes"].get<uint64_t>() > 4 * kMaxBlobFloats)
+        bad("blob '" + name + "' (i8) needs an unsigned 'bytes' of at most " + std::to_string(4 * kMaxBlobFloats));
+      params_i8_bytes = b["bytes"].get<uint64_t>();
+      total_bytes += params_i8_bytes;
+    } else {
+      total_bytes += count * (f16 ? 2 : 4);
+    }
   }
   const uint64_t expected = 16ull + hlen + total_bytes + 4;
   if (expected != size)
@@ -134,9 +211,14 @@ Model load_model(const uint8_t* data, size_t size, nlohmann::json* metadata, std
   if (nparams != model.planned_params())
     bad("architecture/weights mismatch: the architecture has " + std::to_string(model.planned_params()) +
         " parameters, the file holds " + std::to_string(nparams));
+  if (params_i8 && params_i8_bytes != int8_bytes(model))
+    bad("architecture/weights mismatch: the architecture's int8 weights take " + std::to_string(int8_bytes(model)) +
+        " bytes, the file holds " + std::to_string(params_i8_bytes));
   model.allocate(false);  // the file's weights replace every parameter
   const uint8_t* p = data + 16 + hlen;
-  if (params_f16) {
+  if (params_i8) {
+    get_int8(p, model);
+  } else if (params_f16) {
     for (uint64_t i = 0; i < nparams; ++i)
       model.params[i] = static_cast<float>(
           Eigen::numext::bit_cast<Eigen::half>(static_cast<uint16_t>(p[2 * i] | p[2 * i + 1] << 8)));
@@ -145,7 +227,7 @@ Model load_model(const uint8_t* data, size_t size, nlohmann::json* metadata, std
   }
   for (float f : model.params)
     if (!std::isfinite(f)) bad("weights contain NaN or infinity");
-  p += nparams * (params_f16 ? 2 : 4);
+  p += params_i8 ? params_i8_bytes : nparams * (params_f16 ? 2 : 4);
   if (header.contains("classes")) {
     const auto& cls = header["classes"];
     if (!cls.is_array() || cls.size() != static_cast<size_t>(model.num_classes()))

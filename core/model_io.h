@@ -7,7 +7,10 @@
 //   16      H     header: UTF-8 JSON {"spec": architecture text, "classes": [names], "preprocess": {...},
 //                 "metadata": {...}, "blobs": [{"name": "params", "dtype": "f32", "count": N}, ...]}
 //   16+H    ...   the blobs' data in header order: count * 4 bytes each ("f32"), or count * 2 bytes for "f16"
-//                 (IEEE half precision; only "params" may be f16, and loading widens it to float)
+//                 (IEEE half precision; only "params" may be f16, and loading widens it to float), or "bytes"
+//                 bytes for "i8" (only "params"): tensor by tensor in Model::tensors order, each convolution and
+//                 dense weight as one f32 scale per output channel then one int8 per weight (w = q * scale of its
+//                 output channel, in the weights' own [rows][outputs] order), every other tensor as f32
 //   end-4   4     u32 CRC-32 (IEEE) of every byte before it
 //
 // A model file holds one blob, "params" (Model::params, all weights and batch-norm statistics in layer order).
@@ -33,8 +36,11 @@ struct ModelFormatError : std::runtime_error {
 };
 
 // How save_model stores "params": float32, or IEEE half precision (half the bytes; the weights are rounded to
-// 11 significant bits, so a model saved as F16 predicts slightly differently: measure before shipping one).
-enum class WeightStorage { F32, F16 };
+// 11 significant bits), or I8: convolution and dense weights as 8-bit integers with one float32 scale per output
+// channel (scale = the channel's largest |w| / 127, so each weight is off by at most scale / 2), biases and
+// batch-norm values as float32 (about a quarter of the bytes). F16 and I8 predict slightly differently: measure
+// before shipping one.
+enum class WeightStorage { F32, F16, I8 };
 
 struct Blob {
   std::string name;

@@ -683,9 +683,10 @@ int cmd_detect(const std::string& model_path, const std::string& cascade_path, c
 }
 
 // A model file from a checkpoint (its best validation epoch's weights unless --last), e.g. to try a run
-// before it ends; or a copy of a model file. Optionally with half-precision weights and extra metadata (a JSON
-// object file whose keys are added to, or replace, the model's metadata: e.g. its evaluation for the model card).
-int cmd_export(const std::string& ckpt_path, const std::string& out, bool last, bool fp16, const std::string& meta_path) {
+// before it ends; or a copy of a model file. Optionally with half-precision or int8 weights and extra metadata (a
+// JSON object file whose keys are added to, or replace, the model's metadata: e.g. its evaluation for the card).
+int cmd_export(const std::string& ckpt_path, const std::string& out, bool last, WeightStorage storage,
+               const std::string& meta_path) {
   std::vector<uint8_t> bytes = read_file(ckpt_path);
   json meta;
   std::vector<Blob> blobs;
@@ -712,11 +713,12 @@ int cmd_export(const std::string& ckpt_path, const std::string& out, bool last, 
       throw std::runtime_error(meta_path + ": expected a JSON object (keys to add to the model's metadata)");
     meta.update(add);
   }
-  meta["weights"] = fp16 ? "f16" : "f32";
-  std::vector<uint8_t> out_bytes = save_model(model, meta, {}, fp16 ? WeightStorage::F16 : WeightStorage::F32);
+  const bool f16 = storage == WeightStorage::F16, i8 = storage == WeightStorage::I8;
+  meta["weights"] = i8 ? "i8" : f16 ? "f16" : "f32";
+  std::vector<uint8_t> out_bytes = save_model(model, meta, {}, storage);
   write_file_atomic(out, out_bytes.data(), out_bytes.size());
   std::fprintf(stderr, "wrote %s (%s weights, %s, %zu bytes)\n", out.c_str(), which,
-               fp16 ? "float16" : "float32", out_bytes.size());
+               i8 ? "int8 with per-channel scales" : f16 ? "float16" : "float32", out_bytes.size());
   return 0;
 }
 
@@ -848,12 +850,16 @@ int main(int argc, char** argv) {
   det->add_flag("--json", as_json, "print JSON");
 
   std::string ckpt_path, meta_path;
-  bool last = false, fp16 = false;
+  bool last = false, fp16 = false, int8 = false;
   CLI::App* exp = app.add_subcommand("export", "write a model file from a training checkpoint (or a model file)");
   exp->add_option("--checkpoint", ckpt_path, "checkpoint.ferkit, or a model file to convert")->required();
   exp->add_option("--out", out, "model file to write")->required();
   exp->add_flag("--last", last, "the last epoch's weights instead of the best validation epoch's");
-  exp->add_flag("--fp16", fp16, "store the weights as IEEE half precision (half the size)");
+  auto* fp16_flag = exp->add_flag("--fp16", fp16, "store the weights as IEEE half precision (half the size)");
+  exp->add_flag("--int8", int8,
+                "store convolution and dense weights as int8 with a float32 scale per output channel (about a "
+                "quarter of the size)")
+      ->excludes(fp16_flag);
   exp->add_option("--meta", meta_path, "JSON object file: keys added to the model's metadata");
 
   size_t limit_images = 0;
@@ -920,7 +926,9 @@ int main(int argc, char** argv) {
     if (*info) return cmd_info(model_path);
     if (*recal) return cmd_recalibrate(model_path, data_path, out, limit_images, strict, threads);
     if (*avg) return cmd_average(model_paths, data_path, out, limit_images, strict, threads);
-    if (*exp) return cmd_export(ckpt_path, out, last, fp16, meta_path);
+    if (*exp)
+      return cmd_export(ckpt_path, out, last,
+                        int8 ? WeightStorage::I8 : fp16 ? WeightStorage::F16 : WeightStorage::F32, meta_path);
     if (*det) return cmd_detect(model_path, cascade_path, images, as_json, crops_dir, min_size);
     if (*plot) return cmd_plot(history_path, out);
     if (*fine) return cmd_finetune(model_path, samples_dir, out, fc, threads);

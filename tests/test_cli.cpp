@@ -717,7 +717,7 @@ TEST_F(Cli, AverageIsTheMeanOfTheWeightsWithRecalibratedBatchNorm) {
   EXPECT_FALSE(fs::exists(tmp / "x.ferkit"));
 }
 
-TEST_F(Cli, ExportHalfPrecisionWithMetadata) {
+TEST_F(Cli, ExportHalfPrecisionAndInt8WithMetadata) {
   TempDir tmp;
   const std::string meta = tmp / "meta.json", half = tmp / "half.ferkit";
   write_all(meta, "{\"card\": \"see default.md\", \"name\": \"renamed\"}");
@@ -735,6 +735,24 @@ TEST_F(Cli, ExportHalfPrecisionWithMetadata) {
   for (const char* k : kClasses)
     EXPECT_NEAR(json::parse(a.out)[0]["probabilities"][k].get<double>(),
                 json::parse(b.out)[0]["probabilities"][k].get<double>(), 2e-3) << k;
+  // int8 with per-channel scales: smaller again, close predictions; --fp16 and --int8 together are refused.
+  const std::string i8 = tmp / "i8.ferkit";
+  RunResult q = run_cli({"export", "--checkpoint", model(), "--out", i8, "--int8"});
+  ASSERT_EQ(q.rc, 0) << describe(q);
+  EXPECT_TRUE(contains(q.err, "int8 with per-channel scales")) << q.err;
+  EXPECT_LT(fs::file_size(i8), fs::file_size(half));
+  RunResult qi = run_cli({"info", "--model", i8});
+  EXPECT_TRUE(contains(qi.out, "\"weights\": \"i8\"")) << qi.out;
+  RunResult c = run_cli({"predict", "--json", "--model", i8, png_});
+  ASSERT_EQ(c.rc, 0) << describe(c);
+  for (const char* k : kClasses)
+    EXPECT_NEAR(json::parse(a.out)[0]["probabilities"][k].get<double>(),
+                json::parse(c.out)[0]["probabilities"][k].get<double>(), 2e-2) << k;
+  RunResult both = run_cli({"export", "--checkpoint", model(), "--out", tmp / "x.ferkit", "--int8", "--fp16"});
+  EXPECT_NE(both.rc, 0);
+  EXPECT_TRUE(contains(both.err, "excludes")) << both.err;
+  EXPECT_FALSE(fs::exists(tmp / "x.ferkit"));
+
   write_all(meta, "[1, 2]");
   RunResult bad = run_cli({"export", "--checkpoint", model(), "--out", tmp / "x.ferkit", "--meta", meta});
   EXPECT_NE(bad.rc, 0);

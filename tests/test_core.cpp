@@ -729,6 +729,66 @@ TEST(ModelFile, HalfPrecisionWeightsRoundToTheNearestHalfAndHalveTheSize) {
   expect_rejected(rebuild(f16, hd.dump()), "dtype");
 }
 
+TEST(ModelFile, Int8WeightsKeepOneScalePerOutputChannel) {
+  // Convolution and dense weights as int8 with one scale per output channel; biases and batch norm as f32.
+  Model m(parse_spec("input 12 12 1; conv 6 3 same; bn; relu; maxpool 2; flatten; dense 5; softmax"));
+  m.init(11);
+  Rng rng(3);
+  for (float& v : m.params) v = rng.normal() * 0.3f;
+  const LayerPlan& conv = m.layers[0];
+  for (int k = 0; k < 9; ++k) m.params[conv.w + 6 * k + 2] = 0.0f;  // an all-zero output channel: scale 0
+  m.params[conv.w + 6 * 4 + 5] = 9.0f;  // one large weight sets its channel's scale, not the others'
+  for (size_t i = 0; i < m.params.size(); ++i)  // running variances must stay positive
+    if (i >= m.layers[1].var && i < m.layers[1].var + 6) m.params[i] = 0.5f + std::fabs(m.params[i]);
+  const auto f32 = save_model(m, nlohmann::json::object());
+  const auto i8 = save_model(m, nlohmann::json::object(), {}, WeightStorage::I8);
+  const auto hd = nlohmann::json::parse(header_of(i8));
+  EXPECT_EQ(hd["blobs"][0]["dtype"], "i8");
+  const size_t conv_w = 9 * 6, dense_w = 6 * 6 * 6 * 5, others = m.params.size() - conv_w - dense_w;
+  const size_t bytes = conv_w + 4 * 6 + dense_w + 4 * 5 + 4 * others;
+  EXPECT_EQ(hd["blobs"][0]["bytes"], bytes);
+  EXPECT_EQ(i8.size() - header_of(i8).size(), f32.size() - header_of(f32).size() - 4 * m.params.size() + bytes);
+  Model q = load_model(i8.data(), i8.size());
+  ASSERT_EQ(q.params.size(), m.params.size());
+  for (const TensorRef& t : m.tensors) {
+    const LayerPlan& l = m.layers[t.layer];
+    const bool quantized = (l.spec.kind == LayerKind::Conv || l.spec.kind == LayerKind::Dense) && t.offset == l.w;
+    const size_t ch = quantized ? static_cast<size_t>(l.spec.units) : 0;
+    for (size_t i = 0; i < t.size; ++i) {
+      const float w = m.params[t.offset + i], got = q.params[t.offset + i];
+      if (!quantized) {
+        ASSERT_EQ(got, w) << t.name << " " << i;  // stored as f32: exact
+        continue;
+      }
+      float amax = 0;
+      for (size_t j = i % ch; j < t.size; j += ch) amax = std::max(amax, std::fabs(m.params[t.offset + j]));
+      ASSERT_LE(std::fabs(got - w), amax / 127 / 2 * 1.0001f + 1e-7f) << t.name << " " << i;
+    }
+  }
+  EXPECT_EQ(q.params[conv.w + 6 * 4 + 5], 9.0f);      // the largest weight of a channel is exact
+  EXPECT_EQ(q.params[conv.w + 6 * 3 + 2], 0.0f);      // the zero channel stays zero
+  EXPECT_NE(q.params[conv.w + 6 * 4 + 4], 0.0f);      // a neighbouring channel keeps its own, smaller scale
+  // Saving the dequantized weights as int8 again gives the same bytes.
+  EXPECT_EQ(save_model(q, nlohmann::json::object(), {}, WeightStorage::I8), i8);
+
+  // Refused with the reason: truncated; a 'bytes' that does not fit the architecture; a negative scale; i8 on a
+  // blob other than params.
+  expect_rejected(std::vector<uint8_t>(i8.begin(), i8.end() - 10), "truncated");
+  auto h2 = hd;
+  h2["blobs"][0]["bytes"] = bytes + 1;
+  auto longer = i8;
+  longer.insert(longer.end() - 4, 0);  // one byte more, as the header says (rebuild recomputes the checksum)
+  expect_rejected(rebuild(longer, h2.dump()), "int8 weights take");
+  auto negative = i8;
+  const float minus = -1.0f;  // the first tensor is the convolution's weights: its scales come first
+  std::memcpy(negative.data() + 16 + header_of(i8).size(), &minus, 4);
+  expect_rejected(rebuild(negative, header_of(i8)), "scale of output channel 0");
+  auto h3 = nlohmann::json::parse(header_of(save_model(m, nlohmann::json::object(), {{"extra", Floats(3, 1.0f)}})));
+  h3["blobs"][1]["dtype"] = "i8";
+  expect_rejected(rebuild(save_model(m, nlohmann::json::object(), {{"extra", Floats(3, 1.0f)}}), h3.dump()),
+                  "only 'params' may be f16 or i8");
+}
+
 TEST(Spec, EveryBuiltInParsesAndRoundTrips) {
   for (const auto& name : builtin_names()) {
     SCOPED_TRACE(name);

@@ -354,22 +354,15 @@ test('ferkit.mjs works under node too: loadFerkit, classify(ImageData-like), cla
   assert.deepEqual(ferkit.classifyCrops(crops), classifyCrops(crops));
 });
 
-// The .ferkit file's "params" blob as a Float32Array (format: core/model_io.h).
+// The .ferkit file's "params" blob as a Float32Array (format: core/model_io.h; float32 files only: a float16 or
+// int8 model is first widened by `fer-train export`).
 function paramsOf(bytes) {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const hlen = dv.getUint32(12, true);
   const header = JSON.parse(new TextDecoder().decode(bytes.subarray(16, 16 + hlen)));
   assert.equal(header.blobs[0].name, 'params');
+  assert.equal(header.blobs[0].dtype ?? 'f32', 'f32');
   const n = header.blobs[0].count;
-  if (header.blobs[0].dtype === 'f16') {  // IEEE half precision (core/model_io.h), widened to float
-    const params = new Float32Array(n);
-    for (let i = 0; i < n; i++) {
-      const h = dv.getUint16(16 + hlen + 2 * i, true);
-      const e = (h >> 10) & 31, m = h & 1023, sign = h & 0x8000 ? -1 : 1;
-      params[i] = sign * (e === 0 ? m * 2 ** -24 : e === 31 ? (m ? NaN : Infinity) : (1 + m / 1024) * 2 ** (e - 15));
-    }
-    return { params, meta: header.metadata };
-  }
   const raw = new Uint8Array(bytes.subarray(16 + hlen, 16 + hlen + 4 * n));  // a copy (aligned, own buffer)
   return { params: new Float32Array(raw.buffer), meta: header.metadata };
 }
@@ -383,7 +376,7 @@ function paramsOf(bytes) {
 // rounding decides the sign of a near-zero gradient: with the default of 2026-11-26 21:40, one dense weight of
 // 816,087 moved +1.8e-4 natively and -2.0e-4 in wasm, every other weight agreed to 4e-5. A wrong kernel or
 // gradient moves many weights, not a handful. The head (what the page trains) starts from the shipped model; the
-// whole network from the float32 seed: from the float16-rounded default, 270 of the 1.3 M weights of the first two
+// whole network from the float32 seed: from the (then) float16-rounded default, 270 of the 1.3 M weights of the first two
 // convolutions ended up to 9.9e-4 apart (5 steps at the whole network's rate 2e-4), where rounding decided the sign
 // of near-zero gradients, every step, in a different direction natively and in wasm.
 const seedPath = path.join(root, 'assets', 'models', 'seed', 'seed.ferkit');
@@ -419,7 +412,9 @@ for (const mode of [{ name: 'head only', settings: { epochs: 4, seed: 5 }, args:
       M._fk_ft_end();
       return bytes;
     }))));
-    const a = paramsOf(readFileSync(out)), b = paramsOf(wasm), base = paramsOf(new Uint8Array(model));
+    const baseF32 = path.join(work, `base-${mode.args.length}.ferkit`);  // the base's weights as float32
+    execFileSync(fertrain, ['export', '--checkpoint', mode.base, '--out', baseF32], { stdio: 'pipe' });
+    const a = paramsOf(readFileSync(out)), b = paramsOf(wasm), base = paramsOf(readFileSync(baseF32));
     assert.equal(a.params.length, b.params.length);
     let worst = 0, moved = 0, apart = 0;
     for (let i = 0; i < a.params.length; i++) {
