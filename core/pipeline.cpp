@@ -92,7 +92,9 @@ const std::vector<FaceResult>& Pipeline::process_gray(const uint8_t* gray, int w
   faces_.resize(nf);
   if (batch_.size() < static_cast<size_t>(nf) * kPixels) batch_.resize(static_cast<size_t>(nf) * kPixels);
   if (probs_.size() < static_cast<size_t>(nf) * kNumClasses) probs_.resize(static_cast<size_t>(nf) * kNumClasses);
-  const bool mirror = o.smooth && o.alternate_flip && !o.flip_tta && calls_++ % 2 == 1;
+  const bool alternate = o.smooth && o.alternate_flip && !o.flip_tta;
+  const bool mirror = alternate && calls_++ % 2 == 1;
+  const int first_new_track = next_track_;
   for (int i = 0; i < nf; ++i) {
     faces_[i].box = boxes_[i];
     faces_[i].mirrored = mirror;
@@ -124,8 +126,30 @@ const std::vector<FaceResult>& Pipeline::process_gray(const uint8_t* gray, int w
       f.track = next_track_++;
       f.smoothed = f.probs;
     }
-    f.label = static_cast<int>(std::max_element(f.smoothed.begin(), f.smoothed.end()) - f.smoothed.begin());
   }
+  // Alternating views: a face seen for the first time also gets the other view now, so that its first label is
+  // flip-averaged too (one extra classification when a face appears, none while it is tracked).
+  if (alternate) {
+    int m = 0;
+    for (int i = 0; i < nf; ++i)
+      if (faces_[i].track >= first_new_track) {  // the view this frame did not classify, from the unmirrored crop
+        const uint8_t* crop = faces_[i].crop;
+        uint8_t* other = batch_.data() + static_cast<size_t>(m++) * kPixels;
+        if (mirror)
+          std::memcpy(other, crop, kPixels);
+        else
+          for (int y = 0; y < kSide; ++y) std::reverse_copy(crop + y * kSide, crop + (y + 1) * kSide, other + y * kSide);
+      }
+    classify(batch_.data(), m, probs_.data());
+    for (int i = 0, j = 0; i < nf; ++i)
+      if (faces_[i].track >= first_new_track) {
+        FaceResult& f = faces_[i];
+        const float* q = probs_.data() + static_cast<size_t>(j++) * kNumClasses;
+        for (int c = 0; c < kNumClasses; ++c) f.smoothed[c] = 0.5f * (f.probs[c] + q[c]);
+      }
+  }
+  for (FaceResult& f : faces_)
+    f.label = static_cast<int>(std::max_element(f.smoothed.begin(), f.smoothed.end()) - f.smoothed.begin());
   times_.classify_ms = ms_since(t0);
   return faces_;
 }

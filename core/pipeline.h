@@ -15,7 +15,8 @@ namespace ferkit {
 struct FaceResult {
   Box box;
   std::array<float, kNumClasses> probs{};     // this frame's probabilities
-  std::array<float, kNumClasses> smoothed{};  // after temporal smoothing (== probs when smoothing is off)
+  std::array<float, kNumClasses> smoothed{};  // after temporal smoothing (== probs when smoothing is off; a new
+                                              // face's starts as the mean of both views with alternate_flip)
   int label = 0;                              // argmax of smoothed
   bool mirrored = false;                      // probs are the mirrored crop's (PipelineOptions::alternate_flip)
   int track = 0;                              // stable id while the face stays in view
@@ -29,7 +30,8 @@ struct PipelineOptions {
   bool smooth = true;        // exponential moving average per tracked face
   float smoothing = 0.6f;    // weight of the previous average (0: none, 0.95: very smooth)
   // With smoothing, every other frame classifies the mirrored crops, so the average covers both views at one
-  // view's cost (flip averaging for video). flip_tta runs both views on every frame instead: twice the work.
+  // view's cost (flip averaging for video); a face seen for the first time gets both views at once (its smoothed
+  // result starts as their mean). flip_tta runs both views on every frame instead: twice the work.
   bool alternate_flip = true;
   bool flip_tta = false;
   // Run the face detector on every n-th frame only; frames in between reuse the last boxes (crops and

@@ -4,10 +4,11 @@
     scripts/alternate_flip_accuracy.py [--model M] [--data fer2013.csv(.gz)] [--split private|public] [--smoothing A]
 
 With temporal smoothing on (weight A on the past, 0.6 by default), the page classifies every other frame's faces
-mirrored (PipelineOptions::alternate_flip). On a face that holds still, the smoothed probabilities after two frames
-are A * p(view) + (1 - A) * p(mirrored view), and after many frames they settle at weights 1/(1+A) and A/(1+A),
-swapping with each frame. This prints the accuracy of each of those mixes on a FER-2013 split, next to one view
-(what every frame got before) and plain flip averaging (0.5 / 0.5, `fer-train eval --tta`: twice the work).
+mirrored (PipelineOptions::alternate_flip), and a face seen for the first time gets both views at once. On a face
+that holds still, the smoothed probabilities are the mean of both views on its first frame, A/2 * p(view) +
+(1 - A/2) * p(mirrored) or the other way round on its second (depending on which view that frame takes), and after
+many frames they settle at weights 1/(1+A) and A/(1+A), swapping with each frame. This prints the accuracy of
+each of those mixes on a FER-2013 split, next to one view alone (each frame's own probabilities).
 
 It writes the split's faces as BMP files into a temporary folder (deleted at the end; nothing goes into the
 repository), runs `fer-train predict --json` on them and on their mirror images, and mixes the probabilities.
@@ -80,13 +81,21 @@ def main():
 
     s = a.smoothing
     print(f'{a.model} on {usage} ({len(labels)} faces), smoothing {s}:')
-    rows = [('one view (each frame alone)', 1.0), ('the mirrored view alone', 0.0),
-            (f'two frames: {s:g} view + {1 - s:g} mirrored', s),
-            (f'still face, settled, view frame: {1 / (1 + s):.3f} view', 1 / (1 + s)),
-            (f'still face, settled, mirrored frame: {s / (1 + s):.3f} view', s / (1 + s)),
-            ('flip averaging (0.5 / 0.5, twice the work)', 0.5)]
-    for what, w in rows:
-        print(f'  {what:48s} {accuracy(w):6.2f}%')
+    print(f'  one view alone (a frame\'s own probabilities): {accuracy(1.0):.2f}%; the mirrored view alone: '
+          f'{accuracy(0.0):.2f}%')
+    print('  the smoothed label, frame by frame (weight of the unmirrored view, accuracy), for a face that appears')
+    print('  on an unmirrored frame | on a mirrored frame:')
+    weights = [0.5, 0.5]  # frame 1: both views
+    worst = 100.0
+    for frame in range(1, 11):
+        acc = [accuracy(w) for w in weights]
+        worst = min(worst, *acc)
+        print(f'  frame {frame:2d}: {weights[0]:.3f} {acc[0]:6.2f}% | {weights[1]:.3f} {acc[1]:6.2f}%')
+        # The next frame takes the other view: mirrored after an unmirrored frame and the other way round.
+        mirrored_next = [frame % 2 == 1, frame % 2 == 0]
+        weights = [s * w + (1 - s) * (0.0 if m else 1.0) for w, m in zip(weights, mirrored_next)]
+    print(f'  settled: {1 / (1 + s):.3f} {accuracy(1 / (1 + s)):.2f}% | {s / (1 + s):.3f} {accuracy(s / (1 + s)):.2f}%')
+    print(f'  the lowest of frames 1-10: {worst:.2f}%')
 
 
 if __name__ == '__main__':

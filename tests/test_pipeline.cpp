@@ -36,7 +36,10 @@ TEST(Pipeline, FindsAndClassifiesFacesInAPhoto) {
   ASSERT_GE(faces.size(), 1u);
   for (const auto& f : faces) {
     EXPECT_NEAR(std::accumulate(f.probs.begin(), f.probs.end(), 0.0f), 1.0f, 1e-5);
-    EXPECT_EQ(f.smoothed, f.probs);  // a new track starts unsmoothed
+    // A new track's smoothed result starts as the mean of both views (alternate_flip, on by default).
+    float both[kNumClasses];
+    p.classify(f.crop, 1, both, /*flip_tta=*/true);
+    for (int c = 0; c < kNumClasses; ++c) EXPECT_NEAR(f.smoothed[c], both[c], 1e-6);
     // The crop is what the model saw: classifying it again gives the same probabilities.
     float again[kNumClasses];
     p.classify(f.crop, 1, again);
@@ -61,7 +64,7 @@ TEST(Pipeline, RgbaFrameMatchesGreyFrameAndTracksAreStable) {
   ASSERT_EQ(grey.size(), colour.size());
   for (size_t i = 0; i < grey.size(); ++i) EXPECT_EQ(grey[i].probs, colour[i].probs);
   // The same frame again: every face keeps its track. The second frame classifies the mirrored crops
-  // (alternate_flip), so the average mixes both views: a * first view + (1 - a) * mirrored view.
+  // (alternate_flip), so the average mixes them in: a * the first frame's (both views) + (1 - a) * mirrored view.
   const auto second = b.process_rgba(rgba.data(), img.width, img.height, o);
   ASSERT_EQ(second.size(), colour.size());
   for (size_t i = 0; i < second.size(); ++i) {
@@ -78,7 +81,8 @@ TEST(Pipeline, RgbaFrameMatchesGreyFrameAndTracksAreStable) {
     bool differs = false;
     for (int c = 0; c < kNumClasses; ++c) {
       EXPECT_NEAR(second[i].probs[c], view[c], 1e-6);
-      EXPECT_NEAR(second[i].smoothed[c], o.smoothing * colour[i].probs[c] + (1 - o.smoothing) * view[c], 1e-6);
+      EXPECT_NEAR(colour[i].smoothed[c], both[c], 1e-6);  // a new face: both views at once
+      EXPECT_NEAR(second[i].smoothed[c], o.smoothing * colour[i].smoothed[c] + (1 - o.smoothing) * view[c], 1e-6);
       differs |= std::fabs(view[c] - colour[i].probs[c]) > 1e-4f;
       // With smoothing 0.5 two frames are exactly flip averaging.
       EXPECT_NEAR(0.5f * (colour[i].probs[c] + view[c]), both[c], 1e-6);
@@ -92,6 +96,17 @@ TEST(Pipeline, RgbaFrameMatchesGreyFrameAndTracksAreStable) {
   o.alternate_flip = true;
   o.smooth = false;
   for (int k = 0; k < 2; ++k) EXPECT_FALSE(b.process_rgba(rgba.data(), img.width, img.height, o)[0].mirrored);
+  // Faces that first appear on a mirrored frame (a blank frame went first) also start from both views.
+  o.smooth = true;
+  Pipeline c(tiny_model(), shipped_cascade());
+  std::vector<uint8_t> blank(4 * 64 * 64, 128);
+  EXPECT_TRUE(c.process_rgba(blank.data(), 64, 64, o).empty());
+  const auto late = c.process_rgba(rgba.data(), img.width, img.height, o);
+  ASSERT_EQ(late.size(), colour.size());
+  for (size_t i = 0; i < late.size(); ++i) {
+    EXPECT_TRUE(late[i].mirrored);
+    for (int c2 = 0; c2 < kNumClasses; ++c2) EXPECT_NEAR(late[i].smoothed[c2], colour[i].smoothed[c2], 1e-6);
+  }
 }
 
 TEST(Pipeline, MaxFacesKeepsTheLargestAndBlankFramesHaveNone) {

@@ -12,7 +12,8 @@
 // The returned object:
 //   classify(source, { smooth = false })  faces in the frame, largest first, boxes in the source's pixels. With
 //       smooth, probabilities are averaged over successive calls per tracked face (for video), and every other
-//       call classifies the mirrored faces, so the average covers both views (flip averaging at one view's cost).
+//       call classifies the mirrored faces, so the average covers both views (flip averaging at one view's cost;
+//       a face seen for the first time gets both views at once).
 //   classifyCrops(Uint8Array)  n 48x48 grey crops (n * 2304 bytes, row-major) -> n arrays of 7 probabilities
 //   loadModel(bytes)           replaces the model (ArrayBuffer or typed array of a .ferkit file); throws an Error
 //                              saying what is wrong with a bad file and keeps the current model
