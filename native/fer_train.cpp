@@ -625,7 +625,7 @@ int cmd_finetune(const std::string& model_path, const std::string& samples_dir, 
 
 // Finds the faces in whole photos and classifies each (the page's pipeline, natively).
 int cmd_detect(const std::string& model_path, const std::string& cascade_path, const std::vector<std::string>& images,
-               bool as_json, const std::string& crops_dir, int min_size) {
+               bool as_json, const std::string& crops_dir, int min_size, bool tta) {
   Model model = load_model_file(model_path);
   std::vector<uint8_t> cbytes = read_file(cascade_path);
   Cascade cascade;
@@ -637,6 +637,7 @@ int cmd_detect(const std::string& model_path, const std::string& cascade_path, c
   Pipeline pipe(std::move(model), std::move(cascade));
   PipelineOptions opt;
   opt.smooth = false;
+  opt.flip_tta = tta;  // as the page classifies a still image
   opt.detect.min_size = min_size;
   if (!crops_dir.empty()) make_dirs(crops_dir);
   int failures = 0;
@@ -848,6 +849,7 @@ int main(int argc, char** argv) {
   det->add_option("--crops", crops_dir, "write each face's 48x48 crop as PNG into this folder");
   det->add_option("--min-size", min_size, "smallest face side searched, pixels")->capture_default_str();
   det->add_flag("--json", as_json, "print JSON");
+  det->add_flag("--tta", tta, "average each face with its mirror image (as the page does for a still image)");
 
   std::string ckpt_path, meta_path;
   bool last = false, fp16 = false, int8 = false;
@@ -929,7 +931,7 @@ int main(int argc, char** argv) {
     if (*exp)
       return cmd_export(ckpt_path, out, last,
                         int8 ? WeightStorage::I8 : fp16 ? WeightStorage::F16 : WeightStorage::F32, meta_path);
-    if (*det) return cmd_detect(model_path, cascade_path, images, as_json, crops_dir, min_size);
+    if (*det) return cmd_detect(model_path, cascade_path, images, as_json, crops_dir, min_size, tta);
     if (*plot) return cmd_plot(history_path, out);
     if (*fine) return cmd_finetune(model_path, samples_dir, out, fc, threads);
   } catch (const std::exception& e) {

@@ -449,6 +449,31 @@ TEST_F(Cli, PredictPrintsClassProbabilities) {
   }
 }
 
+TEST_F(Cli, DetectWithTtaAgreesWithPredictOnItsCrops) {
+  // `detect --tta` classifies each face with its mirror image, as the page does for a still image: the same
+  // probabilities as `predict --tta` on the crop it writes, and not the plain ones.
+  const std::string photo = "/usr/share/doc/opencv-doc/examples/data/messi5.jpg";
+  if (!fs::exists(photo)) GTEST_SKIP() << photo << " missing (Debian package opencv-doc)";
+  TempDir tmp;
+  RunResult plain = run_cli({"detect", "--json", "--model", model(), photo});
+  RunResult both = run_cli({"detect", "--json", "--tta", "--model", model(), "--crops", tmp / "crops", photo});
+  ASSERT_EQ(plain.rc, 0) << describe(plain);
+  ASSERT_EQ(both.rc, 0) << describe(both);
+  const json p = json::parse(plain.out)[0]["faces"], b = json::parse(both.out)[0]["faces"];
+  ASSERT_GE(b.size(), 1u);
+  ASSERT_EQ(p.size(), b.size());
+  const std::string crop = tmp / "crops/messi5.jpg.face1.png";
+  RunResult pred = run_cli({"predict", "--json", "--tta", "--model", model(), crop});
+  ASSERT_EQ(pred.rc, 0) << describe(pred);
+  double moved = 0;
+  for (const char* k : kClasses) {
+    EXPECT_NEAR(b[0]["probabilities"][k].get<double>(),
+                json::parse(pred.out)[0]["probabilities"][k].get<double>(), 1e-5) << k;
+    moved = std::max(moved, std::fabs(b[0]["probabilities"][k].get<double>() - p[0]["probabilities"][k].get<double>()));
+  }
+  EXPECT_GT(moved, 1e-6) << "--tta changed nothing";
+}
+
 TEST_F(Cli, PredictJsonLabelIsArgmax) {
   RunResult r = run_cli({"predict", "--model", model(), "--json", png_, color_png_});
   ASSERT_EQ(r.rc, 0) << describe(r);
