@@ -162,6 +162,8 @@ double FineTune::held_now() {
 
 nlohmann::json FineTune::metadata(const nlohmann::json& base_metadata) {
   nlohmann::json m = base_metadata.is_object() ? base_metadata : nlohmann::json::object();
+  // The base's test-set figures and weight storage describe the base's weights, not these.
+  for (const char* stale : {"eval", "eval_tta", "weights"}) m.erase(stale);
   std::vector<int> counts(kNumClasses, 0);
   for (uint8_t l : split_.train.labels) ++counts[l];
   for (uint8_t l : split_.held.labels) ++counts[l];

@@ -167,8 +167,11 @@ TEST(Finetune, SameInputsGiveSameWeightsAndMetadataSaysWhatRan) {
   a.run();
   b.run();
   EXPECT_EQ(a.model().params, b.model().params);
-  const nlohmann::json m = a.metadata({{"name", "base"}});
+  const nlohmann::json m =
+      a.metadata({{"name", "base"}, {"eval", {{"private", {{"accuracy", 0.7}}}}}, {"eval_tta", 1}, {"weights", "i8"}});
   EXPECT_EQ(m["name"], "base");
+  // The base's evaluation and storage are not this model's: dropped, not carried over.
+  EXPECT_FALSE(m.contains("eval") || m.contains("eval_tta") || m.contains("weights")) << m.dump();
   EXPECT_EQ(m["finetune"]["config"]["epochs"], 3);
   EXPECT_EQ(m["finetune"]["epochs_run"], 3);
   EXPECT_EQ(m["finetune"]["samples_per_class"][0], 4);
