@@ -248,6 +248,9 @@ int main(int argc, char** argv) {
       ferkit::Model mini(ferkit::parse_spec("input 4 4 1; conv 2 3; bn; relu; gap; dense 3; softmax"));
       mini.class_names = {"a", "b", "c"};
       put("model", "mini.ferkit", ferkit::save_model(mini, nlohmann::json::object()));
+      mini.init(3);  // nonzero weights: int8 scales and half-precision values worth mutating
+      put("model", "mini_f16.ferkit", ferkit::save_model(mini, nlohmann::json::object(), {}, ferkit::WeightStorage::F16));
+      put("model", "mini_i8.ferkit", ferkit::save_model(mini, nlohmann::json::object(), {}, ferkit::WeightStorage::I8));
       ferkit::Model flat(ferkit::parse_spec("input 2 2 1; flatten; dense 2; softmax"));
       put("model", "flat_extra_blobs.ferkit",
           ferkit::save_model(flat, {{"best_epoch", 1}},
