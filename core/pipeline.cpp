@@ -18,6 +18,14 @@ float iou(const Box& a, const Box& b) {
   const float uni = a.w * a.h + b.w * b.h - inter;
   return uni > 0 ? inter / uni : 0.0f;
 }
+// A 48x48 crop as the model sees it: as it is, or mirrored (each row reversed).
+void copy_view(const uint8_t* crop, bool mirrored, uint8_t* out) {
+  if (!mirrored) {
+    std::memcpy(out, crop, kPixels);
+    return;
+  }
+  for (int y = 0; y < kSide; ++y) std::reverse_copy(crop + y * kSide, crop + (y + 1) * kSide, out + y * kSide);
+}
 }  // namespace
 
 Pipeline::Pipeline(Model model, Cascade cascade) : detector_(std::move(cascade)) { set_model(std::move(model)); }
@@ -98,11 +106,8 @@ const std::vector<FaceResult>& Pipeline::process_gray(const uint8_t* gray, int w
   for (int i = 0; i < nf; ++i) {
     faces_[i].box = boxes_[i];
     faces_[i].mirrored = mirror;
-    uint8_t* crop = batch_.data() + static_cast<size_t>(i) * kPixels;
-    crop_face(gray, width, height, boxes_[i], o.margin, crop);
-    std::memcpy(faces_[i].crop, crop, kPixels);
-    if (mirror)
-      for (int y = 0; y < kSide; ++y) std::reverse(crop + y * kSide, crop + (y + 1) * kSide);
+    crop_face(gray, width, height, boxes_[i], o.margin, faces_[i].crop);
+    copy_view(faces_[i].crop, mirror, batch_.data() + static_cast<size_t>(i) * kPixels);
   }
   classify(batch_.data(), nf, probs_.data(), o.flip_tta);
   // Track: each face takes the unclaimed previous face it overlaps most (IoU > 0.3).
@@ -132,14 +137,8 @@ const std::vector<FaceResult>& Pipeline::process_gray(const uint8_t* gray, int w
   if (alternate) {
     int m = 0;
     for (int i = 0; i < nf; ++i)
-      if (faces_[i].track >= first_new_track) {  // the view this frame did not classify, from the unmirrored crop
-        const uint8_t* crop = faces_[i].crop;
-        uint8_t* other = batch_.data() + static_cast<size_t>(m++) * kPixels;
-        if (mirror)
-          std::memcpy(other, crop, kPixels);
-        else
-          for (int y = 0; y < kSide; ++y) std::reverse_copy(crop + y * kSide, crop + (y + 1) * kSide, other + y * kSide);
-      }
+      if (faces_[i].track >= first_new_track)  // the view this frame did not classify
+        copy_view(faces_[i].crop, !mirror, batch_.data() + static_cast<size_t>(m++) * kPixels);
     classify(batch_.data(), m, probs_.data());
     for (int i = 0, j = 0; i < nf; ++i)
       if (faces_[i].track >= first_new_track) {

@@ -43,7 +43,6 @@ export function serve(dir) {
   });
 }
 
-// A 48x48 grey crop as a 24-bit BMP (grey = R = G = B, so decoding gives the same bytes back).
 // The 48x48 crop the model saw for a face of window.ferkit.latest: a mirrored frame (the page's "alternate
 // mirrored frames", on by default with smoothing) classified the mirrored crop.
 export function viewed(face, crop) {
@@ -51,6 +50,7 @@ export function viewed(face, crop) {
   return face.mirrored ? crop.map((_, i) => crop[i - (i % 48) + 47 - (i % 48)]) : crop;
 }
 
+// A 48x48 grey crop as a 24-bit BMP (grey = R = G = B, so decoding gives the same bytes back).
 export function bmp(crop) {
   const row = 48 * 3, size = 54 + row * 48;
   const b = Buffer.alloc(size);

@@ -27,7 +27,7 @@ const face = (page) => page.evaluate(async () => {
   for (let i = 0; i < 60; ++i) {
     const l = window.ferkit.latest;
     if (l && l.faces.length && !l.faces[0].mirrored)
-      return { face: l.faces[0], probs: l.faces[0].probabilities, crop: Array.from(window.ferkit.crop(0)) };
+      return { probs: l.faces[0].probabilities, crop: Array.from(window.ferkit.crop(0)) };
     await new Promise((r) => requestAnimationFrame(r));
   }
   return null;
