@@ -3,9 +3,10 @@
 // the same weights on both sides, up to float rounding differences between the native and WebAssembly kernels.
 //
 // The guard against forgetting the base model is twofold:
-//  - by default only the classifier head trains (the last two dense layers); the convolutional features and the
-//    first dense layer, learnt from 28,709 FER-2013 faces, stay frozen. A few dozen crops of one person cannot teach
-//    better features, but they can move the decision boundaries for that person's face.
+//  - by default only the classifier head trains (the last two dense layers, which in the shipped default's network
+//    are all of its dense layers); the convolutional features, learnt from 28,709 FER-2013 faces, stay frozen. A
+//    few dozen crops of one person cannot teach better features, but they can move the decision boundaries for
+//    that person's face.
 //  - L2-SP: the loss gains anchor/2 * |w - w_base|^2 over the trainable weights, so the head (or, in
 //    whole-network mode, every layer, at a 10x smaller learning rate) stays near the base model unless the
 //    samples pull it away. Weight decay toward zero would instead erase what the base model knew.
@@ -28,10 +29,9 @@ namespace ferkit {
 struct FinetuneConfig {
   bool whole_network = false;  // false: the head only (the last head_layers dense layers)
   // Head only: how many dense layers train, counted from the output; 0 (or more than the model has): all of them.
-  // The seed model's head is dense 256 -> dense 128 -> dense 7; by default the last two train, over the frozen
-  // 256 features: 34 K weights instead of 1.2 M (the default vgg-xs-f's two dense layers: 297 K over 1152
-  // frozen convolution outputs), which a few dozen crops can move without overfitting, at a
-  // fraction of the cost per step.
+  // The default's network (vgg-xs-fw2) ends in dense 256 -> dense 7 over 1728 frozen convolution outputs, so the
+  // default 2 trains both: 444 K of its 1.07 M parameters, and a step costs only those two layers. The seed
+  // network's head is dense 256 -> dense 128 -> dense 7, where 2 trains the last two over 256 frozen features.
   int head_layers = 2;
   int epochs = 15;
   float lr = 0.0f;             // 0: the default for the mode (kHeadLr or kWholeLr)

@@ -104,7 +104,8 @@ void small_k_weight_grad(const float* col, const float* dy, Eigen::Index rows, i
 // r < MR, where A_r[s] = A + r*row_step + s*seg_step. A plain GEMM row is one segment (seg_len = K); a 3x3
 // convolution reads its patch straight from a zero-padded input as 3 segments (one per kernel row), with no
 // im2col copy. MR*NV f32x4 accumulators: MR = 4, NV = 2 leaves registers to spare on x86-64 engines (16 vector
-// registers) and measured fastest; MR = 1, NV = 8 streams whole cache lines of B for matrix-vector products.
+// registers) and was the fastest shape tried (bench/conv_layers compares them); MR = 1, NV = 8 streams whole cache
+// lines of B for matrix-vector products.
 template <int MR, int NV>
 inline void simd128_block(const float* A, size_t row_step, int segs, size_t seg_step, int seg_len, const float* B,
                           int N, const float* bias, float* C, size_t ldc) {
@@ -158,8 +159,8 @@ void pad_image_by_one(const float* xi, const ConvGeom& g, float* pad) {
 
 // 3x3, stride 1, 'same' convolution straight from a zero-padded copy of each image (pad: (hi+2)*(wi+2)*cin floats):
 // a block of 4 output pixels in a row reads its patches as 3 segments of 3*cin floats, one per kernel row. For rows
-// of a multiple of 4 pixels: on 6x6 maps im2col + GEMM measured faster (bench/conv_layers: 115 vs 136 us for
-// 6x6x64 -> 128), its 4-row blocks running over the whole image instead of one short row.
+// of a multiple of 4 pixels: on rows shorter than that (6x6 maps) im2col + GEMM is faster, its 4-row blocks
+// running over the whole image instead of one short row (bench/conv_layers times both).
 void conv3x3_same_simd128(const float* x, int n, const ConvGeom& g, const float* w, const float* b, float* pad,
                           float* y) {
   const int cin = g.cin, cout = g.cout;
@@ -182,13 +183,12 @@ void conv3x3_same_simd128(const float* x, int n, const ConvGeom& g, const float*
 // channel instead of 36. The 16 elementwise products become 16 GEMMs (tiles x cin) * (cin x cout), run by the same
 // register blocks as every other product here. For 'same' 3x3 stride-1 layers with even sizes, cin % 4 == 0 and
 // cout % 8 == 0. Scratch layout (winograd_scratch_floats): U, the transformed weights (16 x cin x cout), the padded
-// image, V (16 x kTileBlock x cin) and M (16 x kTileBlock x cout) for one block of tiles at a time. Measured on the
-// default model's layers (48x48x16 to 12x12x64, one image; a per-layer timing of this file against its version
-// before Winograd): blocks of 16 tiles, with each of the 16 planes padded by kPlanePad floats so that they do not
-// share cache sets, ran 1.4-1.8x faster than the direct kernel; blocks of 64 without the padding, 0.9-1.3x. Without
-// prepared weights (conv2d_prepare_winograd, held by an InferencePlan) the weight transform is redone on every call,
-// so layers with fewer than kMinTiles tiles in the whole batch (6x6 maps, one image: 9) take another kernel: there
-// the transform alone made Winograd 0.7x the direct kernel; with prepared weights it is 1.7-2.0x (bench/conv_layers).
+// image, V (16 x kTileBlock x cin) and M (16 x kTileBlock x cout) for one block of tiles at a time. Blocks of 16
+// tiles keep V and M in cache, and each of the 16 planes is padded by kPlanePad floats so that they do not share
+// cache sets (without the padding, larger blocks were no faster than the direct kernel). Without prepared weights
+// (conv2d_prepare_winograd, held by an InferencePlan) the weight transform is redone on every call, which costs
+// more than it saves on small maps, so layers with fewer than kMinTiles tiles in the whole batch (6x6 maps, one
+// image: 9) take another kernel; with prepared weights every 3x3 layer gains. bench/conv_layers times each layer.
 constexpr int kTileBlock = 16;
 constexpr int kPlanePad = 16;
 constexpr int kMinTiles = 16;

@@ -1,8 +1,8 @@
-// The training loop, shared by the native trainer and (later) in-page fine-tuning. It is driven in small
-// pieces: begin_epoch(), step() per batch, end_epoch(), so a caller can draw progress, check for cancellation,
-// write checkpoints, or run a few batches per animation frame. All randomness (shuffling, augmentation,
-// dropout) is derived from (seed, epoch, batch), so a run resumed from an epoch checkpoint continues exactly
-// as the uninterrupted run would.
+// The training loop, shared by the native trainer and fine-tuning (finetune.h: `fer-train finetune` and the
+// page's teach panel). It is driven in small pieces: begin_epoch(), step() per batch, end_epoch(), so a caller can
+// draw progress, check for cancellation, write checkpoints, or run a few batches per animation frame. All
+// randomness (shuffling, augmentation, dropout) is derived from (seed, epoch, batch), so a run resumed from an
+// epoch checkpoint continues exactly as the uninterrupted run would.
 #pragma once
 #include <cstdint>
 #include <nlohmann/json_fwd.hpp>

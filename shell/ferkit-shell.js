@@ -318,10 +318,10 @@
   });
 
   // A frame's RGBA pixels go into wasm memory at ptr, and the texture is uploaded from there (no synchronous
-  // read-back from the GPU process, and no upload of the <video> itself: 30 ms a 640x480 frame in SwiftShader).
-  // Camera frames: VideoFrame.copyTo converts to RGBA off the main thread (0.5 ms a 640x480 frame in headless
-  // Chromium, against 11 ms for drawImage + getImageData), pipelined: each call hands over the frame copied since
-  // the last one and starts copying the newest. Browsers without it (or whose copyTo cannot convert) use a
+  // read-back from the GPU process, and no upload of the <video> itself, which is slow in software GL).
+  // Camera frames: VideoFrame.copyTo converts to RGBA off the main thread (far cheaper on the main thread than
+  // drawImage + getImageData), pipelined: each call hands over the frame copied since the last one and starts
+  // copying the newest. Browsers without it (or whose copyTo cannot convert) use a
   // CPU-backed 2-D canvas (willReadFrequently).
   function drawInto(src, ptr, w, h) {
     if (!S.frameCanvas || S.frameCanvas.width !== w || S.frameCanvas.height !== h) {

@@ -12,10 +12,9 @@ import createFerkitEngine from './ferkit-engine.mjs';
 const enginePromise = createFerkitEngine();
 
 // Training runs in slices of SLICE_MS with PAUSE_MS between them: on a 2-core machine the page (its main thread
-// and the browser's compositor) needs most of the other core and some of this one to keep the camera view at
-// 20 fps; the pauses give it that, at the cost of a longer fine-tuning (measured with bench/finetune_page.mjs:
-// 30/30 kept 22-29 fps during a 1.1-1.4 s fine-tuning, 50/25 15-24 fps during 1.0-1.5 s). Progress is reported
-// after each slice.
+// and the browser's compositor) needs most of the other core and some of this one to keep the camera view
+// smooth; the pauses give it that, at the cost of a longer fine-tuning (bench/finetune_page.mjs measures both
+// for a choice of slice and pause). Progress is reported after each slice.
 const SLICE_MS = 30, PAUSE_MS = 30;
 
 function copyIn(M, bytes) {

@@ -1,8 +1,11 @@
-// ferkit in the browser: SDL2 + WebGL 2 + Dear ImGui over ferkit_core (the shape of ImGui's Emscripten example).
-// Each animation frame: the shell's camera (or an opened image) is uploaded into a GL texture and read back into
-// wasm memory (web/frame_js.h), the core's Pipeline finds and classifies the faces, ImGui draws the video,
-// boxes, labels and probability bars, and the result is published on window.ferkit.latest for scripts and tests.
-// Nothing leaves the page: the model, cascade and frames stay in this tab.
+// ferkit in the browser: SDL2 + WebGL 2 + Dear ImGui over the core (ferkit.h), in the shape of Dear ImGui's
+// SDL2 + OpenGL 3 examples for Emscripten (examples/example_emscripten_opengl3 in Debian's imgui 1.86 sources):
+// main() sets up SDL, GL and ImGui, then hands main_loop to the browser, which calls it once per animation frame.
+// Each frame: the shell's camera (or an opened image) is uploaded into a GL texture and read back into wasm memory
+// (web_js.h), the pipeline finds and classifies the faces, ImGui draws the video, boxes, labels, probability bars
+// and the teach panel, and the result is published on window.ferkit.latest for scripts and tests. Nothing leaves
+// the page: the model, the face detector and the frames stay in this tab. The functions JavaScript calls are in
+// exports.cpp.
 #include <GLES3/gl3.h>
 #include <SDL.h>
 #include <emscripten.h>
@@ -16,12 +19,11 @@
 #include <string>
 #include <vector>
 
+#include "app.h"
+#include "ferkit.h"
 #include "imgui.h"
 #include "imgui_impl_opengl3.h"
 #include "imgui_impl_sdl.h"
-#include "model_io.h"
-#include "app.h"
-#include "pipeline.h"
 #include "web_js.h"
 
 namespace {
@@ -31,7 +33,7 @@ double ms_since(Clock::time_point t) { return std::chrono::duration<double, std:
 
 const char* kCameraStates[] = {"not started", "starting", "live", "denied", "no camera", "lost", "error"};
 
-App g_app;  // the page's one app; reached by the exported functions below
+App g_app;  // the page's one App: the browser calls main_loop with it long after main() has returned
 
 std::vector<uint8_t> read_bundled(const char* path) {
   std::vector<uint8_t> data;
@@ -44,44 +46,34 @@ std::vector<uint8_t> read_bundled(const char* path) {
   return data;
 }
 
+// window.ferkit.latest: the frame, its timings and faces, and the teach panel's state (published as JSON).
 void publish(App& app) {
-  const auto& faces = app.pipe->faces();
   const auto& names = app.pipe->model().class_names;
   const auto& t = app.pipe->times();
-  char buf[512];
-  std::string& s = app.published;
-  s.clear();
-  std::snprintf(buf, sizeof buf,
-                "{\"frame\":{\"width\":%d,\"height\":%d,\"source\":\"%s\",\"index\":%lld,\"flip_averaged\":%s},"
-                "\"fps\":%.2f,"
-                "\"timings\":{\"grab_ms\":%.3f,\"detect_ms\":%.3f,\"classify_ms\":%.3f,\"draw_ms\":%.3f},\"faces\":[",
-                app.frame_w, app.frame_h, app.source ? "image" : "camera", app.frames, app.flip_averaged ? "true" : "false",
-                ImGui::GetIO().Framerate, app.grab_ms,
-                t.detect_ms + t.gray_ms, t.classify_ms, app.draw_ms);
-  s += buf;
-  for (size_t i = 0; i < faces.size(); ++i) {
-    const auto& f = faces[i];
-    std::snprintf(buf, sizeof buf,
-                  "%s{\"box\":{\"x\":%.1f,\"y\":%.1f,\"w\":%.1f,\"h\":%.1f},\"track\":%d,\"label\":\"%s\","
-                  "\"mirrored\":%s,",
-                  i ? "," : "", f.box.x, f.box.y, f.box.w, f.box.h, f.track, names[f.label].c_str(),
-                  f.mirrored ? "true" : "false");
-    s += buf;
-    for (int pass = 0; pass < 2; ++pass) {
-      s += pass ? ",\"smoothed\":{" : "\"probabilities\":{";
-      for (int c = 0; c < ferkit::kNumClasses; ++c) {
-        std::snprintf(buf, sizeof buf, "%s\"%s\":%.7g", c ? "," : "", names[c].c_str(),
-                      pass ? f.smoothed[c] : f.probs[c]);
-        s += buf;
-      }
-      s += "}";
+  nlohmann::json faces = nlohmann::json::array();
+  for (const auto& f : app.pipe->faces()) {
+    nlohmann::json probs = nlohmann::json::object(), smoothed = nlohmann::json::object();
+    for (int c = 0; c < ferkit::kNumClasses; ++c) {
+      probs[names[c]] = f.probs[c];
+      smoothed[names[c]] = f.smoothed[c];
     }
-    s += "}";
+    faces.push_back({{"box", {{"x", f.box.x}, {"y", f.box.y}, {"w", f.box.w}, {"h", f.box.h}}},
+                     {"track", f.track},
+                     {"label", names[f.label]},
+                     {"mirrored", f.mirrored},
+                     {"probabilities", std::move(probs)},
+                     {"smoothed", std::move(smoothed)}});
   }
-  s += "],\"teach\":";
-  s += app.published_teach;
-  s += "}";
-  ferkit_js_publish(s.c_str());
+  const nlohmann::json latest = {
+      {"frame", {{"width", app.frame_w}, {"height", app.frame_h}, {"source", app.source ? "image" : "camera"},
+                 {"index", app.frames}, {"flip_averaged", app.flip_averaged}}},
+      {"fps", ImGui::GetIO().Framerate},
+      {"timings", {{"grab_ms", app.grab_ms}, {"detect_ms", t.detect_ms + t.gray_ms}, {"classify_ms", t.classify_ms},
+                   {"draw_ms", app.draw_ms}}},
+      {"faces", std::move(faces)},
+      {"teach", app.published_teach}};
+  app.published = latest.dump();
+  ferkit_js_publish(app.published.c_str());
 }
 
 // The video with boxes and labels, scaled to fit the region.
@@ -167,60 +159,63 @@ void draw_panel(App& app) {
   ImGui::Text("classify %.2f ms  draw %.2f ms", t.classify_ms, app.draw_ms);
   ImGui::Separator();
   const ferkit::Model& m = app.pipe->model();
-  ImGui::Text("Model: %s", app.model_name.c_str());
+  ImGui::Text("Model: %s", app.models.name.c_str());
   ImGui::Text("%zu parameters, %.1f M MACs/face", m.num_params(), m.macs_per_image() / 1e6);
-  if (!app.model_accuracy.empty()) ImGui::Text("%s", app.model_accuracy.c_str());
+  if (!app.models.accuracy.empty()) ImGui::Text("%s", app.models.accuracy.c_str());
   if (ImGui::Button("Load model...")) ferkit_js_open_model();
   ImGui::SameLine();
-  if (ImGui::Button("Download model")) teach_download_model(app);
-  if (!app.model_error.empty()) {
+  if (ImGui::Button("Download model")) teach_download_model(app.models);
+  if (!app.models.error.empty()) {
     ImGui::PushStyleColor(ImGuiCol_Text, ImVec4(1, 0.45f, 0.45f, 1));
-    ImGui::TextWrapped("%s", app.model_error.c_str());
+    ImGui::TextWrapped("%s", app.models.error.c_str());
     ImGui::PopStyleColor();
   }
 }
 
-void main_loop(void* arg) {
-  App& app = *static_cast<App*>(arg);
+// Input: ImGui's events, and keys 1-7, which capture the current face as that expression (FER-2013 order) unless
+// a text field has the keys. The SDL window follows the canvas's CSS size.
+void handle_events(App& app) {
   SDL_Event event;
   while (SDL_PollEvent(&event)) {
     ImGui_ImplSDL2_ProcessEvent(&event);
-    // Keys 1-7 capture the current face as that expression (FER-2013 order), unless a text field has the keys.
     if (event.type == SDL_KEYDOWN && !event.key.repeat && !ImGui::GetIO().WantTextInput &&
         event.key.keysym.sym >= SDLK_1 && event.key.keysym.sym <= SDLK_7)
       teach_capture(app, event.key.keysym.sym - SDLK_1);
   }
-  teach_tick(app);
-
   double css_w = 0, css_h = 0;
   emscripten_get_element_css_size("#canvas", &css_w, &css_h);
   int w = 0, h = 0;
   SDL_GetWindowSize(app.window, &w, &h);
   if (css_w > 0 && css_h > 0 && (static_cast<int>(css_w) != w || static_cast<int>(css_h) != h))
     SDL_SetWindowSize(app.window, static_cast<int>(css_w), static_cast<int>(css_h));
+}
 
-  // 1. The newest frame into the texture and into wasm memory.
-  auto t0 = Clock::now();
+// The newest frame into the texture and into wasm memory, then its faces and expressions. Returns false when the
+// shell had no new frame.
+bool process_frame(App& app) {
+  const auto t0 = Clock::now();
   const int fw = ferkit_js_frame_width(), fh = ferkit_js_frame_height();
-  if (fw > 0 && fh > 0 && app.frame.size() < static_cast<size_t>(fw) * fh * 4) app.frame.resize(static_cast<size_t>(fw) * fh * 4);
-  int source = -1;
-  if (fw > 0 && fh > 0) source = ferkit_js_grab_frame(app.video_tex, app.frame.data(), fw, fh);
-  // 2. Faces and expressions.
-  if (source >= 0) {
-    app.grab_ms = ms_since(t0);
-    app.frame_w = fw;
-    app.frame_h = fh;
-    app.source = source;
-    // A still image is processed once: it gets the thorough detector settings (OpenCV's window steps, every frame)
-    // and both views of each face (flip averaging, which video gets over frames from alternate_flip).
-    ferkit::PipelineOptions o = app.options;
-    if (source == 1) o.detect.step = 0, o.detect_every = 1, o.flip_tta = true;
-    app.pipe->process_rgba(app.frame.data(), fw, fh, o);
-    app.flip_averaged = o.flip_tta;
-    ++app.frames;
-  }
-  // 3. The UI.
-  t0 = Clock::now();
+  if (fw <= 0 || fh <= 0) return false;
+  if (app.frame.size() < static_cast<size_t>(fw) * fh * 4) app.frame.resize(static_cast<size_t>(fw) * fh * 4);
+  const int source = ferkit_js_grab_frame(app.video_tex, app.frame.data(), fw, fh);
+  if (source < 0) return false;
+  app.grab_ms = ms_since(t0);
+  app.frame_w = fw;
+  app.frame_h = fh;
+  app.source = source;
+  // A still image is processed once: it gets the thorough detector settings (OpenCV's window steps, every frame)
+  // and both views of each face (flip averaging, which video gets over frames from alternate_flip).
+  ferkit::PipelineOptions o = app.options;
+  if (source == 1) o.detect.step = 0, o.detect_every = 1, o.flip_tta = true;
+  app.pipe->process_rgba(app.frame.data(), fw, fh, o);
+  app.flip_averaged = o.flip_tta;
+  ++app.frames;
+  return true;
+}
+
+// The UI: the video with its boxes on the left, the panel on the right.
+void draw(App& app) {
+  const auto t0 = Clock::now();
   ImGui_ImplOpenGL3_NewFrame();
   ImGui_ImplSDL2_NewFrame();
   ImGui::NewFrame();
@@ -248,10 +243,18 @@ void main_loop(void* arg) {
   ImGui_ImplOpenGL3_RenderDrawData(ImGui::GetDrawData());
   SDL_GL_SwapWindow(app.window);
   app.draw_ms = ms_since(t0);
+}
 
+// One animation frame.
+void main_loop(void* arg) {
+  App& app = *static_cast<App*>(arg);
+  handle_events(app);
+  teach_tick(app);
+  const bool new_frame = process_frame(app);
+  draw(app);
   // Published when a frame was processed, or when the teach state changed (a still image stays still).
-  std::string teach = teach_json(app);
-  if (source >= 0 || teach != app.published_teach) {
+  nlohmann::json teach = teach_json(app);
+  if (new_frame || teach != app.published_teach) {
     app.published_teach = std::move(teach);
     publish(app);
   }
@@ -262,81 +265,6 @@ void main_loop(void* arg) {
 }
 
 }  // namespace
-
-App& app_instance() { return g_app; }
-
-bool use_model(App& app, std::vector<uint8_t> bytes, const std::string& origin, ModelKind kind) {
-  try {
-    nlohmann::json meta;
-    ferkit::Model m = ferkit::load_model(bytes.data(), bytes.size(), &meta);
-    if (!app.pipe) return false;
-    app.pipe->set_model(std::move(m));
-    app.model_name = meta.value("name", origin);
-    app.model_accuracy.clear();
-    if (meta.contains("eval") && meta["eval"].contains("private")) {
-      char buf[96];
-      std::snprintf(buf, sizeof buf, "%.2f%% on FER-2013 PrivateTest",
-                    meta["eval"]["private"].value("accuracy", 0.0) * 100);
-      app.model_accuracy = buf;
-      if (meta.contains("eval_tta") && meta["eval_tta"].contains("private")) {  // what both views give
-        std::snprintf(buf, sizeof buf, "\n%.2f%% with both views (mirrored frames)",
-                      meta["eval_tta"]["private"].value("accuracy", 0.0) * 100);
-        app.model_accuracy += buf;
-      }
-    }
-    if (meta.contains("finetune") && meta["finetune"].is_object()) {
-      const auto& f = meta["finetune"];
-      app.model_name += ", fine-tuned on " +
-                        std::to_string(f.value("train_samples", 0) + f.value("held_samples", 0)) + " samples";
-    }
-    if (kind == ModelKind::Base) {
-      app.base_is_default = bytes == app.default_model;
-      app.base_model = bytes;
-    }
-    app.tuned = kind == ModelKind::Tuned;
-    app.current_model = std::move(bytes);
-    app.model_error.clear();
-    app.load_message = "loaded " + origin;
-    return true;
-  } catch (const std::exception& e) {
-    app.model_error = origin + ": " + e.what() + " (the current model is kept)";
-    return false;
-  }
-}
-
-// ---- called from the shell's JavaScript (shell/ferkit-shell.js) ----
-extern "C" {
-
-EMSCRIPTEN_KEEPALIVE void ferkit_camera_state(int state, const char* message) {
-  g_app.camera_state = state;
-  g_app.camera_message = message ? message : "";
-}
-
-EMSCRIPTEN_KEEPALIVE void ferkit_set_cameras(const char* labels_json) {
-  g_app.cameras.clear();
-  nlohmann::json j = nlohmann::json::parse(labels_json ? labels_json : "[]", nullptr, false);
-  if (j.is_array())
-    for (const auto& l : j)
-      if (l.is_string()) g_app.cameras.push_back(l.get<std::string>());
-}
-
-// Loads a model file the user picked; returns 1 on success. On failure the message is shown and the current
-// model keeps working.
-EMSCRIPTEN_KEEPALIVE int ferkit_load_model(const uint8_t* data, int size, const char* name) {
-  if (!use_model(g_app, std::vector<uint8_t>(data, data + std::max(size, 0)), name ? name : "model file", ModelKind::Base))
-    return 0;
-  teach_save_models(g_app);
-  return 1;
-}
-
-EMSCRIPTEN_KEEPALIVE const char* ferkit_model_error() { return g_app.model_error.c_str(); }
-
-// The 48x48 crop of face i of the latest frame (what the model saw), or null.
-EMSCRIPTEN_KEEPALIVE const uint8_t* ferkit_face_crop(int i) {
-  if (!g_app.pipe || i < 0 || i >= static_cast<int>(g_app.pipe->faces().size())) return nullptr;
-  return g_app.pipe->faces()[i].crop;
-}
-}
 
 int main(int, char**) {
   if (SDL_Init(SDL_INIT_VIDEO | SDL_INIT_TIMER) != 0) {
@@ -370,20 +298,17 @@ int main(int, char**) {
   // The frame texture (the shell uploads each frame from wasm memory).
   g_app.video_tex = make_texture();
 
-  // The bundled default model and face-detector cascade (index.data, same origin).
-  g_app.default_model = read_bundled("/assets/default.ferkit");
-  std::vector<uint8_t> cascade = read_bundled("/assets/frontalface.cascade");
+  // The bundled default model and face detector (index.data, same origin).
+  g_app.models.default_file = read_bundled("/assets/default.ferkit");
   try {
-    nlohmann::json meta;
-    ferkit::Model model = ferkit::load_model(g_app.default_model.data(), g_app.default_model.size(), &meta);
-    g_app.pipe = std::make_unique<ferkit::Pipeline>(std::move(model),
-                                                    ferkit::load_cascade(cascade.data(), cascade.size()));
-    use_model(g_app, g_app.default_model, "default model", ModelKind::Base);
+    g_app.pipe = ferkit::open_pipeline(g_app.models.default_file, read_bundled("/assets/frontalface.cascade"));
   } catch (const std::exception& e) {
     ferkit_js_fail((std::string("The bundled model or face detector could not be loaded: ") + e.what()).c_str());
     return 1;
   }
+  g_app.models.reset(*g_app.pipe);
   teach_init(g_app.teach);
+  attach_exports(g_app);
   ferkit_js_start();
   emscripten_set_main_loop_arg(main_loop, &g_app, 0, true);
   return 0;

@@ -12,8 +12,8 @@
 #include <string>
 
 #include "app.h"
-#include "image.h"
 #include "imgui.h"
+#include "teach.h"
 #include "teach_js.h"
 
 namespace {
@@ -92,7 +92,7 @@ void start_finetune(App& app) {
   t.held_before = t.held_after = -1;
   t.started = now_s();
   t.seconds = 0;
-  ferkit_js_finetune_start(app.base_model.data(), static_cast<int>(app.base_model.size()), t.crops.data(),
+  ferkit_js_finetune_start(app.models.base.data(), static_cast<int>(app.models.base.size()), t.crops.data(),
                            t.labels.data(), t.count(), settings.c_str());
 }
 
@@ -159,16 +159,18 @@ void teach_tick(App& app) {
   if (t.state == Teach::Running) t.seconds = now - t.started;
 }
 
-void teach_save_models(App& app) {
+void teach_save_models(const PageModels& m) {
   // Only what differs from the bundled default is stored; an empty value deletes the key.
-  ferkit_js_store_model("base", app.base_model.data(), app.base_is_default ? 0 : static_cast<int>(app.base_model.size()));
-  ferkit_js_store_model("model", app.current_model.data(), app.tuned ? static_cast<int>(app.current_model.size()) : 0);
+  ferkit_js_store_model("base", m.base.data(), m.base_is_default ? 0 : static_cast<int>(m.base.size()));
+  ferkit_js_store_model("model", m.current.data(), m.tuned ? static_cast<int>(m.current.size()) : 0);
 }
 
-void teach_download_model(App& app) {
-  ferkit_js_download(app.current_model.data(), static_cast<int>(app.current_model.size()),
-                     app.tuned ? "ferkit-finetuned.ferkit" : "ferkit-model.ferkit");
+void teach_download_model(const PageModels& m) {
+  ferkit_js_download(m.current.data(), static_cast<int>(m.current.size()),
+                     m.tuned ? "ferkit-finetuned.ferkit" : "ferkit-model.ferkit");
 }
+
+void teach_clear_samples(Teach& t) { clear_samples(t, -1); }
 
 void teach_panel(App& app) {
   Teach& t = app.teach;
@@ -284,9 +286,9 @@ void teach_panel(App& app) {
   if (t.held_before >= 0 || t.held_after >= 0)
     ImGui::Text("held-back accuracy: before %s, after %s", percent(t.held_before).c_str(), percent(t.held_after).c_str());
   if (!t.message.empty()) ImGui::TextWrapped("%s", t.message.c_str());
-  if ((app.tuned || !app.base_is_default) && ImGui::Button("Reset to default model")) {
-    use_model(app, app.default_model, "default model", ModelKind::Base);
-    teach_save_models(app);
+  if (app.models.changed() && ImGui::Button("Reset to default model")) {
+    app.models.reset(*app.pipe);
+    teach_save_models(app.models);
     t.message = "back to the default model";
   }
   if (!t.storage_ok) {
@@ -296,7 +298,7 @@ void teach_panel(App& app) {
   }
 }
 
-std::string teach_json(const App& app) {
+nlohmann::json teach_json(const App& app) {
   const Teach& t = app.teach;
   nlohmann::json counts = nlohmann::json::array();
   for (int c = 0; c < ferkit::kNumClasses; ++c) counts.push_back(std::count(t.labels.begin(), t.labels.end(), c));
@@ -311,21 +313,11 @@ std::string teach_json(const App& app) {
                         {"held_before", t.held_before},
                         {"held_after", t.held_after},
                         {"seconds", t.seconds},
-                        {"finetuned", app.tuned},
-                        {"storage", t.storage_ok ? "ok" : t.storage_message}}
-      .dump();
+                        {"finetuned", app.models.tuned},
+                        {"storage", t.storage_ok ? "ok" : t.storage_message}};
 }
 
-// ---- called from the shell's JavaScript (shell/ferkit-shell.js and window.ferkit) ----
-extern "C" {
-
-// Stores the largest face of the latest frame as a sample of `label` (0..6); 1 if stored.
-EMSCRIPTEN_KEEPALIVE int ferkit_capture(int label) { return teach_capture(app_instance(), label) ? 1 : 0; }
-
-// Starts fine-tuning with the panel's settings, overridden by the fields in settings_json (FinetuneConfig's
-// names; may be "" or "{}"); 0 with the reason in latest.teach.message if it could not start.
-EMSCRIPTEN_KEEPALIVE int ferkit_finetune(const char* settings_json) {
-  App& app = app_instance();
+bool teach_finetune(App& app, const char* settings_json) {
   Teach& t = app.teach;
   try {
     nlohmann::json j = t.cfg.to_json();
@@ -338,14 +330,13 @@ EMSCRIPTEN_KEEPALIVE int ferkit_finetune(const char* settings_json) {
   } catch (const std::exception& e) {
     t.state = Teach::Failed;
     t.message = e.what();
-    return 0;
+    return false;
   }
   start_finetune(app);
-  return t.state == Teach::Running ? 1 : 0;
+  return t.state == Teach::Running;
 }
 
-EMSCRIPTEN_KEEPALIVE void ferkit_finetune_progress(const char* json) {
-  Teach& t = app_instance().teach;
+void teach_finetune_progress(Teach& t, const char* json) {
   if (t.state != Teach::Running) return;
   const nlohmann::json p = nlohmann::json::parse(json ? json : "{}", nullptr, false);
   if (p.is_object()) read_progress(t, p);
@@ -354,15 +345,15 @@ EMSCRIPTEN_KEEPALIVE void ferkit_finetune_progress(const char* json) {
   t.message = buf;
 }
 
-EMSCRIPTEN_KEEPALIVE void ferkit_finetune_done(const uint8_t* model, int size, const char* json) {
-  App& app = app_instance();
+void teach_finetune_done(App& app, const uint8_t* model, int size, const char* json) {
   Teach& t = app.teach;
   if (t.state != Teach::Running) return;  // cancelled meanwhile
   const nlohmann::json p = nlohmann::json::parse(json ? json : "{}", nullptr, false);
   if (p.is_object()) read_progress(t, p);
-  if (!use_model(app, std::vector<uint8_t>(model, model + std::max(size, 0)), "fine-tuned model", ModelKind::Tuned)) {
+  if (!app.models.use(*app.pipe, std::vector<uint8_t>(model, model + std::max(size, 0)), "fine-tuned model",
+                      PageModels::Kind::Tuned)) {
     t.state = Teach::Failed;
-    t.message = "the fine-tuned model could not be used: " + app.model_error;
+    t.message = "the fine-tuned model could not be used: " + app.models.error;
     return;
   }
   t.state = Teach::Done;
@@ -370,49 +361,33 @@ EMSCRIPTEN_KEEPALIVE void ferkit_finetune_done(const uint8_t* model, int size, c
   std::snprintf(buf, sizeof buf, "done in %.1f s: the page now uses the fine-tuned model (saved in this browser)",
                 t.seconds);
   t.message = buf;
-  teach_save_models(app);
+  teach_save_models(app.models);
 }
 
-EMSCRIPTEN_KEEPALIVE void ferkit_finetune_failed(const char* message) {
-  Teach& t = app_instance().teach;
+void teach_finetune_failed(Teach& t, const char* message) {
   t.state = Teach::Failed;
   t.message = std::string(message ? message : "fine-tuning failed") + " (the model in use is unchanged)";
 }
 
-// ok = 0: browser storage failed; message says why (shown until a later save succeeds).
-EMSCRIPTEN_KEEPALIVE void ferkit_storage_result(int ok, const char* message) {
-  Teach& t = app_instance().teach;
-  t.storage_ok = ok != 0;
+void teach_storage_result(Teach& t, bool ok, const char* message) {
+  t.storage_ok = ok;
   t.storage_message = message ? message : "";
 }
 
-// At start-up, what browser storage kept: a model (tuned = 0: the base, 1: the fine-tuned model in use) ...
-EMSCRIPTEN_KEEPALIVE int ferkit_restore_model(const uint8_t* data, int size, int tuned) {
-  App& app = app_instance();
-  return use_model(app, std::vector<uint8_t>(data, data + std::max(size, 0)),
-                   tuned ? "fine-tuned model (saved in this browser)" : "model saved in this browser",
-                   tuned ? ModelKind::Tuned : ModelKind::Base) ? 1 : 0;
-}
-
-// ... and the samples (replacing any in memory; not saved back).
-EMSCRIPTEN_KEEPALIVE void ferkit_restore_samples(const uint8_t* crops, const uint8_t* labels, int n) {
-  Teach& t = app_instance().teach;
+void teach_restore_samples(Teach& t, const uint8_t* crops, const uint8_t* labels, int n) {
   t.crops.clear();
   t.labels.clear();
   for (int i = 0; i < n && i < Teach::kMaxSamples; ++i)
     if (labels[i] < ferkit::kNumClasses) {
-      t.crops.insert(t.crops.end(), crops + static_cast<size_t>(i) * ferkit::kPixels, crops + static_cast<size_t>(i + 1) * ferkit::kPixels);
+      t.crops.insert(t.crops.end(), crops + static_cast<size_t>(i) * ferkit::kPixels,
+                     crops + static_cast<size_t>(i + 1) * ferkit::kPixels);
       t.labels.push_back(labels[i]);
     }
   t.atlas_stale = true;
 }
 
-// An image file imported as a sample of `label`: a 48x48 image is used as it is; otherwise the largest face found
-// in it, or (no face found) the whole image squeezed to 48x48. 1 if added; otherwise the reason is shown.
-EMSCRIPTEN_KEEPALIVE int ferkit_import_image(const uint8_t* data, int size, int label, const char* name) {
-  App& app = app_instance();
+bool teach_import_image(App& app, const uint8_t* data, int size, int label, const std::string& file) {
   Teach& t = app.teach;
-  const std::string file = name ? name : "image";
   try {
     if (label < 0 || label >= ferkit::kNumClasses) throw std::invalid_argument("no such expression");
     ferkit::GrayImage img = ferkit::decode_image(data, static_cast<size_t>(std::max(size, 0)));
@@ -422,30 +397,11 @@ EMSCRIPTEN_KEEPALIVE int ferkit_import_image(const uint8_t* data, int size, int 
     } else if (!app.pipe->largest_face_crop(img.pixels.data(), img.width, img.height, live_options(), crop)) {
       ferkit::to_face_pixels(img, crop);
     }
-    if (!add_sample(t, crop, label)) return 0;
+    if (!add_sample(t, crop, label)) return false;
     t.capture_message = "imported " + file + " as " + app.pipe->model().class_names[label];
-    return 1;
+    return true;
   } catch (const std::exception& e) {
     t.capture_message = file + ": " + e.what() + " (not imported)";
-    return 0;
+    return false;
   }
 }
-
-EMSCRIPTEN_KEEPALIVE void ferkit_download_model() { teach_download_model(app_instance()); }
-
-EMSCRIPTEN_KEEPALIVE void ferkit_clear_samples() { clear_samples(app_instance().teach, -1); }
-
-EMSCRIPTEN_KEEPALIVE void ferkit_reset_model() {
-  App& app = app_instance();
-  use_model(app, app.default_model, "default model", ModelKind::Base);
-  teach_save_models(app);
-}
-
-// The current model file's bytes (for window.ferkit.modelBytes()); size in *size.
-EMSCRIPTEN_KEEPALIVE const uint8_t* ferkit_model_bytes(int* size) {
-  App& app = app_instance();
-  *size = static_cast<int>(app.current_model.size());
-  return app.current_model.data();
-}
-
-}  // extern "C"

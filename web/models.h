@@ -1,0 +1,34 @@
+// The page's models, in one small type that the video loop (main.cpp), the teach panel (teach.cpp) and the
+// functions JavaScript calls (exports.cpp) share: the bundled default, the base that fine-tuning starts from (the
+// default or a model file the user loaded), and the model in use (the base, or the base fine-tuned), each as
+// model-file bytes, with the name and accuracy the panel shows.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ferkit.h"
+
+struct PageModels {
+  // What bytes handed to use() become: Base (a model file or the default: fine-tuning starts from it) or Tuned (a
+  // fine-tuning result: the base stays).
+  enum class Kind { Base, Tuned };
+
+  std::vector<uint8_t> default_file;  // the bundled default
+  std::vector<uint8_t> base;          // what fine-tuning starts from
+  std::vector<uint8_t> current;       // the model in use; what "Download model" saves
+  // Kept by use(), so that drawing a frame never compares model files.
+  bool tuned = false;           // current is base fine-tuned
+  bool base_is_default = true;  // base is default_file
+  std::string name = "default";  // from the file's metadata, plus how many samples fine-tuned it
+  std::string accuracy;          // its FER-2013 PrivateTest accuracy, when the metadata has it
+  std::string error;             // why the last use() failed; empty after a success
+
+  // Loads bytes into pipe (the pipeline runs them from the next frame on). On failure sets `error`, naming
+  // origin, and keeps the model in use.
+  bool use(ferkit::Pipeline& pipe, std::vector<uint8_t> bytes, const std::string& origin, Kind kind);
+  // Back to the bundled default (the base becomes the default too).
+  bool reset(ferkit::Pipeline& pipe) { return use(pipe, default_file, "default model", Kind::Base); }
+  // The page uses something other than the default: a loaded model or a fine-tuned one.
+  bool changed() const { return tuned || !base_is_default; }
+};
