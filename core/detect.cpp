@@ -685,9 +685,8 @@ void FaceDetector::group(const DetectOptions& o, std::vector<Box>& out) {
 
 // ---- crop ----
 
-void crop_face(const uint8_t* gray, int width, int height, const Box& box, float margin, uint8_t* out48x48) {
-  if (!gray || width <= 0 || height <= 0) throw std::invalid_argument("crop_face: empty frame");
-  if (!out48x48) throw std::invalid_argument("crop_face: no output buffer");
+Box crop_region(int width, int height, const Box& box, float margin) {
+  if (width <= 0 || height <= 0) throw std::invalid_argument("crop_face: empty frame");
   if (!std::isfinite(box.x) || !std::isfinite(box.y) || !std::isfinite(box.w) || !std::isfinite(box.h) ||
       !(box.w > 0) || !(box.h > 0))
     throw std::invalid_argument("crop_face: empty or non-finite box");
@@ -697,8 +696,18 @@ void crop_face(const uint8_t* gray, int width, int height, const Box& box, float
   const float cx = box.x + 0.5f * box.w, cy = box.y + 0.5f * box.h;
   float side = std::max(box.w, box.h) * (1.0f + 2.0f * margin);
   side = std::min(side, static_cast<float>(std::min(width, height)));
-  const float x0 = std::clamp(cx - 0.5f * side, 0.0f, static_cast<float>(width) - side);
-  const float y0 = std::clamp(cy - 0.5f * side, 0.0f, static_cast<float>(height) - side);
+  Box r;
+  r.x = std::clamp(cx - 0.5f * side, 0.0f, static_cast<float>(width) - side);
+  r.y = std::clamp(cy - 0.5f * side, 0.0f, static_cast<float>(height) - side);
+  r.w = r.h = side;
+  return r;
+}
+
+void crop_face(const uint8_t* gray, int width, int height, const Box& box, float margin, uint8_t* out48x48) {
+  if (!gray || width <= 0 || height <= 0) throw std::invalid_argument("crop_face: empty frame");
+  if (!out48x48) throw std::invalid_argument("crop_face: no output buffer");
+  const Box r = crop_region(width, height, box, margin);
+  const float x0 = r.x, y0 = r.y, side = r.w;
   // Copy just the pixels under the square, then resample them.
   const int ix0 = std::clamp(static_cast<int>(std::floor(x0)), 0, width - 1);
   const int iy0 = std::clamp(static_cast<int>(std::floor(y0)), 0, height - 1);

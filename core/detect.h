@@ -193,5 +193,8 @@ constexpr float kDefaultFaceMargin = 0.1f;
 // resample_gray (area averaging). Throws std::invalid_argument on an empty frame, a non-finite/empty box, a box
 // that does not overlap the frame, or a negative margin.
 void crop_face(const uint8_t* gray, int width, int height, const Box& box, float margin, uint8_t* out48x48);
+// The square of the frame that crop_face resamples into the 48x48 crop (x, y, side, side; score 0), for drawing
+// something made on the crop (a saliency map) back onto the frame. The same checks as crop_face.
+Box crop_region(int width, int height, const Box& box, float margin);
 
 }  // namespace ferkit

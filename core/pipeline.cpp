@@ -105,6 +105,7 @@ const std::vector<FaceResult>& Pipeline::process_gray(const uint8_t* gray, int w
   const int first_new_track = next_track_;
   for (int i = 0; i < nf; ++i) {
     faces_[i].box = boxes_[i];
+    faces_[i].crop_box = crop_region(width, height, boxes_[i], o.margin);
     faces_[i].mirrored = mirror;
     crop_face(gray, width, height, boxes_[i], o.margin, faces_[i].crop);
     copy_view(faces_[i].crop, mirror, batch_.data() + static_cast<size_t>(i) * kPixels);

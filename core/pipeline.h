@@ -14,6 +14,7 @@ namespace ferkit {
 
 struct FaceResult {
   Box box;
+  Box crop_box;                               // the square of the frame that `crop` was resampled from
   std::array<float, kNumClasses> probs{};     // this frame's probabilities
   std::array<float, kNumClasses> smoothed{};  // after temporal smoothing (== probs when smoothing is off; a new
                                               // face's starts as the mean of both views with alternate_flip)

@@ -562,6 +562,23 @@ TEST(CropFace, BoxPartlyOutsideIsShiftedInside) {
   expect_close(out.data(), want.data(), "larger than the frame");
 }
 
+TEST(CropFace, RegionIsTheSquareTheCropIsResampledFrom) {
+  // The cases above, as the region crop_face takes its pixels from (what the page draws a map back onto).
+  auto expect_region = [](const Box& r, float x, float y, float side, const char* what) {
+    EXPECT_FLOAT_EQ(r.x, x) << what;
+    EXPECT_FLOAT_EQ(r.y, y) << what;
+    EXPECT_FLOAT_EQ(r.w, side) << what;
+    EXPECT_FLOAT_EQ(r.h, side) << what;
+  };
+  expect_region(crop_region(320, 240, {100, 60, 60, 80, 5}, 0.1f), 82, 52, 96, "square crop");
+  expect_region(crop_region(320, 240, {100, 60, 60, 80, 5}, 0.0f), 90, 60, 80, "no margin");
+  expect_region(crop_region(200, 150, {-30, -20, 100, 100, 1}, 0.1f), 0, 0, 120, "top-left corner");
+  expect_region(crop_region(200, 150, {165, 115, 50, 50, 1}, 0.1f), 140, 90, 60, "bottom-right corner");
+  expect_region(crop_region(200, 150, {0, 0, 500, 500, 1}, 0.1f), 50, 0, 150, "larger than the frame");
+  EXPECT_THROW(crop_region(64, 40, {70, 5, 20, 20, 1}, 0.1f), std::invalid_argument);
+  EXPECT_THROW(crop_region(0, 40, {10, 5, 20, 20, 1}, 0.1f), std::invalid_argument);
+}
+
 TEST(CropFace, UniformFrameGivesUniformCrop) {
   std::vector<uint8_t> frame(64 * 40, 77), out(kPixels, 0);
   crop_face(frame.data(), 64, 40, {10, 5, 20, 20, 1}, 0.3f, out.data());

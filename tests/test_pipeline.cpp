@@ -44,6 +44,10 @@ TEST(Pipeline, FindsAndClassifiesFacesInAPhoto) {
     float again[kNumClasses];
     p.classify(f.crop, 1, again);
     for (int c = 0; c < kNumClasses; ++c) EXPECT_NEAR(again[c], f.probs[c], 1e-6);
+    // The crop came from crop_box: cropping that square with no margin gives the same pixels.
+    uint8_t from_region[kPixels];
+    crop_face(img.pixels.data(), img.width, img.height, f.crop_box, 0.0f, from_region);
+    EXPECT_EQ(0, std::memcmp(from_region, f.crop, kPixels));
   }
   EXPECT_GE(p.times().detect_ms, 0.0);
 }
