@@ -1,0 +1,123 @@
+// The helpers more than one fer-train command uses (declared, with what they do, in common.h).
+#include "common.h"
+
+#include <chrono>
+#include <cstdio>
+#include <stdexcept>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "files.h"
+#include "plot.h"
+
+namespace ferkit::cli {
+
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+void set_threads(int threads) {
+#ifdef _OPENMP
+  if (threads > 0) omp_set_num_threads(threads);
+#else
+  (void)threads;
+#endif
+}
+
+int thread_count() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+Model load_model_file(const std::string& path, json* meta) {
+  std::vector<uint8_t> bytes = read_file(path);
+  try {
+    return load_model(bytes.data(), bytes.size(), meta);
+  } catch (const ModelFormatError& e) {
+    throw std::runtime_error(path + ": " + e.what());
+  }
+}
+
+std::vector<Model> load_classifiers(const std::vector<std::string>& paths, const char* role, json* first_meta) {
+  std::vector<Model> models;
+  for (const std::string& path : paths) {
+    models.push_back(load_model_file(path, models.empty() ? first_meta : nullptr));
+    if (models.back().num_classes() != kNumClasses)
+      throw std::runtime_error(path + ": the " + role + " has " + std::to_string(models.back().num_classes()) +
+                               " classes, expected " + std::to_string(kNumClasses));
+  }
+  return models;
+}
+
+std::vector<Model*> pointers(std::vector<Model>& models) {
+  std::vector<Model*> p;
+  for (Model& m : models) p.push_back(&m);
+  return p;
+}
+
+void print_load_report(const LoadReport& r) {
+  std::fprintf(stderr, "%s", r.summary().c_str());
+}
+
+FerSplits load_data(const std::string& data_path, bool strict) {
+  LoadReport report;
+  FerSplits splits = load_dataset(data_path, strict, &report);
+  print_load_report(report);
+  return splits;
+}
+
+Dataset limit(const Dataset& d, size_t n) {
+  if (n == 0 || n >= d.size()) return d;
+  Dataset out;
+  out.pixels.assign(d.pixels.begin(), d.pixels.begin() + n * kPixels);
+  out.labels.assign(d.labels.begin(), d.labels.begin() + n);
+  if (!d.soft.empty()) out.soft.assign(d.soft.begin(), d.soft.begin() + n * kNumClasses);
+  return out;
+}
+
+void recalibrate(Model& model, const Dataset& train, json& meta) {
+  const double t = now();
+  Workspace ws;
+  recalibrate_batchnorm(model, ws, train, 256);
+  meta["bn_recalibrated"] = {{"images", train.size()}};
+  std::fprintf(stderr, "batch norm recalibrated on %zu training images (%.0f s)\n", train.size(), now() - t);
+}
+
+json metrics_json(const Metrics& m, const std::vector<std::string>& names) {
+  json per = json::object();
+  for (int c = 0; c < m.classes; ++c) {
+    ClassMetrics cm = m.per_class(c);
+    per[names[c]] = {{"precision", cm.precision}, {"recall", cm.recall}, {"f1", cm.f1}, {"support", cm.support}};
+  }
+  return {{"images", m.total()},      {"accuracy", m.accuracy()}, {"macro_f1", m.macro_f1()},
+          {"loss", m.loss},           {"per_class", per},         {"confusion", m.confusion}};
+}
+
+void write_eval_outputs(const std::string& dir, const std::string& title, const Metrics& m,
+                        const std::vector<std::string>& names, const json& extra) {
+  make_dirs(dir);
+  json j = metrics_json(m, names);
+  j.update(extra);
+  write_file_atomic(dir + "/metrics.json", j.dump(2) + "\n");
+  write_file_atomic(dir + "/confusion.csv", m.confusion_csv(names));
+  write_file_atomic(dir + "/report.txt", title + "\n" + m.report(names));
+  write_confusion_png(dir + "/confusion.png", title, m.confusion, names);
+}
+
+void write_curves(const std::string& path, const std::vector<EpochRecord>& h) {
+  if (h.empty()) return;
+  Series tl{"train", {}}, vl{"validation", {}}, ta{"train", {}}, va{"validation", {}};
+  for (const auto& r : h) {
+    tl.y.push_back(r.train_loss);
+    vl.y.push_back(r.val_loss);
+    ta.y.push_back(r.train_acc);
+    va.y.push_back(r.val_acc);
+  }
+  write_line_plots_png(path, {LinePlot{"loss", "epoch", "cross-entropy", {tl, vl}},
+                              LinePlot{"accuracy", "epoch", "accuracy", {ta, va}}});
+}
+
+}  // namespace ferkit::cli

@@ -1,0 +1,215 @@
+// fer-train's commands that read model files and write, or print, one: export (a checkpoint's model, or a model
+// with other weight storage or metadata), recalibrate (batch norm's statistics from the training images), average
+// (a model soup) and info.
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+#include <stdexcept>
+
+#include "common.h"
+#include "files.h"
+
+namespace ferkit::cli {
+namespace {
+
+struct ExportArgs {
+  std::string ckpt_path, out, meta_path;
+  bool last = false, fp16 = false, int8 = false;
+};
+
+// The options of 'recalibrate' and 'average', a copy each: 'recalibrate' reads its --model into model_path,
+// 'average' its --models into model_paths.
+struct ModelFileArgs {
+  std::string model_path, data_path, out;
+  std::vector<std::string> model_paths;
+  size_t limit_images = 0;
+  bool strict = false;
+  int threads = 0;
+};
+
+// A model file from a checkpoint (its best validation epoch's weights unless --last), e.g. to try a run
+// before it ends; or a copy of a model file. Optionally with half-precision or int8 weights and extra metadata (a
+// JSON object file whose keys are added to, or replace, the model's metadata: e.g. its evaluation for the card).
+int cmd_export(const std::string& ckpt_path, const std::string& out, bool last, WeightStorage storage,
+               const std::string& meta_path) {
+  std::vector<uint8_t> bytes = read_file(ckpt_path);
+  json meta;
+  std::vector<Blob> blobs;
+  Model model;
+  try {
+    model = load_model(bytes.data(), bytes.size(), &meta, &blobs);
+  } catch (const ModelFormatError& e) {
+    throw std::runtime_error(ckpt_path + ": " + e.what());
+  }
+  const char* which = blobs.empty() ? "the model's" : "last";
+  if (!last)
+    for (Blob& b : blobs)
+      if (b.name == "best.params" && b.data.size() == model.params.size()) {
+        model.params = b.data;
+        which = "best";
+      }
+  if (meta.contains("checkpoint")) {
+    meta["exported_from_epoch"] = last ? meta["checkpoint"].value("epoch", 0) : meta["checkpoint"].value("best_epoch", 0);
+    meta.erase("checkpoint");
+  }
+  if (!meta_path.empty()) {
+    const json add = json::parse(read_text_file(meta_path), nullptr, false);
+    if (add.is_discarded() || !add.is_object())
+      throw std::runtime_error(meta_path + ": expected a JSON object (keys to add to the model's metadata)");
+    meta.update(add);
+  }
+  const bool f16 = storage == WeightStorage::F16, i8 = storage == WeightStorage::I8;
+  meta["weights"] = i8 ? "i8" : f16 ? "f16" : "f32";
+  std::vector<uint8_t> out_bytes = save_model(model, meta, {}, storage);
+  write_file_atomic(out, out_bytes.data(), out_bytes.size());
+  std::fprintf(stderr, "wrote %s (%s weights, %s, %zu bytes)\n", out.c_str(), which,
+               i8 ? "int8 with per-channel scales" : f16 ? "float16" : "float32", out_bytes.size());
+  return 0;
+}
+
+// How 'recalibrate' starts: threads, the model and its metadata, the data.
+struct ModelAndData {
+  Model model;
+  json meta;
+  FerSplits splits;
+};
+
+ModelAndData open_model_and_data(const std::string& model_path, const std::string& data_path, bool strict,
+                                 int threads) {
+  set_threads(threads);
+  ModelAndData md;
+  md.model = load_model_file(model_path, &md.meta);
+  md.splits = load_data(data_path, strict);
+  return md;
+}
+
+// 'recalibrate' and 'average': batch norm's statistics from the (first limit_images) training images of data_path.
+void recalibrate_on_training_images(Model& model, const FerSplits& splits, const std::string& data_path,
+                                    size_t limit_images, json& meta) {
+  const Dataset train = limit(splits.train, limit_images);
+  if (!train.size()) throw std::runtime_error(data_path + ": no training images (Usage 'Training' or train/)");
+  recalibrate(model, train, meta);
+  meta["bn_recalibrated"]["data"] = data_path;
+}
+
+// Writes a model whose weights changed after its evaluation: float32, the stale evaluation dropped (atomic).
+void write_changed_model(const Model& model, json& meta, const std::string& out) {
+  meta.erase("eval");
+  meta.erase("eval_tta");
+  meta["weights"] = "f32";
+  std::vector<uint8_t> bytes = save_model(model, meta);
+  write_file_atomic(out, bytes.data(), bytes.size());
+}
+
+// A uniform weight average ("model soup") of models of one architecture, e.g. runs fine-tuned from one model;
+// batch norm's statistics are then recalibrated on the training images (an average's own statistics are not the
+// average of the models'). Written as float32; model 1's metadata, without its evaluation, plus "averaged_from".
+int cmd_average(const std::vector<std::string>& model_paths, const std::string& data_path, const std::string& out,
+                size_t limit_images, bool strict, int threads) {
+  if (model_paths.size() < 2) throw std::runtime_error("average: give at least two --models");
+  set_threads(threads);
+  std::vector<Model> models;
+  json meta;
+  for (const std::string& path : model_paths) models.push_back(load_model_file(path, models.empty() ? &meta : nullptr));
+  Model soup = average_models(models, model_paths);
+  const bool has_bn = std::any_of(soup.layers.begin(), soup.layers.end(),
+                                  [](const LayerPlan& p) { return p.spec.kind == LayerKind::BatchNorm; });
+  meta["averaged_from"] = model_paths;
+  meta.erase("bn_recalibrated");
+  if (has_bn) {
+    if (data_path.empty())
+      throw std::runtime_error("average: the models have batch norm, whose statistics must be recalibrated for the "
+                               "average: give --data (the training images)");
+    const FerSplits splits = load_data(data_path, strict);
+    recalibrate_on_training_images(soup, splits, data_path, limit_images, meta);
+  }
+  write_changed_model(soup, meta, out);
+  std::fprintf(stderr, "wrote %s (the average of %zu models)\n", out.c_str(), models.size());
+  return 0;
+}
+
+// A model whose batch-norm statistics are the exact ones of the training images (core's recalibrate_batchnorm):
+// for a model trained without --recalibrate-bn. Written as float32; its old evaluation is dropped (stale).
+int cmd_recalibrate(const std::string& model_path, const std::string& data_path, const std::string& out,
+                    size_t limit_images, bool strict, int threads) {
+  auto [model, meta, splits] = open_model_and_data(model_path, data_path, strict, threads);
+  recalibrate_on_training_images(model, splits, data_path, limit_images, meta);
+  write_changed_model(model, meta, out);
+  std::fprintf(stderr, "wrote %s\n", out.c_str());
+  return 0;
+}
+
+int cmd_info(const std::string& model_path) {
+  json meta;
+  Model model = load_model_file(model_path, &meta);
+  std::printf("%s\n%s", model_path.c_str(), model.summary().c_str());
+  std::printf("classes: ");
+  for (const auto& c : model.class_names) std::printf("%s ", c.c_str());
+  std::printf("\narchitecture:\n%s", format_spec(model.spec).c_str());
+  if (meta.contains("checkpoint")) meta["checkpoint"].erase("history");
+  std::printf("metadata:\n%s\n", meta.dump(2).c_str());
+  return 0;
+}
+
+}  // namespace
+
+void add_export_command(CLI::App& app, Context& ctx) {
+  auto a = std::make_shared<ExportArgs>();
+  CLI::App* exp = app.add_subcommand("export", "write a model file from a training checkpoint (or a model file)");
+  exp->add_option("--checkpoint", a->ckpt_path, "checkpoint.ferkit, or a model file to convert")->required();
+  exp->add_option("--out", a->out, "model file to write")->required();
+  exp->add_flag("--last", a->last, "the last epoch's weights instead of the best validation epoch's");
+  auto* fp16_flag = exp->add_flag("--fp16", a->fp16, "store the weights as IEEE half precision (half the size)");
+  exp->add_flag("--int8", a->int8,
+                "store convolution and dense weights as int8 with a float32 scale per output channel (about a "
+                "quarter of the size)")
+      ->excludes(fp16_flag);
+  exp->add_option("--meta", a->meta_path, "JSON object file: keys added to the model's metadata");
+  exp->callback([a, &ctx] {
+    ctx.exit_code = cmd_export(a->ckpt_path, a->out, a->last,
+                               a->int8 ? WeightStorage::I8 : a->fp16 ? WeightStorage::F16 : WeightStorage::F32,
+                               a->meta_path);
+  });
+}
+
+void add_recalibrate_command(CLI::App& app, Context& ctx) {
+  auto a = std::make_shared<ModelFileArgs>();
+  CLI::App* recal = app.add_subcommand("recalibrate", "set a model's batch-norm statistics to the exact ones of "
+                                                      "the training images as they are (no augmentation)");
+  recal->add_option("--model", a->model_path, "model file")->required();
+  recal->add_option("--data", a->data_path, "fer2013.csv(.gz) (its Training rows) or a folder with train/")
+      ->required();
+  recal->add_option("--out", a->out, "model file to write (float32)")->required();
+  recal->add_option("--limit", a->limit_images, "use only the first N training images");
+  recal->add_flag("--strict", a->strict, "fail on the first malformed row or image");
+  recal->add_option("--threads", a->threads, "threads (default: all cores)");
+  recal->callback([a, &ctx] {
+    ctx.exit_code = cmd_recalibrate(a->model_path, a->data_path, a->out, a->limit_images, a->strict, a->threads);
+  });
+}
+
+void add_average_command(CLI::App& app, Context& ctx) {
+  auto a = std::make_shared<ModelFileArgs>();
+  CLI::App* avg = app.add_subcommand("average", "average the weights of models of one architecture (a model soup), "
+                                                "then recalibrate batch norm on the training images");
+  avg->add_option("--models", a->model_paths, "two or more model files")->required()->expected(2, 64);
+  avg->add_option("--data", a->data_path, "fer2013.csv(.gz) (its Training rows) or a folder with train/ (needed "
+                                          "when the models have batch norm)");
+  avg->add_option("--out", a->out, "model file to write (float32)")->required();
+  avg->add_option("--limit", a->limit_images, "recalibrate on only the first N training images");
+  avg->add_flag("--strict", a->strict, "fail on the first malformed row or image");
+  avg->add_option("--threads", a->threads, "threads (default: all cores)");
+  avg->callback([a, &ctx] {
+    ctx.exit_code = cmd_average(a->model_paths, a->data_path, a->out, a->limit_images, a->strict, a->threads);
+  });
+}
+
+void add_info_command(CLI::App& app, Context& ctx) {
+  auto model_path = std::make_shared<std::string>();
+  CLI::App* info = app.add_subcommand("info", "print a model's architecture and metadata");
+  info->add_option("--model", *model_path, "model file")->required();
+  info->callback([model_path, &ctx] { ctx.exit_code = cmd_info(*model_path); });
+}
+
+}  // namespace ferkit::cli
