@@ -14,6 +14,18 @@
 
 namespace ferkit::cli {
 
+void add_model_option(CLI::App* c, std::string& path, const char* help) {
+  c->add_option("--model", path, help)->required();
+}
+
+void add_strict_flag(CLI::App* c, bool& strict) {
+  c->add_flag("--strict", strict, "fail on the first malformed row or image");
+}
+
+void add_threads_option(CLI::App* c, int& threads) {
+  c->add_option("--threads", threads, "threads (default: all cores)");
+}
+
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 void set_threads(int threads) {

@@ -3,19 +3,18 @@
 // file has an add_<name>_command that adds its subcommand to the app with its own options, whose storage lives
 // as long as the app, and a callback that runs the command and leaves its exit status in Context::exit_code.
 #pragma once
+#include <CLI/CLI.hpp>
 #include <cstddef>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dataio.h"
 #include "metrics.h"
 #include "model_io.h"
 #include "train.h"
-
-namespace CLI {
-class App;
-}
 
 namespace ferkit::cli {
 
@@ -38,6 +37,21 @@ void add_average_command(CLI::App& app, Context& ctx);
 void add_info_command(CLI::App& app, Context& ctx);
 void add_plot_command(CLI::App& app, Context& ctx);
 void add_finetune_command(CLI::App& app, Context& ctx);
+
+// Adds the subcommand `name`: its options fill an Args that lives as long as the app (the returned pointer, to
+// bind options to), and its callback runs run(args), an int(const Args&), keeping the exit status in ctx.
+template <class Args, class Run>
+std::pair<CLI::App*, Args*> add_command(CLI::App& app, Context& ctx, const char* name, const char* about, Run run) {
+  auto args = std::make_shared<Args>();
+  CLI::App* sub = app.add_subcommand(name, about);
+  sub->callback([args, run, &ctx] { ctx.exit_code = run(*args); });
+  return {sub, args.get()};
+}
+
+// Options several commands have, with the same words everywhere.
+void add_model_option(CLI::App* c, std::string& path, const char* help = "model file");  // --model, required
+void add_strict_flag(CLI::App* c, bool& strict);                                          // --strict
+void add_threads_option(CLI::App* c, int& threads);                                       // --threads
 
 // Seconds on a steady clock.
 double now();

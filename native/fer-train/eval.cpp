@@ -46,8 +46,10 @@ int cmd_eval(const std::vector<std::string>& model_paths, const std::string& dat
 }  // namespace
 
 void add_eval_command(CLI::App& app, Context& ctx) {
-  auto a = std::make_shared<EvalArgs>();
-  CLI::App* eval = app.add_subcommand("eval", "accuracy, per-class precision/recall/F1, macro-F1, confusion matrix");
+  auto [eval, a] = add_command<EvalArgs>(
+      app, ctx, "eval", "accuracy, per-class precision/recall/F1, macro-F1, confusion matrix", [](const EvalArgs& a) {
+        return cmd_eval(a.eval_models, a.data_path, a.split, a.out, a.tta, a.strict, a.threads);
+      });
   eval->add_option("--model", a->eval_models, "model file; several: an ensemble (the mean of their probabilities)")
       ->required()->expected(1, 64);
   eval->add_option("--data", a->data_path, "fer2013.csv(.gz) or image folder layout")->required();
@@ -55,11 +57,8 @@ void add_eval_command(CLI::App& app, Context& ctx) {
       ->capture_default_str()->check(CLI::IsMember({"private", "public", "train"}));
   eval->add_option("--out", a->out, "write metrics.json, confusion.csv, confusion.png, report.txt here");
   eval->add_flag("--tta", a->tta, "average with the mirrored image");
-  eval->add_flag("--strict", a->strict, "fail on the first malformed row or image");
-  eval->add_option("--threads", a->threads, "threads (default: all cores)");
-  eval->callback([a, &ctx] {
-    ctx.exit_code = cmd_eval(a->eval_models, a->data_path, a->split, a->out, a->tta, a->strict, a->threads);
-  });
+  add_strict_flag(eval, a->strict);
+  add_threads_option(eval, a->threads);
 }
 
 }  // namespace ferkit::cli

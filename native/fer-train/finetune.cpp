@@ -54,11 +54,16 @@ int cmd_finetune(const std::string& model_path, const std::string& samples_dir, 
 }  // namespace
 
 void add_finetune_command(CLI::App& app, Context& ctx) {
-  auto a = std::make_shared<FinetuneArgs>();
+  auto [fine, a] = add_command<FinetuneArgs>(app, ctx, "finetune",
+                                             "fine-tune a model on a folder of labelled face crops "
+                                             "(DIR/<class>/*.png|jpg|bmp), as the web page does",
+                                             [](const FinetuneArgs& a) {
+                                               FinetuneConfig fc = a.fc;
+                                               fc.augment = !a.no_augment;
+                                               return cmd_finetune(a.model_path, a.samples_dir, a.out, fc, a.threads);
+                                             });
   FinetuneConfig& fc = a->fc;
-  CLI::App* fine = app.add_subcommand("finetune", "fine-tune a model on a folder of labelled face crops "
-                                                  "(DIR/<class>/*.png|jpg|bmp), as the web page does");
-  fine->add_option("--model", a->model_path, "base model file")->required();
+  add_model_option(fine, a->model_path, "base model file");
   fine->add_option("--samples", a->samples_dir, "folder of class sub-folders (angry, disgust, ..., neutral)")
       ->required();
   fine->add_option("--out", a->out, "model file to write")->required();
@@ -78,11 +83,7 @@ void add_finetune_command(CLI::App& app, Context& ctx) {
       ->capture_default_str()->check(CLI::Range(0.0, 0.9));
   fine->add_flag("--no-augment", a->no_augment, "no flips, shifts, rotations or brightness changes");
   fine->add_option("--seed", fc.seed, "random seed")->capture_default_str();
-  fine->add_option("--threads", a->threads, "threads (default: all cores)");
-  fine->callback([a, &ctx] {
-    a->fc.augment = !a->no_augment;
-    ctx.exit_code = cmd_finetune(a->model_path, a->samples_dir, a->out, a->fc, a->threads);
-  });
+  add_threads_option(fine, a->threads);
 }
 
 }  // namespace ferkit::cli

@@ -155,8 +155,11 @@ int cmd_info(const std::string& model_path) {
 }  // namespace
 
 void add_export_command(CLI::App& app, Context& ctx) {
-  auto a = std::make_shared<ExportArgs>();
-  CLI::App* exp = app.add_subcommand("export", "write a model file from a training checkpoint (or a model file)");
+  auto [exp, a] = add_command<ExportArgs>(
+      app, ctx, "export", "write a model file from a training checkpoint (or a model file)", [](const ExportArgs& a) {
+        const WeightStorage storage = a.int8 ? WeightStorage::I8 : a.fp16 ? WeightStorage::F16 : WeightStorage::F32;
+        return cmd_export(a.ckpt_path, a.out, a.last, storage, a.meta_path);
+      });
   exp->add_option("--checkpoint", a->ckpt_path, "checkpoint.ferkit, or a model file to convert")->required();
   exp->add_option("--out", a->out, "model file to write")->required();
   exp->add_flag("--last", a->last, "the last epoch's weights instead of the best validation epoch's");
@@ -166,50 +169,49 @@ void add_export_command(CLI::App& app, Context& ctx) {
                 "quarter of the size)")
       ->excludes(fp16_flag);
   exp->add_option("--meta", a->meta_path, "JSON object file: keys added to the model's metadata");
-  exp->callback([a, &ctx] {
-    ctx.exit_code = cmd_export(a->ckpt_path, a->out, a->last,
-                               a->int8 ? WeightStorage::I8 : a->fp16 ? WeightStorage::F16 : WeightStorage::F32,
-                               a->meta_path);
-  });
 }
 
+namespace {
+// 'recalibrate' and 'average' write a float32 model after recalibrating on (the first --limit) training images.
+void add_recalibration_outputs(CLI::App* c, ModelFileArgs& a, const char* limit_help) {
+  c->add_option("--out", a.out, "model file to write (float32)")->required();
+  c->add_option("--limit", a.limit_images, limit_help);
+  add_strict_flag(c, a.strict);
+  add_threads_option(c, a.threads);
+}
+}  // namespace
+
 void add_recalibrate_command(CLI::App& app, Context& ctx) {
-  auto a = std::make_shared<ModelFileArgs>();
-  CLI::App* recal = app.add_subcommand("recalibrate", "set a model's batch-norm statistics to the exact ones of "
-                                                      "the training images as they are (no augmentation)");
-  recal->add_option("--model", a->model_path, "model file")->required();
+  auto [recal, a] = add_command<ModelFileArgs>(
+      app, ctx, "recalibrate",
+      "set a model's batch-norm statistics to the exact ones of the training images as they are (no augmentation)",
+      [](const ModelFileArgs& a) {
+        return cmd_recalibrate(a.model_path, a.data_path, a.out, a.limit_images, a.strict, a.threads);
+      });
+  add_model_option(recal, a->model_path);
   recal->add_option("--data", a->data_path, "fer2013.csv(.gz) (its Training rows) or a folder with train/")
       ->required();
-  recal->add_option("--out", a->out, "model file to write (float32)")->required();
-  recal->add_option("--limit", a->limit_images, "use only the first N training images");
-  recal->add_flag("--strict", a->strict, "fail on the first malformed row or image");
-  recal->add_option("--threads", a->threads, "threads (default: all cores)");
-  recal->callback([a, &ctx] {
-    ctx.exit_code = cmd_recalibrate(a->model_path, a->data_path, a->out, a->limit_images, a->strict, a->threads);
-  });
+  add_recalibration_outputs(recal, *a, "use only the first N training images");
 }
 
 void add_average_command(CLI::App& app, Context& ctx) {
-  auto a = std::make_shared<ModelFileArgs>();
-  CLI::App* avg = app.add_subcommand("average", "average the weights of models of one architecture (a model soup), "
-                                                "then recalibrate batch norm on the training images");
+  auto [avg, a] = add_command<ModelFileArgs>(
+      app, ctx, "average",
+      "average the weights of models of one architecture (a model soup), then recalibrate batch norm on the "
+      "training images",
+      [](const ModelFileArgs& a) {
+        return cmd_average(a.model_paths, a.data_path, a.out, a.limit_images, a.strict, a.threads);
+      });
   avg->add_option("--models", a->model_paths, "two or more model files")->required()->expected(2, 64);
   avg->add_option("--data", a->data_path, "fer2013.csv(.gz) (its Training rows) or a folder with train/ (needed "
                                           "when the models have batch norm)");
-  avg->add_option("--out", a->out, "model file to write (float32)")->required();
-  avg->add_option("--limit", a->limit_images, "recalibrate on only the first N training images");
-  avg->add_flag("--strict", a->strict, "fail on the first malformed row or image");
-  avg->add_option("--threads", a->threads, "threads (default: all cores)");
-  avg->callback([a, &ctx] {
-    ctx.exit_code = cmd_average(a->model_paths, a->data_path, a->out, a->limit_images, a->strict, a->threads);
-  });
+  add_recalibration_outputs(avg, *a, "recalibrate on only the first N training images");
 }
 
 void add_info_command(CLI::App& app, Context& ctx) {
-  auto model_path = std::make_shared<std::string>();
-  CLI::App* info = app.add_subcommand("info", "print a model's architecture and metadata");
-  info->add_option("--model", *model_path, "model file")->required();
-  info->callback([model_path, &ctx] { ctx.exit_code = cmd_info(*model_path); });
+  auto [info, model_path] = add_command<std::string>(app, ctx, "info", "print a model's architecture and metadata",
+                                                     [](const std::string& path) { return cmd_info(path); });
+  add_model_option(info, *model_path);
 }
 
 }  // namespace ferkit::cli

@@ -32,11 +32,10 @@ int cmd_plot(const std::string& history_path, const std::string& out) {
 }  // namespace
 
 void add_plot_command(CLI::App& app, Context& ctx) {
-  auto a = std::make_shared<PlotArgs>();
-  CLI::App* plot = app.add_subcommand("plot", "draw loss and accuracy curves from a history.json");
+  auto [plot, a] = add_command<PlotArgs>(app, ctx, "plot", "draw loss and accuracy curves from a history.json",
+                                         [](const PlotArgs& a) { return cmd_plot(a.history_path, a.out); });
   plot->add_option("--history", a->history_path, "history.json written by train")->required();
   plot->add_option("--out", a->out, "PNG file")->required();
-  plot->callback([a, &ctx] { ctx.exit_code = cmd_plot(a->history_path, a->out); });
 }
 
 }  // namespace ferkit::cli

@@ -125,29 +125,27 @@ int cmd_detect(const std::string& model_path, const std::string& cascade_path, c
 }  // namespace
 
 void add_predict_command(CLI::App& app, Context& ctx) {
-  auto a = std::make_shared<PredictArgs>();
-  CLI::App* pred = app.add_subcommand("predict", "classify image files (face crops; any size, colour or grey)");
-  pred->add_option("--model", a->model_path, "model file")->required();
+  auto [pred, a] = add_command<PredictArgs>(
+      app, ctx, "predict", "classify image files (face crops; any size, colour or grey)",
+      [](const PredictArgs& a) { return cmd_predict(a.model_path, a.images, a.as_json, a.tta); });
+  add_model_option(pred, a->model_path);
   pred->add_option("images", a->images, "image files")->required();
   pred->add_flag("--json", a->as_json, "print JSON");
   pred->add_flag("--tta", a->tta, "average with the mirrored image");
-  pred->callback([a, &ctx] { ctx.exit_code = cmd_predict(a->model_path, a->images, a->as_json, a->tta); });
 }
 
 void add_detect_command(CLI::App& app, Context& ctx) {
-  auto a = std::make_shared<DetectArgs>();
-  CLI::App* det = app.add_subcommand("detect", "find the faces in photos and classify each one");
-  det->add_option("--model", a->model_path, "model file")->required();
+  auto [det, a] = add_command<DetectArgs>(
+      app, ctx, "detect", "find the faces in photos and classify each one", [](const DetectArgs& a) {
+        return cmd_detect(a.model_path, a.cascade_path, a.images, a.as_json, a.crops_dir, a.min_size, a.tta);
+      });
+  add_model_option(det, a->model_path);
   det->add_option("--cascade", a->cascade_path, "face-detector cascade asset")->capture_default_str();
   det->add_option("images", a->images, "image files")->required();
   det->add_option("--crops", a->crops_dir, "write each face's 48x48 crop as PNG into this folder");
   det->add_option("--min-size", a->min_size, "smallest face side searched, pixels")->capture_default_str();
   det->add_flag("--json", a->as_json, "print JSON");
   det->add_flag("--tta", a->tta, "average each face with its mirror image (as the page does for a still image)");
-  det->callback([a, &ctx] {
-    ctx.exit_code =
-        cmd_detect(a->model_path, a->cascade_path, a->images, a->as_json, a->crops_dir, a->min_size, a->tta);
-  });
 }
 
 }  // namespace ferkit::cli

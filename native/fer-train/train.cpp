@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "common.h"
+#include "ferkit.h"
 #include "files.h"
 
 namespace ferkit::cli {
@@ -319,7 +320,7 @@ int cmd_train(const TrainArgs& a, const std::string& command_line) {
                    {"data", a.data},
                    {"train_images", train.size()},
                    {"threads", thread_count()},
-                   {"ferkit_version", "0.1.0"}};
+                   {"ferkit_version", ferkit::version()}};
   auto save_checkpoint = [&] {
     std::vector<uint8_t> bytes = trainer.save_checkpoint(run_meta);
     write_file_atomic(ckpt_path, bytes.data(), bytes.size());
@@ -395,10 +396,10 @@ int cmd_train(const TrainArgs& a, const std::string& command_line) {
 }  // namespace
 
 void add_train_command(CLI::App& app, Context& ctx) {
-  auto ta = std::make_shared<TrainArgs>();
-  CLI::App* train = app.add_subcommand("train", "train a model; writes model, checkpoint, history, plots, evaluation");
-  add_train_options(train, *ta);
-  train->callback([ta, &ctx] { ctx.exit_code = cmd_train(*ta, ctx.command_line); });
+  auto [train, a] = add_command<TrainArgs>(
+      app, ctx, "train", "train a model; writes model, checkpoint, history, plots, evaluation",
+      [&ctx](const TrainArgs& a) { return cmd_train(a, ctx.command_line); });
+  add_train_options(train, *a);
 }
 
 }  // namespace ferkit::cli
