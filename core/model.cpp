@@ -265,7 +265,9 @@ const float* forward(Model& model, Workspace& ws, int n, const ForwardOptions& o
       }
       case LayerKind::Dense: dense_forward(x, n, p.in.size(), p.out.c, P + p.w, P + p.b, y); break;
       case LayerKind::ReLU: relu_forward(x, count, y); break;
-      case LayerKind::MaxPool: maxpool_forward(x, n, p.geom, y, opt.train ? ws.argmax[i].data() : nullptr); break;
+      case LayerKind::MaxPool:
+        maxpool_forward(x, n, p.geom, y, opt.train || opt.keep_argmax ? ws.argmax[i].data() : nullptr);
+        break;
       case LayerKind::Dropout:
         if (opt.train && p.spec.rate > 0.0f)
           dropout_forward(x, count, p.spec.rate, mix_seed(opt.dropout_seed, i), ws.col[i].data(), y);

@@ -136,6 +136,9 @@ struct ForwardOptions {
   // Stop before this layer and return its input, ws.act[until_layer] (0: run to the end).
   int until_layer = 0;
   const InferencePlan* plan = nullptr;  // inference only (ignored with train)
+  // Inference: max-pool layers record their argmax in ws.argmax, so that gradients can be taken back through the
+  // pass (explain.h does; training always records it).
+  bool keep_argmax = false;
 };
 
 // Runs n images (already in ws.input(), n <= capacity) through the model; returns the logits (n x classes), or

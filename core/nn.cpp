@@ -472,10 +472,10 @@ void conv2d_backward(const float* dy, int n, const ConvGeom& g, const float* w, 
   const Eigen::Index m = static_cast<Eigen::Index>(n) * g.ho * g.wo;
   const bool direct = g.direct();
   CMapR dY(dy, m, g.cout);
-  CMapR C(col, m, g.patch());  // for direct convs the caller passes x as col
-  if (g.patch() <= kSmallPatch) {
+  if (dw && g.patch() <= kSmallPatch) {
     small_k_weight_grad(col, dy, m, g.patch(), g.cout, dw, db);
-  } else {
+  } else if (dw) {
+    CMapR C(col, m, g.patch());  // for direct convs the caller passes x as col
     MapR(dw, g.patch(), g.cout).noalias() += C.transpose() * dY;
     MapRow(db, g.cout) += dY.colwise().sum();
   }
@@ -496,8 +496,10 @@ void dense_forward(const float* x, int n, int in, int out, const float* w, const
 void dense_backward(const float* dy, const float* x, int n, int in, int out, const float* w, float* dw, float* db,
                     float* dx) {
   CMapR dY(dy, n, out);
-  MapR(dw, in, out).noalias() += CMapR(x, n, in).transpose() * dY;
-  MapRow(db, out) += dY.colwise().sum();
+  if (dw) {
+    MapR(dw, in, out).noalias() += CMapR(x, n, in).transpose() * dY;
+    MapRow(db, out) += dY.colwise().sum();
+  }
   if (dx) MapR(dx, n, in).noalias() = dY * CMapR(w, in, out).transpose();
 }
 
@@ -659,6 +661,14 @@ void batchnorm_backward(const float* dy, const float* xhat, const float* invstd,
   RowVec mean_dy = sum_dy * inv_n, mean_dy_xhat = sum_dy_xhat * inv_n;
   MapR DX(dx, r, channels);
   DX = ((dY.rowwise() - mean_dy).array() - XH.array().rowwise() * mean_dy_xhat.array()).rowwise() * scale.array();
+}
+
+void batchnorm_backward_infer(const float* dy, size_t rows, int channels, const float* gamma, const float* running_var,
+                              float eps, float* dx) {
+  for (int c = 0; c < channels; ++c) {  // channel by channel: one square root each, no scratch
+    const float scale = gamma[c] / std::sqrt(running_var[c] + eps);
+    for (size_t i = static_cast<size_t>(c); i < rows * channels; i += channels) dx[i] = dy[i] * scale;
+  }
 }
 
 void gap_forward(const float* x, int n, int hw, int c, float* y) {

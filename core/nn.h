@@ -40,12 +40,14 @@ size_t conv2d_scratch_floats(const ConvGeom& g, int n);
 size_t conv2d_winograd_floats(const ConvGeom& g);
 // Writes those transformed weights of w into u (conv2d_winograd_floats(g) floats); only where that is > 0.
 void conv2d_prepare_winograd(const ConvGeom& g, const float* w, float* u);
-// dw += col^T dy, db += sum(dy); dx = col2im(dy w^T) if dx != nullptr (dcol: scratch like col).
+// dw += col^T dy, db += sum(dy); dx = col2im(dy w^T) if dx != nullptr (dcol: scratch like col). dw == nullptr: the
+// input gradient only (db and col unused), as explain.h back-propagates through an inference pass.
 void conv2d_backward(const float* dy, int n, const ConvGeom& g, const float* w, const float* col, float* dw,
                      float* db, float* dcol, float* dx);
 
 // y[n][out] = x[n][in] * w[in][out] + b[out].
 void dense_forward(const float* x, int n, int in, int out, const float* w, const float* b, float* y);
+// dw == nullptr: dx only (x and db unused).
 void dense_backward(const float* dy, const float* x, int n, int in, int out, const float* w, float* dw, float* db,
                     float* dx);
 
@@ -81,6 +83,10 @@ void batchnorm_forward_infer(const float* x, size_t rows, int channels, const Ba
                              float* y, bool relu = false);
 void batchnorm_backward(const float* dy, const float* xhat, const float* invstd, size_t rows, int channels,
                         const float* gamma, float* dgamma, float* dbeta, float* dx);
+// The input gradient of batchnorm_forward_infer (running statistics: a per-channel affine map), for
+// back-propagating through an inference pass: dx = dy * gamma / sqrt(running_var + eps).
+void batchnorm_backward_infer(const float* dy, size_t rows, int channels, const float* gamma, const float* running_var,
+                              float eps, float* dx);
 
 // Global average pooling: [n][hw][c] -> [n][c].
 void gap_forward(const float* x, int n, int hw, int c, float* y);
