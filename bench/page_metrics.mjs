@@ -2,6 +2,7 @@
 // camera (a clip made from a photo by build/release/tests/make_y4m).
 //   node bench/page_metrics.mjs [--seconds 10] [--photo /usr/share/doc/opencv-doc/examples/data/messi5.jpg]
 //                               [--clip a.y4m (instead of the photo)] [--width 1100 --height 700 (viewport)]
+//                               [--why gradcam|gradient-x-input|smoothgrad (the saliency overlay on)]
 // Needs build/wasm/dist and build/release (scripts/test.sh builds both). Reports; asserts nothing.
 import { spawn, execFileSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync } from 'node:fs';
@@ -39,17 +40,25 @@ const t0 = Date.now();
 await page.goto(`${origin}/`);
 await page.waitForFunction(() => window.ferkit && window.ferkit.latest, null, { timeout: 120000 });
 const startup_s = (Date.now() - t0) / 1000;
+const why = opt('--why');
+if (why) await page.evaluate((m) => window.ferkit.showWhy(true, m), why);
 // Frames processed over the window: count distinct published results.
 const r = await page.evaluate(async (ms) => {
   let n = 0, last = window.ferkit.latest, samples = [];
   const end = performance.now() + ms;
   while (performance.now() < end) {
     await new Promise((res) => requestAnimationFrame(res));
-    if (window.ferkit.latest.frame.index !== last.frame.index) { last = window.ferkit.latest; n++; samples.push(last.timings); }
+    if (window.ferkit.latest.frame.index !== last.frame.index) {
+      last = window.ferkit.latest;
+      n++;
+      const explain = last.why ? last.why.explain_ms : 0;
+      samples.push({ ...last.timings, explain_ms: explain, explain_ms_per_face: last.faces.length ? explain / last.faces.length : 0 });
+    }
   }
   const med = (k) => { const v = samples.map((s) => s[k]).sort((a, b) => a - b); return v[Math.floor(v.length / 2)]; };
   return { frames: n, fps: n / (ms / 1000), ui_fps: window.ferkit.latest.fps, faces: last.faces.length,
-           median: { grab_ms: med('grab_ms'), detect_ms: med('detect_ms'), classify_ms: med('classify_ms'), draw_ms: med('draw_ms') } };
+           median: { grab_ms: med('grab_ms'), detect_ms: med('detect_ms'), classify_ms: med('classify_ms'), draw_ms: med('draw_ms'),
+                     explain_ms: med('explain_ms'), explain_ms_per_face: med('explain_ms_per_face') } };
 }, seconds * 1000);
 const total = sizes.reduce((a, [, n]) => a + n, 0);
 console.log(JSON.stringify({ startup_s, processed_fps: r.fps, ui_fps: r.ui_fps, frames: r.frames, faces: r.faces,

@@ -224,4 +224,13 @@ int Explainer::explain(const uint8_t* crop, const ExplainOptions& o, float* map,
   return cls;
 }
 
+void saliency_colour(float v, uint8_t* rgb) {
+  // Piecewise-linear through five stops (dark blue, purple, red, orange, yellow).
+  static constexpr float kStops[5][3] = {{10, 10, 80}, {120, 30, 140}, {220, 40, 40}, {250, 150, 20}, {255, 245, 110}};
+  const float t = std::clamp(std::isfinite(v) ? v : 0.0f, 0.0f, 1.0f) * 4.0f;
+  const int k = std::min(static_cast<int>(t), 3);
+  const float f = t - static_cast<float>(k);
+  for (int c = 0; c < 3; ++c) rgb[c] = static_cast<uint8_t>(kStops[k][c] + f * (kStops[k + 1][c] - kStops[k][c]) + 0.5f);
+}
+
 }  // namespace ferkit

@@ -27,6 +27,10 @@ const char* saliency_method_name(SaliencyMethod m);
 // The method of one of those names; throws std::invalid_argument listing them for any other.
 SaliencyMethod saliency_method_from_name(const std::string& name);
 
+// The colour a map value v in [0, 1] is drawn in (the CLI's PNGs and the page's overlay): a heat ramp from dark
+// blue through red to yellow, so that more weight reads as warmer. rgb: 3 bytes.
+void saliency_colour(float v, uint8_t* rgb);
+
 constexpr int kMaxSmoothSamples = 1024;
 
 struct ExplainOptions {

@@ -4,12 +4,16 @@
 // window.ferkit (documented in README.md):
 //   ready            true once the app draws
 //   latest           the newest result: {frame: {width, height, source, index}, fps, timings: {grab_ms, detect_ms,
-//                    classify_ms, draw_ms}, faces: [{box: {x, y, w, h}, track, label, probabilities, smoothed}]}
+//                    classify_ms, draw_ms}, faces: [{box: {x, y, w, h}, track, label, probabilities, smoothed,
+//                    why: the class its overlay map explains, or null}], why: {overlay, method, explain_ms}}
 //   camera           {state: 'not started'|'starting'|'live'|'denied'|'no camera'|'lost'|'error', message,
 //                    frames: how camera frames are read, 'VideoFrame' (WebCodecs) or 'canvas'}
 //   crop(i)          Uint8Array(2304): the 48x48 grey crop of face i of the latest frame (mirrored for the model
 //                    when the face is `mirrored`)
 //   loadModel(bytes, name) -> Promise<{ok, error}>   openImage(blob) -> Promise   startCamera(index)
+//   showWhy(on, method)  the saliency overlay on or off ('gradcam', 'gradient-x-input' or 'smoothgrad')
+//   explain(i, {method, class}) -> Float32Array(2304)  face i's saliency map over its crop (values 0..1) for a
+//                    class (name or index; default its label), with .label the class explained; null: no face i
 //   teach it your face (latest.teach: {samples: [per class], total, state: 'idle'|'running'|'done'|'failed'|
 //   'cancelled', message, step, steps, epoch, epochs, held_before, held_after, seconds, finetuned, storage}):
 //   capture(label) -> bool      the largest face of the latest frame as a sample of label (0..6), like keys 1-7
@@ -22,6 +26,8 @@
 'use strict';
 (function () {
   const STATES = ['not started', 'starting', 'live', 'denied', 'no camera', 'lost', 'error'];
+  const CLASSES = ['angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral'];
+  const WHY_METHODS = ['gradcam', 'gradient-x-input', 'smoothgrad'];
   const MAX_IMAGE_SIDE = 1280;
   const statusEl = document.getElementById('status');
   const loadingEl = document.getElementById('loading');
@@ -83,6 +89,25 @@
       return true;
     },
     startCamera(index) { return startCamera(index || 0); },
+    // Saliency maps: the overlay on or off (method 'gradcam', 'gradient-x-input' or 'smoothgrad'), and face i's
+    // map (Float32Array(2304) over its crop, values in [0, 1]) for a class (name or index; default its label).
+    showWhy(on, method) {
+      if (running()) Module._ferkit_show_why(on ? 1 : 0, Math.max(0, WHY_METHODS.indexOf(method || 'gradcam')));
+    },
+    explain(i, { method = 'gradcam', class: cls } = {}) {
+      if (!running()) return null;
+      const m = WHY_METHODS.indexOf(method);
+      const c = cls === undefined ? -1 : typeof cls === 'number' ? cls : CLASSES.indexOf(cls);
+      if (m < 0 || c < -1 || c > 6) throw new Error('ferkit.explain: no method ' + method + ' or class ' + cls);
+      const out = Module._malloc(2304 * 4);
+      try {
+        const explained = Module._ferkit_explain(i, m, c, out);
+        if (explained < 0) return null;
+        const map = HEAPF32.slice(out >> 2, (out >> 2) + 2304);
+        map.label = CLASSES[explained];
+        return map;
+      } finally { Module._free(out); }
+    },
     capture(label) { return running() && !!Module._ferkit_capture(label); },
     finetune(settings) {
       return running() && !!Module.ccall('ferkit_finetune', 'number', ['string'], [JSON.stringify(settings || {})]);

@@ -474,6 +474,51 @@ TEST_F(Cli, DetectWithTtaAgreesWithPredictOnItsCrops) {
   EXPECT_GT(moved, 1e-6) << "--tta changed nothing";
 }
 
+TEST_F(Cli, ExplainWritesAMapPerFaceAndClass) {
+  // `explain` on a photo: a PNG per face named by method and class, and with --json each face's map (48x48 values
+  // in [0, 1], the largest 1) for the predicted class, or for --class; its label and probabilities are detect's.
+  const std::string photo = "/usr/share/doc/opencv-doc/examples/data/messi5.jpg";
+  if (!fs::exists(photo)) GTEST_SKIP() << photo << " missing (Debian package opencv-doc)";
+  TempDir tmp;
+  RunResult det = run_cli({"detect", "--json", "--model", model(), photo});
+  RunResult r = run_cli({"explain", "--json", "--model", model(), "--out", tmp / "maps", photo});
+  ASSERT_EQ(det.rc, 0) << describe(det);
+  ASSERT_EQ(r.rc, 0) << describe(r);
+  const json d = json::parse(det.out)[0]["faces"], e = json::parse(r.out)[0]["faces"];
+  ASSERT_GE(e.size(), 1u);
+  ASSERT_EQ(e.size(), d.size());
+  for (size_t i = 0; i < e.size(); ++i) {
+    EXPECT_EQ(e[i]["label"], d[i]["label"]);
+    EXPECT_EQ(e[i]["class"], d[i]["label"]) << "the predicted class is explained by default";
+    EXPECT_EQ(e[i]["method"], "gradcam");
+    const std::vector<float> map = e[i]["map"].get<std::vector<float>>();
+    ASSERT_EQ(map.size(), 2304u);
+    EXPECT_EQ(*std::max_element(map.begin(), map.end()), 1.0f);
+    EXPECT_GE(*std::min_element(map.begin(), map.end()), 0.0f);
+    const std::string png = e[i]["png"].get<std::string>();
+    EXPECT_EQ(png, tmp / "maps" + "/messi5.jpg.face" + std::to_string(i + 1) + ".gradcam-" +
+                       d[i]["label"].get<std::string>() + ".png");
+    EXPECT_TRUE(fs::exists(png)) << png;
+  }
+  // Another class and method; crops given as images.
+  RunResult sad = run_cli({"explain", "--json", "--model", model(), "--out", tmp / "sad", "--method", "smoothgrad",
+                           "--class", "sad", "--face-crops", png_});
+  ASSERT_EQ(sad.rc, 0) << describe(sad);
+  const json s = json::parse(sad.out)[0]["faces"];
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_EQ(s[0]["class"], "sad");
+  EXPECT_TRUE(fs::exists(tmp / ("sad/" + fs::path(png_).filename().string() + ".smoothgrad-sad.png")));
+  // By index too; a class that does not exist is refused, naming the choices.
+  RunResult four = run_cli({"explain", "--json", "--model", model(), "--out", tmp / "four", "--class", "4",
+                            "--face-crops", png_});
+  ASSERT_EQ(four.rc, 0) << describe(four);
+  EXPECT_EQ(json::parse(four.out)[0]["faces"][0]["class"], "sad");
+  RunResult bad = run_cli({"explain", "--model", model(), "--out", tmp / "bad", "--class", "bored", png_});
+  EXPECT_EQ(bad.rc, 1);
+  EXPECT_NE(bad.err.find("--class: expected one of angry, disgust"), std::string::npos) << bad.err;
+  EXPECT_NE(run_cli({"explain", "--model", model(), "--out", tmp / "bad", "--method", "lime", png_}).rc, 0);
+}
+
 TEST_F(Cli, PredictJsonLabelIsArgmax) {
   RunResult r = run_cli({"predict", "--model", model(), "--json", png_, color_png_});
   ASSERT_EQ(r.rc, 0) << describe(r);

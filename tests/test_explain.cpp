@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <numeric>
 
@@ -452,4 +453,29 @@ TEST(Explain, BadInputIsRefusedWithAReason) {
   for (SaliencyMethod method : kMethods)
     EXPECT_EQ(saliency_method_from_name(saliency_method_name(method)), method);
   EXPECT_THROW(saliency_method_from_name("lime"), std::invalid_argument);
+}
+
+TEST(Explain, SaliencyColourRunsFromColdToWarm) {
+  // The ramp's ends and its monotone warmth (red + green - blue grows with the value); out-of-range and NaN clamp.
+  uint8_t lo[3], hi[3], prev[3];
+  saliency_colour(0.0f, lo);
+  saliency_colour(1.0f, hi);
+  EXPECT_EQ(lo[0], 10);
+  EXPECT_EQ(lo[2], 80);
+  EXPECT_EQ(hi[0], 255);
+  EXPECT_EQ(hi[1], 245);
+  saliency_colour(0.0f, prev);
+  for (int i = 1; i <= 100; ++i) {
+    uint8_t c[3];
+    saliency_colour(i / 100.0f, c);
+    EXPECT_GE(c[0] + c[1] - c[2], prev[0] + prev[1] - prev[2]) << i;
+    std::copy(c, c + 3, prev);
+  }
+  uint8_t c[3];
+  saliency_colour(-1.0f, c);
+  EXPECT_EQ(0, std::memcmp(c, lo, 3));
+  saliency_colour(7.0f, c);
+  EXPECT_EQ(0, std::memcmp(c, hi, 3));
+  saliency_colour(std::nanf(""), c);
+  EXPECT_EQ(0, std::memcmp(c, lo, 3));
 }

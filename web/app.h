@@ -1,5 +1,6 @@
-// The browser app's state: the frame, the pipeline, the models and the teach panel's state, shared by the video
-// loop (main.cpp), the teach panel (teach.cpp) and the functions JavaScript calls (exports.cpp). One App per page,
+// The browser app's state: the frame, the pipeline, the models, the teach panel's and the saliency maps' state,
+// shared by the video loop (main.cpp), the teach panel (teach.cpp), the maps (why.cpp) and the functions
+// JavaScript calls (exports.cpp). One App per page,
 // owned by main.cpp.
 #pragma once
 #include <GLES3/gl3.h>
@@ -14,6 +15,7 @@
 #include "ferkit.h"
 #include "models.h"
 #include "teach.h"
+#include "why.h"
 
 // The live view's pipeline settings. Detection slides its window in steps of 2 pyramid-level pixels at every
 // scale (OpenCV, and the native CLI, step 1 pixel from scale 2 up), which finds the same faces for less work, and
@@ -60,6 +62,7 @@ struct App {
   int camera_index = 0;
   bool ready_announced = false;
   Teach teach;
+  Why why;
 };
 
 // exports.cpp: the functions JavaScript calls act on this App (main() attaches it before the page starts).

@@ -9,9 +9,13 @@
 //   uint8_t* fk_buffer(bytes)         the input buffer: grows, never shrinks (the pointer changes when it grows;
 //                                     null, with fk_last_error, when memory runs out)
 //   int fk_classify_rgba(w, h, smooth)  faces in the w*h RGBA frame in the buffer (-1: error); fk_results()
-//       then holds 12 floats a face: x, y, w, h, 7 probabilities (smoothed over calls if smooth, every other
-//       call on the mirrored faces: PipelineOptions::alternate_flip), label index
+//       then holds 16 floats a face: x, y, w, h, 7 probabilities (smoothed over calls if smooth, every other
+//       call on the mirrored faces: PipelineOptions::alternate_flip), label index, and the square the crop was
+//       taken from (x, y, side, side); fk_face_crop(i) is face i's 48x48 crop (null past the last face)
 //   void fk_classify_crops(n, out)    n 48x48 grey crops in the buffer -> n*7 probabilities at out (NaN on error)
+//   int fk_explain(method, cls, out)  the saliency map (core/explain.h) of the 48x48 grey crop in the buffer:
+//       method 0 Grad-CAM, 1 gradient x input, 2 SmoothGrad; cls -1 for the predicted class; 2304 floats in
+//       [0, 1] at out. Returns the class explained, -1 on error
 //   fk_class_name(i), fk_num_params(), fk_model_info() (JSON), fk_last_error() ("" after a successful call)
 //
 // Fine-tuning (core/finetune.h; the page runs it in a worker, web/finetune-worker.mjs), independent of the
@@ -36,16 +40,18 @@
 #include <vector>
 
 #include "detect.h"
+#include "explain.h"
 #include "finetune.h"
 #include "model_io.h"
 #include "pipeline.h"
 
 namespace {
 
-constexpr int kResultFloats = 4 + ferkit::kNumClasses + 1;
+constexpr int kResultFloats = 4 + ferkit::kNumClasses + 1 + 4;
 
 struct Engine {
   std::unique_ptr<ferkit::Pipeline> pipe;
+  std::unique_ptr<ferkit::Explainer> explainer;  // of pipe's model, made when first asked for
   ferkit::PipelineOptions options;
   std::vector<uint8_t> buffer;
   std::vector<float> results;
@@ -101,6 +107,7 @@ EMSCRIPTEN_KEEPALIVE int fk_create(const uint8_t* model, int model_len, const ui
       what = "face-detector cascade";
       throw std::invalid_argument("missing (the first fk_create needs one)");
     }
+    e.explainer.reset();  // it was made for the previous model's architecture
     e.info = std::move(info);
     return 1;
   } catch (const std::exception& ex) {
@@ -144,6 +151,10 @@ EMSCRIPTEN_KEEPALIVE int fk_classify_rgba(int width, int height, int smooth) {
       *r++ = f.box.h;
       for (int c = 0; c < ferkit::kNumClasses; ++c) *r++ = smooth ? f.smoothed[c] : f.probs[c];
       *r++ = static_cast<float>(f.label);
+      *r++ = f.crop_box.x;
+      *r++ = f.crop_box.y;
+      *r++ = f.crop_box.w;
+      *r++ = f.crop_box.h;
     }
     return static_cast<int>(faces.size());
   } catch (const std::exception& ex) {
@@ -153,6 +164,31 @@ EMSCRIPTEN_KEEPALIVE int fk_classify_rgba(int width, int height, int smooth) {
 }
 
 EMSCRIPTEN_KEEPALIVE const float* fk_results() { return g_engine.results.data(); }
+
+EMSCRIPTEN_KEEPALIVE const uint8_t* fk_face_crop(int i) {
+  const Engine& e = g_engine;
+  if (!e.pipe || i < 0 || i >= static_cast<int>(e.pipe->faces().size())) return nullptr;
+  return e.pipe->faces()[i].crop;
+}
+
+EMSCRIPTEN_KEEPALIVE int fk_explain(int method, int cls, float* out) {
+  Engine& e = g_engine;
+  e.error.clear();
+  try {
+    if (!e.pipe) throw std::logic_error("no model (call fk_create first)");
+    if (!out) throw std::invalid_argument("no output pointer");
+    if (method < 0 || method > 2) throw std::invalid_argument("method: expected 0 (Grad-CAM), 1 or 2");
+    if (e.buffer.size() < ferkit::kPixels) throw std::invalid_argument("no crop in the buffer (fk_buffer(2304) first)");
+    if (!e.explainer) e.explainer = std::make_unique<ferkit::Explainer>(e.pipe->model());
+    ferkit::ExplainOptions o;
+    o.method = static_cast<ferkit::SaliencyMethod>(method);
+    o.cls = cls;
+    return e.explainer->explain(e.buffer.data(), o, out);
+  } catch (const std::exception& ex) {
+    e.error = ex.what();
+    return -1;
+  }
+}
 
 EMSCRIPTEN_KEEPALIVE void fk_classify_crops(int n, float* out) {
   Engine& e = g_engine;

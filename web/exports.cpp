@@ -1,6 +1,7 @@
 // Every function the page's JavaScript calls (shell/ferkit-shell.js and window.ferkit): the camera's state, model
-// files, the latest frame's faces, and the teach panel's captures, fine-tuning, storage and imports. Each is a
-// thin wrapper over App (app.h), PageModels (models.h) or the teach panel (teach.h). The JS API for other pages
+// files, the latest frame's faces, saliency maps, and the teach panel's captures, fine-tuning, storage and
+// imports. Each is a
+// thin wrapper over App (app.h), PageModels (models.h), the maps (why.h) or the teach panel (teach.h). The JS API for other pages
 // (dist/ferkit.mjs) runs the engine instead, whose entry points are listed in engine.cpp.
 #include <emscripten.h>
 
@@ -78,6 +79,20 @@ EMSCRIPTEN_KEEPALIVE void ferkit_reset_model() {
 EMSCRIPTEN_KEEPALIVE const uint8_t* ferkit_face_crop(int i) {
   if (!g_app->pipe || i < 0 || i >= static_cast<int>(g_app->pipe->faces().size())) return nullptr;
   return g_app->pipe->faces()[i].crop;
+}
+
+// ---- saliency maps (why.h)
+
+// The overlay on (1) or off (0), with method 0 Grad-CAM, 1 gradient x input, 2 SmoothGrad.
+EMSCRIPTEN_KEEPALIVE void ferkit_show_why(int on, int method) {
+  g_app->why.overlay = on != 0;
+  g_app->why.method = std::clamp(method, 0, 2);
+}
+
+// Face i of the latest frame: its map (2304 floats at out) for class cls (-1: its label); the class explained,
+// or -1 when there is no such face, method or class.
+EMSCRIPTEN_KEEPALIVE int ferkit_explain(int face, int method, int cls, float* out) {
+  return why_explain(*g_app, face, method, cls, out);
 }
 
 // ---- teaching

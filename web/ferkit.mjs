@@ -4,7 +4,9 @@
 //   import { loadFerkit } from './ferkit.mjs';
 //   const ferkit = await loadFerkit();            // fetches the engine, assets/default.ferkit, assets/frontalface.cascade
 //   const faces = ferkit.classify(videoOrImage);  // ImageData, <video>, <canvas>, OffscreenCanvas, ImageBitmap, <img>
-//   // -> [{ box: {x, y, w, h}, probabilities: {angry, disgust, fear, happy, sad, surprise, neutral}, label: 'happy' }]
+//   // -> [{ box: {x, y, w, h}, probabilities: {angry, disgust, fear, happy, sad, surprise, neutral}, label: 'happy',
+//   //       crop: Uint8Array(2304), cropBox: {x, y, w, h} }]
+//   const map = ferkit.explain(faces[0]);         // Float32Array(48 * 48): what the label rests on
 //
 // loadFerkit({ baseUrl, modelUrl, cascadeUrl }): baseUrl is where ferkit-engine.{mjs,wasm} and assets/ live
 // (default: this module's folder, so the folder works from any path); modelUrl / cascadeUrl (relative to the
@@ -14,7 +16,15 @@
 //       smooth, probabilities are averaged over successive calls per tracked face (for video), and every other
 //       call classifies the mirrored faces, so the average covers both views (flip averaging at one view's cost;
 //       a face seen for the first time gets both views at once).
+//       Each face has its 48x48 grey crop (what the model saw) and cropBox, the square of the source it was
+//       resampled from (where to draw a saliency map over the source).
 //   classifyCrops(Uint8Array)  n 48x48 grey crops (n * 2304 bytes, row-major) -> n arrays of 7 probabilities
+//   explain(faceOrCrop, { method = 'gradcam', class })  a saliency map of a face from classify() or a 48x48 crop
+//       (Uint8Array(2304)): a Float32Array of 48 * 48 values in [0, 1], row-major over the crop, 1 where the
+//       class's score depends most on the pixels. method: 'gradcam' (Grad-CAM on the last convolution block,
+//       coarse, about one network run), 'gradient-x-input' or 'smoothgrad' (pixel gradients; smoothgrad averages
+//       16 noisy copies); class: a class name or index, default the predicted one. The map's `label` property
+//       names the class explained
 //   loadModel(bytes)           replaces the model (ArrayBuffer or typed array of a .ferkit file); throws an Error
 //                              saying what is wrong with a bad file and keeps the current model
 //   info                       {name, params, macs, classes, accuracy?} of the current model
@@ -22,7 +32,8 @@
 //   engine                     the raw Emscripten module (fk_* functions, see web/engine.cpp)
 
 const CROP_BYTES = 48 * 48;
-const RESULT_FLOATS = 12;  // x, y, w, h, 7 probabilities, label index
+const RESULT_FLOATS = 16;  // x, y, w, h, 7 probabilities, label index, crop square x, y, w, h
+const METHODS = ['gradcam', 'gradient-x-input', 'smoothgrad'];
 
 function asUrl(u, base) {
   return new URL(String(u), base);
@@ -129,10 +140,35 @@ export async function loadFerkit({ baseUrl = new URL('.', import.meta.url), mode
       const r = r0 + i * RESULT_FLOATS;
       const probabilities = {};
       classNames.forEach((name, c) => { probabilities[name] = F[r + 4 + c]; });
+      const c = M._fk_face_crop(i);
+      const crop = M.HEAPU8.slice(c, c + CROP_BYTES);
       faces.push({ box: { x: F[r], y: F[r + 1], w: F[r + 2], h: F[r + 3] }, probabilities,
-                   label: classNames[F[r + 11]] });
+                   label: classNames[F[r + 11]], crop,
+                   cropBox: { x: F[r + 12], y: F[r + 13], w: F[r + 14], h: F[r + 15] } });
     }
     return faces;
+  }
+
+  let mapOut = 0;  // CROP_BYTES floats, made on the first explain()
+  function explain(faceOrCrop, { method = 'gradcam', class: cls } = {}) {
+    const crop = faceOrCrop && faceOrCrop.crop ? faceOrCrop.crop : faceOrCrop;
+    const bytes = toBytes(crop);
+    if (bytes.length !== CROP_BYTES) throw new Error('ferkit: explain() takes a face from classify() or a 48x48 crop (2304 bytes)');
+    const m = METHODS.indexOf(method);
+    if (m < 0) throw new Error(`ferkit: explain(): method must be one of ${METHODS.join(', ')}, not ${method}`);
+    let c = -1;
+    if (cls !== undefined) {
+      c = typeof cls === 'number' ? cls : classNames.indexOf(cls);
+      if (!(c >= 0 && c < classNames.length)) throw new Error(`ferkit: explain(): no class ${cls}`);
+    }
+    if (!mapOut) mapOut = M._malloc(CROP_BYTES * 4);
+    const ptr = buffer(CROP_BYTES);
+    M.HEAPU8.set(bytes, ptr);  // (HEAPU8 read after buffer(): memory may have grown)
+    const explained = M._fk_explain(m, c, mapOut);
+    if (explained < 0) throw new Error(`ferkit: ${lastError()}`);
+    const map = M.HEAPF32.slice(mapOut >> 2, (mapOut >> 2) + CROP_BYTES);
+    map.label = classNames[explained];
+    return map;
   }
 
   let out = 0, outCapacity = 0;  // reused output buffer (floats)
@@ -160,7 +196,7 @@ export async function loadFerkit({ baseUrl = new URL('.', import.meta.url), mode
   }
 
   return {
-    classify, classifyCrops, loadModel,
+    classify, classifyCrops, explain, loadModel,
     get info() { return info; },
     get classNames() { return classNames.slice(); },
     engine: M,

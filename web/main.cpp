@@ -51,7 +51,8 @@ void publish(App& app) {
   const auto& names = app.pipe->model().class_names;
   const auto& t = app.pipe->times();
   nlohmann::json faces = nlohmann::json::array();
-  for (const auto& f : app.pipe->faces()) {
+  for (size_t i = 0; i < app.pipe->faces().size(); ++i) {
+    const auto& f = app.pipe->faces()[i];
     nlohmann::json probs = nlohmann::json::object(), smoothed = nlohmann::json::object();
     for (int c = 0; c < ferkit::kNumClasses; ++c) {
       probs[names[c]] = f.probs[c];
@@ -61,6 +62,8 @@ void publish(App& app) {
                      {"track", f.track},
                      {"label", names[f.label]},
                      {"mirrored", f.mirrored},
+                     {"why", i < app.why.explained.size() && app.why.explained[i] >= 0
+                                 ? nlohmann::json(names[app.why.explained[i]]) : nlohmann::json()},
                      {"probabilities", std::move(probs)},
                      {"smoothed", std::move(smoothed)}});
   }
@@ -71,6 +74,7 @@ void publish(App& app) {
       {"timings", {{"grab_ms", app.grab_ms}, {"detect_ms", t.detect_ms + t.gray_ms}, {"classify_ms", t.classify_ms},
                    {"draw_ms", app.draw_ms}}},
       {"faces", std::move(faces)},
+      {"why", why_json(app)},
       {"teach", app.published_teach}};
   app.published = latest.dump();
   ferkit_js_publish(app.published.c_str());
@@ -90,6 +94,7 @@ void draw_video(App& app, ImVec2 avail) {
   ImGui::Image(reinterpret_cast<ImTextureID>(static_cast<intptr_t>(app.video_tex)), size,
                mirror ? ImVec2(1, 0) : ImVec2(0, 0), mirror ? ImVec2(0, 1) : ImVec2(1, 1));
   ImDrawList* dl = ImGui::GetWindowDrawList();
+  why_draw_overlay(app, dl, p0, scale, mirror);  // under the boxes and labels
   const auto& names = app.pipe->model().class_names;
   for (const auto& f : app.pipe->faces()) {
     float x = mirror ? app.frame_w - f.box.x - f.box.w : f.box.x;
@@ -233,6 +238,7 @@ void draw(App& app) {
   ImGui::SetNextWindowSize(ImVec2(panel_w, display.y));
   ImGui::Begin("ferkit", nullptr, ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoResize | ImGuiWindowFlags_NoCollapse);
   draw_panel(app);
+  why_panel(app);
   teach_panel(app);
   ImGui::End();
   ImGui::Render();
@@ -251,6 +257,7 @@ void main_loop(void* arg) {
   handle_events(app);
   teach_tick(app);
   const bool new_frame = process_frame(app);
+  if (new_frame) why_update(app);
   draw(app);
   // Published when a frame was processed, or when the teach state changed (a still image stays still).
   nlohmann::json teach = teach_json(app);

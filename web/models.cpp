@@ -36,6 +36,7 @@ bool PageModels::use(ferkit::Pipeline& pipe, std::vector<uint8_t> bytes, const s
     tuned = kind == Kind::Tuned;
     current = std::move(bytes);
     error.clear();
+    ++generation;
     return true;
   } catch (const std::exception& e) {
     error = origin + ": " + e.what() + " (the current model is kept)";

@@ -23,6 +23,7 @@ struct PageModels {
   std::string name = "default";  // from the file's metadata, plus how many samples fine-tuned it
   std::string accuracy;          // its FER-2013 PrivateTest accuracy, when the metadata has it
   std::string error;             // why the last use() failed; empty after a success
+  int generation = 0;            // counts the models use() put into the pipeline (what depends on one remakes)
 
   // Loads bytes into pipe (the pipeline runs them from the next frame on). On failure sets `error`, naming
   // origin, and keeps the model in use.

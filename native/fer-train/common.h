@@ -37,6 +37,7 @@ void add_average_command(CLI::App& app, Context& ctx);
 void add_info_command(CLI::App& app, Context& ctx);
 void add_plot_command(CLI::App& app, Context& ctx);
 void add_finetune_command(CLI::App& app, Context& ctx);
+void add_explain_command(CLI::App& app, Context& ctx);
 
 // Adds the subcommand `name`: its options fill an Args that lives as long as the app (the returned pointer, to
 // bind options to), and its callback runs run(args), an int(const Args&), keeping the exit status in ctx.

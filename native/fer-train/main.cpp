@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   add_info_command(app, ctx);
   add_plot_command(app, ctx);
   add_finetune_command(app, ctx);
+  add_explain_command(app, ctx);
 
   // CLI11 runs the chosen command's callback inside parse(), after the options were all read and checked: a
   // usage error is a CLI::ParseError (CLI11's message and exit status); whatever the command throws is its error.

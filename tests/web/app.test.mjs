@@ -120,6 +120,65 @@ test('fake camera: the face is found and labelled, and the crop agrees with the 
   }
 });
 
+// The native CLI's saliency map of a 48x48 crop for a class.
+function nativeExplain(crop, name, cls, method = 'gradcam') {
+  const file = path.join(work, `${name}.bmp`);
+  writeFileSync(file, bmp(crop));
+  const out = execFileSync(path.join(native, 'native', 'fer-train'),
+                           ['explain', '--json', '--face-crops', '--method', method, '--class', cls, '--out',
+                            path.join(work, `${name}-maps`), '--model',
+                            path.join(root, 'assets', 'models', 'default.ferkit'), file], { maxBuffer: 64 << 20 });
+  return JSON.parse(out)[0].faces[0].map;
+}
+
+test('saliency overlay: each face gets the map of its label, the same as the native CLI\'s', async () => {
+  const { ctx, page, log } = await open(['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+                                         `--use-file-for-fake-video-capture=${clip}`]);
+  try {
+    await page.waitForFunction(() => window.ferkit.latest && window.ferkit.latest.faces.length > 0, null, { timeout: 60000 });
+    assert.equal(await page.evaluate(() => window.ferkit.latest.why.overlay), false);
+    assert.equal(await page.evaluate(() => window.ferkit.latest.faces[0].why), null, 'a map without the overlay');
+    await page.evaluate(() => window.ferkit.showWhy(true, 'gradcam'));
+    await page.waitForFunction(() => window.ferkit.latest.why.overlay && window.ferkit.latest.faces.length > 0 &&
+                                     window.ferkit.latest.faces[0].why !== null, null, { timeout: 20000 });
+    await page.setViewportSize({ width: 1100, height: 940 });  // tall enough for the panel's per-expression maps
+    await page.waitForTimeout(1500);
+    await page.screenshot({ path: path.join(shots, 'why.png') });
+    const r = await page.evaluate(() => {
+      const latest = window.ferkit.latest;  // the map, the crop and the label of the same frame
+      const map = window.ferkit.explain(0);
+      const sad = window.ferkit.explain(0, { method: 'gradient-x-input', class: 'sad' });
+      return { latest, crop: Array.from(window.ferkit.crop(0)), map: Array.from(map), label: map.label,
+               sad: Array.from(sad), sadLabel: sad.label, none: window.ferkit.explain(9) };
+    });
+    const face = cameraFace(r.latest);
+    assert.equal(face.why, face.label, 'the overlay explains the label shown');
+    assert.equal(r.label, face.label);
+    assert.equal(r.latest.why.method, 'gradcam');
+    assert.ok(r.latest.why.explain_ms > 0, `explain_ms ${r.latest.why.explain_ms}`);
+    assert.equal(r.none, null);
+    // The stated tolerance of native (AVX) against wasm (SIMD128) maps of these methods (tests/web/engine.test.mjs).
+    for (const [what, wasm, nat] of [['Grad-CAM', r.map, nativeExplain(r.crop, 'why-crop', face.label)],
+                                     ['gradient x input, sad', r.sad,
+                                      nativeExplain(r.crop, 'why-sad', 'sad', 'gradient-x-input')]]) {
+      assert.equal(wasm.length, 2304);
+      assert.equal(Math.max(...wasm), 1, `${what}: not scaled to 1`);
+      let worst = 0;
+      wasm.forEach((v, i) => { worst = Math.max(worst, Math.abs(v - nat[i])); });
+      assert.ok(worst <= 1e-4, `${what}: wasm and native maps differ by ${worst}`);
+    }
+    assert.equal(r.sadLabel, 'sad');
+    // Off again: no maps.
+    await page.evaluate(() => window.ferkit.showWhy(false));
+    await page.waitForFunction(() => !window.ferkit.latest.why.overlay && window.ferkit.latest.faces.length > 0 &&
+                                     window.ferkit.latest.faces[0].why === null, null, { timeout: 20000 });
+    assert.deepEqual(offOrigin(log), [], 'requests outside the origin');
+    assert.deepEqual(log.errors, [], 'console errors');
+  } finally {
+    await ctx.close();
+  }
+});
+
 test('without WebCodecs (no VideoFrame) camera frames come through a 2-D canvas', async () => {
   const { ctx, page, log } = await open(['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
                                          `--use-file-for-fake-video-capture=${clip}`], () => { delete window.VideoFrame; });

@@ -108,8 +108,8 @@ function assertClose(wasm, nat, what) {
 function results(n) {
   const r = M._fk_results() >> 2;
   return Array.from({ length: n }, (_, i) => {
-    const f = Array.from(M.HEAPF32.subarray(r + 12 * i, r + 12 * i + 12));
-    return { box: f.slice(0, 4), probs: f.slice(4, 11), label: f[11] };
+    const f = Array.from(M.HEAPF32.subarray(r + 16 * i, r + 16 * i + 16));
+    return { box: f.slice(0, 4), probs: f.slice(4, 11), label: f[11], cropBox: f.slice(12, 16) };
   });
 }
 
@@ -153,7 +153,7 @@ before(async () => {
 
 test('the engine exports the documented functions and describes its model', () => {
   for (const f of ['fk_create', 'fk_last_error', 'fk_buffer', 'fk_classify_rgba', 'fk_results', 'fk_classify_crops',
-                   'fk_class_name', 'fk_num_params', 'fk_model_info', 'malloc', 'free'])
+                   'fk_face_crop', 'fk_explain', 'fk_class_name', 'fk_num_params', 'fk_model_info', 'malloc', 'free'])
     assert.equal(typeof M[`_${f}`], 'function', f);
   assert.deepEqual(CLASSES.map((_, i) => M.UTF8ToString(M._fk_class_name(i))), CLASSES);
   assert.equal(M.UTF8ToString(M._fk_class_name(7)), '');
@@ -304,7 +304,14 @@ test('faces in a photo agree with the native CLI (fer-train detect)', skipIf(noN
     assertClose(f.probs, nat.faces[i].probabilities, `face ${i}`);
     assert.equal(CLASSES[f.label], nat.faces[i].label);
     assert.equal(f.label, f.probs.indexOf(Math.max(...f.probs)));
+    // The crop's square: at least the box's larger side, inside the frame.
+    const [cx, cy, cw, ch] = f.cropBox;
+    assert.equal(cw, ch);
+    assert.ok(cw >= Math.max(f.box[2], f.box[3]) - 1e-3 && cx >= 0 && cy >= 0 && cx + cw <= grey.width + 1e-3 &&
+              cy + ch <= grey.height + 1e-3, `face ${i}: crop square ${f.cropBox} for box ${f.box}`);
+    assert.ok(M._fk_face_crop(i) !== 0, `face ${i}: no crop`);
   });
+  assert.equal(M._fk_face_crop(faces.length), 0);
   // Smoothing averages per tracked face over calls (weight 0.6 on the past), and every other smoothed call
   // classifies the mirrored face. Over repeats of the same frame: the first call adds the same view (no change),
   // the second mixes in the mirrored view p1, the third the first view again.
@@ -330,6 +337,74 @@ test('faces in a photo agree with the native CLI (fer-train detect)', skipIf(noN
   }
 });
 
+// fk_explain's map of the crop in the buffer (method 0 Grad-CAM, 1 gradient x input, 2 SmoothGrad), and the
+// class it explained.
+function explainCrop(crop, method, cls = -1) {
+  const out = M._malloc(2304 * 4);
+  try {
+    const p = M._fk_buffer(2304);
+    M.HEAPU8.set(crop, p);
+    const explained = M._fk_explain(method, cls, out);
+    assert.ok(explained >= 0, `fk_explain failed: ${lastError()}`);
+    return { map: Array.from(M.HEAPF32.subarray(out >> 2, (out >> 2) + 2304)), cls: explained };
+  } finally {
+    M._free(out);
+  }
+}
+
+// Maps are in [0, 1] with the largest 1; native (AVX) and wasm (SIMD128) sum in other orders, so a value may differ
+// by rounding: these are the stated tolerances, on real faces. SmoothGrad's 16 noisy copies make it likelier that
+// a ReLU or a max-pool window sits within rounding of its switch on one platform and not the other. (On made-up
+// crops with flat regions max-pool windows hold exact ties, which rounding breaks either way: a pixel-gradient map
+// then follows another pixel, so they are not used here.)
+const MAP_TOLERANCE = { gradcam: 1e-4, 'gradient-x-input': 1e-4, smoothgrad: 3e-2 };
+const MAP_FACES = 16;
+test(`saliency maps: fk_explain agrees with the native CLI (fer-train explain) within ${JSON.stringify(MAP_TOLERANCE)} ` +
+     `on ${MAP_FACES} PrivateTest faces`, skipIf(noNative || noShared), () => {
+  const { crops } = privateTestSlice(MAP_FACES);
+  const n = MAP_FACES;
+  const files = [];
+  for (let i = 0; i < n; ++i) {
+    files.push(path.join(work, `explain${i}.bmp`));
+    writeFileSync(files[i], bmp(crops.subarray(i * 2304, (i + 1) * 2304)));
+  }
+  const methods = ['gradcam', 'gradient-x-input', 'smoothgrad'];
+  const worstOf = {};
+  methods.forEach((method, m) => {
+    for (const cls of [undefined, 'sad']) {
+      const out = path.join(work, `maps-${method}-${cls || 'predicted'}`);
+      const nat = JSON.parse(execFileSync(fertrain, ['explain', '--json', '--face-crops', '--model', modelPath,
+                                                     '--method', method, ...(cls ? ['--class', cls] : []),
+                                                     '--out', out, ...files], { maxBuffer: 64 << 20 }));
+      assert.equal(nat.length, n);
+      for (let i = 0; i < n; ++i) {
+        const w = explainCrop(crops.subarray(i * 2304, (i + 1) * 2304), m, cls ? CLASSES.indexOf(cls) : -1);
+        const f = nat[i].faces[0];
+        assert.equal(CLASSES[w.cls], f.class, `${method} crop ${i}: the class explained`);
+        assert.equal(f.map.length, 2304);
+        let worst = 0;
+        f.map.forEach((v, j) => { worst = Math.max(worst, Math.abs(v - w.map[j])); });
+        worstOf[method] = Math.max(worstOf[method] || 0, worst);
+        assert.ok(worst <= MAP_TOLERANCE[method], `${method} face ${i} (${f.class}): wasm and native maps differ by ${worst}`);
+        assert.ok(Math.max(...w.map) === 1 || w.map.every((v) => v === 0), `${method} crop ${i}: not scaled to 1`);
+        assert.ok(existsSync(f.png), f.png);
+      }
+    }
+  });
+  console.log(`# largest map difference, wasm against native: ${methods.map((k) => `${k} ${worstOf[k].toExponential(2)}`).join(', ')}`);
+  const bad = M._malloc(2304 * 4);
+  try {
+    const p = M._fk_buffer(2304);
+    M.HEAPU8.set(crops.subarray(0, 2304), p);
+    assert.equal(M._fk_explain(7, -1, bad), -1);
+    assert.match(lastError(), /method/);
+    assert.equal(M._fk_explain(0, 9, bad), -1);
+    assert.match(lastError(), /class 9/);
+  } finally {
+    M._free(bad);
+  }
+});
+
 test('ferkit.mjs works under node too: loadFerkit, classify(ImageData-like), classifyCrops, loadModel', skipIf(noPhoto), async () => {
   const { loadFerkit } = await import(pathToFileURL(path.join(dist, 'ferkit.mjs')).href);
   const ferkit = await loadFerkit();
@@ -344,7 +419,20 @@ test('ferkit.mjs works under node too: loadFerkit, classify(ImageData-like), cla
     assert.deepEqual(Object.keys(f.probabilities), CLASSES);
     assert.deepEqual(Object.values(f.probabilities), expected[i].probs);
     assert.equal(f.label, CLASSES[expected[i].label]);
+    assert.deepEqual([f.cropBox.x, f.cropBox.y, f.cropBox.w, f.cropBox.h], expected[i].cropBox);
+    assert.equal(f.crop.length, 2304);
+    // explain(face): the Grad-CAM map of its crop, for its label unless a class is given.
+    const map = ferkit.explain(f);
+    assert.ok(map instanceof Float32Array && map.length === 2304);
+    assert.equal(map.label, f.label);
+    assert.deepEqual(Array.from(map), explainCrop(f.crop, 0).map);
+    const sad = ferkit.explain(f.crop, { method: 'gradient-x-input', class: 'sad' });
+    assert.equal(sad.label, 'sad');
+    assert.deepEqual(Array.from(sad), explainCrop(f.crop, 1, 4).map);
   });
+  assert.throws(() => ferkit.explain(new Uint8Array(10)), /2304/);
+  assert.throws(() => ferkit.explain(faces[0], { method: 'lime' }), /gradcam/);
+  assert.throws(() => ferkit.explain(faces[0], { class: 'bored' }), /bored/);
   const crops = syntheticCrops();
   assert.deepEqual(ferkit.classifyCrops(crops), classifyCrops(crops));
   assert.throws(() => ferkit.classifyCrops(new Uint8Array(100)), /2304/);
