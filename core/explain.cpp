@@ -95,7 +95,7 @@ SaliencyMethod saliency_method_from_name(const std::string& name) {
   throw std::invalid_argument("unknown saliency method '" + name + "' (expected gradcam, gradient-x-input or smoothgrad)");
 }
 
-Explainer::Explainer(const Model& model) : model_(&model) {
+Explainer::Explainer(const Model& model, bool planned) : model_(&model) {
   if (model.layers.empty() || model.params.size() != model.planned_params())
     throw std::invalid_argument("explain: the model has no weights (allocate or load it first)");
   ws_.reserve(model, 1);
@@ -116,6 +116,8 @@ Explainer::Explainer(const Model& model) : model_(&model) {
     const Shape a = input_of(model, static_cast<size_t>(cam_layer_));
     weights_.assign(static_cast<size_t>(a.c), 0.0f);
     cam_.assign(static_cast<size_t>(a.h) * a.w, 0.0f);
+    planned_ = planned && cam_layer_ > 0 && cam_layer_ < static_cast<int>(model.layers.size());
+    if (planned_) plan_ = plan_inference(model);
   }
 }
 
@@ -144,6 +146,20 @@ const float* Explainer::run_forward(const float* x) {
   // Only training writes the model (batch-norm running statistics); this pass is inference, so the model stays
   // as it is (tests/test_explain.cpp compares its bytes).
   return forward(const_cast<Model&>(*model_), ws_, 1, fo);
+}
+
+// The layers before Grad-CAM's block with the plan (no gradient goes through them), the rest plainly, recording
+// what backward_to reads (ReLU outputs, max-pool argmax).
+const float* Explainer::run_forward_planned() {
+  Model& m = const_cast<Model&>(*model_);  // inference only, as run_forward
+  ForwardOptions fo;
+  fo.plan = &plan_;
+  fo.until_layer = cam_layer_;
+  forward(m, ws_, 1, fo);
+  ForwardOptions rest;
+  rest.keep_argmax = true;
+  rest.from_layer = cam_layer_;
+  return forward(m, ws_, 1, rest);
 }
 
 void Explainer::backward_to(int layer, int cls) {
@@ -209,7 +225,8 @@ int Explainer::explain(const uint8_t* crop, const ExplainOptions& o, float* map,
   const int classes = model_->num_classes();
   load_input(*model_, ws_, crop, 1);
   std::copy(ws_.input(), ws_.input() + input_.size(), input_.begin());
-  softmax(run_forward(ws_.input()), 1, classes, ws_.probs.data());
+  const bool planned = planned_ && o.method == SaliencyMethod::GradCam;
+  softmax(planned ? run_forward_planned() : run_forward(ws_.input()), 1, classes, ws_.probs.data());
   const float* p = ws_.probs.data();
   if (probs) std::copy(p, p + classes, probs);
   const int cls = o.cls >= 0 ? o.cls : static_cast<int>(std::max_element(p, p + classes) - p);

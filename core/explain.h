@@ -45,7 +45,11 @@ class Explainer {
  public:
   // Keeps a pointer to the model (which must outlive the explainer and keep its architecture; its weights may
   // change between calls) and never writes it. Throws std::invalid_argument for a model without weights.
-  explicit Explainer(const Model& model);
+  // planned: Grad-CAM runs the layers before its block with an InferencePlan made here (batch norm folded, and
+  // Winograd in WebAssembly), as the pipeline classifies: about the cost of one classification instead of a plain
+  // forward pass, and the same map up to float rounding. The weights must then stay as they are (make a new
+  // explainer after they change). Only the layers no gradient goes through run with the plan.
+  explicit Explainer(const Model& model, bool planned = false);
   explicit Explainer(Model&&) = delete;  // a temporary would not outlive it
 
   // Writes the saliency map of crop (the model's input: h x w x c bytes, as load_input reads them) to map, h x w
@@ -75,9 +79,12 @@ class Explainer {
   Floats weights_;            // Grad-CAM: each channel's weight
   Floats cam_;                // Grad-CAM: the map at the block's resolution
   int cam_layer_ = -1;
+  bool planned_ = false;
+  InferencePlan plan_;        // planned: the weights prepared for the layers before cam_layer_
 
   void check(const uint8_t* crop, const ExplainOptions& o, const float* map) const;
   const float* run_forward(const float* x);
+  const float* run_forward_planned();  // the input already in ws_
   void backward_to(int layer, int cls);
   void grad_cam(int cls, float* map);
   void input_gradient_map(int cls, bool times_input, float* map);

@@ -479,3 +479,27 @@ TEST(Explain, SaliencyColourRunsFromColdToWarm) {
   saliency_colour(std::nanf(""), c);
   EXPECT_EQ(0, std::memcmp(c, lo, 3));
 }
+
+TEST(Explain, PlannedGradCamIsThePlainOneUpToRounding) {
+  // With the plan, the layers before Grad-CAM's block run folded (and as Winograd in WebAssembly), as the
+  // pipeline classifies: the same map and probabilities within float rounding, the model untouched. The other
+  // methods ignore the plan.
+  Model m = random_model("input 16 16 1; conv 8 3 same; bn; relu; conv 16 3 same; bn; relu; maxpool 2; "
+                         "conv 16 3 same; bn; relu; flatten; dropout 0.5; dense 3; softmax", 16);
+  const std::vector<uint8_t> before = save_model(m, nlohmann::json::object());
+  Explainer plain(m), planned(m, /*planned=*/true);
+  for (uint64_t seed : {17u, 18u, 19u}) {
+    const std::vector<uint8_t> px = random_pixels(m, seed);
+    for (SaliencyMethod method : kMethods)
+      for (int cls : {-1, 0, 2}) {
+        int c1 = -1, c2 = -1;
+        const std::vector<float> a = map_of(plain, px.data(), method, cls, &c1);
+        const std::vector<float> b = map_of(planned, px.data(), method, cls, &c2);
+        EXPECT_EQ(c1, c2);
+        float worst = 0;
+        for (size_t j = 0; j < a.size(); ++j) worst = std::max(worst, std::fabs(a[j] - b[j]));
+        EXPECT_LE(worst, 1e-4f) << saliency_method_name(method) << " class " << cls << " seed " << seed;
+      }
+  }
+  EXPECT_EQ(save_model(m, nlohmann::json::object()), before);
+}

@@ -179,7 +179,7 @@ EMSCRIPTEN_KEEPALIVE int fk_explain(int method, int cls, float* out) {
     if (!out) throw std::invalid_argument("no output pointer");
     if (method < 0 || method > 2) throw std::invalid_argument("method: expected 0 (Grad-CAM), 1 or 2");
     if (e.buffer.size() < ferkit::kPixels) throw std::invalid_argument("no crop in the buffer (fk_buffer(2304) first)");
-    if (!e.explainer) e.explainer = std::make_unique<ferkit::Explainer>(e.pipe->model());
+    if (!e.explainer) e.explainer = std::make_unique<ferkit::Explainer>(e.pipe->model(), /*planned=*/true);
     ferkit::ExplainOptions o;
     o.method = static_cast<ferkit::SaliencyMethod>(method);
     o.cls = cls;

@@ -76,7 +76,7 @@ int cmd_explain(const ExplainArgs& a) {
     }
   }
   // The explainer reads the pipeline's model when there is one (the same weights), else the loaded one.
-  Explainer explainer(pipe ? pipe->model() : model);
+  Explainer explainer(pipe ? pipe->model() : model, /*planned=*/true);
   PipelineOptions opt;
   opt.smooth = false;
   opt.detect.min_size = a.min_size;
