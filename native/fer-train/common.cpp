@@ -14,6 +14,17 @@
 
 namespace ferkit::cli {
 
+bool read_image(const std::string& path, GrayImage& img) {
+  try {
+    std::vector<uint8_t> bytes = read_file(path);
+    img = decode_image(bytes.data(), bytes.size());
+    return true;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", path.c_str(), e.what());
+    return false;
+  }
+}
+
 void add_model_option(CLI::App* c, std::string& path, const char* help) {
   c->add_option("--model", path, help)->required();
 }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "dataio.h"
+#include "image.h"
 #include "metrics.h"
 #include "model_io.h"
 #include "train.h"
@@ -65,6 +66,10 @@ Model load_model_file(const std::string& path, json* meta = nullptr);
 std::vector<Model> load_classifiers(const std::vector<std::string>& paths, const char* role,
                                     json* first_meta = nullptr);
 std::vector<Model*> pointers(std::vector<Model>& models);
+
+// Reads and decodes an image file into img; on failure prints "path: why" and returns false (the commands that
+// run on image files go on past an unreadable one, and exit 1 at the end).
+bool read_image(const std::string& path, GrayImage& img);
 
 void print_load_report(const LoadReport& r);
 // The data set of a command that runs saved models, its load report printed.

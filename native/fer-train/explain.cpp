@@ -86,11 +86,7 @@ int cmd_explain(const ExplainArgs& a) {
   json all = json::array();
   for (const std::string& path : a.images) {
     GrayImage img;
-    try {
-      std::vector<uint8_t> bytes = read_file(path);
-      img = decode_image(bytes.data(), bytes.size());
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "%s: %s\n", path.c_str(), e.what());
+    if (!read_image(path, img)) {
       ++failures;
       continue;
     }

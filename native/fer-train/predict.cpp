@@ -83,11 +83,7 @@ int cmd_detect(const std::string& model_path, const std::string& cascade_path, c
   json all = json::array();
   for (const std::string& path : images) {
     GrayImage img;
-    try {
-      std::vector<uint8_t> bytes = read_file(path);
-      img = decode_image(bytes.data(), bytes.size());
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "%s: %s\n", path.c_str(), e.what());
+    if (!read_image(path, img)) {
       ++failures;
       continue;
     }
