@@ -71,13 +71,16 @@ export interface ModelInfo {
   accuracy?: number;
 }
 
+/** A URL or a string (a URL object, or anything with an href, is taken by its href). */
+export type UrlLike = string | { readonly href: string };
+
 export interface LoadOptions {
   /** Where ferkit-engine.wasm and assets/ live; default: the module's own folder. */
-  baseUrl?: string | URL;
+  baseUrl?: UrlLike;
   /** A .ferkit model file to use instead of assets/default.ferkit. */
-  modelUrl?: string | URL;
+  modelUrl?: UrlLike;
   /** A face-detector cascade to use instead of assets/frontalface.cascade. */
-  cascadeUrl?: string | URL;
+  cascadeUrl?: UrlLike;
 }
 
 /** The raw Emscripten module (web/engine.cpp): pointers are byte offsets into HEAPU8. */

@@ -16,8 +16,7 @@ import createFerkitEngine from './ferkit-engine.mjs';
 import { ferkitApi } from './ferkit-api.mjs';
 
 function fileUrl(where) {
-  if (where instanceof URL) return where;
-  const s = String(where);
+  const s = String(where && typeof where === 'object' && 'href' in where ? where.href : where);  // a URL, {href} or a path
   if (/^file:/i.test(s)) return new URL(s);
   if (/^[a-z][a-z0-9+.-]+:/i.test(s)) throw new Error(`ferkit: under node, ${s} must be a file path or file: URL`);
   return pathToFileURL(path.resolve(s));

@@ -37,6 +37,8 @@
 import createFerkitEngine from './ferkit-engine.mjs';
 import { ferkitApi } from './ferkit-api.mjs';
 
+const href = (u) => String(u && typeof u === 'object' && 'href' in u ? u.href : u);  // a URL, {href} or a string
+
 async function fetchBytes(url) {
   const res = await fetch(url, { credentials: 'same-origin' });
   if (!res.ok) throw new Error(`ferkit: could not load ${url.href} (HTTP ${res.status})`);
@@ -49,13 +51,13 @@ export async function loadFerkit({ baseUrl, modelUrl, cascadeUrl } = {}) {
   // recognise, and made only when needed (import.meta.url is empty in a non-module bundle given a baseUrl).
   let base = null;
   if (baseUrl !== undefined) {
-    base = new URL(String(baseUrl), pageUrl);
+    base = new URL(href(baseUrl), pageUrl);
     if (!base.pathname.endsWith('/')) base = new URL(base.pathname + '/' + base.search, base);
   }
   const wasm = base ? new URL('ferkit-engine.wasm', base) : new URL('./ferkit-engine.wasm', import.meta.url);
-  const model = modelUrl ? new URL(String(modelUrl), pageUrl)
+  const model = modelUrl ? new URL(href(modelUrl), pageUrl)
     : base ? new URL('assets/default.ferkit', base) : new URL('./assets/default.ferkit', import.meta.url);
-  const cascade = cascadeUrl ? new URL(String(cascadeUrl), pageUrl)
+  const cascade = cascadeUrl ? new URL(href(cascadeUrl), pageUrl)
     : base ? new URL('assets/frontalface.cascade', base) : new URL('./assets/frontalface.cascade', import.meta.url);
 
   const [M, modelBytes, cascadeBytes] = await Promise.all([
