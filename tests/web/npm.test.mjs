@@ -145,6 +145,23 @@ test('under node, import \'ferkit\' is ferkit-node.mjs and classifies the photo 
   });
 });
 
+test('under node, a missing file or a bad model is refused with a message naming it', () => {
+  writeFileSync(path.join(app, 'node-errors.mjs'), `
+    import { writeFileSync } from 'node:fs';
+    import { loadFerkit } from 'ferkit';
+    const messages = [];
+    writeFileSync('bad.ferkit', new Uint8Array(1000).fill(7));
+    for (const options of [{ modelUrl: 'nowhere.ferkit' }, { cascadeUrl: new URL('file:///nowhere/x.cascade') },
+                           { baseUrl: 'https://example.com/ferkit/' }, { modelUrl: 'bad.ferkit' }])
+      messages.push(await loadFerkit(options).then(() => 'loaded', (e) => e.message));
+    console.log(JSON.stringify(messages));`);
+  const m = JSON.parse(execFileSync(process.execPath, ['node-errors.mjs'], { cwd: app, encoding: 'utf8' }));
+  assert.ok(m[0].includes(`model ${path.join(app, 'nowhere.ferkit')}`), m[0]);
+  assert.match(m[1], /face-detector cascade \/nowhere\/x\.cascade/, m[1]);
+  assert.match(m[2], /https:\/\/example\.com\/ferkit\/ must be a file path or file: URL/, m[2]);
+  assert.match(m[3], /magic/, m[3]);
+});
+
 // A fake-camera clip (Y4M 4:2:0, limited-range luma) of the photo, decoded by the browser; the same size as the photo.
 async function photoClip(page) {
   const { width, height, grey } = await page.evaluate(async () => {
