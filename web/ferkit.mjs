@@ -11,9 +11,10 @@
 //
 // loadFerkit({ baseUrl, modelUrl, cascadeUrl }): baseUrl is where ferkit-engine.wasm and assets/ live (default:
 // this module's folder, so the folder works from any path; a bundler that follows new URL('...', import.meta.url),
-// such as Vite, copies them into its output); modelUrl / cascadeUrl (relative to the page) replace the default
-// model and face-detector cascade. ferkit-engine.mjs is imported statically from beside this module (bundlers
-// include it), and nothing here imports a node module, so a browser bundle carries none.
+// such as Vite, copies them into its output); modelUrl / cascadeUrl (relative to the page; in a worker, to the
+// worker's script) replace the default model and face-detector cascade. ferkit-engine.mjs is imported statically
+// from beside this module (bundlers include it), and nothing here imports a node module, so a browser bundle
+// carries none.
 // The returned object:
 //   classify(source, { smooth = false })  faces in the frame, largest first, boxes in the source's pixels. With
 //       smooth, probabilities are averaged over successive calls per tracked face (for video), and every other
