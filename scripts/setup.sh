@@ -83,9 +83,15 @@ if ((web)); then
       ln -sfn "src/${dir#./}" "$deps/${link%%:*}"
     done
   fi
-  # Browser test driver (tests/web/*.test.mjs); never downloads a browser (it uses /usr/bin/chromium).
-  if [[ ! -d "$root/node_modules/playwright-core" ]]; then
-    echo "setup: npm install (playwright-core)"
+  # The web tests' dev dependencies (package.json): playwright-core drives Chromium (tests/web/*.test.mjs; it never
+  # downloads a browser: it uses /usr/bin/chromium); esbuild, vite and typescript build and type-check apps using
+  # the npm package (tests/web/npm.test.mjs). Installed from the lock file when any of them is missing.
+  dev_missing=0
+  for dep in playwright-core esbuild vite typescript; do
+    [[ -f "$root/node_modules/$dep/package.json" ]] || dev_missing=1
+  done
+  if ((dev_missing)); then
+    echo "setup: npm install (playwright-core, esbuild, vite, typescript)"
     if [[ -f "$root/package-lock.json" ]]; then
       (cd "$root" && npm ci --no-audit --no-fund --silent)
     else

@@ -2,7 +2,7 @@
 # The whole test suite (CI runs this through .ci/run): installs what is missing, then
 #   1. native release preset: build, ctest (core, data, fine-tuning, CLI, detector, pipeline, plots)
 #   2. wasm preset: build, ctest (the core suites under node, SIMD check, the app and the JS API in headless
-#      Chromium, fine-tuning parity with the native CLI)
+#      Chromium, fine-tuning parity with the native CLI, the npm package installed and used: web.Npm)
 #   3. sanitizers, native: the fuzz preset (clang, AddressSanitizer + UndefinedBehaviorSanitizer) builds the whole
 #      test suite and the libFuzzer targets; ctest runs the suite under the sanitizers, then every fuzz target runs
 #      for FUZZ_SECONDS (default 10) after replaying its saved crash inputs

@@ -1,5 +1,6 @@
 // ferkit.mjs: facial-expression recognition for web pages, on the user's device (no server, no request
-// outside the page's origin). The ES module around the WebAssembly engine (ferkit-engine.mjs + .wasm).
+// outside the page's origin). The ES module around the WebAssembly engine (ferkit-engine.mjs + .wasm), for
+// browsers, workers and bundlers; ferkit-node.mjs is the same API for node (the npm package's "node" export).
 //
 //   import { loadFerkit } from './ferkit.mjs';
 //   const ferkit = await loadFerkit();            // fetches the engine, assets/default.ferkit, assets/frontalface.cascade
@@ -8,9 +9,12 @@
 //   //       crop: Uint8Array(2304), cropBox: {x, y, w, h} }]
 //   const map = ferkit.explain(faces[0]);         // Float32Array(48 * 48): what the label rests on
 //
-// loadFerkit({ baseUrl, modelUrl, cascadeUrl }): baseUrl is where ferkit-engine.{mjs,wasm} and assets/ live
-// (default: this module's folder, so the folder works from any path); modelUrl / cascadeUrl (relative to the
-// page) replace the default model and face-detector cascade.
+// loadFerkit({ baseUrl, modelUrl, cascadeUrl }): baseUrl is where ferkit-engine.wasm and assets/ live (default:
+// this module's folder, so the folder works from any path; a bundler that follows new URL('...', import.meta.url),
+// such as Vite, copies them into its output); modelUrl / cascadeUrl (relative to the page; in a worker, to the
+// worker's script) replace the default model and face-detector cascade. ferkit-engine.mjs is imported statically
+// from beside this module (bundlers include it), and nothing here imports a node module, so a browser bundle
+// carries none.
 // The returned object:
 //   classify(source, { smooth = false })  faces in the frame, largest first, boxes in the source's pixels. With
 //       smooth, probabilities are averaged over successive calls per tracked face (for video), and every other
@@ -31,174 +35,33 @@
 //   classNames                 ['angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral']
 //   engine                     the raw Emscripten module (fk_* functions, see web/engine.cpp)
 
-const CROP_BYTES = 48 * 48;
-const RESULT_FLOATS = 16;  // x, y, w, h, 7 probabilities, label index, crop square x, y, w, h
-const METHODS = ['gradcam', 'gradient-x-input', 'smoothgrad'];
+import createFerkitEngine from './ferkit-engine.mjs';
+import { ferkitApi } from './ferkit-api.mjs';
 
-function asUrl(u, base) {
-  return new URL(String(u), base);
-}
+const href = (u) => String(u && typeof u === 'object' && 'href' in u ? u.href : u);  // a URL, {href} or a string
 
 async function fetchBytes(url) {
-  if (url.protocol === 'file:') {  // node (tests, benchmarks): node's fetch cannot read files
-    const { readFile } = await import('node:fs/promises');
-    return new Uint8Array(await readFile(url));
-  }
   const res = await fetch(url, { credentials: 'same-origin' });
   if (!res.ok) throw new Error(`ferkit: could not load ${url.href} (HTTP ${res.status})`);
   return new Uint8Array(await res.arrayBuffer());
 }
 
-function toBytes(data) {
-  if (data instanceof Uint8Array) return data;
-  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  if (data instanceof ArrayBuffer) return new Uint8Array(data);
-  throw new TypeError('ferkit: expected an ArrayBuffer or a typed array');
-}
-
-export async function loadFerkit({ baseUrl = new URL('.', import.meta.url), modelUrl, cascadeUrl } = {}) {
-  const pageUrl = globalThis.document ? document.baseURI : import.meta.url;
-  let base = asUrl(baseUrl, pageUrl);
-  if (!base.pathname.endsWith('/')) base = new URL(base.pathname + '/' + base.search, base);
-  const model = asUrl(modelUrl || 'assets/default.ferkit', modelUrl ? pageUrl : base);
-  const cascade = asUrl(cascadeUrl || 'assets/frontalface.cascade', cascadeUrl ? pageUrl : base);
-
-  const [{ default: createFerkitEngine }, modelBytes, cascadeBytes] = await Promise.all([
-    import(new URL('ferkit-engine.mjs', base).href), fetchBytes(model), fetchBytes(cascade)]);
-  const M = await createFerkitEngine({ locateFile: (file) => new URL(file, base).href });
-
-  const lastError = () => M.UTF8ToString(M._fk_last_error());
-  // Copies byte arrays into wasm memory for the duration of fn(pointers...).
-  function withCopies(arrays, fn) {
-    const ptrs = arrays.map((a) => M._malloc(Math.max(a.length, 1)));
-    try {
-      arrays.forEach((a, i) => M.HEAPU8.set(a, ptrs[i]));  // (HEAPU8 read after every malloc: memory may grow)
-      return fn(...ptrs);
-    } finally {
-      ptrs.forEach((p) => M._free(p));
-    }
+export async function loadFerkit({ baseUrl, modelUrl, cascadeUrl } = {}) {
+  const pageUrl = globalThis.document ? document.baseURI : globalThis.location ? location.href : import.meta.url;
+  // The files' default places are written out as new URL('./file', import.meta.url), the pattern bundlers
+  // recognise, and made only when needed (import.meta.url is empty in a non-module bundle given a baseUrl).
+  let base = null;
+  if (baseUrl !== undefined) {
+    base = new URL(href(baseUrl), pageUrl);
+    if (!base.pathname.endsWith('/')) base = new URL(base.pathname + '/' + base.search, base);
   }
+  const wasm = base ? new URL('ferkit-engine.wasm', base) : new URL('./ferkit-engine.wasm', import.meta.url);
+  const model = modelUrl ? new URL(href(modelUrl), pageUrl)
+    : base ? new URL('assets/default.ferkit', base) : new URL('./assets/default.ferkit', import.meta.url);
+  const cascade = cascadeUrl ? new URL(href(cascadeUrl), pageUrl)
+    : base ? new URL('assets/frontalface.cascade', base) : new URL('./assets/frontalface.cascade', import.meta.url);
 
-  let info = {}, classNames = [];
-  function refresh() {
-    info = JSON.parse(M.UTF8ToString(M._fk_model_info()));
-    classNames = Array.from({ length: 7 }, (_, i) => M.UTF8ToString(M._fk_class_name(i)));
-  }
-  const ok = withCopies([modelBytes, cascadeBytes],
-                        (m, c) => M._fk_create(m, modelBytes.length, c, cascadeBytes.length));
-  if (!ok) throw new Error(`ferkit: ${lastError()}`);
-  refresh();
-
-  // The engine's input buffer (grows, so read M.HEAPU8 after this call: memory may have grown).
-  function buffer(bytes) {
-    const ptr = M._fk_buffer(bytes);
-    if (!ptr) throw new Error(`ferkit: ${lastError()}`);
-    return ptr;
-  }
-
-  // One reused canvas for sources that must be drawn to be read.
-  let canvas = null, ctx = null;
-  function pixelsOf(source) {
-    if (typeof ImageData !== 'undefined' && source instanceof ImageData) return source;
-    if (source && source.data && source.width > 0 && source.height > 0 &&
-        source.data.length === source.width * source.height * 4) return source;  // ImageData-like {data, width, height}
-    let w, h;
-    if (typeof HTMLVideoElement !== 'undefined' && source instanceof HTMLVideoElement) {
-      w = source.videoWidth; h = source.videoHeight;
-    } else if (typeof HTMLImageElement !== 'undefined' && source instanceof HTMLImageElement) {
-      if (!source.complete) throw new Error('ferkit: the image has not finished loading');
-      w = source.naturalWidth; h = source.naturalHeight;
-    } else if (source && source.width !== undefined) {  // canvas, OffscreenCanvas, ImageBitmap
-      w = source.width; h = source.height;
-    } else {
-      throw new TypeError('ferkit: classify() takes ImageData, a video, canvas, OffscreenCanvas, ImageBitmap or image');
-    }
-    if (!(w > 0 && h > 0)) return null;  // e.g. a video without a frame yet
-    if (!canvas) {
-      canvas = typeof OffscreenCanvas !== 'undefined' ? new OffscreenCanvas(w, h) : document.createElement('canvas');
-      ctx = canvas.getContext('2d', { willReadFrequently: true });
-    }
-    if (canvas.width !== w || canvas.height !== h) {
-      canvas.width = w;
-      canvas.height = h;
-    }
-    ctx.drawImage(source, 0, 0, w, h);
-    return ctx.getImageData(0, 0, w, h);
-  }
-
-  function classify(source, { smooth = false } = {}) {
-    const img = pixelsOf(source);
-    if (!img) return [];
-    const { width, height, data } = img;
-    const ptr = buffer(width * height * 4);
-    M.HEAPU8.set(data, ptr);
-    const n = M._fk_classify_rgba(width, height, smooth ? 1 : 0);
-    if (n < 0) throw new Error(`ferkit: ${lastError()}`);
-    const F = M.HEAPF32, r0 = M._fk_results() >> 2;
-    const faces = [];
-    for (let i = 0; i < n; ++i) {
-      const r = r0 + i * RESULT_FLOATS;
-      const probabilities = {};
-      classNames.forEach((name, c) => { probabilities[name] = F[r + 4 + c]; });
-      const c = M._fk_face_crop(i);
-      const crop = M.HEAPU8.slice(c, c + CROP_BYTES);
-      faces.push({ box: { x: F[r], y: F[r + 1], w: F[r + 2], h: F[r + 3] }, probabilities,
-                   label: classNames[F[r + 11]], crop,
-                   cropBox: { x: F[r + 12], y: F[r + 13], w: F[r + 14], h: F[r + 15] } });
-    }
-    return faces;
-  }
-
-  let mapOut = 0;  // CROP_BYTES floats, made on the first explain()
-  function explain(faceOrCrop, { method = 'gradcam', class: cls } = {}) {
-    const crop = faceOrCrop && faceOrCrop.crop ? faceOrCrop.crop : faceOrCrop;
-    const bytes = toBytes(crop);
-    if (bytes.length !== CROP_BYTES) throw new Error('ferkit: explain() takes a face from classify() or a 48x48 crop (2304 bytes)');
-    const m = METHODS.indexOf(method);
-    if (m < 0) throw new Error(`ferkit: explain(): method must be one of ${METHODS.join(', ')}, not ${method}`);
-    let c = -1;
-    if (cls !== undefined) {
-      c = typeof cls === 'number' ? cls : classNames.indexOf(cls);
-      if (!(c >= 0 && c < classNames.length)) throw new Error(`ferkit: explain(): no class ${cls}`);
-    }
-    if (!mapOut) mapOut = M._malloc(CROP_BYTES * 4);
-    const ptr = buffer(CROP_BYTES);
-    M.HEAPU8.set(bytes, ptr);  // (HEAPU8 read after buffer(): memory may have grown)
-    const explained = M._fk_explain(m, c, mapOut);
-    if (explained < 0) throw new Error(`ferkit: ${lastError()}`);
-    const map = M.HEAPF32.slice(mapOut >> 2, (mapOut >> 2) + CROP_BYTES);
-    map.label = classNames[explained];
-    return map;
-  }
-
-  let out = 0, outCapacity = 0;  // reused output buffer (floats)
-  function classifyCrops(crops) {
-    const bytes = toBytes(crops);
-    if (bytes.length === 0 || bytes.length % CROP_BYTES) throw new Error('ferkit: crops must be n * 2304 bytes (48x48 grey)');
-    const n = bytes.length / CROP_BYTES;
-    if (outCapacity < n * 7) {
-      if (out) M._free(out);
-      out = M._malloc(n * 7 * 4);
-      outCapacity = n * 7;
-    }
-    const ptr = buffer(bytes.length);
-    M.HEAPU8.set(bytes, ptr);
-    M._fk_classify_crops(n, out);
-    if (M.HEAPU8[M._fk_last_error()] !== 0) throw new Error(`ferkit: ${lastError()}`);
-    const F = M.HEAPF32, o = out >> 2;
-    return Array.from({ length: n }, (_, i) => Array.from(F.subarray(o + i * 7, o + i * 7 + 7)));
-  }
-
-  function loadModel(data) {
-    const bytes = toBytes(data);
-    if (!withCopies([bytes], (p) => M._fk_create(p, bytes.length, 0, 0))) throw new Error(`ferkit: ${lastError()}`);
-    refresh();
-  }
-
-  return {
-    classify, classifyCrops, explain, loadModel,
-    get info() { return info; },
-    get classNames() { return classNames.slice(); },
-    engine: M,
-  };
+  const [M, modelBytes, cascadeBytes] = await Promise.all([
+    createFerkitEngine({ locateFile: () => wasm.href }), fetchBytes(model), fetchBytes(cascade)]);
+  return ferkitApi(M, modelBytes, cascadeBytes);
 }

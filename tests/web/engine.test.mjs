@@ -1,4 +1,4 @@
-// The JavaScript engine (dist/ferkit-engine.mjs + .wasm, web/engine.cpp) and its wrapper dist/ferkit.mjs under
+// The JavaScript engine (dist/ferkit-engine.mjs + .wasm, web/engine.cpp) and its node wrapper dist/ferkit-node.mjs under
 // node, no browser:
 //   node --test tests/web/engine.test.mjs
 // Needs build/wasm/dist (cmake --build --preset wasm --target ferkit_engine). The comparisons with the native
@@ -405,8 +405,8 @@ test(`saliency maps: fk_explain agrees with the native CLI (fer-train explain) w
   }
 });
 
-test('ferkit.mjs works under node too: loadFerkit, classify(ImageData-like), classifyCrops, loadModel', skipIf(noPhoto), async () => {
-  const { loadFerkit } = await import(pathToFileURL(path.join(dist, 'ferkit.mjs')).href);
+test('ferkit-node.mjs (the API under node): loadFerkit, classify(ImageData-like), classifyCrops, loadModel', skipIf(noPhoto), async () => {
+  const { loadFerkit } = await import(pathToFileURL(path.join(dist, 'ferkit-node.mjs')).href);
   const ferkit = await loadFerkit();
   assert.deepEqual(ferkit.classNames, CLASSES);
   assert.equal(ferkit.info.params, M._fk_num_params());
