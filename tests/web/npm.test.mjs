@@ -69,7 +69,7 @@ before(() => {
 
 test('the package: its files, exports, types, licence and notices; the version is CMake\'s project version', () => {
   const files = execFileSync('tar', ['tzf', tarball], { encoding: 'utf8' }).trim().split('\n').sort();
-  assert.deepEqual(files, ['README.md', 'THIRD_PARTY_NOTICES', 'assets/default.ferkit', 'assets/frontalface.cascade',
+  assert.deepEqual(files, ['LICENSE', 'README.md', 'THIRD_PARTY_NOTICES', 'assets/default.ferkit', 'assets/frontalface.cascade',
                            'ferkit-api.d.ts', 'ferkit-api.mjs', 'ferkit-engine.mjs', 'ferkit-engine.wasm',
                            'ferkit-node.d.ts', 'ferkit-node.mjs', 'ferkit.d.ts', 'ferkit.mjs', 'package.json']
     .map((f) => `package/${f}`));
@@ -81,7 +81,8 @@ test('the package: its files, exports, types, licence and notices; the version i
   assert.deepEqual(json.exports['.'], { node: { types: './ferkit-node.d.ts', default: './ferkit-node.mjs' },
                                         default: { types: './ferkit.d.ts', default: './ferkit.mjs' } });
   assert.equal(json.types, './ferkit.d.ts');
-  assert.equal(typeof json.license, 'string');
+  assert.equal(json.license, 'MIT');
+  assert.equal(readFileSync(path.join(pkg, 'LICENSE'), 'utf8'), readFileSync(path.join(root, 'LICENSE'), 'utf8'));
   assert.ok(!json.dependencies, 'the package has dependencies');
   const notices = readFileSync(path.join(pkg, 'THIRD_PARTY_NOTICES'), 'utf8');
   assert.ok(notices.includes(readFileSync(path.join(root, 'assets', 'cascades', 'LICENSE-opencv.txt'), 'utf8')),
