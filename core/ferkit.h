@@ -11,7 +11,7 @@
 //   #include <iterator>
 //   #include <vector>
 //
-//   #include "ferkit.h"
+//   #include <ferkit/ferkit.h>  // installed: docs/cpp.md
 //
 //   static std::vector<uint8_t> read(const char* path) {
 //     std::ifstream f(path, std::ios::binary);
