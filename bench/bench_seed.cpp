@@ -1,6 +1,6 @@
 // Speed of the built-in architectures: training throughput (batch 64, forward + backward + Adam step) and
 // batch-1 and batch-64 inference. The seed's numbers compare with bench/torch_seed.py (same architecture, batch
-// and threads); vgg-s, vgg-xs-f, vgg-xs-fw and vgg-xs-fw2 are the VGG-style candidates of assets/models/RESULTS.md.
+// and threads); vgg-s, vgg-xs-f, vgg-xs-fw and vgg-xs-fw2 are the VGG-style candidates of docs/results.md.
 //   build/release/bench/bench_seed --benchmark_counters_tabular=true [--benchmark_filter=vgg-s]
 // Threads: OMP_NUM_THREADS (default: all cores).
 #include <benchmark/benchmark.h>

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Batch-1 latency of ferkit's wasm engine (build/wasm/dist/ferkit-engine.mjs) for several model files, side by
-// side in one process: the numbers for the model table (assets/models/RESULTS.md). Any architecture works (the
+// side in one process: the numbers for the model table (docs/results.md). Any architecture works (the
 // engine-comparison bench, bench/wasm_latency.mjs, needs the seed architecture for onnxruntime and tfjs).
 //
 //   node bench/model_latency.mjs [--runs N] [--json] MODEL.ferkit [MODEL.ferkit ...]

@@ -1,7 +1,7 @@
 // The page around the WebAssembly app: start-up messages, the camera (getUserMedia), opening or dropping
 // images and model files, and the page-level result object. Loaded before index.js (see shell/index.html).
 //
-// window.ferkit (documented in README.md):
+// window.ferkit (documented in docs/web.md):
 //   ready            true once the app draws
 //   latest           the newest result: {frame: {width, height, source, index}, fps, timings: {grab_ms, detect_ms,
 //                    classify_ms, draw_ms}, faces: [{box: {x, y, w, h}, track, label, probabilities, smoothed,

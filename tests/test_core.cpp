@@ -797,7 +797,7 @@ TEST(Spec, EveryBuiltInParsesAndRoundTrips) {
     Model m(s);
     EXPECT_GT(m.params.size(), 0u);
   }
-  EXPECT_EQ(Model(resolve_spec("vgg-s")).params.size(), 1243111u);  // as in assets/models/RESULTS.md
+  EXPECT_EQ(Model(resolve_spec("vgg-s")).params.size(), 1243111u);  // as in docs/results.md
   // vgg-xs-fw is vgg-xs-f with wider deep blocks: the same layers, so vgg-xs-f widens into it.
   const Model fw(resolve_spec("vgg-xs-fw"));
   EXPECT_EQ(fw.params.size(), 816087u);  // batch-norm statistics included, as RESULTS counts
