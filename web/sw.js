@@ -1,9 +1,9 @@
 // The page's service worker (docs/offline.md): keeps every file the page needs in the Cache Storage, so the page
-// starts, classifies and fine-tunes offline. This is the template: cmake/precache.cmake writes dist/sw.js from it
-// at build time, with the list of files (each with its SHA-256) and a build id made from those hashes, so any
-// changed file changes sw.js, and the browser installs the new worker when it next checks (on a visit).
-//   install:  downloads every file of the list, checks each against its SHA-256 (a half-finished deploy fails
-//             the install and the old build keeps working), puts them in a cache of this build's own
+// starts, classifies and fine-tunes offline. cmake/precache.cmake writes dist/sw.js from web/sw.js at build time,
+// with the list of files (each with its SHA-256) and a build id made from those hashes: any changed file changes
+// sw.js, and the browser installs the new worker when it next checks (at a visit).
+//   install:  downloads every file of the list and checks each against its SHA-256 (a half-finished deploy fails
+//             the install, and the old build keeps working), puts them in a cache of this build's own
 //             ("ferkit:<scope>:<build>"), then takes over at once (skipWaiting)
 //   activate: deletes the caches of the other builds of this scope, and controls the open pages (clients.claim);
 //             a page that was running the old build says "reload" (shell/ferkit-offline.js)
@@ -33,15 +33,20 @@ async function tell(message) {
 async function precache() {
   const responses = await Promise.all(FILES.map(async ([file, sha256]) => {
     const url = new URL(file, self.location).href;
-    let res;
-    try {
-      res = await fetch(url, { cache: 'no-cache', credentials: 'same-origin' });
-    } catch (e) {
-      throw new Error(`${file}: could not be downloaded (${e.message})`);
+    // Revalidated against the HTTP cache first; if that gives other bytes (a server whose Last-Modified cannot
+    // tell two writes in the same second apart), downloaded again in full.
+    let res, body, got;
+    for (const cache of ['no-cache', 'reload']) {
+      try {
+        res = await fetch(url, { cache, credentials: 'same-origin' });
+      } catch (e) {
+        throw new Error(`${file}: could not be downloaded (${e.message})`);
+      }
+      if (!res.ok) throw new Error(`${file}: the server answered ${res.status} ${res.statusText}`);
+      body = await res.arrayBuffer();
+      got = hex(await crypto.subtle.digest('SHA-256', body));
+      if (got === sha256) break;
     }
-    if (!res.ok) throw new Error(`${file}: the server answered ${res.status} ${res.statusText}`);
-    const body = await res.arrayBuffer();
-    const got = hex(await crypto.subtle.digest('SHA-256', body));
     if (got !== sha256)
       throw new Error(`${file}: its SHA-256 is ${got}, this build (${BUILD}) lists ${sha256}: the site is part old, ` +
                       'part new (a deploy in progress?); the next visit tries again');
