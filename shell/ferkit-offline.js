@@ -8,7 +8,7 @@
 //            'registering' | 'installing' (downloading the files) | 'ready' (cached: the page starts offline)
 //            'updated' (a new build was installed and took over: reload the page to run it) | 'failed' (message)
 //   build    the build id of the cached files this page runs (null before they are cached)
-//   message  why it failed, or the update notice
+//   message  why it failed (or why a new build could not be installed), or the update notice
 'use strict';
 (function () {
   const offline = window.ferkit.offline = { state: 'registering', build: null, message: '' };
@@ -59,7 +59,14 @@
     }
   });
   sw.addEventListener('message', (e) => {
-    if (e.data && e.data.type === 'ferkit-offline-failed') fail(e.data.message);
+    if (!e.data || e.data.type !== 'ferkit-offline-failed') return;
+    if (offline.state === 'ready' || offline.state === 'updated') {  // a new build failed; this one is still cached
+      offline.message = 'A new version of ferkit could not be installed (' + e.data.message + '); this one still ' +
+                        'works offline.';
+      console.warn(offline.message);
+    } else {
+      fail(e.data.message);
+    }
   });
   window.addEventListener('load', () => {  // after the page's own downloads, which the install then revalidates
     sw.register('sw.js').then((reg) => {

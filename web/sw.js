@@ -27,7 +27,7 @@ function hex(buffer) {
 // Tells the pages of this scope (controlled or not) why the install failed: shell/ferkit-offline.js shows it.
 async function tell(message) {
   for (const c of await self.clients.matchAll({ includeUncontrolled: true, type: 'window' }))
-    c.postMessage({ type: 'ferkit-offline-failed', build: BUILD, message });
+    if (c.url.startsWith(SCOPE)) c.postMessage({ type: 'ferkit-offline-failed', build: BUILD, message });
 }
 
 async function precache() {
