@@ -3,7 +3,8 @@
 // main() sets up SDL, GL and ImGui, then hands main_loop to the browser, which calls it once per animation frame.
 // Each frame: the shell's camera (or an opened image) is uploaded into a GL texture and read back into wasm memory
 // (web_js.h), the pipeline finds and classifies the faces, ImGui draws the video, boxes, labels, probability bars
-// and the teach panel, and the result is published on window.ferkit.latest for scripts and tests. Nothing leaves
+// and the teach panel (before the first frame: the first-run view, with Start camera and Open an image), and the
+// result is published on window.ferkit.latest for scripts and tests. Nothing leaves
 // the page: the model, the face detector and the frames stay in this tab. The functions JavaScript calls are in
 // exports.cpp.
 #include <GLES3/gl3.h>
@@ -178,7 +179,7 @@ void draw_first_run(App& app, ImVec2 display) {
 
 // A slider with its name on its own line above it (names too long for ImGui's label on the right).
 bool labelled_slider_int(const char* label, int* v, int lo, int hi, const char* format = "%d") {
-  ImGui::TextUnformatted(label);
+  ImGui::TextWrapped("%s", label);
   ImGui::PushID(label);
   ImGui::SetNextItemWidth(-FLT_MIN);
   const bool changed = ImGui::SliderInt("##v", v, lo, hi, format);
@@ -186,7 +187,7 @@ bool labelled_slider_int(const char* label, int* v, int lo, int hi, const char* 
   return changed;
 }
 bool labelled_slider_float(const char* label, float* v, float lo, float hi, const char* format) {
-  ImGui::TextUnformatted(label);
+  ImGui::TextWrapped("%s", label);
   ImGui::PushID(label);
   ImGui::SetNextItemWidth(-FLT_MIN);
   const bool changed = ImGui::SliderFloat("##v", v, lo, hi, format);
@@ -201,7 +202,7 @@ bool draw_advanced(App& app) {
   ImGui::TextDisabled("Labels");
   ImGui::Checkbox("Smooth the labels over time", &app.options.smooth);
   labelled_slider_float("Smoothing strength", &app.options.smoothing, 0.0f, 0.95f, "%.2f");
-  ImGui::Checkbox("Mirror every other frame (smoothing averages both)", &app.options.alternate_flip);
+  ImGui::Checkbox("Classify the mirror image every other frame", &app.options.alternate_flip);
   if (ImGui::IsItemHovered())
     ImGui::SetTooltip("With smoothing, every other frame classifies the mirrored face:\n"
                       "the labels average both views over time at one view's cost.");
@@ -213,8 +214,8 @@ bool draw_advanced(App& app) {
   if (ImGui::IsItemHovered())
     ImGui::SetTooltip("The detector's window moves 2 pixels at a time at every scale\n"
                       "(1 pixel at the finer scales when off, as OpenCV and the command line do).");
-  labelled_slider_int("Look for faces every n-th frame (the others follow them)", &app.options.detect_every, 1, 4,
-                      app.options.detect_every == 1 ? "every frame" : "every %d frames");
+  labelled_slider_int("Look for faces every n-th frame (the frames between reuse their boxes)",
+                      &app.options.detect_every, 1, 4, app.options.detect_every == 1 ? "every frame" : "every %d frames");
   ImGui::TextDisabled("Speed");
   const auto& t = app.pipe->times();
   ImGui::Text("%.1f frames/s", ImGui::GetIO().Framerate);

@@ -43,8 +43,8 @@ export function serve(dir) {
   });
 }
 
-// The 48x48 crop the model saw for a face of window.ferkit.latest: a mirrored frame (the page's "alternate
-// mirrored frames", on by default with smoothing) classified the mirrored crop.
+// The 48x48 crop the model saw for a face of window.ferkit.latest: a mirrored frame (the page's "classify the
+// mirror image every other frame", on by default with smoothing) classified the mirrored crop.
 export function viewed(face, crop) {
   if (typeof face.mirrored !== 'boolean') throw new Error('the face has no "mirrored" flag');
   return face.mirrored ? crop.map((_, i) => crop[i - (i % 48) + 47 - (i % 48)]) : crop;
