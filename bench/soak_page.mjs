@@ -1,9 +1,10 @@
 // Long use of the page: the live page on a fake camera (a clip made from a photo) for a long while, with a
 // fine-tuning on 70 captured samples every few minutes, sampling every ~30 s: the page's JavaScript heap (after a
-// forced garbage collection, CDP Runtime.getHeapUsage), its WebAssembly memory (index.wasm's), the fine-tuning
-// worker's WebAssembly memory, DOM nodes and event listeners (CDP Memory.getDOMCounters) and the processed frames
-// per second; also the time from navigation to the first classification. A returning visitor's profile (camera
-// permission granted), so the page starts the camera by itself, as it does for one.
+// forced garbage collection, CDP Runtime.getHeapUsage), its WebAssembly memory (index.wasm's: the memory's size,
+// which only grows, and what malloc holds in it now), the fine-tuning worker's WebAssembly memory, DOM nodes and
+// event listeners (CDP Memory.getDOMCounters) and the processed frames per second; also the time from navigation
+// to the first classification. A returning visitor's profile (camera permission granted), so the page starts the
+// camera by itself, as it does for one.
 //   node bench/soak_page.mjs [--minutes 30] [--finetune-every 3 (minutes; 0: never)] [--sample-every 30 (s)]
 //                            [--warmup 0 (minutes; 0: until the first fine-tuning is done)] [--why gradcam]
 //                            [--width 1100 --height 700] [--photo messi5.jpg] [--out soak.json]
@@ -80,7 +81,7 @@ try {
     await cdp.send('HeapProfiler.collectGarbage');
     const heap = await cdp.send('Runtime.getHeapUsage');
     const dom = await cdp.send('Memory.getDOMCounters');
-    const p = await page.evaluate(() => ({ wasm: HEAPU8.length, index: window.ferkit.latest.frame.index,
+    const p = await page.evaluate(() => ({ wasm: HEAPU8.length, in_use: Module._ferkit_heap_in_use(), index: window.ferkit.latest.frame.index,
                                            ui_fps: window.ferkit.latest.fps, faces: window.ferkit.latest.faces.length,
                                            teach: window.ferkit.latest.teach.state, now: performance.now() }));
     let worker = null;
@@ -88,13 +89,13 @@ try {
       try { worker = await w.evaluate(() => (self.ferkitEngineBytes ? self.ferkitEngineBytes() : null)); } catch { /* gone */ }
     }
     return { t_s: (Date.now() - t0) / 1000, js_heap_used: heap.usedSize, js_heap_total: heap.totalSize,
-             wasm_page: p.wasm, wasm_worker: worker, dom_nodes: dom.nodes, listeners: dom.jsEventListeners,
+             wasm_page: p.wasm, wasm_page_in_use: p.in_use, wasm_worker: worker, dom_nodes: dom.nodes, listeners: dom.jsEventListeners,
              frame: p.index, page_ms: p.now, ui_fps: p.ui_fps, faces: p.faces, teach: p.teach };
   };
 
   const t0 = Date.now(), end = t0 + minutes * 60000;
   let nextSample = t0, nextTune = finetuneEvery > 0 ? t0 : Infinity, tuning = null, prev = null;
-  console.log('   t (s)  JS heap MB  page wasm MB  worker wasm MB  DOM nodes  listeners  frames/s  fine-tunings');
+  console.log('   t (s)  JS heap MB  page wasm MB (in use)  worker wasm MB  DOM nodes  listeners  frames/s  fine-tunings');
   while (Date.now() < end) {
     const now = Date.now();
     if (tuning) {
@@ -118,7 +119,7 @@ try {
       samples.push(s);
       prev = s;
       console.log(`${s.t_s.toFixed(0).padStart(8)}  ${(s.js_heap_used / MB).toFixed(2).padStart(10)}  ` +
-                  `${(s.wasm_page / MB).toFixed(1).padStart(12)}  ${(s.wasm_worker === null ? '-' : (s.wasm_worker / MB).toFixed(1)).padStart(14)}  ` +
+                  `${(s.wasm_page / MB).toFixed(1).padStart(12)} ${('(' + (s.wasm_page_in_use / MB).toFixed(1) + ')').padStart(8)}  ${(s.wasm_worker === null ? '-' : (s.wasm_worker / MB).toFixed(1)).padStart(14)}  ` +
                   `${String(s.dom_nodes).padStart(9)}  ${String(s.listeners).padStart(9)}  ` +
                   `${(s.fps === null ? '-' : s.fps.toFixed(1)).padStart(8)}  ${s.finetunes}${s.tuning ? ' (running)' : ''}`);
       nextSample += sampleEvery * 1000;
@@ -146,7 +147,8 @@ try {
     minutes, finetune_every_minutes: finetuneEvery, samples: samples.length, warmup_s: base.t_s,
     finetunes: finetunes.length, finetunes_done: finetunes.filter((f) => f.state === 'done').length,
     finetune_seconds: finetunes.map((f) => +(f.seconds || 0).toFixed(2)),
-    js_heap_bytes: growth('js_heap_used'), wasm_page_bytes: growth('wasm_page'), wasm_worker_bytes: growth('wasm_worker'),
+    js_heap_bytes: growth('js_heap_used'), wasm_page_bytes: growth('wasm_page'),
+    wasm_page_in_use_bytes: growth('wasm_page_in_use'), wasm_worker_bytes: growth('wasm_worker'),
     dom_nodes: growth('dom_nodes'), listeners: growth('listeners'),
     fps: fps.length ? { min: fps[0], median: fps[Math.floor(fps.length / 2)], max: fps[fps.length - 1] } : null,
     console_errors: log.errors,
