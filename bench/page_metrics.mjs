@@ -28,7 +28,7 @@ const origin = await new Promise((resolve) => {
   server.stdout.on('data', (d) => { out += d; const m = out.match(/port (\d+)/); if (m) resolve(`http://127.0.0.1:${m[1]}`); });
 });
 const ctx = await chromium.launchPersistentContext(path.join(work, 'profile'), {
-  executablePath: '/usr/bin/chromium', headless: true, viewport: { width: Number(opt("--width", 1100)), height: Number(opt("--height", 700)) },
+  executablePath: '/usr/bin/chromium', headless: true, permissions: ['camera'], viewport: { width: Number(opt("--width", 1100)), height: Number(opt("--height", 700)) },
   args: ['--no-sandbox', '--disable-gpu', '--enable-unsafe-swiftshader', '--disable-quic', '--no-first-run',
          '--disable-background-networking', '--disable-component-update', '--disable-sync',
          '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', `--use-file-for-fake-video-capture=${clip}`],

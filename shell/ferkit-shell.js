@@ -5,7 +5,11 @@
 //   ready            true once the app draws
 //   latest           the newest result: {frame: {width, height, source, index}, fps, timings: {grab_ms, detect_ms,
 //                    classify_ms, draw_ms}, faces: [{box: {x, y, w, h}, track, label, probabilities, smoothed,
-//                    why: the class its overlay map explains, or null}], why: {overlay, method, explain_ms}}
+//                    why: the class its overlay map explains, or null}], why: {overlay, method, explain_ms},
+//                    ui: {screen: 'first-run' (no frame yet) | 'main', layout: 'wide' | 'narrow' (video above the
+//                    panel), advanced_open, and on the first run start_button, open_button: {x, y, w, h} in CSS
+//                    pixels of the canvas}}. Published from the first drawn frame on (frame.width 0 before a frame).
+//                    The camera starts by itself only where the site already has the camera permission.
 //   camera           {state: 'not started'|'starting'|'live'|'denied'|'no camera'|'lost'|'error', message,
 //                    frames: how camera frames are read, 'VideoFrame' (WebCodecs) or 'canvas'}
 //   crop(i)          Uint8Array(2304): the 48x48 grey crop of face i of the latest frame (mirrored for the model
@@ -281,6 +285,12 @@
       if (running()) Module.ccall('ferkit_set_cameras', null, ['string'], [JSON.stringify(labels)]);
     } catch (e) { /* the list is a convenience */ }
   }
+  // Whether the browser says this site may already use the camera (false where it cannot tell).
+  async function cameraAllowed() {
+    try {
+      return !!navigator.permissions && (await navigator.permissions.query({ name: 'camera' })).state === 'granted';
+    } catch (e) { return false; }
+  }
   async function startCamera(index) {
     S.wanted = index;
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
@@ -419,7 +429,9 @@
     pickModel() { pick('.ferkit', openModelFile); },
     start() {
       loading('');
-      restore().finally(() => startCamera(0));
+      // The camera starts by itself only where this site already has its permission (a returning visitor);
+      // otherwise the first-run view waits for Start camera or an image, so no prompt comes unasked.
+      restore().finally(() => cameraAllowed().then((yes) => { if (yes && !S.source && !S.stream) startCamera(0); }));
       setTimeout(() => { try { warmWorker(); } catch (e) { /* reported when fine-tuning starts */ } }, 2000);
     },
     storeSamples(cropsPtr, labelsPtr, n) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "ferkit.h"
+#include "imgui.h"
 #include "models.h"
 #include "teach.h"
 #include "why.h"
@@ -61,6 +62,10 @@ struct App {
   std::vector<std::string> cameras;
   int camera_index = 0;
   bool ready_announced = false;
+  ImFont* big_font = nullptr;      // the default font at twice its size: the first-run view's title and buttons
+  nlohmann::json ui;               // window.ferkit.latest.ui: what the page shows (main.cpp's draw fills it)
+  nlohmann::json published_ui;     // as last published
+  nlohmann::json video_rect;       // where the video was drawn (canvas pixels), for ui
   Teach teach;
   Why why;
 };

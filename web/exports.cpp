@@ -4,6 +4,7 @@
 // thin wrapper over App (app.h), PageModels (models.h), the maps (why.h) or the teach panel (teach.h). The JS API for other pages
 // (dist/ferkit.mjs) runs the engine instead, whose entry points are listed in engine.cpp.
 #include <emscripten.h>
+#include <malloc.h>
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
@@ -131,5 +132,11 @@ EMSCRIPTEN_KEEPALIVE void ferkit_storage_result(int ok, const char* message) {
 EMSCRIPTEN_KEEPALIVE void ferkit_restore_samples(const uint8_t* crops, const uint8_t* labels, int n) {
   teach_restore_samples(g_app->teach, crops, labels, n);
 }
+
+// ---- benchmarks
+
+// Bytes malloc has handed out and not taken back (dlmalloc's mallinfo): what the page's WebAssembly memory holds
+// now, where the memory's size is its high-water mark (bench/soak_page.mjs watches both).
+EMSCRIPTEN_KEEPALIVE int ferkit_heap_in_use() { return static_cast<int>(mallinfo().uordblks); }
 
 }  // extern "C"

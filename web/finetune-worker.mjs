@@ -10,6 +10,8 @@
 import createFerkitEngine from './ferkit-engine.mjs';
 
 const enginePromise = createFerkitEngine();
+// The engine's WebAssembly memory in bytes, for benchmarks that watch it over time (bench/soak_page.mjs).
+self.ferkitEngineBytes = async () => (await enginePromise).HEAPU8.length;
 
 // Training runs in slices of SLICE_MS with PAUSE_MS between them: on a 2-core machine the page (its main thread
 // and the browser's compositor) needs most of the other core and some of this one to keep the camera view

@@ -3,7 +3,8 @@
 // main() sets up SDL, GL and ImGui, then hands main_loop to the browser, which calls it once per animation frame.
 // Each frame: the shell's camera (or an opened image) is uploaded into a GL texture and read back into wasm memory
 // (web_js.h), the pipeline finds and classifies the faces, ImGui draws the video, boxes, labels, probability bars
-// and the teach panel, and the result is published on window.ferkit.latest for scripts and tests. Nothing leaves
+// and the teach panel (before the first frame: the first-run view, with Start camera and Open an image), and the
+// result is published on window.ferkit.latest for scripts and tests. Nothing leaves
 // the page: the model, the face detector and the frames stay in this tab. The functions JavaScript calls are in
 // exports.cpp.
 #include <GLES3/gl3.h>
@@ -11,6 +12,8 @@
 #include <emscripten.h>
 #include <emscripten/html5.h>
 
+#include <algorithm>
+#include <cfloat>
 #include <chrono>
 #include <cstdio>
 #include <exception>
@@ -75,24 +78,26 @@ void publish(App& app) {
                    {"draw_ms", app.draw_ms}}},
       {"faces", std::move(faces)},
       {"why", why_json(app)},
-      {"teach", app.published_teach}};
+      {"teach", app.published_teach},
+      {"ui", app.published_ui}};
   app.published = latest.dump();
   ferkit_js_publish(app.published.c_str());
 }
 
-// The video with boxes and labels, scaled to fit the region.
+nlohmann::json rect_json(ImVec2 a, ImVec2 b) { return {{"x", a.x}, {"y", a.y}, {"w", b.x - a.x}, {"h", b.y - a.y}}; }
+
+// The video with boxes and labels, scaled to fit the region and centred in it.
 void draw_video(App& app, ImVec2 avail) {
-  if (!app.frame_w) {
-    ImGui::TextWrapped("%s", app.camera_state == 2 ? "Waiting for the first camera frame..."
-                                                    : "No video yet: allow the camera, or open or drop an image.");
-    return;
-  }
   const float scale = std::min(avail.x / app.frame_w, avail.y / app.frame_h);
   const ImVec2 size(app.frame_w * scale, app.frame_h * scale);
+  const ImVec2 cursor = ImGui::GetCursorPos();
+  ImGui::SetCursorPos(ImVec2(cursor.x + std::max(0.0f, (avail.x - size.x) / 2),
+                             cursor.y + std::max(0.0f, (avail.y - size.y) / 2)));
   const ImVec2 p0 = ImGui::GetCursorScreenPos();
   const bool mirror = app.mirror && app.source == 0;
   ImGui::Image(reinterpret_cast<ImTextureID>(static_cast<intptr_t>(app.video_tex)), size,
                mirror ? ImVec2(1, 0) : ImVec2(0, 0), mirror ? ImVec2(0, 1) : ImVec2(1, 1));
+  app.video_rect = rect_json(ImGui::GetItemRectMin(), ImGui::GetItemRectMax());
   ImDrawList* dl = ImGui::GetWindowDrawList();
   why_draw_overlay(app, dl, p0, scale, mirror);  // under the boxes and labels
   const auto& names = app.pipe->model().class_names;
@@ -108,16 +113,138 @@ void draw_video(App& app, ImVec2 avail) {
   }
 }
 
-void draw_panel(App& app) {
-  ImGui::Text("Camera: %s", kCameraStates[std::clamp(app.camera_state, 0, 6)]);
-  if (!app.camera_message.empty()) {
-    ImGui::PushStyleColor(ImGuiCol_Text, ImVec4(1, 0.6f, 0.4f, 1));
-    ImGui::TextWrapped("%s", app.camera_message.c_str());
-    ImGui::PopStyleColor();
+const ImVec4 kAccent(0.16f, 0.45f, 0.82f, 1), kAccentHover(0.22f, 0.53f, 0.92f, 1), kAccentActive(0.12f, 0.38f, 0.72f, 1);
+const ImVec4 kWarning(1, 0.62f, 0.42f, 1), kPrivacy(0.55f, 0.85f, 0.62f, 1);
+
+// A full-width button in the big font; `primary` in the accent colour. Its rectangle (canvas pixels) goes in *rect.
+bool big_button(App& app, const char* label, bool primary, nlohmann::json* rect) {
+  if (primary) {
+    ImGui::PushStyleColor(ImGuiCol_Button, kAccent);
+    ImGui::PushStyleColor(ImGuiCol_ButtonHovered, kAccentHover);
+    ImGui::PushStyleColor(ImGuiCol_ButtonActive, kAccentActive);
   }
+  ImGui::PushFont(app.big_font);
+  ImGui::PushStyleVar(ImGuiStyleVar_FramePadding, ImVec2(12, 10));
+  ImGui::PushStyleVar(ImGuiStyleVar_FrameRounding, 6);
+  const bool pressed = ImGui::Button(label, ImVec2(-FLT_MIN, 0));
+  ImGui::PopStyleVar(2);
+  ImGui::PopFont();
+  if (primary) ImGui::PopStyleColor(3);
+  *rect = rect_json(ImGui::GetItemRectMin(), ImGui::GetItemRectMax());
+  return pressed;
+}
+
+void coloured_text(ImVec4 colour, const char* text) {
+  ImGui::PushStyleColor(ImGuiCol_Text, colour);
+  ImGui::TextWrapped("%s", text);
+  ImGui::PopStyleColor();
+}
+
+// Before the first frame (the camera not started or not yet delivering, no image opened): what the page does, the
+// two ways to begin, and where the pictures go (nowhere). Centred; as wide as a phone's screen at most.
+void draw_first_run(App& app, ImVec2 display) {
+  const float width = std::min(460.0f, display.x - 24);
+  ImGui::SetNextWindowPos(ImVec2(display.x / 2, display.y * 0.45f), ImGuiCond_Always, ImVec2(0.5f, 0.5f));
+  ImGui::SetNextWindowSizeConstraints(ImVec2(width, 0), ImVec2(width, display.y - 24));
+  ImGui::PushStyleVar(ImGuiStyleVar_WindowPadding, ImVec2(22, 20));
+  ImGui::PushStyleVar(ImGuiStyleVar_WindowRounding, 10);
+  ImGui::PushStyleVar(ImGuiStyleVar_ItemSpacing, ImVec2(8, 10));
+  ImGui::Begin("welcome", nullptr, ImGuiWindowFlags_NoDecoration | ImGuiWindowFlags_NoMove |
+                                       ImGuiWindowFlags_AlwaysAutoResize | ImGuiWindowFlags_NoSavedSettings);
+  ImGui::PushFont(app.big_font);
+  ImGui::TextUnformatted("ferkit");
+  ImGui::PopFont();
+  ImGui::TextWrapped("Shows the expression on each face in your camera or in a photo: angry, disgust, fear, happy, "
+                     "sad, surprise or neutral.");
+  ImGui::Spacing();
+  nlohmann::json start, open;
+  const bool starting = app.camera_state == 1 || app.camera_state == 2;
+  if (big_button(app, starting ? "Starting the camera..." : "Start camera", true, &start) && !starting)
+    ferkit_js_select_camera(app.camera_index);
+  if (big_button(app, "Open an image...", false, &open)) ferkit_js_open_image();
+  if (display.x >= 700) ImGui::TextDisabled("or drop an image anywhere on the page");  // not on a phone
+  if (app.camera_state == 1)
+    ImGui::TextWrapped("Allow the camera in the browser's prompt.");
+  else if (app.camera_state == 2)
+    ImGui::TextWrapped("Waiting for the first camera frame...");
+  else if (!app.camera_message.empty())
+    coloured_text(kWarning, app.camera_message.c_str());
+  ImGui::Separator();
+  coloured_text(kPrivacy, "Everything runs on this device: no image or face leaves the page.");
+  ImGui::End();
+  ImGui::PopStyleVar(3);
+  app.ui = {{"screen", "first-run"}, {"advanced_open", false}, {"start_button", std::move(start)},
+            {"open_button", std::move(open)}};
+}
+
+// A slider with its name on its own line above it (names too long for ImGui's label on the right).
+bool labelled_slider_int(const char* label, int* v, int lo, int hi, const char* format = "%d") {
+  ImGui::TextWrapped("%s", label);
+  ImGui::PushID(label);
+  ImGui::SetNextItemWidth(-FLT_MIN);
+  const bool changed = ImGui::SliderInt("##v", v, lo, hi, format);
+  ImGui::PopID();
+  return changed;
+}
+bool labelled_slider_float(const char* label, float* v, float lo, float hi, const char* format) {
+  ImGui::TextWrapped("%s", label);
+  ImGui::PushID(label);
+  ImGui::SetNextItemWidth(-FLT_MIN);
+  const bool changed = ImGui::SliderFloat("##v", v, lo, hi, format);
+  ImGui::PopID();
+  return changed;
+}
+
+// "Advanced" (collapsed at first): the live view's detection and smoothing settings, the timings and the model.
+// Returns whether it is open.
+bool draw_advanced(App& app) {
+  if (!ImGui::CollapsingHeader("Advanced")) return false;
+  ImGui::TextDisabled("Labels");
+  ImGui::Checkbox("Smooth the labels over time", &app.options.smooth);
+  labelled_slider_float("Smoothing strength", &app.options.smoothing, 0.0f, 0.95f, "%.2f");
+  ImGui::Checkbox("Classify the mirror image every other frame", &app.options.alternate_flip);
+  if (ImGui::IsItemHovered())
+    ImGui::SetTooltip("With smoothing, every other frame classifies the mirrored face:\n"
+                      "the labels average both views over time at one view's cost.");
+  ImGui::Checkbox("Both views on every frame (twice the work)", &app.options.flip_tta);
+  ImGui::TextDisabled("Face detection");
+  labelled_slider_int("Smallest face to look for", &app.options.detect.min_size, 24, 240, "%d pixels");
+  bool fast = app.options.detect.step == 2;
+  if (ImGui::Checkbox("Coarser face search (faster)", &fast)) app.options.detect.step = fast ? 2 : 0;
+  if (ImGui::IsItemHovered())
+    ImGui::SetTooltip("The detector's window moves 2 pixels at a time at every scale\n"
+                      "(1 pixel at the finer scales when off, as OpenCV and the command line do).");
+  labelled_slider_int("Look for faces every n-th frame (the frames between reuse their boxes)",
+                      &app.options.detect_every, 1, 4, app.options.detect_every == 1 ? "every frame" : "every %d frames");
+  ImGui::TextDisabled("Speed");
+  const auto& t = app.pipe->times();
+  ImGui::Text("%.1f frames/s", ImGui::GetIO().Framerate);
+  ImGui::Text("grab %.2f ms  detect %.2f ms", app.grab_ms, t.detect_ms + t.gray_ms);
+  ImGui::Text("classify %.2f ms  draw %.2f ms", t.classify_ms, app.draw_ms);
+  ImGui::TextDisabled("Model");
+  const ferkit::Model& m = app.pipe->model();
+  ImGui::TextWrapped("%s", app.models.name.c_str());
+  ImGui::Text("%zu parameters, %.1f M MACs a face", m.num_params(), m.macs_per_image() / 1e6);
+  if (!app.models.accuracy.empty()) ImGui::TextWrapped("%s", app.models.accuracy.c_str());
+  if (ImGui::Button("Load model...")) ferkit_js_open_model();
+  ImGui::SameLine();
+  if (ImGui::Button("Download model")) teach_download_model(app.models);
+  return true;
+}
+
+void draw_panel(App& app) {
+  if (ImGui::Button("Start camera")) ferkit_js_select_camera(app.camera_index);
+  ImGui::SameLine();
+  if (ImGui::Button("Open image...")) ferkit_js_open_image();
+  ImGui::SameLine();
+  ImGui::Checkbox("Mirror", &app.mirror);
+  if (ImGui::IsItemHovered()) ImGui::SetTooltip("Show the camera as a mirror does");
+  ImGui::Text("Camera: %s", kCameraStates[std::clamp(app.camera_state, 0, 6)]);
+  if (!app.camera_message.empty()) coloured_text(kWarning, app.camera_message.c_str());
   if (app.cameras.size() > 1) {
     const char* preview = app.cameras[std::min<size_t>(app.camera_index, app.cameras.size() - 1)].c_str();
-    if (ImGui::BeginCombo("camera", preview)) {
+    ImGui::SetNextItemWidth(-FLT_MIN);
+    if (ImGui::BeginCombo("##camera", preview)) {
       for (size_t i = 0; i < app.cameras.size(); ++i)
         if (ImGui::Selectable(app.cameras[i].c_str(), static_cast<int>(i) == app.camera_index)) {
           app.camera_index = static_cast<int>(i);
@@ -126,30 +253,14 @@ void draw_panel(App& app) {
       ImGui::EndCombo();
     }
   }
-  if (ImGui::Button("Start camera")) ferkit_js_select_camera(app.camera_index);
-  ImGui::SameLine();
-  if (ImGui::Button("Open image...")) ferkit_js_open_image();
-  ImGui::Checkbox("mirror camera view", &app.mirror);
-  ImGui::Separator();
-  ImGui::Checkbox("temporal smoothing", &app.options.smooth);
-  ImGui::SliderFloat("strength", &app.options.smoothing, 0.0f, 0.95f, "%.2f");
-  ImGui::Checkbox("alternate mirrored frames", &app.options.alternate_flip);
-  if (ImGui::IsItemHovered())
-    ImGui::SetTooltip("With smoothing, every other frame classifies the mirrored face:\n"
-                      "flip averaging over time at one view's cost.");
-  ImGui::Checkbox("flip averaging (every frame, 2x work)", &app.options.flip_tta);
-  ImGui::SliderInt("min face (px)", &app.options.detect.min_size, 24, 240);
-  bool fast = app.options.detect.step == 2;
-  if (ImGui::Checkbox("fast detection (window step 2)", &fast)) app.options.detect.step = fast ? 2 : 0;
-  ImGui::SliderInt("detect every n-th frame", &app.options.detect_every, 1, 4);
   ImGui::Separator();
   const auto& faces = app.pipe->faces();
   const auto& names = app.pipe->model().class_names;
-  ImGui::Text("%zu face(s)", faces.size());
+  if (faces.empty()) ImGui::TextDisabled("No face in view");
   for (size_t i = 0; i < faces.size(); ++i) {
     const auto& f = faces[i];
     ImGui::PushID(static_cast<int>(i));
-    ImGui::Text("face %d: %s", f.track, names[f.label].c_str());
+    ImGui::Text("Face %d: %s", f.track, names[f.label].c_str());
     for (int c = 0; c < ferkit::kNumClasses; ++c) {
       char overlay[48];
       std::snprintf(overlay, sizeof overlay, "%s %.1f%%", names[c].c_str(), 100 * f.smoothed[c]);
@@ -157,24 +268,7 @@ void draw_panel(App& app) {
     }
     ImGui::PopID();
   }
-  ImGui::Separator();
-  const auto& t = app.pipe->times();
-  ImGui::Text("%.1f fps", ImGui::GetIO().Framerate);
-  ImGui::Text("grab %.2f ms  detect %.2f ms", app.grab_ms, t.detect_ms + t.gray_ms);
-  ImGui::Text("classify %.2f ms  draw %.2f ms", t.classify_ms, app.draw_ms);
-  ImGui::Separator();
-  const ferkit::Model& m = app.pipe->model();
-  ImGui::Text("Model: %s", app.models.name.c_str());
-  ImGui::Text("%zu parameters, %.1f M MACs/face", m.num_params(), m.macs_per_image() / 1e6);
-  if (!app.models.accuracy.empty()) ImGui::Text("%s", app.models.accuracy.c_str());
-  if (ImGui::Button("Load model...")) ferkit_js_open_model();
-  ImGui::SameLine();
-  if (ImGui::Button("Download model")) teach_download_model(app.models);
-  if (!app.models.error.empty()) {
-    ImGui::PushStyleColor(ImGuiCol_Text, ImVec4(1, 0.45f, 0.45f, 1));
-    ImGui::TextWrapped("%s", app.models.error.c_str());
-    ImGui::PopStyleColor();
-  }
+  if (!app.models.error.empty()) coloured_text(ImVec4(1, 0.45f, 0.45f, 1), app.models.error.c_str());
 }
 
 // Input: ImGui's events, and keys 1-7, which capture the current face as that expression (FER-2013 order) unless
@@ -218,29 +312,51 @@ bool process_frame(App& app) {
   return true;
 }
 
-// The UI: the video with its boxes on the left, the panel on the right.
+// The UI. Before the first frame: the first-run view. Then the video with its boxes and the panel: side by side
+// in a wide canvas, the video above the panel (full width) in a narrow or portrait one (a phone held upright).
 void draw(App& app) {
   const auto t0 = Clock::now();
   ImGui_ImplOpenGL3_NewFrame();
   ImGui_ImplSDL2_NewFrame();
   ImGui::NewFrame();
   const ImVec2 display = ImGui::GetIO().DisplaySize;
-  const float panel_w = std::min(360.0f, display.x * 0.4f);
-  ImGui::SetNextWindowPos(ImVec2(0, 0));
-  ImGui::SetNextWindowSize(ImVec2(display.x - panel_w, display.y));
-  // No window background behind the video: the clear colour below is what it would blend to, and in software GL
-  // (headless Chromium) every full-canvas fill costs frame time.
-  ImGui::Begin("video", nullptr, ImGuiWindowFlags_NoDecoration | ImGuiWindowFlags_NoMove |
-                                     ImGuiWindowFlags_NoBringToFrontOnFocus | ImGuiWindowFlags_NoBackground);
-  draw_video(app, ImGui::GetContentRegionAvail());
-  ImGui::End();
-  ImGui::SetNextWindowPos(ImVec2(display.x - panel_w, 0));
-  ImGui::SetNextWindowSize(ImVec2(panel_w, display.y));
-  ImGui::Begin("ferkit", nullptr, ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoResize | ImGuiWindowFlags_NoCollapse);
-  draw_panel(app);
-  why_panel(app);
-  teach_panel(app);
-  ImGui::End();
+  const bool narrow = display.x < 700 || display.x < display.y;
+  if (!app.frame_w) {
+    draw_first_run(app, display);
+  } else {
+    ImVec2 video_pos(0, 0), video_size, panel_pos, panel_size;
+    if (narrow) {
+      const float h = std::min(display.x * app.frame_h / app.frame_w + 16, display.y * 0.45f);
+      video_size = ImVec2(display.x, h);
+      panel_pos = ImVec2(0, h);
+      panel_size = ImVec2(display.x, display.y - h);
+    } else {
+      const float panel_w = std::min(380.0f, display.x * 0.4f);
+      video_size = ImVec2(display.x - panel_w, display.y);
+      panel_pos = ImVec2(display.x - panel_w, 0);
+      panel_size = ImVec2(panel_w, display.y);
+    }
+    ImGui::SetNextWindowPos(video_pos);
+    ImGui::SetNextWindowSize(video_size);
+    // No window background behind the video: the clear colour below is what it would blend to, and in software GL
+    // (headless Chromium) every full-canvas fill costs frame time.
+    ImGui::Begin("video", nullptr, ImGuiWindowFlags_NoDecoration | ImGuiWindowFlags_NoMove |
+                                       ImGuiWindowFlags_NoBringToFrontOnFocus | ImGuiWindowFlags_NoBackground);
+    draw_video(app, ImGui::GetContentRegionAvail());
+    ImGui::End();
+    ImGui::SetNextWindowPos(panel_pos);
+    ImGui::SetNextWindowSize(panel_size);
+    ImGui::Begin("ferkit", nullptr, ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoResize | ImGuiWindowFlags_NoCollapse);
+    draw_panel(app);
+    why_panel(app);
+    teach_panel(app);
+    ImGui::Separator();
+    const bool advanced = draw_advanced(app);
+    ImGui::End();
+    app.ui = {{"screen", "main"}, {"advanced_open", advanced}, {"video", app.video_rect},
+              {"panel", rect_json(panel_pos, ImVec2(panel_pos.x + panel_size.x, panel_pos.y + panel_size.y))}};
+  }
+  app.ui["layout"] = narrow ? "narrow" : "wide";
   ImGui::Render();
   SDL_GL_MakeCurrent(app.window, app.gl);
   glViewport(0, 0, static_cast<int>(display.x), static_cast<int>(display.y));
@@ -259,10 +375,12 @@ void main_loop(void* arg) {
   const bool new_frame = process_frame(app);
   if (new_frame) why_update(app);
   draw(app);
-  // Published when a frame was processed, or when the teach state changed (a still image stays still).
+  // Published when a frame was processed, or when the teach state or the view changed (a still image stays
+  // still, and before the first frame only the view changes).
   nlohmann::json teach = teach_json(app);
-  if (new_frame || teach != app.published_teach) {
+  if (new_frame || teach != app.published_teach || app.ui != app.published_ui) {
     app.published_teach = std::move(teach);
+    app.published_ui = app.ui;
     publish(app);
   }
   if (!app.ready_announced) {
@@ -299,6 +417,11 @@ int main(int, char**) {
   ImGui::CreateContext();
   ImGui::GetIO().IniFilename = nullptr;
   ImGui::StyleColorsDark();
+  // The default font (13 px) and the same at twice its size, which keeps its pixels sharp (first-run view).
+  ImGui::GetIO().Fonts->AddFontDefault();
+  ImFontConfig big;
+  big.SizePixels = 26;
+  g_app.big_font = ImGui::GetIO().Fonts->AddFontDefault(&big);
   ImGui_ImplSDL2_InitForOpenGL(g_app.window, g_app.gl);
   ImGui_ImplOpenGL3_Init("#version 300 es");
 

@@ -246,24 +246,27 @@ void teach_panel(App& app) {
     ImGui::PopID();
   }
 
-  // Fine-tune.
+  // Fine-tune: the button, and its settings folded away.
   ImGui::Separator();
-  ImGui::Text("Fine-tune");
-  int mode = t.cfg.whole_network ? 1 : 0;
-  ImGui::RadioButton("head only", &mode, 0);
-  if (ImGui::IsItemHovered())
-    ImGui::SetTooltip("The last two dense layers train; the features below them stay frozen and are computed once\n"
-                      "per sample and 3 augmented copies of it, so training is fast.");
-  ImGui::SameLine();
-  ImGui::RadioButton("whole network", &mode, 1);
-  t.cfg.whole_network = mode == 1;
-  ImGui::SliderInt("epochs", &t.cfg.epochs, 1, 100);
-  ImGui::SliderFloat("learning rate", t.cfg.whole_network ? &t.lr_whole : &t.lr_head, 1e-5f, 1e-1f, "%.5f",
-                     ImGuiSliderFlags_Logarithmic);
-  ImGui::SliderFloat("pull to base", &t.cfg.anchor, 0.0f, 1.0f, "%.3f", ImGuiSliderFlags_Logarithmic);
-  if (ImGui::IsItemHovered())
-    ImGui::SetTooltip("L2-SP: how strongly the weights are held near the base model's (guards against forgetting)");
-  ImGui::Checkbox("augment (flip, shift, rotate, brightness)", &t.cfg.augment);
+  ImGui::TextWrapped("Fine-tune the model on these samples (in this tab; the model in use stays until it is done).");
+  if (ImGui::TreeNode("Fine-tuning settings")) {
+    int mode = t.cfg.whole_network ? 1 : 0;
+    ImGui::RadioButton("Last layers only (fast)", &mode, 0);
+    if (ImGui::IsItemHovered())
+      ImGui::SetTooltip("The last two dense layers train; the features below them stay frozen and are computed once\n"
+                        "per sample and 3 augmented copies of it, so training is fast.");
+    ImGui::SameLine();
+    ImGui::RadioButton("Whole network", &mode, 1);
+    t.cfg.whole_network = mode == 1;
+    ImGui::SliderInt("epochs", &t.cfg.epochs, 1, 100);
+    ImGui::SliderFloat("learning rate", t.cfg.whole_network ? &t.lr_whole : &t.lr_head, 1e-5f, 1e-1f, "%.5f",
+                       ImGuiSliderFlags_Logarithmic);
+    ImGui::SliderFloat("pull to base", &t.cfg.anchor, 0.0f, 1.0f, "%.3f", ImGuiSliderFlags_Logarithmic);
+    if (ImGui::IsItemHovered())
+      ImGui::SetTooltip("L2-SP: how strongly the weights are held near the base model's (guards against forgetting)");
+    ImGui::Checkbox("Vary the samples (flip, shift, rotate, brightness)", &t.cfg.augment);
+    ImGui::TreePop();
+  }
   if (t.state == Teach::Running) {
     if (ImGui::Button("Cancel")) {
       ferkit_js_finetune_cancel();

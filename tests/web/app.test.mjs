@@ -194,9 +194,20 @@ test('without WebCodecs (no VideoFrame) camera frames come through a 2-D canvas'
   }
 });
 
+// Presses the first-run view's Start camera where the page says it is (a first visit: no camera permission, so the
+// page waits for it).
+async function pressStart(page) {
+  await page.waitForFunction(() => window.ferkit.latest && window.ferkit.latest.ui.screen === 'first-run' &&
+                                   window.ferkit.latest.ui.start_button, null, { timeout: 30000 });
+  await page.waitForTimeout(300);
+  const b = await page.evaluate(() => window.ferkit.latest.ui.start_button);
+  await page.mouse.click(b.x + b.w / 2, b.y + b.h / 2);
+}
+
 test('camera denied: a clear message, and the page keeps working', async () => {
   const { ctx, page, log } = await open(['--use-fake-device-for-media-stream', '--deny-permission-prompts']);
   try {
+    await pressStart(page);
     await page.waitForFunction(() => window.ferkit.camera.state === 'denied', null, { timeout: 30000 });
     const status = await page.textContent('#status');
     assert.match(status, /denied/i);
@@ -211,6 +222,7 @@ test('camera denied: a clear message, and the page keeps working', async () => {
 test('no camera: an image dropped on the page runs through the same pipeline', async () => {
   const { ctx, page, log } = await open([]);
   try {
+    await pressStart(page);
     await page.waitForFunction(() => ['no camera', 'denied', 'error'].includes(window.ferkit.camera.state), null,
                                { timeout: 30000 });
     assert.ok((await page.textContent('#status')).length > 0, 'no message about the missing camera');

@@ -43,8 +43,8 @@ export function serve(dir) {
   });
 }
 
-// The 48x48 crop the model saw for a face of window.ferkit.latest: a mirrored frame (the page's "alternate
-// mirrored frames", on by default with smoothing) classified the mirrored crop.
+// The 48x48 crop the model saw for a face of window.ferkit.latest: a mirrored frame (the page's "classify the
+// mirror image every other frame", on by default with smoothing) classified the mirrored crop.
 export function viewed(face, crop) {
   if (typeof face.mirrored !== 'boolean') throw new Error('the face has no "mirrored" flag');
   return face.mirrored ? crop.map((_, i) => crop[i - (i % 48) + 47 - (i % 48)]) : crop;
@@ -69,10 +69,15 @@ export function bmp(crop) {
 }
 
 // A fresh headless Chromium (Debian's /usr/bin/chromium, WebGL on SwiftShader, no background networking) with
-// its profile under `work`; records console errors, page errors and every request URL in `log`.
-export async function launch(chromium, work, { viewport, args = [] }) {
+// its profile under `work`; records console errors, page errors and every request URL in `log`. With a fake
+// camera (and no --deny-permission-prompts) the profile has the camera permission, as a returning visitor's
+// does, so the page starts the camera by itself; firstVisit: true leaves it out (the page then waits on its
+// first-run view for Start camera).
+export async function launch(chromium, work, { viewport, args = [], firstVisit = false }) {
+  const grant = !firstVisit && args.includes('--use-fake-device-for-media-stream') &&
+                !args.includes('--deny-permission-prompts');
   const ctx = await chromium.launchPersistentContext(mkdtempSync(path.join(work, 'profile-')), {
-    executablePath: '/usr/bin/chromium', headless: true, viewport,
+    executablePath: '/usr/bin/chromium', headless: true, viewport, permissions: grant ? ['camera'] : [],
     args: ['--no-sandbox', '--disable-gpu', '--enable-unsafe-swiftshader', '--disable-quic', '--no-first-run',
            '--disable-background-networking', '--disable-component-update', '--disable-sync', ...args],
   });

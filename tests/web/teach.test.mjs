@@ -22,7 +22,8 @@ before(async () => {
 after(() => server && server.stop());
 
 // The first face's crop and raw probabilities, from one and the same unmirrored frame (with smoothing, every
-// other frame classifies the mirrored face: the page's "alternate mirrored frames"), so frames compare.
+// other frame classifies the mirrored face: Advanced > "Classify the mirror image every other frame"), so frames
+// compare.
 const face = (page) => page.evaluate(async () => {
   for (let i = 0; i < 60; ++i) {
     const l = window.ferkit.latest;
