@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { gunzipSync } from 'node:zlib';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { bmp } from './helpers.mjs';
+import { bmp, skipIf } from './helpers.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dist = process.env.FERKIT_DIST || path.join(root, 'build', 'wasm', 'dist');
@@ -28,17 +28,6 @@ const CLASSES = ['angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutra
 
 const noNative = existsSync(fertrain) ? false
   : `${fertrain} is missing (build it: cmake --preset release && cmake --build --preset release)`;
-let skipped = 0;
-process.on('exit', () => {
-  if (skipped && !process.exitCode && process.env.FERKIT_SKIP_EXIT_CODE) process.exitCode = Number(process.env.FERKIT_SKIP_EXIT_CODE);
-});
-function skipIf(reason) {
-  if (reason) {
-    ++skipped;
-    console.log(`# SKIPPED: ${reason}`);
-  }
-  return { skip: reason || false };
-}
 
 let M, model, cascade;
 

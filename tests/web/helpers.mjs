@@ -88,3 +88,17 @@ export async function launch(chromium, work, { viewport, args = [], firstVisit =
   page.on('request', (r) => log.requests.push(r.url()));
   return { ctx, page, log };
 }
+
+// node:test options that skip a test for `reason` (saying so), or run it when reason is falsy. With
+// FERKIT_SKIP_EXIT_CODE set (ctest), a run that skipped something and failed nothing exits with that code.
+let skipped = 0;
+process.on('exit', () => {
+  if (skipped && !process.exitCode && process.env.FERKIT_SKIP_EXIT_CODE) process.exitCode = Number(process.env.FERKIT_SKIP_EXIT_CODE);
+});
+export function skipIf(reason) {
+  if (reason) {
+    ++skipped;
+    console.log(`# SKIPPED: ${reason}`);
+  }
+  return { skip: reason || false };
+}

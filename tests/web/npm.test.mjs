@@ -17,7 +17,7 @@ import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { root, dist, native, photo, workDir, serve, launch } from './helpers.mjs';
+import { root, dist, native, photo, workDir, serve, launch, skipIf } from './helpers.mjs';
 
 const work = workDir('npm');
 const app = path.join(work, 'app');  // the empty folder the package is installed into
@@ -29,17 +29,6 @@ const CSP = readFileSync(path.join(root, 'shell', 'index.html'), 'utf8').match(/
 const version = readFileSync(path.join(root, 'CMakeLists.txt'), 'utf8').match(/project\(ferkit VERSION (\S+)/)[1];
 const tarball = process.env.FERKIT_TARBALL || path.join(root, 'build', 'wasm', 'npm', `ferkit-${version}.tgz`);
 
-let skipped = 0;
-process.on('exit', () => {
-  if (skipped && !process.exitCode && process.env.FERKIT_SKIP_EXIT_CODE) process.exitCode = Number(process.env.FERKIT_SKIP_EXIT_CODE);
-});
-function skipIf(reason) {
-  if (reason) {
-    ++skipped;
-    console.log(`# SKIPPED: ${reason}`);
-  }
-  return { skip: reason || false };
-}
 
 function checkFace(face, what) {
   assert.deepEqual(Object.keys(face.box).sort(), ['h', 'w', 'x', 'y'], what);
