@@ -468,6 +468,11 @@ std::string widen(const Model& src, Model& dst, uint64_t seed, float noise) {
 
 InferencePlan plan_inference(const Model& model) {
   InferencePlan plan;
+  plan_inference(model, plan);
+  return plan;
+}
+
+void plan_inference(const Model& model, InferencePlan& plan) {
   const float* P = model.params.data();
   plan.params = P;
   plan.size = model.params.size();
@@ -477,9 +482,15 @@ InferencePlan plan_inference(const Model& model) {
   plan.conv.resize(L);
   for (size_t i = 0; i < L; ++i) {
     const LayerPlan& p = model.layers[i];
-    if (p.spec.kind != LayerKind::Conv) continue;
+    const bool conv = p.spec.kind == LayerKind::Conv;
+    const bool fold = conv && i + 1 < L && model.layers[i + 1].spec.kind == LayerKind::BatchNorm;
+    const size_t winograd = conv ? conv2d_winograd_floats(p.geom) : 0;
+    // What a plan of another architecture left here and this layer does not use goes.
+    if (!fold) Floats().swap(plan.weights[i]), Floats().swap(plan.bias[i]);
+    if (!winograd) Floats().swap(plan.conv[i]);
+    if (!conv) continue;
     const float* w = P + p.w;
-    if (i + 1 < L && model.layers[i + 1].spec.kind == LayerKind::BatchNorm) {
+    if (fold) {
       const LayerPlan& bn = model.layers[i + 1];
       const int cout = p.geom.cout, patch = p.geom.patch();
       Floats& fw = plan.weights[i];
@@ -493,12 +504,11 @@ InferencePlan plan_inference(const Model& model) {
       }
       w = fw.data();
     }
-    if (const size_t floats = conv2d_winograd_floats(p.geom)) {
-      plan.conv[i].resize(floats);
+    if (winograd) {
+      plan.conv[i].resize(winograd);
       conv2d_prepare_winograd(p.geom, w, plan.conv[i].data());
     }
   }
-  return plan;
 }
 
 void predict(Model& model, Workspace& ws, const uint8_t* pixels, int n, float* probs, bool flip_tta,

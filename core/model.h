@@ -111,6 +111,9 @@ struct InferencePlan {
   std::vector<Floats> conv;           // per layer: the prepared Winograd weights, or empty
 };
 InferencePlan plan_inference(const Model& model);
+// The same into an existing plan, reusing its buffers when they are already the right size (as after a plan of
+// the same architecture): what swapping in new weights of one architecture calls, so that it allocates nothing.
+void plan_inference(const Model& model, InferencePlan& plan);
 
 // Net2WiderNet (Chen, Goodfellow & Shlens 2016): puts src's function into dst, a model with the same layers but
 // as many or more units in each conv and dense layer (the same number of classes). Each extra unit is a copy of a

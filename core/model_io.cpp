@@ -150,6 +150,12 @@ std::vector<uint8_t> save_model(const Model& model, const nlohmann::json& metada
 }
 
 Model load_model(const uint8_t* data, size_t size, nlohmann::json* metadata, std::vector<Blob>* extra) {
+  Model model;
+  load_model(data, size, model, metadata, extra);
+  return model;
+}
+
+void load_model(const uint8_t* data, size_t size, Model& into, nlohmann::json* metadata, std::vector<Blob>* extra) {
   if (size < 20) bad("truncated: " + std::to_string(size) + " bytes is shorter than the 20-byte minimum");
   if (std::memcmp(data, kMagic, 8) != 0) bad("not a ferkit model (wrong magic; expected \"FERKITMD\")");
   const uint32_t version = get_u32(data + 8);
@@ -214,7 +220,8 @@ Model load_model(const uint8_t* data, size_t size, nlohmann::json* metadata, std
   if (params_i8 && params_i8_bytes != int8_bytes(model))
     bad("architecture/weights mismatch: the architecture's int8 weights take " + std::to_string(int8_bytes(model)) +
         " bytes, the file holds " + std::to_string(params_i8_bytes));
-  model.allocate(false);  // the file's weights replace every parameter
+  model.params.swap(into.params);  // allocate() keeps this buffer when it is large enough
+  model.allocate(false);           // the file's weights replace every parameter
   const uint8_t* p = data + 16 + hlen;
   if (params_i8) {
     get_int8(p, model);
@@ -263,7 +270,7 @@ Model load_model(const uint8_t* data, size_t size, nlohmann::json* metadata, std
       extra->push_back(std::move(b));
     }
   }
-  return model;
+  into = std::move(model);
 }
 
 }  // namespace ferkit

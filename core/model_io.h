@@ -56,5 +56,10 @@ std::vector<uint8_t> save_model(const Model& model, const nlohmann::json& metada
 // Parses a model file. Throws ModelFormatError saying what is wrong (bad magic, newer version, truncated,
 // checksum mismatch, bad header, architecture/weights size mismatch, non-finite weights).
 Model load_model(const uint8_t* data, size_t size, nlohmann::json* metadata = nullptr, std::vector<Blob>* extra = nullptr);
+// The same into `into`, reusing its parameter buffer when it is large enough (as when it held a model of the same
+// architecture before), so that loading model after model of one architecture allocates no new weights. On an
+// error `into` is left without weights (an empty Model's parameters).
+void load_model(const uint8_t* data, size_t size, Model& into, nlohmann::json* metadata = nullptr,
+                std::vector<Blob>* extra = nullptr);
 
 }  // namespace ferkit

@@ -30,13 +30,32 @@ void copy_view(const uint8_t* crop, bool mirrored, uint8_t* out) {
 
 Pipeline::Pipeline(Model model, Cascade cascade) : detector_(std::move(cascade)) { set_model(std::move(model)); }
 
-void Pipeline::set_model(Model model) {
+bool Pipeline::same_weights_in_place(const Model& model) {
   if (model.num_classes() != kNumClasses || !(model.spec.input == Shape{kSide, kSide, 1}))
     throw std::invalid_argument("pipeline: the model must take 48x48x1 faces and give 7 classes");
+  previous_.clear();
+  if (model_.params.empty() || model.params.size() != model_.params.size() ||
+      format_spec(model.spec) != format_spec(model_.spec))
+    return false;
+  std::copy(model.params.begin(), model.params.end(), model_.params.begin());
+  model_.class_names = model.class_names;
+  model_.preprocess = model.preprocess;
+  plan_inference(model_, plan_);
+  return true;
+}
+
+void Pipeline::set_model(Model&& model) {
+  if (same_weights_in_place(model)) return;
   model_ = std::move(model);
   plan_ = plan_inference(model_);
   ws_ = Workspace();
-  previous_.clear();
+}
+
+void Pipeline::set_model(const Model& model) {
+  if (same_weights_in_place(model)) return;
+  model_ = model;
+  plan_ = plan_inference(model_);
+  ws_ = Workspace();
 }
 
 void Pipeline::classify(const uint8_t* crops, int n, float* probs, bool flip_tta) {

@@ -47,7 +47,10 @@ struct StageTimes {
 class Pipeline {
  public:
   Pipeline(Model model, Cascade cascade);
-  void set_model(Model model);  // keeps tracks, resets their averages
+  // Keeps tracks, resets their averages. New weights for the architecture in use are copied into the buffers the
+  // pipeline has, with its plan remade there and its workspace kept: swapping models allocates nothing.
+  void set_model(Model&& model);
+  void set_model(const Model& model);
   // Read-only: the weights must not change under the inference plan made from them (set_model makes a new one).
   const Model& model() const { return model_; }
 
@@ -67,6 +70,9 @@ class Pipeline {
   const std::vector<uint8_t>& gray() const { return gray_; }
 
  private:
+  // Checks model's shape (throws std::invalid_argument), resets the tracks, and copies model's weights in place if
+  // it has the architecture in use; false if it has another.
+  bool same_weights_in_place(const Model& model);
   Model model_;
   InferencePlan plan_;  // made from model_'s weights
   FaceDetector detector_;

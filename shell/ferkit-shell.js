@@ -239,11 +239,11 @@
       if (m.type === 'progress') {
         Module.ccall('ferkit_finetune_progress', null, ['string'], [JSON.stringify(m.progress)]);
       } else if (m.type === 'done') {
-        const p = Module._malloc(m.model.length);
-        try {
-          HEAPU8.set(m.model, p);
-          Module.ccall('ferkit_finetune_done', null, ['number', 'number', 'string'], [p, m.model.length, JSON.stringify(m.progress)]);
-        } finally { Module._free(p); }
+        // Into the page's own buffer for incoming model files (kept between fine-tunings, so that an hour of
+        // them does not fragment and grow the page's memory), not a fresh malloc each time.
+        const p = Module._ferkit_model_buffer(m.model.length);
+        HEAPU8.set(m.model, p);
+        Module.ccall('ferkit_finetune_done', null, ['number', 'number', 'string'], [p, m.model.length, JSON.stringify(m.progress)]);
       } else if (m.type === 'error') {
         failed(m.message);
       }

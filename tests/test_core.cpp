@@ -649,6 +649,29 @@ TEST(ModelFile, RoundTripGivesBitIdenticalOutputs) {
   EXPECT_EQ(std::memcmp(p1.data(), p2.data(), p1.size() * 4), 0);
 }
 
+TEST(ModelFile, LoadingIntoAModelReusesItsBufferAndGivesTheSameModel) {
+  // What the page does with each fine-tuning result: the file is read into the model that held the last one.
+  Model a(resolve_spec("tiny")), b(resolve_spec("tiny"));
+  a.init(1);
+  b.init(2);
+  const std::vector<uint8_t> fa = save_model(a, {{"name", "a"}}), fb = save_model(b, {{"name", "b"}});
+  Model into;
+  load_model(fa.data(), fa.size(), into);
+  const float* buffer = into.params.data();
+  nlohmann::json meta;
+  load_model(fb.data(), fb.size(), into, &meta);
+  EXPECT_EQ(into.params.data(), buffer);
+  EXPECT_EQ(meta["name"], "b");
+  ASSERT_EQ(into.params.size(), b.params.size());
+  EXPECT_EQ(std::memcmp(into.params.data(), b.params.data(), b.params.size() * 4), 0);
+  EXPECT_EQ(format_spec(into.spec), format_spec(b.spec));
+  std::vector<uint8_t> bad = fb;
+  bad[bad.size() / 2] ^= 1;
+  EXPECT_THROW(load_model(bad.data(), bad.size(), into), ModelFormatError);
+  load_model(fa.data(), fa.size(), into);  // usable after a failure
+  EXPECT_EQ(std::memcmp(into.params.data(), a.params.data(), a.params.size() * 4), 0);
+}
+
 TEST(ModelFile, RejectsEveryCorruption) {
   Model m(resolve_spec("tiny"));
   const std::vector<uint8_t> good = save_model(m, nlohmann::json::object());

@@ -148,3 +148,39 @@ TEST(Pipeline, ClassifiesMoreCropsThanOneChunkLikeOneAtATime) {
     for (int c = 0; c < kNumClasses; ++c) ASSERT_NEAR(all[static_cast<size_t>(i) * kNumClasses + c], one[c], 1e-5) << i;
   }
 }
+
+TEST(Pipeline, NewWeightsOfTheSameArchitectureGoInPlaceAndClassifyLikeAFreshPipeline) {
+  // What the page does after each fine-tuning: set_model with the same architecture copies the weights into the
+  // buffers it has (so that swapping models for hours does not grow the page's memory) and remakes the plan (the
+  // folded batch norm) from them; another architecture replaces everything.
+  const Spec spec = parse_spec("input 48 48 1; conv 8 3; bn; relu; maxpool 2; conv 8 3; bn; relu; gap; dense 7; softmax");
+  auto model = [&](uint64_t seed) {
+    Model m(spec);
+    m.init(seed);
+    for (size_t i = 0; i < m.params.size(); ++i) m.params[i] += 0.01f * static_cast<float>(i % 7);  // bn not 1/0
+    return m;
+  };
+  std::vector<uint8_t> crops(3 * kPixels);
+  uint32_t state = 777;
+  for (auto& px : crops) px = static_cast<uint8_t>((state = state * 1664525u + 1013904223u) >> 24);
+  auto probs = [&](Pipeline& p) {
+    std::vector<float> out(3 * kNumClasses);
+    p.classify(crops.data(), 3, out.data());
+    return out;
+  };
+  Pipeline p(model(1), shipped_cascade());
+  const std::vector<float> first = probs(p);
+  const float* buffer = p.model().params.data();
+  for (uint64_t seed : {2, 3}) {
+    p.set_model(model(seed));
+    EXPECT_EQ(p.model().params.data(), buffer) << "seed " << seed;
+    Pipeline fresh(model(seed), shipped_cascade());
+    const std::vector<float> got = probs(p), want = probs(fresh);
+    for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-6) << "seed " << seed << " at " << i;
+    EXPECT_NE(got, first);  // the new weights are in use, not the old plan
+  }
+  p.set_model(tiny_model());
+  Pipeline fresh(tiny_model(), shipped_cascade());
+  const std::vector<float> got = probs(p), want = probs(fresh);
+  for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-6) << i;
+}

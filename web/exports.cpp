@@ -43,18 +43,24 @@ EMSCRIPTEN_KEEPALIVE void ferkit_set_cameras(const char* labels_json) {
 // Loads a model file the user picked; returns 1 on success. On failure the message is shown and the current
 // model keeps working.
 EMSCRIPTEN_KEEPALIVE int ferkit_load_model(const uint8_t* data, int size, const char* name) {
-  if (!g_app->models.use(*g_app->pipe, std::vector<uint8_t>(data, data + std::max(size, 0)),
-                         name ? name : "model file", PageModels::Kind::Base))
+  if (!g_app->models.use(*g_app->pipe, data, static_cast<size_t>(std::max(size, 0)), name ? name : "model file",
+                         PageModels::Kind::Base))
     return 0;
   teach_save_models(g_app->models);
   return 1;
+}
+
+// A buffer of size bytes for a model file on its way in (the fine-tuning worker's result): JavaScript writes the
+// file there and passes the pointer to ferkit_finetune_done, which then copies nothing. Valid until that call.
+EMSCRIPTEN_KEEPALIVE uint8_t* ferkit_model_buffer(int size) {
+  return g_app->models.incoming_buffer(static_cast<size_t>(std::max(size, 0)));
 }
 
 EMSCRIPTEN_KEEPALIVE const char* ferkit_model_error() { return g_app->models.error.c_str(); }
 
 // At start-up, a model browser storage kept (tuned = 0: the base, 1: the fine-tuned model in use); 1 if used.
 EMSCRIPTEN_KEEPALIVE int ferkit_restore_model(const uint8_t* data, int size, int tuned) {
-  return g_app->models.use(*g_app->pipe, std::vector<uint8_t>(data, data + std::max(size, 0)),
+  return g_app->models.use(*g_app->pipe, data, static_cast<size_t>(std::max(size, 0)),
                            tuned ? "fine-tuned model (saved in this browser)" : "model saved in this browser",
                            tuned ? PageModels::Kind::Tuned : PageModels::Kind::Base)
              ? 1

@@ -6,11 +6,13 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
-bool PageModels::use(ferkit::Pipeline& pipe, std::vector<uint8_t> bytes, const std::string& origin, Kind kind) {
+bool PageModels::use(ferkit::Pipeline& pipe, const uint8_t* bytes, size_t size, const std::string& origin, Kind kind) {
   try {
+    if (bytes != incoming_.data() || size != incoming_.size())  // not already there (incoming_buffer)
+      incoming_.assign(bytes, bytes + size);                    // keeps its capacity from the last call
     nlohmann::json meta;
-    ferkit::Model m = ferkit::load_model(bytes.data(), bytes.size(), &meta);
-    pipe.set_model(std::move(m));
+    ferkit::load_model(incoming_.data(), incoming_.size(), staging_, &meta);
+    pipe.set_model(staging_);  // same architecture: copied into the pipeline's buffers
     name = meta.value("name", origin);
     accuracy.clear();
     if (meta.contains("eval") && meta["eval"].contains("private")) {
@@ -30,11 +32,11 @@ bool PageModels::use(ferkit::Pipeline& pipe, std::vector<uint8_t> bytes, const s
               " samples";
     }
     if (kind == Kind::Base) {
-      base_is_default = bytes == default_file;
-      base = bytes;
+      base_is_default = incoming_ == default_file;
+      base = incoming_;
     }
     tuned = kind == Kind::Tuned;
-    current = std::move(bytes);
+    current.assign(incoming_.begin(), incoming_.end());  // both keep the capacity of the largest file so far
     error.clear();
     ++generation;
     return true;

@@ -27,9 +27,24 @@ struct PageModels {
 
   // Loads bytes into pipe (the pipeline runs them from the next frame on). On failure sets `error`, naming
   // origin, and keeps the model in use.
-  bool use(ferkit::Pipeline& pipe, std::vector<uint8_t> bytes, const std::string& origin, Kind kind);
+  // The bytes are copied (they may be the caller's, freed after). Loading a model of the architecture in use
+  // (a fine-tuning result, again and again) reuses the buffers of the last one: the page's memory stays flat.
+  bool use(ferkit::Pipeline& pipe, const uint8_t* bytes, size_t size, const std::string& origin, Kind kind);
   // Back to the bundled default (the base becomes the default too).
-  bool reset(ferkit::Pipeline& pipe) { return use(pipe, default_file, "default model", Kind::Base); }
+  bool reset(ferkit::Pipeline& pipe) {
+    return use(pipe, default_file.data(), default_file.size(), "default model", Kind::Base);
+  }
+  // A buffer for a file to hand to use() next (which then does not copy it): the same memory every time.
+  uint8_t* incoming_buffer(size_t size) {
+    incoming_.resize(size);
+    return incoming_.data();
+  }
   // The page uses something other than the default: a loaded model or a fine-tuned one.
   bool changed() const { return tuned || !base_is_default; }
+
+ private:
+  // Kept between calls so that their buffers are reused: the file being loaded (copied to `current` on success)
+  // and the model decoded from it (copied into the pipeline's).
+  std::vector<uint8_t> incoming_;
+  ferkit::Model staging_;
 };

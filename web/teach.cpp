@@ -353,7 +353,7 @@ void teach_finetune_done(App& app, const uint8_t* model, int size, const char* j
   if (t.state != Teach::Running) return;  // cancelled meanwhile
   const nlohmann::json p = nlohmann::json::parse(json ? json : "{}", nullptr, false);
   if (p.is_object()) read_progress(t, p);
-  if (!app.models.use(*app.pipe, std::vector<uint8_t>(model, model + std::max(size, 0)), "fine-tuned model",
+  if (!app.models.use(*app.pipe, model, static_cast<size_t>(std::max(size, 0)), "fine-tuned model",
                       PageModels::Kind::Tuned)) {
     t.state = Teach::Failed;
     t.message = "the fine-tuned model could not be used: " + app.models.error;

@@ -18,6 +18,7 @@ constexpr double kClassMapsEvery = 0.5;  // seconds between the panel's per-expr
 ferkit::Explainer& explainer(App& app) {
   Why& w = app.why;
   if (!w.explainer || w.generation != app.models.generation) {
+    w.explainer.reset();  // first, so that the new one reuses its memory instead of growing the heap
     w.explainer = std::make_unique<ferkit::Explainer>(app.pipe->model(), /*planned=*/true);
     w.generation = app.models.generation;
   }
