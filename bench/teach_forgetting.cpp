@@ -5,7 +5,9 @@
 // Each scenario runs over several draws of the samples (other PublicTest faces each time); the table gives means
 // and the worst case.
 //   build/release/bench/teach_forgetting [--model M] [--data fer2013.csv.gz] [--draws 3] [--n 12]
-//                                        [--set 'anchor=0.01 replay=0'] ... [--threads 2]
+//                                        [--set 'anchor=0.01 replay=false'] ... [--replay 10] [--threads 2]
+// The model's own replay bank (core/finetune.h) is used if it has one; --replay N makes one of the first N FER-2013
+// Training faces of each class instead. "--set replay=0" turns replay off.
 // Each --set is a FinetuneConfig as JSON fields written key=value (e.g. "head_layers=1 epochs=10"); without any
 // --set, the default settings are measured. Prints a row per setting and scenario; asserts nothing.
 #ifdef _OPENMP
@@ -63,7 +65,7 @@ nlohmann::json parse_set(const std::string& s) {
 int main(int argc, char** argv) {
   std::string model_path = FERKIT_SOURCE_DIR "/assets/models/default.ferkit";
   std::string data = FERKIT_SOURCE_DIR "/../shared/data/fer2013/fer2013.csv.gz";
-  int draws = 3, n = 12, threads = 2;
+  int draws = 3, n = 12, threads = 2, replay = 0;
   std::vector<std::string> sets;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
@@ -73,6 +75,7 @@ int main(int argc, char** argv) {
     else if (a == "--n") n = std::atoi(v.c_str());
     else if (a == "--set") sets.push_back(v);
     else if (a == "--threads") threads = std::atoi(v.c_str());
+    else if (a == "--replay") replay = std::atoi(v.c_str());
     else {
       std::fprintf(stderr, "teach_forgetting: unknown option %s\n", a.c_str());
       return 2;
@@ -86,10 +89,24 @@ int main(int argc, char** argv) {
 #endif
   const std::vector<uint8_t> file = read_file(model_path);
   nlohmann::json meta;
-  const Model base = load_model(file.data(), file.size(), &meta);
+  std::vector<Blob> blobs;
+  const Model base = load_model(file.data(), file.size(), &meta, &blobs);
   LoadReport report;
   const FerSplits fer = load_fer_csv(data, true, &report);
 
+  // A replay bank from the first `replay` Training faces of each class (never PublicTest or PrivateTest).
+  Model bank_model = base;
+  ReplayBank bank = read_replay_bank(base, meta, blobs);  // the model's own, unless --replay makes another
+  if (bank.count()) std::printf("the model's replay bank: %zu faces\n", bank.count());
+  if (replay > 0) {
+    Dataset faces;
+    std::vector<int> taken(kNumClasses, 0);
+    for (size_t i = 0; i < fer.train.size(); ++i)
+      if (taken[fer.train.labels[i]]++ < replay) faces.add(fer.train.image(i), fer.train.labels[i]);
+    bank = make_replay_bank(bank_model, faces);
+    std::printf("replay bank: %zu Training faces, %zu values each (layer %d), %.0f KB as float32\n", bank.count(),
+                bank.size, bank.layer, bank.features.size() * 4 / 1024.0);
+  }
   Workspace ws;
   auto private_metrics = [&](Model& m) { return evaluate(m, ws, fer.private_test, 256); };
   Model b = base;
@@ -117,7 +134,7 @@ int main(int argc, char** argv) {
         }
         nlohmann::json j = over;
         j["seed"] = draw + 1;
-        FineTune ft(base, samples, FinetuneConfig::from_json(j));
+        FineTune ft(base, samples, FinetuneConfig::from_json(j), &bank);
         ft.run();
         held_b += ft.held_before() / draws;
         held_a += ft.held_now() / draws;

@@ -20,7 +20,7 @@ constexpr int kFillBatch = 4;
 nlohmann::json FinetuneConfig::to_json() const {
   return {{"whole_network", whole_network}, {"head_layers", head_layers}, {"epochs", epochs},
           {"lr", effective_lr()}, {"anchor", anchor}, {"batch", batch}, {"holdout", holdout},
-          {"augment", augment}, {"views", views}, {"seed", seed}};
+          {"augment", augment}, {"views", views}, {"replay", replay}, {"seed", seed}};
 }
 
 FinetuneConfig FinetuneConfig::from_json(const nlohmann::json& j) {
@@ -48,6 +48,7 @@ FinetuneConfig FinetuneConfig::from_json(const nlohmann::json& j) {
   num("holdout", 0, 0.9, c.holdout);
   num("views", 0, 64, c.views);
   num("head_layers", 0, 100, c.head_layers);
+  num("replay", 0, static_cast<double>(kMaxFinetuneSamples), c.replay);
   double seed = static_cast<double>(c.seed);
   num("seed", 0, 9007199254740991.0, seed);
   c.seed = static_cast<uint64_t>(seed);
@@ -74,6 +75,44 @@ FinetuneSplit split_samples(const Dataset& samples, float holdout, uint64_t seed
   return s;
 }
 
+ReplayBank make_replay_bank(Model& model, const Dataset& faces, int layer) {
+  if (faces.size() == 0) throw std::invalid_argument("replay bank: no faces");
+  if (layer <= 0) layer = head_start(model, FinetuneConfig{}.head_layers);
+  FeatureCache c(model, layer, 1, faces.size());  // throws for a layer out of range
+  Workspace ws;
+  ws.reserve(model, kEvalBatch);
+  while (c.fill(model, ws, faces, Augment{}, 1, kEvalBatch)) {
+  }
+  ReplayBank b;
+  b.layer = layer;
+  b.size = c.size;
+  b.features = std::move(c.values);
+  return b;
+}
+
+void add_replay_bank(const ReplayBank& bank, nlohmann::json& metadata, std::vector<Blob>& blobs) {
+  if (!bank.count()) return;
+  metadata["replay_layer"] = bank.layer;
+  metadata["replay_faces"] = bank.count();
+  blobs.push_back({"replay", bank.features});
+}
+
+ReplayBank read_replay_bank(const Model& model, const nlohmann::json& metadata, const std::vector<Blob>& blobs) {
+  ReplayBank b;
+  if (!metadata.is_object() || !metadata.contains("replay_layer") || !metadata["replay_layer"].is_number_integer())
+    return b;
+  const int layer = metadata["replay_layer"].get<int>();
+  if (layer < 1 || layer >= static_cast<int>(model.layers.size())) return b;
+  const size_t size = static_cast<size_t>(model.layers[static_cast<size_t>(layer)].in.size());
+  for (const Blob& blob : blobs)
+    if (blob.name == "replay" && size && !blob.data.empty() && blob.data.size() % size == 0) {
+      b.layer = layer;
+      b.size = size;
+      b.features = blob.data;
+    }
+  return b;
+}
+
 int head_start(const Model& model, int dense_layers) {
   std::vector<int> dense;
   for (size_t i = 0; i < model.layers.size(); ++i)
@@ -84,7 +123,8 @@ int head_start(const Model& model, int dense_layers) {
   return dense[dense_layers <= 0 || dense_layers >= k ? 0 : k - dense_layers];
 }
 
-FineTune::FineTune(Model base, const Dataset& samples, const FinetuneConfig& cfg) : cfg_(cfg), model_(std::move(base)) {
+FineTune::FineTune(Model base, const Dataset& samples, const FinetuneConfig& cfg, const ReplayBank* replay)
+    : cfg_(cfg), model_(std::move(base)) {
   if (samples.size() == 0) throw std::invalid_argument("fine-tune: no samples (capture or import some first)");
   if (samples.size() > kMaxFinetuneSamples)
     throw std::invalid_argument("fine-tune: " + std::to_string(samples.size()) + " samples, at most " +
@@ -113,23 +153,62 @@ FineTune::FineTune(Model base, const Dataset& samples, const FinetuneConfig& cfg
   tc.restore_best = false;
   tc.eval_batch = kEvalBatch;
   const bool cache = model_.first_trainable > 0 && cfg_.views > 0;
+  train_ = split_.train;
+  const int layer = model_.first_trainable;
+  if (replay && replay->count() && replay->layer <= layer) carried_ = *replay;
+  if (cache && cfg_.replay > 0 && replay && replay->count() && replay->layer == layer &&
+      replay->size == static_cast<size_t>(model_.layers[static_cast<size_t>(layer)].in.size())) {
+    // The bank's faces join the training set as placeholders whose features are preset, with the base model's
+    // probabilities for them as targets (the samples' targets are their labels).
+    replay_count_ = replay->count();
+    replay_features_ = replay->features;
+    const std::vector<uint8_t> blank(kPixels, 0);
+    for (size_t i = 0; i < replay_count_; ++i) replay_set_.add(blank.data(), 0);
+    replay_view_ = FeatureCache(model_, layer, 1, replay_count_);
+    replay_view_.preset_from = 0;
+    replay_view_.preset = replay_features_.data();
+    Workspace ws;
+    while (replay_view_.fill(model_, ws, replay_set_, tc.aug, cfg_.seed, kEvalBatch)) {
+    }
+    std::vector<float> probs;
+    evaluate(model_, ws, replay_set_, kEvalBatch, false, &probs, &replay_view_);
+    train_.soft.assign(train_.size() * kNumClasses, 0.0f);
+    for (size_t i = 0; i < train_.size(); ++i) train_.soft[i * kNumClasses + train_.labels[i]] = 1.0f;
+    for (size_t i = 0; i < replay_count_; ++i) {
+      const float* p = probs.data() + i * kNumClasses;
+      replay_set_.labels[i] = static_cast<uint8_t>(std::max_element(p, p + kNumClasses) - p);
+      train_.add(blank.data(), replay_set_.labels[i]);
+      train_.soft.insert(train_.soft.end(), p, p + kNumClasses);
+    }
+  }
   if (cache) {
     // The held-back samples are few: their features (as they are) are computed now, the training views by step().
-    const int layer = model_.first_trainable;
-    train_features_ = FeatureCache(model_, layer, cfg_.augment ? cfg_.views : 1, split_.train.size());
+    train_features_ = FeatureCache(model_, layer, cfg_.augment ? cfg_.views : 1, train_.size());
+    if (replay_count_) {
+      train_features_.preset_from = split_.train.size();
+      train_features_.preset = replay_features_.data();
+    }
     held_features_ = FeatureCache(model_, layer, 1, split_.held.size());
     fill_ws_.reserve(model_, kFillBatch);
     while (held_features_.fill(model_, fill_ws_, split_.held, tc.aug, cfg_.seed, kFillBatch)) {
     }
-    prep_steps_ = static_cast<int>((train_features_.total() + kFillBatch - 1) / kFillBatch);
+    const size_t computed = static_cast<size_t>(train_features_.views) * split_.train.size();
+    prep_steps_ = static_cast<int>((computed + kFillBatch - 1) / kFillBatch);
+    if (!prep_steps_) {  // nothing to compute (no training samples): the bank's copies only
+      while (train_features_.fill(model_, fill_ws_, train_, tc.aug, cfg_.seed, kFillBatch)) {
+      }
+    }
   }
   const Dataset* held = split_.held.size() ? &split_.held : nullptr;
-  trainer_ = std::make_unique<Trainer>(model_, split_.train, held, tc, cache ? &train_features_ : nullptr,
+  trainer_ = std::make_unique<Trainer>(model_, train_, held, tc, cache ? &train_features_ : nullptr,
                                        cache && held ? &held_features_ : nullptr);
+  trainer_->replay_from = split_.train.size();
+  trainer_->replay_per_epoch = static_cast<size_t>(cfg_.replay);
   trainer_->anchor = model_.params;
   trainer_->anchor_strength = cfg_.anchor;
   held_before_ = held_now();
-  steps_per_epoch_ = static_cast<int>((split_.train.size() + cfg_.batch - 1) / cfg_.batch);
+  const size_t rows = split_.train.size() + std::min(replay_count_, static_cast<size_t>(cfg_.replay));
+  steps_per_epoch_ = static_cast<int>((rows + cfg_.batch - 1) / cfg_.batch);
 }
 
 bool FineTune::finished() const { return trainer_->finished() && !trainer_->in_epoch(); }
@@ -137,13 +216,14 @@ bool FineTune::finished() const { return trainer_->finished() && !trainer_->in_e
 bool FineTune::step() {
   if (finished()) return false;
   if (prep_done_ < prep_steps_) {
-    train_features_.fill(model_, fill_ws_, split_.train, trainer_->cfg.aug, cfg_.seed, kFillBatch);
+    train_features_.fill(model_, fill_ws_, train_, trainer_->cfg.aug, cfg_.seed, kFillBatch);
     if (++prep_done_ == prep_steps_) fill_ws_ = Workspace{};  // the frozen layers run no more
     return true;
   }
   if (!trainer_->in_epoch()) trainer_->begin_epoch();
   if (trainer_->step()) losses_.push_back(trainer_->last_loss);
-  if (trainer_->progress().done >= split_.train.size()) trainer_->end_epoch();
+  const Progress pr = trainer_->progress();
+  if (pr.done >= pr.total) trainer_->end_epoch();
   return true;
 }
 
@@ -160,10 +240,16 @@ double FineTune::held_now() {
       .accuracy();
 }
 
+double FineTune::replay_agreement() {
+  if (!replay_count_) return -1;
+  return evaluate(model_, trainer_->eval_ws, replay_set_, kEvalBatch, false, nullptr, &replay_view_).accuracy();
+}
+
 nlohmann::json FineTune::metadata(const nlohmann::json& base_metadata) {
   nlohmann::json m = base_metadata.is_object() ? base_metadata : nlohmann::json::object();
-  // The base's test-set figures and weight storage describe the base's weights, not these.
-  for (const char* stale : {"eval", "eval_tta", "weights"}) m.erase(stale);
+  // The base's test-set figures and weight storage describe the base's weights, not these; its replay bank is
+  // described again by save() when it is carried.
+  for (const char* stale : {"eval", "eval_tta", "weights", "replay_layer", "replay_faces"}) m.erase(stale);
   std::vector<int> counts(kNumClasses, 0);
   for (uint8_t l : split_.train.labels) ++counts[l];
   for (uint8_t l : split_.held.labels) ++counts[l];
@@ -174,8 +260,18 @@ nlohmann::json FineTune::metadata(const nlohmann::json& base_metadata) {
                    {"held_accuracy_before", held_before_},
                    {"held_accuracy_after", held_now()},
                    {"epochs_run", trainer_->epoch},
+                   {"replay_faces", replay_count_},
+                   {"replay_agreement_after", replay_agreement()},
                    {"base", base_metadata.is_object() ? base_metadata.value("name", "") : ""}};
   return m;
+}
+
+std::vector<uint8_t> FineTune::save(const nlohmann::json& base_metadata, nlohmann::json* metadata_out) {
+  nlohmann::json m = metadata(base_metadata);
+  std::vector<Blob> blobs;
+  add_replay_bank(carried_, m, blobs);
+  if (metadata_out) *metadata_out = m;
+  return save_model(model_, m, blobs);
 }
 
 }  // namespace ferkit

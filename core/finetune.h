@@ -22,6 +22,7 @@
 
 #include "data.h"
 #include "model.h"
+#include "model_io.h"
 #include "train.h"
 
 namespace ferkit {
@@ -43,6 +44,11 @@ struct FinetuneConfig {
   // and each training step draws one cached view per sample: 0 runs the frozen layers at every step instead
   // (fresh augmentation and frozen-layer dropout every time, several times slower).
   int views = 4;
+  // Replay (head only, with a ReplayBank for the model's head): each epoch also trains on this many of the bank's
+  // stored faces (drawn anew each epoch; all of them if it has fewer) toward the base model's own probabilities
+  // for them (learning without forgetting on reference faces), so that what the samples do not show keeps the
+  // base model's answers. 0: off.
+  int replay = 96;
   uint64_t seed = 1;
 
   static constexpr float kHeadLr = 2e-3f, kWholeLr = 2e-4f;
@@ -51,6 +57,23 @@ struct FinetuneConfig {
   // Reads the fields present (others keep their defaults); throws std::invalid_argument naming a bad field.
   static FinetuneConfig from_json(const nlohmann::json& j);
 };
+
+// A replay memory: the inputs of one layer (the head's first, where fine-tuning's feature cache starts) for a few
+// reference faces, stored with the model (derived values, not images). Fine-tuning trains on them toward the
+// base model's probabilities, so that the classes a user does not show stay as they were.
+struct ReplayBank {
+  int layer = 0;      // the values are this layer's input
+  size_t size = 0;    // values per face
+  Floats features;    // faces x size
+  size_t count() const { return size ? features.size() / size : 0; }
+};
+// The bank of `faces` (as they are, no augmentation) for the input of `layer` (0: the head's first layer for the
+// default FinetuneConfig). Throws std::invalid_argument for a layer out of range or no faces.
+ReplayBank make_replay_bank(Model& model, const Dataset& faces, int layer = 0);
+// In a model file: the blob "replay" with the metadata field "replay_layer". read_replay_bank returns an empty
+// bank (count() == 0) when the file has none or its size does not fit the model (the bank is then ignored).
+void add_replay_bank(const ReplayBank& bank, nlohmann::json& metadata, std::vector<Blob>& blobs);
+ReplayBank read_replay_bank(const Model& model, const nlohmann::json& metadata, const std::vector<Blob>& blobs);
 
 // Limits for samples a page or folder hands in.
 constexpr size_t kMaxFinetuneSamples = 5000;
@@ -70,7 +93,9 @@ class FineTune {
  public:
   // Throws std::invalid_argument for unusable input (no samples, labels out of range, too many samples, bad
   // settings): the message says what was expected.
-  FineTune(Model base, const Dataset& samples, const FinetuneConfig& cfg);
+  // replay: the base model's bank (nullptr or empty: none); used when cfg.replay and it is for the head's first
+  // layer in head-only mode. Copied: it need not outlive the constructor.
+  FineTune(Model base, const Dataset& samples, const FinetuneConfig& cfg, const ReplayBank* replay = nullptr);
   FineTune(const FineTune&) = delete;
   FineTune& operator=(const FineTune&) = delete;
 
@@ -91,6 +116,10 @@ class FineTune {
   // Accuracy on the held-back samples before training and now; -1 when nothing is held back.
   double held_before() const { return held_before_; }
   double held_now();
+  // How often the model now gives the base model's class on the replay bank's faces (1 before training; -1
+  // without replay): what the samples did to the expressions they did not show.
+  double replay_agreement();
+  size_t replay_count() const { return replay_count_; }
   size_t train_count() const { return split_.train.size(); }
   size_t held_count() const { return split_.held.size(); }
   const FinetuneConfig& config() const { return cfg_; }
@@ -99,11 +128,20 @@ class FineTune {
   // The metadata a saved fine-tuned model carries: the base model's, plus {"finetune": {config, samples, held
   // accuracy before and after, epochs run}}.
   nlohmann::json metadata(const nlohmann::json& base_metadata);
+  // The fine-tuned model file: metadata(base_metadata) (also into *metadata if given), and the base's replay bank
+  // when the layers that computed it stayed frozen (head only), so that the next fine-tuning replays it too.
+  std::vector<uint8_t> save(const nlohmann::json& base_metadata, nlohmann::json* metadata = nullptr);
 
  private:
   FinetuneConfig cfg_;
   Model model_;
   FinetuneSplit split_;
+  Dataset train_;             // split_.train, then the replay bank's placeholders (its features are preset)
+  Floats replay_features_;    // the bank's values, preset into train_features_
+  Dataset replay_set_;        // the bank's placeholders with the base model's classes, for replay_agreement()
+  FeatureCache replay_view_;  // the bank as one view, for replay_agreement()
+  size_t replay_count_ = 0;
+  ReplayBank carried_;        // the base's bank, still valid for this model (empty if none or whole network)
   std::unique_ptr<Trainer> trainer_;
   Workspace fill_ws_;  // runs the frozen layers to fill the caches
   FeatureCache train_features_, held_features_;

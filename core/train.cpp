@@ -65,21 +65,31 @@ FeatureCache::FeatureCache(const Model& model, int layer_, int views_, size_t im
 
 int FeatureCache::fill(Model& model, Workspace& ws, const Dataset& data, const Augment& aug, uint64_t seed, int batch) {
   if (data.size() != images) throw std::logic_error("feature cache: the data set does not match");
-  const int n = static_cast<int>(std::min<size_t>(batch, total() - filled));
-  if (n <= 0) return 0;
   const int in_size = model.spec.input.size();
-  for (int i = 0; i < n; ++i) {
-    const int view = static_cast<int>((filled + i) / images);
-    const size_t image = (filled + i) % images;
-    Rng rng(mix_seed(seed, 100 + static_cast<uint64_t>(view), image));
-    input_image(model, data.image(image), ws.input() + static_cast<size_t>(i) * in_size, aug, view ? &rng : nullptr);
+  std::vector<size_t>& dest = pending;
+  dest.clear();
+  int done = 0;  // entries computed or copied; copies do not count toward batch
+  while (filled < total() && (static_cast<int>(dest.size()) < batch || filled % images >= preset_from)) {
+    const int view = static_cast<int>(filled / images);
+    const size_t image = filled % images;
+    if (image >= preset_from) {
+      std::memcpy(values.data() + filled * size, preset + (image - preset_from) * size, sizeof(float) * size);
+    } else {
+      Rng rng(mix_seed(seed, 100 + static_cast<uint64_t>(view), image));
+      input_image(model, data.image(image), ws.input() + dest.size() * in_size, aug, view ? &rng : nullptr);
+      dest.push_back(filled);
+    }
+    ++filled;
+    ++done;
   }
-  ForwardOptions fo;
-  fo.until_layer = layer;
-  const float* out = forward(model, ws, n, fo);
-  std::memcpy(values.data() + filled * size, out, sizeof(float) * n * size);
-  filled += n;
-  return n;
+  if (!dest.empty()) {
+    ForwardOptions fo;
+    fo.until_layer = layer;
+    const float* out = forward(model, ws, static_cast<int>(dest.size()), fo);
+    for (size_t i = 0; i < dest.size(); ++i)
+      std::memcpy(values.data() + dest[i] * size, out + i * size, sizeof(float) * size);
+  }
+  return done;
 }
 
 void recalibrate_batchnorm(Model& model, Workspace& ws, const Dataset& data, int batch, size_t limit) {
@@ -212,7 +222,16 @@ Trainer::Trainer(Model& m, const Dataset& t, const Dataset* v, const TrainConfig
 }
 
 void Trainer::shuffle_order() {
-  for (size_t i = 0; i < order_.size(); ++i) order_[i] = static_cast<uint32_t>(i);
+  const size_t n = train.size(), fixed = std::min(replay_from, n);
+  order_.resize(n);  // within its capacity
+  for (size_t i = 0; i < n; ++i) order_[i] = static_cast<uint32_t>(i);
+  if (fixed < n && replay_per_epoch < n - fixed) {
+    // This epoch's replay rows: the first replay_per_epoch of a shuffle of them (partial Fisher-Yates).
+    Rng pick(mix_seed(cfg.seed, static_cast<uint64_t>(epoch), 3));
+    for (size_t i = 0; i < replay_per_epoch; ++i)
+      std::swap(order_[fixed + i], order_[fixed + i + pick.below(static_cast<uint32_t>(n - fixed - i))]);
+    order_.resize(fixed + replay_per_epoch);
+  }
   Rng shuffle(mix_seed(cfg.seed, static_cast<uint64_t>(epoch), 1));
   for (size_t i = order_.size(); i > 1; --i) std::swap(order_[i - 1], order_[shuffle.below(static_cast<uint32_t>(i))]);
 }
@@ -228,9 +247,9 @@ void Trainer::begin_epoch() {
 }
 
 bool Trainer::step() {
-  if (cursor_ >= train.size()) return false;
+  if (cursor_ >= order_.size()) return false;
   const int k = model.num_classes();
-  const int n = static_cast<int>(std::min<size_t>(cfg.batch, train.size() - cursor_));
+  const int n = static_cast<int>(std::min<size_t>(cfg.batch, order_.size() - cursor_));
   const FeatureCache* fc = train_features;
   if (fc && (!fc->complete() || fc->images != train.size() || model.first_trainable < fc->layer))
     throw std::logic_error("Trainer: train_features must be complete, match the training set, and be frozen");
@@ -300,8 +319,8 @@ Progress Trainer::progress() const {
   Progress p;
   p.epoch = epoch + 1;
   p.epochs = cfg.epochs;
-  p.done = std::min(cursor_, train.size());
-  p.total = train.size();
+  p.done = std::min(cursor_, order_.size());
+  p.total = order_.size();
   if (p.done) {
     p.loss = sum_loss_ / p.done;
     p.acc = sum_hit_ / p.done;
@@ -317,7 +336,7 @@ EpochRecord Trainer::end_epoch() {
   EpochRecord r;
   r.epoch = epoch + 1;
   const double train_time = now_seconds() - epoch_start_;
-  const size_t seen = std::min(cursor_, train.size());
+  const size_t seen = std::min(cursor_, order_.size());
   r.train_loss = seen ? sum_loss_ / seen : 0;
   r.train_acc = seen ? sum_hit_ / seen : 0;
   r.lr = sched.lr(epoch);

@@ -72,6 +72,13 @@ struct FeatureCache {
   size_t filled = 0;            // (view, image) pairs computed so far, view-major
   Floats values;                // [view][image][size]
 
+  // Images from preset_from on are not computed: fill() copies their values, the same in every view, from
+  // preset (size floats each, in order), as for a replay memory of stored features. The data set fill() reads
+  // then only needs images before preset_from (the rest may be placeholders).
+  size_t preset_from = static_cast<size_t>(-1);
+  const float* preset = nullptr;
+  std::vector<size_t> pending;  // fill()'s scratch: where each computed image of a batch goes
+
   FeatureCache() = default;
   FeatureCache(const Model& model, int layer, int views, size_t images);
   size_t total() const { return static_cast<size_t>(views) * images; }
@@ -144,6 +151,12 @@ class Trainer {
   // in the reported loss). anchor: params.size() floats.
   Floats anchor;
   float anchor_strength = 0.0f;
+
+  // Rows of the training set from replay_from on (fine-tuning's replay memory) take part in an epoch only
+  // replay_per_epoch at a time, drawn anew each epoch (with the seed), so that a large memory does not make every
+  // epoch long. Set before the first epoch.
+  size_t replay_from = static_cast<size_t>(-1);
+  size_t replay_per_epoch = 0;
 
   // Cached inputs of a later layer for the training and validation images (given to the constructor; complete by
   // the first step): each step then feeds a view of each image's features, drawn from the epoch's augmentation

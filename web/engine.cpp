@@ -26,7 +26,7 @@
 //   const char* fk_ft_progress()      JSON {epoch, epochs, step, steps, losses: [per step], history: [per epoch
 //                                     {epoch, loss, acc, held_acc}], held_before, train, held}
 //   int fk_ft_finish()                the fine-tuned model file's size (0 on error); fk_ft_result() its bytes;
-//                                     fk_ft_progress() then also has held_after
+//                                     fk_ft_progress() then also has held_after and replay_agreement
 //   void fk_ft_end()                  frees the fine-tuning state
 #include <emscripten/emscripten.h>
 
@@ -65,7 +65,7 @@ struct Tuning {
   nlohmann::json base_meta;
   std::vector<uint8_t> result;
   std::string progress;
-  double held_after = -1;
+  double held_after = -1, replay_after = -1;
 };
 Tuning g_tuning;
 
@@ -228,12 +228,15 @@ EMSCRIPTEN_KEEPALIVE int fk_ft_begin(const uint8_t* model, int model_len, const 
     if (!model || model_len <= 0) throw std::invalid_argument("base model: empty");
     if (n < 0 || (n > 0 && (!crops || !labels))) throw std::invalid_argument("samples: missing");
     nlohmann::json meta;
-    ferkit::Model base = ferkit::load_model(model, static_cast<size_t>(model_len), &meta);
+    std::vector<ferkit::Blob> blobs;
+    ferkit::Model base = ferkit::load_model(model, static_cast<size_t>(model_len), &meta, &blobs);
+    const ferkit::ReplayBank bank = ferkit::read_replay_bank(base, meta, blobs);
     const nlohmann::json cfg_json = nlohmann::json::parse(settings ? settings : "{}");
     ferkit::Dataset samples;
     for (int i = 0; i < n; ++i) samples.add(crops + static_cast<size_t>(i) * ferkit::kPixels, labels[i]);
     g_tuning.base_meta = meta;
-    g_tuning.ft = std::make_unique<ferkit::FineTune>(std::move(base), samples, ferkit::FinetuneConfig::from_json(cfg_json));
+    g_tuning.ft = std::make_unique<ferkit::FineTune>(std::move(base), samples, ferkit::FinetuneConfig::from_json(cfg_json),
+                                                      &bank);
     return 1;
   } catch (const std::exception& ex) {
     g_tuning = Tuning{};
@@ -270,7 +273,8 @@ EMSCRIPTEN_KEEPALIVE const char* fk_ft_progress() {
                       {"steps", t.ft->steps_total()}, {"losses", t.ft->step_losses()}, {"history", history},
                       {"held_before", t.ft->held_before()}, {"train", t.ft->train_count()},
                       {"held", t.ft->held_count()}, {"config", t.ft->config().to_json()}};
-  if (!t.result.empty()) p["held_after"] = t.held_after;
+  p["replay_faces"] = t.ft->replay_count();
+  if (!t.result.empty()) p["held_after"] = t.held_after, p["replay_agreement"] = t.replay_after;
   t.progress = p.dump();
   return t.progress.c_str();
 }
@@ -281,9 +285,10 @@ EMSCRIPTEN_KEEPALIVE int fk_ft_finish() {
   try {
     if (!t.ft) throw std::logic_error("not started (fk_ft_begin first)");
     t.ft->run();  // whatever is left
-    const nlohmann::json meta = t.ft->metadata(t.base_meta);
+    nlohmann::json meta;
+    t.result = t.ft->save(t.base_meta, &meta);
     t.held_after = meta["finetune"]["held_accuracy_after"].get<double>();
-    t.result = ferkit::save_model(t.ft->model(), meta);
+    t.replay_after = meta["finetune"]["replay_agreement_after"].get<double>();
     return static_cast<int>(t.result.size());
   } catch (const std::exception& ex) {
     g_engine.error = std::string("fine-tune: ") + ex.what();

@@ -14,6 +14,9 @@ bool PageModels::use(ferkit::Pipeline& pipe, const uint8_t* bytes, size_t size, 
     ferkit::load_model(incoming_.data(), incoming_.size(), staging_, &meta);
     pipe.set_model(staging_);  // same architecture: copied into the pipeline's buffers
     name = meta.value("name", origin);
+    replay_faces = meta.contains("replay_faces") && meta["replay_faces"].is_number_unsigned()
+                       ? meta["replay_faces"].get<int>()
+                       : 0;
     accuracy.clear();
     if (meta.contains("eval") && meta["eval"].contains("private")) {
       char buf[96];

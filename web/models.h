@@ -22,6 +22,7 @@ struct PageModels {
   bool base_is_default = true;  // base is default_file
   std::string name = "default";  // from the file's metadata, plus how many samples fine-tuned it
   std::string accuracy;          // its FER-2013 PrivateTest accuracy, when the metadata has it
+  int replay_faces = 0;          // reference faces in its replay bank (what keeps fine-tuning from forgetting)
   std::string error;             // why the last use() failed; empty after a success
   int generation = 0;            // counts the models use() put into the pipeline (what depends on one remakes)
 

@@ -89,7 +89,8 @@ void start_finetune(App& app) {
   t.held_acc.clear();
   t.step = t.steps = t.epoch = 0;
   t.epochs = t.cfg.epochs;
-  t.held_before = t.held_after = -1;
+  t.held_before = t.held_after = t.replay_agreement = -1;
+  t.replay_faces = 0;
   t.started = now_s();
   t.seconds = 0;
   ferkit_js_finetune_start(app.models.base.data(), static_cast<int>(app.models.base.size()), t.crops.data(),
@@ -103,6 +104,8 @@ void read_progress(Teach& t, const nlohmann::json& p) {
   t.epochs = p.value("epochs", t.epochs);
   t.held_before = p.value("held_before", -1.0);
   t.held_after = p.value("held_after", -1.0);
+  t.replay_faces = p.value("replay_faces", 0);
+  t.replay_agreement = p.value("replay_agreement", -1.0);
   if (p.contains("losses") && p["losses"].is_array()) t.losses = p["losses"].get<std::vector<float>>();
   t.held_acc.clear();
   if (p.contains("history") && p["history"].is_array())
@@ -280,6 +283,26 @@ void teach_panel(App& app) {
   } else if (ImGui::Button("Fine-tune")) {
     start_finetune(app);
   }
+  // A hint when the samples are few or of one expression: what fine-tuning will and will not do with them.
+  {
+    int shown = 0, few = -1;
+    for (int c = 0; c < ferkit::kNumClasses; ++c) {
+      const long n = std::count(t.labels.begin(), t.labels.end(), c);
+      shown += n > 0;
+      if (n > 0 && n < 5 && few < 0) few = c;
+    }
+    const auto& names = app.pipe->model().class_names;
+    if (few >= 0)
+      ImGui::TextWrapped("Only a few samples of %s: 5 or more per expression teach it better (a fifth is held back "
+                         "to check).", names[few].c_str());
+    else if (shown == 1 && app.models.replay_faces > 0)
+      ImGui::TextWrapped("One expression only: it learns how you show it, and the other expressions are held "
+                         "where they were by replaying %d reference faces stored with the model.",
+                         app.models.replay_faces);
+    else if (shown == 1)
+      ImGui::TextWrapped("One expression only, and this model has no reference faces to replay: the others may "
+                         "drift toward it. Show two or more expressions.");
+  }
   if (!t.losses.empty())
     ImGui::PlotLines("loss", t.losses.data(), static_cast<int>(t.losses.size()), 0, nullptr, 0.0f, FLT_MAX,
                      ImVec2(0, 50));
@@ -288,6 +311,9 @@ void teach_panel(App& app) {
                      ImVec2(0, 50));
   if (t.held_before >= 0 || t.held_after >= 0)
     ImGui::Text("held-back accuracy: before %s, after %s", percent(t.held_before).c_str(), percent(t.held_after).c_str());
+  if (t.replay_agreement >= 0)
+    ImGui::TextWrapped("the expressions you did not show: %s of %d reference faces keep the base model's answer",
+                       percent(t.replay_agreement).c_str(), t.replay_faces);
   if (!t.message.empty()) ImGui::TextWrapped("%s", t.message.c_str());
   if (app.models.changed() && ImGui::Button("Reset to default model")) {
     app.models.reset(*app.pipe);
@@ -315,6 +341,8 @@ nlohmann::json teach_json(const App& app) {
                         {"epochs", t.epochs},
                         {"held_before", t.held_before},
                         {"held_after", t.held_after},
+                        {"replay_faces", t.replay_faces},
+                        {"replay_agreement", t.replay_agreement},
                         {"seconds", t.seconds},
                         {"finetuned", app.models.tuned},
                         {"storage", t.storage_ok ? "ok" : t.storage_message}};

@@ -41,6 +41,8 @@ struct Teach {
   std::vector<float> losses, held_acc;  // per step, per epoch (for the plots)
   int step = 0, steps = 0, epoch = 0, epochs = 0;
   double held_before = -1, held_after = -1;
+  int replay_faces = 0;           // reference faces the fine-tuning replays (the model's replay bank)
+  double replay_agreement = -1;   // of them, the share that kept the base model's class after it
   double started = 0, seconds = 0;
   bool samples_changed = false;  // since the last save
   double save_after = 0;         // when to save them (debounced)

@@ -55,10 +55,10 @@ int thread_count() {
 #endif
 }
 
-Model load_model_file(const std::string& path, json* meta) {
+Model load_model_file(const std::string& path, json* meta, std::vector<Blob>* blobs) {
   std::vector<uint8_t> bytes = read_file(path);
   try {
-    return load_model(bytes.data(), bytes.size(), meta);
+    return load_model(bytes.data(), bytes.size(), meta, blobs);
   } catch (const ModelFormatError& e) {
     throw std::runtime_error(path + ": " + e.what());
   }

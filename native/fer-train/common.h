@@ -36,6 +36,7 @@ void add_export_command(CLI::App& app, Context& ctx);
 void add_recalibrate_command(CLI::App& app, Context& ctx);
 void add_average_command(CLI::App& app, Context& ctx);
 void add_info_command(CLI::App& app, Context& ctx);
+void add_replay_bank_command(CLI::App& app, Context& ctx);
 void add_plot_command(CLI::App& app, Context& ctx);
 void add_finetune_command(CLI::App& app, Context& ctx);
 void add_explain_command(CLI::App& app, Context& ctx);
@@ -61,7 +62,7 @@ double now();
 void set_threads(int threads);
 int thread_count();
 
-Model load_model_file(const std::string& path, json* meta = nullptr);
+Model load_model_file(const std::string& path, json* meta = nullptr, std::vector<Blob>* blobs = nullptr);
 // Loads models that classify FER-2013's seven expressions (role: what the error calls them, "teacher" or "model").
 std::vector<Model> load_classifiers(const std::vector<std::string>& paths, const char* role,
                                     json* first_meta = nullptr);

@@ -24,15 +24,18 @@ int cmd_finetune(const std::string& model_path, const std::string& samples_dir, 
                  const FinetuneConfig& cfg, int threads) {
   set_threads(threads);
   json meta;
-  Model base = load_model_file(model_path, &meta);
+  std::vector<Blob> blobs;
+  Model base = load_model_file(model_path, &meta, &blobs);
+  const ReplayBank bank = read_replay_bank(base, meta, blobs);
   LoadReport report;
   Dataset samples = load_image_folder(samples_dir, true, &report);
   print_load_report(report);
   const double t0 = now();
-  FineTune ft(std::move(base), samples, cfg);
-  std::fprintf(stderr, "fine-tuning %s on %zu samples (%zu held back), %s, %d epochs, lr %g, anchor %g\n",
+  FineTune ft(std::move(base), samples, cfg, &bank);
+  std::fprintf(stderr, "fine-tuning %s on %zu samples (%zu held back), %s, %d epochs, lr %g, anchor %g, replaying %zu faces\n",
                model_path.c_str(), ft.train_count() + ft.held_count(), ft.held_count(),
-               cfg.whole_network ? "whole network" : "head only", cfg.epochs, cfg.effective_lr(), cfg.anchor);
+               cfg.whole_network ? "whole network" : "head only", cfg.epochs, cfg.effective_lr(), cfg.anchor,
+               ft.replay_count());
   if (ft.held_before() >= 0) std::fprintf(stderr, "held-back accuracy before: %.1f%%\n", 100 * ft.held_before());
   size_t reported = 0;
   while (ft.step()) {
@@ -42,11 +45,14 @@ int cmd_finetune(const std::string& model_path, const std::string& samples_dir, 
     std::fprintf(stderr, "epoch %d/%d  loss %.4f  acc %.3f  held acc %.3f\n", r.epoch, cfg.epochs, r.train_loss,
                  r.train_acc, r.val_acc);
   }
-  const json m = ft.metadata(meta);
-  const std::vector<uint8_t> bytes = save_model(ft.model(), m);
+  json m;
+  const std::vector<uint8_t> bytes = ft.save(meta, &m);
   write_file_atomic(out, bytes.data(), bytes.size());
   if (ft.held_before() >= 0)
     std::fprintf(stderr, "held-back accuracy after: %.1f%%\n", 100 * m["finetune"]["held_accuracy_after"].get<double>());
+  if (ft.replay_count())
+    std::fprintf(stderr, "the base model's class kept on %.1f%% of the %zu replayed faces\n",
+                 100 * m["finetune"]["replay_agreement_after"].get<double>(), ft.replay_count());
   std::fprintf(stderr, "wrote %s (%.2f s)\n", out.c_str(), now() - t0);
   return 0;
 }
@@ -82,6 +88,9 @@ void add_finetune_command(CLI::App& app, Context& ctx) {
   fine->add_option("--holdout", fc.holdout, "fraction of each class held back to measure accuracy")
       ->capture_default_str()->check(CLI::Range(0.0, 0.9));
   fine->add_flag("--no-augment", a->no_augment, "no flips, shifts, rotations or brightness changes");
+  fine->add_option("--replay", fc.replay, "head only: reference faces of the base model's replay bank trained on "
+                                          "per epoch, toward its own answers (0: off)")
+      ->capture_default_str()->check(CLI::Range(0, 5000));
   fine->add_option("--seed", fc.seed, "random seed")->capture_default_str();
   add_threads_option(fine, a->threads);
 }

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   add_recalibrate_command(app, ctx);
   add_average_command(app, ctx);
   add_info_command(app, ctx);
+  add_replay_bank_command(app, ctx);
   add_plot_command(app, ctx);
   add_finetune_command(app, ctx);
   add_explain_command(app, ctx);

@@ -1,6 +1,6 @@
 // fer-train's commands that read model files and write, or print, one: export (a checkpoint's model, or a model
 // with other weight storage or metadata), recalibrate (batch norm's statistics from the training images), average
-// (a model soup) and info.
+// (a model soup), replay-bank (fine-tuning's stored reference features) and info.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
@@ -9,6 +9,7 @@
 
 #include "common.h"
 #include "files.h"
+#include "finetune.h"
 
 namespace ferkit::cli {
 namespace {
@@ -140,6 +141,39 @@ int cmd_recalibrate(const std::string& model_path, const std::string& data_path,
   return 0;
 }
 
+// The model with a replay bank (core/finetune.h): the head's input features of the first `per_class` Training
+// faces of each expression, in file order, which fine-tuning (the page's and `finetune`'s) then replays toward the
+// model's own answers so that teaching does not make it forget what the samples do not show. The weights are
+// written with the storage they had (an int8 model stays int8), other blobs are kept, and a bank already there is
+// replaced.
+int cmd_replay_bank(const std::string& model_path, const std::string& data_path, int per_class,
+                    const std::string& out, bool strict, int threads) {
+  set_threads(threads);
+  json meta;
+  std::vector<Blob> blobs;
+  Model model = load_model_file(model_path, &meta, &blobs);
+  const FerSplits splits = load_data(data_path, strict);
+  Dataset faces;
+  std::vector<int> taken(kNumClasses, 0);
+  for (size_t i = 0; i < splits.train.size(); ++i)
+    if (taken[splits.train.labels[i]]++ < per_class) faces.add(splits.train.image(i), splits.train.labels[i]);
+  for (int c = 0; c < kNumClasses; ++c)
+    if (taken[c] < per_class)
+      throw std::runtime_error(data_path + ": only " + std::to_string(taken[c]) + " Training faces of " +
+                               kClassNames[c] + ", expected at least --per-class " + std::to_string(per_class));
+  const ReplayBank bank = make_replay_bank(model, faces);
+  blobs.erase(std::remove_if(blobs.begin(), blobs.end(), [](const Blob& b) { return b.name == "replay"; }),
+              blobs.end());
+  add_replay_bank(bank, meta, blobs);
+  const std::string w = meta.value("weights", "f32");
+  const WeightStorage storage = w == "i8" ? WeightStorage::I8 : w == "f16" ? WeightStorage::F16 : WeightStorage::F32;
+  const std::vector<uint8_t> bytes = save_model(model, meta, blobs, storage);
+  write_file_atomic(out, bytes.data(), bytes.size());
+  std::fprintf(stderr, "wrote %s: %zu reference faces' features (layer %d, %zu values each, %zu KB), %zu bytes\n",
+               out.c_str(), bank.count(), bank.layer, bank.size, bank.features.size() * 4 / 1024, bytes.size());
+  return 0;
+}
+
 int cmd_info(const std::string& model_path) {
   json meta;
   Model model = load_model_file(model_path, &meta);
@@ -206,6 +240,30 @@ void add_average_command(CLI::App& app, Context& ctx) {
   avg->add_option("--data", a->data_path, "fer2013.csv(.gz) (its Training rows) or a folder with train/ (needed "
                                           "when the models have batch norm)");
   add_recalibration_outputs(avg, *a, "recalibrate on only the first N training images");
+}
+
+struct ReplayBankArgs {
+  std::string model_path, data_path, out;
+  int per_class = 10;
+  bool strict = false;
+  int threads = 0;
+};
+
+void add_replay_bank_command(CLI::App& app, Context& ctx) {
+  auto [rb, a] = add_command<ReplayBankArgs>(
+      app, ctx, "replay-bank",
+      "store with a model the head's input features of a few Training faces per expression, which fine-tuning "
+      "replays so that teaching does not forget",
+      [](const ReplayBankArgs& a) {
+        return cmd_replay_bank(a.model_path, a.data_path, a.per_class, a.out, a.strict, a.threads);
+      });
+  add_model_option(rb, a->model_path);
+  rb->add_option("--data", a->data_path, "fer2013.csv(.gz) (its Training rows) or a folder with train/")->required();
+  rb->add_option("--per-class", a->per_class, "Training faces per expression")->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  rb->add_option("--out", a->out, "model file to write")->required();
+  add_strict_flag(rb, a->strict);
+  add_threads_option(rb, a->threads);
 }
 
 void add_info_command(CLI::App& app, Context& ctx) {
