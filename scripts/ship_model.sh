@@ -14,7 +14,7 @@
 #                                  the page), "eval_tta" (what the page's smoothed labels approach), and the
 #                                  training run's own metadata; the smallest storage (int8, then float16) that
 #                                  keeps PublicTest and PrivateTest accuracy within 0.2 points of float32 (issue 5),
-#                                  with a replay bank of 20 Training faces per expression (fer-train replay-bank)
+#                                  with a replay bank of 30 Training faces per expression (fer-train replay-bank)
 #   history.csv, curves.png        copied from the run folder
 # Then: cp CARD_DIR/model.ferkit assets/models/default.ferkit, and write the card (assets/models/default.md).
 set -euo pipefail
@@ -71,9 +71,9 @@ jq -n --argjson pub "$(m public)" --argjson priv "$(m private)" \
       '{eval: {public: $pub, private: $priv}, eval_tta: {public: $pubt, private: $privt}, tta: false}' >"$tmp/meta.json"
 "$fer" export --checkpoint "$tmp/f32.ferkit" --out "$card/model.ferkit" --meta "$tmp/meta.json" \
   $([ $weights = f16 ] && echo --fp16) $([ $weights = i8 ] && echo --int8)
-# Its replay bank: 20 Training faces per expression, which fine-tuning replays so that teaching does not forget
+# Its replay bank: 30 Training faces per expression, which fine-tuning replays so that teaching does not forget
 # (docs/teaching.md); the weights keep their storage.
-"$fer" replay-bank --model "$card/model.ferkit" --data "$data" --per-class 20 --out "$card/model.ferkit"
+"$fer" replay-bank --model "$card/model.ferkit" --data "$data" --per-class 30 --out "$card/model.ferkit"
 if [ -d "$run" ]; then for f in history.csv curves.png; do [ -f "$run/$f" ] && cp "$run/$f" "$card/"; done; fi
 echo
 for s in public private public-tta private-tta; do

@@ -80,7 +80,7 @@ void add_finetune_command(CLI::App& app, Context& ctx) {
                                          "copies; 0: run the frozen layers at every step)")
       ->capture_default_str()->check(CLI::Range(0, 64));
   fine->add_option("--epochs", fc.epochs, "epochs")->capture_default_str()->check(CLI::Range(1, 1000));
-  fine->add_option("--lr", fc.lr, "learning rate (default: 0.002 head only, 0.0002 whole network)")
+  fine->add_option("--lr", fc.lr, "learning rate (default: 0.0005 head only, 0.0002 whole network)")
       ->check(CLI::Range(0.0, 1.0));
   fine->add_option("--anchor", fc.anchor, "L2-SP strength toward the base weights (0: off)")->capture_default_str()
       ->check(CLI::Range(0.0, 100.0));

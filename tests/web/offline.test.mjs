@@ -79,6 +79,19 @@ async function classifyPhoto(page) {
   return page.evaluate(() => window.ferkit.latest);
 }
 
+// The page's fine-tuning worker loads its engine (and warms up) a couple of seconds after start. Going offline while
+// that download is still in flight, as on a slow machine, would fail it: a race of the test, not of the page.
+async function workerEngineLoaded(page) {
+  const deadline = Date.now() + 60000;
+  while (Date.now() < deadline) {
+    for (const w of page.workers()) {
+      try { if (await w.evaluate(() => (self.ferkitEngineBytes ? self.ferkitEngineBytes() : 0))) return; } catch { /* starting */ }
+    }
+    await page.waitForTimeout(250);
+  }
+  throw new Error('the fine-tuning worker never loaded its engine');
+}
+
 test('offline: after one visit the page starts, classifies a photo and fine-tunes with the network off', { timeout: 240000 }, async () => {
   const server = await site(dist);
   const origin = server.url;
@@ -88,6 +101,7 @@ test('offline: after one visit the page starts, classifies a photo and fine-tune
     await page.goto(`${origin}/`);
     await started(page);
     await cached(page);
+    await workerEngineLoaded(page);
     const first = await page.evaluate(() => window.ferkit.offline);
     assert.equal(first.build, build, 'the page reports the build of sw.js');
     // One cache, this build's, holding every listed file.
