@@ -34,7 +34,7 @@ struct FinetuneConfig {
   // default 2 trains both: 444 K of its 1.07 M parameters, and a step costs only those two layers. The seed
   // network's head is dense 256 -> dense 128 -> dense 7, where 2 trains the last two over 256 frozen features.
   int head_layers = 2;
-  int epochs = 15;
+  int epochs = 5;  // 15 before replay: each epoch now also goes through the replay bank
   float lr = 0.0f;             // 0: the default for the mode (kHeadLr or kWholeLr)
   float anchor = 0.01f;        // L2-SP strength toward the base weights; 0: off
   int batch = 8;

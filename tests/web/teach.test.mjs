@@ -73,7 +73,7 @@ test('capture, fine-tune, reload, download: the page learns an expression and ke
     assert.ok(tuned.probs.happy > base.probs.happy + 0.2,
               `happy should rise after fine-tuning on happy samples: ${base.probs.happy} -> ${tuned.probs.happy}`);
     // Tall enough to show the whole panel, fine-tuning plots included (the screenshot in README.md and docs/teaching.md).
-    await page.setViewportSize({ width: 1100, height: 1300 });
+    await page.setViewportSize({ width: 1100, height: 1400 });
     await page.waitForTimeout(800);
     await page.screenshot({ path: path.join(shots, 'teach.png') });
     await page.setViewportSize({ width: 1100, height: 900 });
