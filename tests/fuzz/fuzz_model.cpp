@@ -1,4 +1,5 @@
-// libFuzzer target: the model file parser, ferkit::load_model (core/model_io.h).
+// libFuzzer target: the model file parser, ferkit::load_model (core/model_io.h), both into a new model and into one
+// that held another (the page's reuse of buffers), and the replay bank a file may carry (core/finetune.h).
 // Every input is parsed twice: as it is, and (when it is long enough) with its trailing CRC-32 recomputed, so the
 // fuzzer gets past the checksum to the header, blob table and architecture checks. Expected errors are
 // exceptions (ModelFormatError, std::runtime_error, ...); anything else (crash, sanitizer report, leak, timeout)
@@ -10,11 +11,25 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "finetune.h"
 #include "model_io.h"
 
 namespace {
 
+ferkit::Model& reused() {
+  static ferkit::Model m;  // holds the last model that loaded, as the page's staging model does
+  return m;
+}
+
 void parse(const uint8_t* data, size_t size) {
+  try {
+    nlohmann::json metadata;
+    std::vector<ferkit::Blob> extra;
+    ferkit::load_model(data, size, reused(), &metadata, &extra);
+    const ferkit::ReplayBank bank = ferkit::read_replay_bank(reused(), metadata, extra);
+    if (bank.count() && bank.count() * bank.size != bank.features.size()) __builtin_trap();
+  } catch (const std::exception&) {
+  }
   try {
     nlohmann::json metadata;
     std::vector<ferkit::Blob> extra;

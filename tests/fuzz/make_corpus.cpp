@@ -251,6 +251,9 @@ int main(int argc, char** argv) {
       mini.init(3);  // nonzero weights: int8 scales and half-precision values worth mutating
       put("model", "mini_f16.ferkit", ferkit::save_model(mini, nlohmann::json::object(), {}, ferkit::WeightStorage::F16));
       put("model", "mini_i8.ferkit", ferkit::save_model(mini, nlohmann::json::object(), {}, ferkit::WeightStorage::I8));
+      // A replay bank (core/finetune.h): the dense layer's inputs (2 values) for 3 reference faces.
+      put("model", "mini_replay.ferkit",
+          ferkit::save_model(mini, {{"replay_layer", 4}, {"replay_faces", 3}}, {{"replay", ferkit::Floats(6, 0.5f)}}));
       ferkit::Model flat(ferkit::parse_spec("input 2 2 1; flatten; dense 2; softmax"));
       put("model", "flat_extra_blobs.ferkit",
           ferkit::save_model(flat, {{"best_epoch", 1}},
