@@ -99,11 +99,7 @@ int main(int argc, char** argv) {
   ReplayBank bank = read_replay_bank(base, meta, blobs);  // the model's own, unless --replay makes another
   if (bank.count()) std::printf("the model's replay bank: %zu faces\n", bank.count());
   if (replay > 0) {
-    Dataset faces;
-    std::vector<int> taken(kNumClasses, 0);
-    for (size_t i = 0; i < fer.train.size(); ++i)
-      if (taken[fer.train.labels[i]]++ < replay) faces.add(fer.train.image(i), fer.train.labels[i]);
-    bank = make_replay_bank(bank_model, faces);
+    bank = make_replay_bank(bank_model, fer.train.first_per_class(static_cast<size_t>(replay)));
     std::printf("replay bank: %zu Training faces, %zu values each (layer %d), %.0f KB as float32\n", bank.count(),
                 bank.size, bank.layer, bank.features.size() * 4 / 1024.0);
   }

@@ -85,6 +85,14 @@ const char* usage_name(Usage u) {
   return "?";
 }
 
+Dataset Dataset::first_per_class(size_t n) const {
+  Dataset out;
+  std::vector<size_t> taken(kNumClasses, 0);
+  for (size_t i = 0; i < size(); ++i)
+    if (labels[i] < kNumClasses && taken[labels[i]]++ < n) out.add(image(i), labels[i]);
+  return out;
+}
+
 std::vector<size_t> Dataset::class_counts() const {
   std::vector<size_t> counts(kNumClasses, 0);
   for (uint8_t l : labels)

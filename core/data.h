@@ -34,6 +34,8 @@ struct Dataset {
     labels.push_back(static_cast<uint8_t>(label));
   }
   std::vector<size_t> class_counts() const;  // kNumClasses entries
+  // The first n images of each class, in their order here (fewer for a class that has fewer).
+  Dataset first_per_class(size_t n) const;
 };
 
 // Parses the Kaggle fer2013.csv layout: header "emotion,pixels,Usage" then rows

@@ -161,12 +161,11 @@ FineTune::FineTune(Model base, const Dataset& samples, const FinetuneConfig& cfg
     // The bank's faces join the training set as placeholders whose features are preset, with the base model's
     // probabilities for them as targets (the samples' targets are their labels).
     replay_count_ = replay->count();
-    replay_features_ = replay->features;
     const std::vector<uint8_t> blank(kPixels, 0);
     for (size_t i = 0; i < replay_count_; ++i) replay_set_.add(blank.data(), 0);
     replay_view_ = FeatureCache(model_, layer, 1, replay_count_);
     replay_view_.preset_from = 0;
-    replay_view_.preset = replay_features_.data();
+    replay_view_.preset = carried_.features.data();  // the bank is carried whenever it is replayed
     Workspace ws;
     while (replay_view_.fill(model_, ws, replay_set_, tc.aug, cfg_.seed, kEvalBatch)) {
     }
@@ -186,7 +185,7 @@ FineTune::FineTune(Model base, const Dataset& samples, const FinetuneConfig& cfg
     train_features_ = FeatureCache(model_, layer, cfg_.augment ? cfg_.views : 1, train_.size());
     if (replay_count_) {
       train_features_.preset_from = split_.train.size();
-      train_features_.preset = replay_features_.data();
+      train_features_.preset = carried_.features.data();
     }
     held_features_ = FeatureCache(model_, layer, 1, split_.held.size());
     fill_ws_.reserve(model_, kFillBatch);

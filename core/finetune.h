@@ -138,11 +138,12 @@ class FineTune {
   Model model_;
   FinetuneSplit split_;
   Dataset train_;             // split_.train, then the replay bank's placeholders (its features are preset)
-  Floats replay_features_;    // the bank's values, preset into train_features_
   Dataset replay_set_;        // the bank's placeholders with the base model's classes, for replay_agreement()
   FeatureCache replay_view_;  // the bank as one view, for replay_agreement()
   size_t replay_count_ = 0;
-  ReplayBank carried_;        // the base's bank, still valid for this model (empty if none or whole network)
+  // The base's bank, still valid for this model (empty if none or whole network); when replayed, its values are
+  // preset into train_features_ and replay_view_.
+  ReplayBank carried_;
   std::unique_ptr<Trainer> trainer_;
   Workspace fill_ws_;  // runs the frozen layers to fill the caches
   FeatureCache train_features_, held_features_;

@@ -44,18 +44,18 @@ bool Pipeline::same_weights_in_place(const Model& model) {
   return true;
 }
 
-void Pipeline::set_model(Model&& model) {
-  if (same_weights_in_place(model)) return;
+void Pipeline::replace(Model&& model) {
   model_ = std::move(model);
   plan_ = plan_inference(model_);
   ws_ = Workspace();
 }
 
+void Pipeline::set_model(Model&& model) {
+  if (!same_weights_in_place(model)) replace(std::move(model));
+}
+
 void Pipeline::set_model(const Model& model) {
-  if (same_weights_in_place(model)) return;
-  model_ = model;
-  plan_ = plan_inference(model_);
-  ws_ = Workspace();
+  if (!same_weights_in_place(model)) replace(Model(model));
 }
 
 void Pipeline::classify(const uint8_t* crops, int n, float* probs, bool flip_tta) {

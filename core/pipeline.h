@@ -73,6 +73,7 @@ class Pipeline {
   // Checks model's shape (throws std::invalid_argument), resets the tracks, and copies model's weights in place if
   // it has the architecture in use; false if it has another.
   bool same_weights_in_place(const Model& model);
+  void replace(Model&& model);  // another architecture: a new model, plan and workspace
   Model model_;
   InferencePlan plan_;  // made from model_'s weights
   FaceDetector detector_;

@@ -153,12 +153,10 @@ int cmd_replay_bank(const std::string& model_path, const std::string& data_path,
   std::vector<Blob> blobs;
   Model model = load_model_file(model_path, &meta, &blobs);
   const FerSplits splits = load_data(data_path, strict);
-  Dataset faces;
-  std::vector<int> taken(kNumClasses, 0);
-  for (size_t i = 0; i < splits.train.size(); ++i)
-    if (taken[splits.train.labels[i]]++ < per_class) faces.add(splits.train.image(i), splits.train.labels[i]);
+  const Dataset faces = splits.train.first_per_class(static_cast<size_t>(per_class));
+  const std::vector<size_t> taken = faces.class_counts();
   for (int c = 0; c < kNumClasses; ++c)
-    if (taken[c] < per_class)
+    if (taken[c] < static_cast<size_t>(per_class))
       throw std::runtime_error(data_path + ": only " + std::to_string(taken[c]) + " Training faces of " +
                                kClassNames[c] + ", expected at least --per-class " + std::to_string(per_class));
   const ReplayBank bank = make_replay_bank(model, faces);
