@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
@@ -17,10 +18,19 @@ constexpr int kEvalBatch = 16;
 // workspace small.
 constexpr int kFillBatch = 4;
 
+namespace {
+std::vector<float> mean_probabilities(const std::vector<float>& probs) {
+  std::vector<float> m(kNumClasses, 0.0f);
+  const size_t n = probs.size() / kNumClasses;
+  for (size_t i = 0; i < probs.size(); ++i) m[i % kNumClasses] += probs[i] / static_cast<float>(n);
+  return m;
+}
+}  // namespace
+
 nlohmann::json FinetuneConfig::to_json() const {
   return {{"whole_network", whole_network}, {"head_layers", head_layers}, {"epochs", epochs},
           {"lr", effective_lr()}, {"anchor", anchor}, {"batch", batch}, {"holdout", holdout},
-          {"augment", augment}, {"views", views}, {"replay", replay}, {"seed", seed}};
+          {"augment", augment}, {"views", views}, {"replay", replay}, {"keep_priors", keep_priors}, {"seed", seed}};
 }
 
 FinetuneConfig FinetuneConfig::from_json(const nlohmann::json& j) {
@@ -41,6 +51,7 @@ FinetuneConfig FinetuneConfig::from_json(const nlohmann::json& j) {
   };
   flag("whole_network", c.whole_network);
   flag("augment", c.augment);
+  flag("keep_priors", c.keep_priors);
   num("epochs", 1, 1000, c.epochs);
   num("lr", 0, 1, c.lr);
   num("anchor", 0, 100, c.anchor);
@@ -124,7 +135,7 @@ int head_start(const Model& model, int dense_layers) {
 }
 
 FineTune::FineTune(Model base, const Dataset& samples, const FinetuneConfig& cfg, const ReplayBank* replay)
-    : cfg_(cfg), model_(std::move(base)) {
+    : cfg_(cfg), model_(std::move(base)), prior_shift_(kNumClasses, 0.0f) {
   if (samples.size() == 0) throw std::invalid_argument("fine-tune: no samples (capture or import some first)");
   if (samples.size() > kMaxFinetuneSamples)
     throw std::invalid_argument("fine-tune: " + std::to_string(samples.size()) + " samples, at most " +
@@ -171,6 +182,7 @@ FineTune::FineTune(Model base, const Dataset& samples, const FinetuneConfig& cfg
     }
     std::vector<float> probs;
     evaluate(model_, ws, replay_set_, kEvalBatch, false, &probs, &replay_view_);
+    base_prior_ = mean_probabilities(probs);
     train_.soft.assign(train_.size() * kNumClasses, 0.0f);
     for (size_t i = 0; i < train_.size(); ++i) train_.soft[i * kNumClasses + train_.labels[i]] = 1.0f;
     for (size_t i = 0; i < replay_count_; ++i) {
@@ -222,8 +234,43 @@ bool FineTune::step() {
   if (!trainer_->in_epoch()) trainer_->begin_epoch();
   if (trainer_->step()) losses_.push_back(trainer_->last_loss);
   const Progress pr = trainer_->progress();
-  if (pr.done >= pr.total) trainer_->end_epoch();
+  if (pr.done >= pr.total) {
+    trainer_->end_epoch();
+    if (trainer_->finished()) keep_priors();
+  }
   return true;
+}
+
+// Softmax then bias: p'(c) is proportional to p(c) exp(shift_c), so the shift that brings the bank's mean
+// probabilities back to the base's is found on the bank's probabilities alone (a fixed-point iteration, as in
+// Saerens et al. 2002's prior adjustment), with one pass of the head over the bank.
+void FineTune::keep_priors() {
+  if (!cfg_.keep_priors || base_prior_.empty()) return;
+  std::vector<float> probs;
+  evaluate(model_, trainer_->eval_ws, replay_set_, kEvalBatch, false, &probs, &replay_view_);
+  const size_t n = probs.size() / kNumClasses;
+  std::vector<double> shift(kNumClasses, 0.0), q(probs.size());
+  for (int it = 0; it < 100; ++it) {
+    std::vector<double> mean(kNumClasses, 0.0);
+    for (size_t i = 0; i < n; ++i) {
+      double z = 0;
+      for (int c = 0; c < kNumClasses; ++c) z += q[i * kNumClasses + c] = probs[i * kNumClasses + c] * std::exp(shift[c]);
+      for (int c = 0; c < kNumClasses; ++c) mean[c] += q[i * kNumClasses + c] / z / static_cast<double>(n);
+    }
+    double worst = 0;
+    for (int c = 0; c < kNumClasses; ++c) {
+      const double step = std::log(std::max<double>(base_prior_[c], 1e-6) / std::max(mean[c], 1e-12));
+      shift[c] += step;
+      worst = std::max(worst, std::abs(step));
+    }
+    if (worst < 1e-6) break;
+  }
+  const double centre = std::accumulate(shift.begin(), shift.end(), 0.0) / kNumClasses;
+  const LayerPlan& last = model_.layers.back();
+  for (int c = 0; c < kNumClasses; ++c) {
+    prior_shift_[static_cast<size_t>(c)] = static_cast<float>(shift[c] - centre);
+    model_.params[last.b + static_cast<size_t>(c)] += prior_shift_[static_cast<size_t>(c)];
+  }
 }
 
 void FineTune::run() {

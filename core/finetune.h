@@ -36,7 +36,10 @@ struct FinetuneConfig {
   int head_layers = 2;
   int epochs = 5;  // 15 before replay: each epoch now also goes through the replay bank
   float lr = 0.0f;             // 0: the default for the mode (kHeadLr or kWholeLr)
-  float anchor = 0.01f;        // L2-SP strength toward the base weights; 0: off
+  // L2-SP strength toward the base weights; 0: off. 0.3 (0.01 until replay's prior correction) with the head's
+  // rate 2e-3: the weights settle where the samples' pull and the anchor's balance, within 2 points of recall for
+  // the expressions not shown (docs/teaching.md#what-teaching-keeps).
+  float anchor = 0.3f;
   int batch = 8;
   float holdout = 0.2f;        // fraction of each class's samples held back to measure accuracy
   bool augment = true;         // flips, small shifts, rotations, scale, brightness and contrast
@@ -49,10 +52,15 @@ struct FinetuneConfig {
   // for them (learning without forgetting on reference faces), so that what the samples do not show keeps the
   // base model's answers. 0: off.
   int replay = 256;
+  // With replay, after the last epoch: the last layer's biases shift so that the model's mean probabilities over
+  // the replay bank are the base model's again (prior correction). Samples of one or two expressions otherwise
+  // teach the head that those expressions are more common everywhere; the shift undoes that and keeps what the
+  // samples taught about the faces they show (the weights).
+  bool keep_priors = true;
   uint64_t seed = 1;
 
-  // The head's rate was 2e-3 before replay; 5e-4 forgets about half as much (docs/teaching.md#what-teaching-keeps).
-  static constexpr float kHeadLr = 5e-4f, kWholeLr = 2e-4f;
+  // The head's rate: 2e-3, with the anchor above (5e-4 with the weak anchor of 0.01 forgot more).
+  static constexpr float kHeadLr = 2e-3f, kWholeLr = 2e-4f;
   float effective_lr() const { return lr > 0 ? lr : whole_network ? kWholeLr : kHeadLr; }
   nlohmann::json to_json() const;
   // Reads the fields present (others keep their defaults); throws std::invalid_argument naming a bad field.
@@ -121,6 +129,8 @@ class FineTune {
   // without replay): what the samples did to the expressions they did not show.
   double replay_agreement();
   size_t replay_count() const { return replay_count_; }
+  // The shift keep_priors gave the last layer's biases (zeros before the end, or without replay).
+  const std::vector<float>& prior_shift() const { return prior_shift_; }
   size_t train_count() const { return split_.train.size(); }
   size_t held_count() const { return split_.held.size(); }
   const FinetuneConfig& config() const { return cfg_; }
@@ -151,6 +161,9 @@ class FineTune {
   int steps_per_epoch_ = 0;
   std::vector<float> losses_;
   double held_before_ = -1;
+  std::vector<float> base_prior_;   // the base model's mean probabilities over the replay bank
+  std::vector<float> prior_shift_;  // kNumClasses
+  void keep_priors();
 };
 
 }  // namespace ferkit

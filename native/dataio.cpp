@@ -378,13 +378,14 @@ FerSplits load_folder_dataset(const std::string& root, bool strict, LoadReport* 
 namespace {
 
 // The rows of a per-image target file after its header: parse(line, usage, row) fills kNumClasses values and the
-// row's split; only Training rows are kept. Errors name the file and the line; `what` names the file's kind.
+// row's split; only the rows of split `keep` are kept. Errors name the file and the line; `what` names the file's
+// kind.
 template <class CheckHeader, class ParseRow>
-std::vector<float> load_training_target_rows(const std::string& path, size_t training_rows, const char* what,
-                                             CheckHeader check_header, ParseRow parse) {
+std::vector<float> load_target_rows(const std::string& path, Usage keep, size_t expected_rows, const char* what,
+                                    CheckHeader check_header, ParseRow parse) {
   const std::string text = read_text_file(path);
   std::vector<float> rows;
-  rows.reserve(training_rows * kNumClasses);
+  rows.reserve(expected_rows * kNumClasses);
   size_t line_no = 0;
   for (size_t at = 0; at < text.size();) {
     size_t end = text.find('\n', at);
@@ -402,12 +403,12 @@ std::vector<float> load_training_target_rows(const std::string& path, size_t tra
     float v[kNumClasses];
     const std::string err = parse(line, usage, v);
     if (!err.empty()) throw std::runtime_error(path + ":" + std::to_string(line_no) + ": " + err);
-    if (usage == Usage::Training) rows.insert(rows.end(), v, v + kNumClasses);
+    if (usage == keep) rows.insert(rows.end(), v, v + kNumClasses);
   }
   if (line_no == 0) throw std::runtime_error(path + ": empty file (expected the " + what + " header)");
-  if (rows.size() != training_rows * kNumClasses)
-    throw std::runtime_error(path + ": " + std::to_string(rows.size() / kNumClasses) +
-                             " Training rows, but the training set has " + std::to_string(training_rows) +
+  if (rows.size() != expected_rows * kNumClasses)
+    throw std::runtime_error(path + ": " + std::to_string(rows.size() / kNumClasses) + " " + usage_name(keep) +
+                             " rows, but the " + usage_name(keep) + " set has " + std::to_string(expected_rows) +
                              " images: " + what + " must be row-aligned with the whole fer2013.csv");
   return rows;
 }
@@ -415,12 +416,16 @@ std::vector<float> load_training_target_rows(const std::string& path, size_t tra
 }  // namespace
 
 std::vector<float> load_ferplus_training_votes(const std::string& path, size_t training_rows) {
-  return load_training_target_rows(path, training_rows, "FER+", check_ferplus_header, parse_ferplus_row);
+  return load_ferplus_votes(path, Usage::Training, training_rows);
+}
+
+std::vector<float> load_ferplus_votes(const std::string& path, Usage usage, size_t rows) {
+  return load_target_rows(path, usage, rows, "FER+", check_ferplus_header, parse_ferplus_row);
 }
 
 std::vector<float> load_soft_targets(const std::string& path, size_t training_rows) {
   auto parse = [](std::string_view line, Usage&, float* v) { return parse_soft_targets_row(line, v); };
-  return load_training_target_rows(path, training_rows, "soft targets", check_soft_targets_header, parse);
+  return load_target_rows(path, Usage::Training, training_rows, "soft targets", check_soft_targets_header, parse);
 }
 
 FerSplits load_dataset(const std::string& path, bool strict, LoadReport* report) {

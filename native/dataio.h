@@ -50,6 +50,8 @@ FerSplits load_dataset(const std::string& path, bool strict, LoadReport* report)
 // rows of kNumClasses vote counts (FER order), ready for blend_soft_targets. Throws "path:line: reason" for a bad
 // header or row, and names both counts when the file's Training rows are not training_rows.
 std::vector<float> load_ferplus_training_votes(const std::string& path, size_t training_rows);
+// The same for the rows of any split (PublicTest, PrivateTest: `rows` of them).
+std::vector<float> load_ferplus_votes(const std::string& path, Usage usage, size_t rows);
 
 // Soft targets (check_soft_targets_header / parse_soft_targets_row): one row per Training image of the whole
 // fer2013.csv, in file order. Same errors as load_ferplus_training_votes.

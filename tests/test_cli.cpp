@@ -590,7 +590,7 @@ TEST_F(Cli, SoftTargetsFromATeacherFerPlusOrAFile) {
                       "Training,fer0000000.png,4,0,0,1,3,2,0,0,0,0\n");
   RunResult bad = run_cli(plus(train_args(csv_, tmp / "fp", 1), {"--ferplus", plus_csv}));
   EXPECT_NE(bad.rc, 0);
-  EXPECT_TRUE(contains(bad.err, plus_csv + ": 1 Training rows, but the training set has")) << bad.err;
+  EXPECT_TRUE(contains(bad.err, plus_csv + ": 1 Training rows, but the Training set has")) << bad.err;
   // --soft-targets: one row per training image; the run says what it blended, and refuses a short file.
   std::string soft = "angry,disgust,fear,happy,sad,surprise,neutral\n";
   for (int i = 0; i < 7 * kCsvTrain; ++i) soft += "0.2,0,0,0.5,0,0,0.3\n";
@@ -603,7 +603,7 @@ TEST_F(Cli, SoftTargetsFromATeacherFerPlusOrAFile) {
   write_all(soft_csv, "angry,disgust,fear,happy,sad,surprise,neutral\n0.2,0,0,0.5,0,0,0.3\n");
   RunResult short_file = run_cli(plus(train_args(csv_, tmp / "st2", 1), {"--soft-targets", soft_csv}));
   EXPECT_NE(short_file.rc, 0);
-  EXPECT_TRUE(contains(short_file.err, soft_csv + ": 1 Training rows, but the training set has")) << short_file.err;
+  EXPECT_TRUE(contains(short_file.err, soft_csv + ": 1 Training rows, but the Training set has")) << short_file.err;
 }
 
 TEST_F(Cli, ClassWeightsAreNamedOrListedAndPrinted) {

@@ -338,6 +338,10 @@ TEST(Data, FerPlusVotesBecomeSoftTargets) {
   ASSERT_EQ(votes.size(), 21u);
   EXPECT_EQ(std::vector<float>(votes.begin(), votes.begin() + 7), (std::vector<float>{0, 0, 0, 10, 0, 0, 0}));
   EXPECT_EQ(std::vector<float>(votes.begin() + 7, votes.begin() + 14), (std::vector<float>{4, 2, 0, 0, 0, 0, 2}));
+  EXPECT_EQ(load_ferplus_votes(path, Usage::PublicTest, 1), (std::vector<float>{0, 0, 0, 0, 0, 0, 10}));
+  EXPECT_EQ(error_of([&] { load_ferplus_votes(path, Usage::PrivateTest, 1); }),
+            path + ": 0 PrivateTest rows, but the PrivateTest set has 1 images: FER+ must be row-aligned with the "
+                   "whole fer2013.csv");
 
   Dataset d;
   d.pixels.assign(3 * kPixels, 0);
@@ -354,7 +358,7 @@ TEST(Data, FerPlusVotesBecomeSoftTargets) {
 
   // Errors name the file, the line and what was expected.
   EXPECT_EQ(error_of([&] { load_ferplus_training_votes(path, 4); }),
-            path + ": 3 Training rows, but the training set has 4 images: FER+ must be row-aligned with the whole "
+            path + ": 3 Training rows, but the Training set has 4 images: FER+ must be row-aligned with the whole "
                    "fer2013.csv");
   write_text(path, header + "Training,a.png,1,2,3\n");
   EXPECT_EQ(error_of([&] { load_ferplus_training_votes(path, 1); }),
@@ -387,7 +391,7 @@ TEST(Data, SoftTargetsFileIsRowAlignedAndChecked) {
   EXPECT_FLOAT_EQ(d.soft[7 + 6], 1.0f);
 
   EXPECT_EQ(error_of([&] { load_soft_targets(path, 2); }),
-            path + ": 3 Training rows, but the training set has 2 images: soft targets must be row-aligned with the "
+            path + ": 3 Training rows, but the Training set has 2 images: soft targets must be row-aligned with the "
                    "whole fer2013.csv");
   write_text(path, header + "0.1,0,0,0.7,0,0\n");
   EXPECT_EQ(error_of([&] { load_soft_targets(path, 1); }), path + ":2: expected 7 comma-separated values, got 6");

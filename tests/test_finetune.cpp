@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "finetune.h"
@@ -203,7 +204,7 @@ TEST(Finetune, BadInputIsRefusedWithAReason) {
 // class 3 only (with a mark of their own, as one person's look) leave the predictions on held-out images of the
 // six other classes nearly as they were; without it (replay 0) the same teaching moves them. A base that knows
 // the made-up classes comes first (the head fine-tuned on all of them).
-TEST(Finetune, ReplayKeepsTheClassesTheSamplesDoNotShow) {
+Model base_that_knows_the_blobs() {
   FinetuneConfig learn;
   learn.epochs = 25;
   learn.lr = 3e-3f;
@@ -211,7 +212,19 @@ TEST(Finetune, ReplayKeepsTheClassesTheSamplesDoNotShow) {
   learn.holdout = 0;
   FineTune pre(small_model(5), blobs({16, 16, 16, 16, 16, 16, 16}, 4), learn);
   pre.run();
-  Model base = pre.model();
+  return pre.model();
+}
+
+// Samples of class 3 only, with a mark of their own (one person's look): the bottom rows dark.
+Dataset marked_samples_of_class_3() {
+  Dataset samples = blobs({0, 0, 0, 12, 0, 0, 0}, 31);
+  for (size_t i = 0; i < samples.size(); ++i)
+    for (size_t px = 40 * kSide; px < kPixels; ++px) samples.pixels[i * kPixels + px] = 0;
+  return samples;
+}
+
+TEST(Finetune, ReplayKeepsTheClassesTheSamplesDoNotShow) {
+  Model base = base_that_knows_the_blobs();
   const Dataset test = blobs({30, 30, 30, 30, 30, 30, 30}, 11);
   auto predictions = [&](Model m) {
     Workspace ws;
@@ -229,9 +242,7 @@ TEST(Finetune, ReplayKeepsTheClassesTheSamplesDoNotShow) {
   ASSERT_GE(right, static_cast<int>(0.8 * test.size())) << "the base must know the classes";
   const ReplayBank bank = make_replay_bank(base, blobs({10, 10, 10, 10, 10, 10, 10}, 21));
   ASSERT_EQ(bank.count(), 70u);
-  Dataset samples = blobs({0, 0, 0, 12, 0, 0, 0}, 31);
-  for (size_t i = 0; i < samples.size(); ++i)
-    for (size_t px = 40 * kSide; px < kPixels; ++px) samples.pixels[i * kPixels + px] = 0;
+  const Dataset samples = marked_samples_of_class_3();
   auto teach = [&](int replay, double* held_before, double* held_after, double* agreement) {
     FinetuneConfig cfg;
     cfg.epochs = 30;
@@ -264,4 +275,47 @@ TEST(Finetune, ReplayKeepsTheClassesTheSamplesDoNotShow) {
               kept(without));
   EXPECT_GE(kept(with), 0.95);
   EXPECT_LT(kept(without), kept(with) - 0.05);
+}
+
+// Prior correction: after a teaching that moves the class priors, the last layer's biases move so that the mean probabilities over the
+// replay bank are the base model's again; without it they lean toward the taught class. The shift is the only
+// difference: the rest of the weights are the same.
+TEST(Finetune, KeepPriorsGivesTheBankTheBaseModelsMeanProbabilities) {
+  Model base = base_that_knows_the_blobs();
+  const Dataset bank_faces = blobs({10, 10, 10, 10, 10, 10, 10}, 21);
+  const ReplayBank bank = make_replay_bank(base, bank_faces);
+  auto mean_probs = [&](Model m) {
+    Workspace ws;
+    std::vector<float> p;
+    evaluate(m, ws, bank_faces, 35, false, &p);
+    std::vector<double> mean(kNumClasses, 0.0);
+    for (size_t i = 0; i < p.size(); ++i) mean[i % kNumClasses] += p[i] / bank_faces.size();
+    return mean;
+  };
+  const std::vector<double> want = mean_probs(base);
+  auto teach = [&](bool keep_priors) {
+    FinetuneConfig cfg;
+    cfg.epochs = 30;
+    cfg.lr = 1e-2f;
+    cfg.replay = 7;  // a few of the bank each epoch: the samples outweigh it
+    cfg.keep_priors = keep_priors;
+    // Images of class 2 taught as class 3 (a person whose fear the base reads as something else): class 3 then
+    // takes over part of class 2's faces in the bank, and its mean probability rises.
+    Dataset samples = blobs({0, 0, 12, 0, 0, 0, 0}, 31);
+    std::fill(samples.labels.begin(), samples.labels.end(), 3);
+    auto ft = std::make_unique<FineTune>(base, samples, cfg, &bank);
+    ft->run();
+    return ft;
+  };
+  auto with = teach(true), without = teach(false);
+  const std::vector<double> got = mean_probs(with->model()), leaning = mean_probs(without->model());
+  EXPECT_GT(leaning[3], want[3] + 0.01) << "the test needs a teaching that shifts the priors";
+  for (int c = 0; c < kNumClasses; ++c) EXPECT_NEAR(got[c], want[c], 1e-4) << "class " << c;
+  EXPECT_LT(with->prior_shift()[3], 0.0f);
+  for (float s : without->prior_shift()) EXPECT_EQ(s, 0.0f);
+  const LayerPlan& last = base.layers.back();
+  for (size_t i = 0; i < base.params.size(); ++i) {
+    const float shift = i >= last.b && i < last.b + kNumClasses ? with->prior_shift()[i - last.b] : 0.0f;
+    ASSERT_NEAR(with->model().params[i], without->model().params[i] + shift, 1e-6) << "param " << i;
+  }
 }

@@ -268,6 +268,11 @@ void teach_panel(App& app) {
     if (ImGui::IsItemHovered())
       ImGui::SetTooltip("L2-SP: how strongly the weights are held near the base model's (guards against forgetting)");
     ImGui::Checkbox("Vary the samples (flip, shift, rotate, brightness)", &t.cfg.augment);
+    ImGui::Checkbox("Keep how often each expression is given", &t.cfg.keep_priors);
+    if (ImGui::IsItemHovered())
+      ImGui::SetTooltip("Prior correction: after training, the output biases shift so that on the model's reference\n"
+                        "faces each expression comes up as often as before (samples of one expression would\n"
+                        "otherwise make it likelier everywhere)");
     ImGui::TreePop();
   }
   if (t.state == Teach::Running) {

@@ -16,6 +16,7 @@ struct FinetuneArgs {
   FinetuneConfig fc;
   std::string model_path, samples_dir, out;
   bool no_augment = false;
+  bool no_keep_priors = false;
   int threads = 0;
 };
 
@@ -66,6 +67,7 @@ void add_finetune_command(CLI::App& app, Context& ctx) {
                                              [](const FinetuneArgs& a) {
                                                FinetuneConfig fc = a.fc;
                                                fc.augment = !a.no_augment;
+                                               fc.keep_priors = !a.no_keep_priors;
                                                return cmd_finetune(a.model_path, a.samples_dir, a.out, fc, a.threads);
                                              });
   FinetuneConfig& fc = a->fc;
@@ -80,7 +82,7 @@ void add_finetune_command(CLI::App& app, Context& ctx) {
                                          "copies; 0: run the frozen layers at every step)")
       ->capture_default_str()->check(CLI::Range(0, 64));
   fine->add_option("--epochs", fc.epochs, "epochs")->capture_default_str()->check(CLI::Range(1, 1000));
-  fine->add_option("--lr", fc.lr, "learning rate (default: 0.0005 head only, 0.0002 whole network)")
+  fine->add_option("--lr", fc.lr, "learning rate (default: 0.002 head only, 0.0002 whole network)")
       ->check(CLI::Range(0.0, 1.0));
   fine->add_option("--anchor", fc.anchor, "L2-SP strength toward the base weights (0: off)")->capture_default_str()
       ->check(CLI::Range(0.0, 100.0));
@@ -91,6 +93,9 @@ void add_finetune_command(CLI::App& app, Context& ctx) {
   fine->add_option("--replay", fc.replay, "head only: reference faces of the base model's replay bank trained on "
                                           "per epoch, toward its own answers (0: off)")
       ->capture_default_str()->check(CLI::Range(0, 5000));
+  fine->add_flag("--no-keep-priors", a->no_keep_priors,
+                 "with replay: leave the last layer's biases as trained (default: shifted so that the replay bank's "
+                 "mean probabilities stay the base model's)");
   fine->add_option("--seed", fc.seed, "random seed")->capture_default_str();
   add_threads_option(fine, a->threads);
 }

@@ -51,20 +51,20 @@ export function viewed(face, crop) {
 }
 
 // A 48x48 grey crop as a 24-bit BMP (grey = R = G = B, so decoding gives the same bytes back).
-export function bmp(crop) {
-  const row = 48 * 3, size = 54 + row * 48;
+export function bmp(crop, side = 48) {
+  const row = Math.ceil(side * 3 / 4) * 4, size = 54 + row * side;
   const b = Buffer.alloc(size);
   b.write('BM', 0);
   b.writeUInt32LE(size, 2);
   b.writeUInt32LE(54, 10);
   b.writeUInt32LE(40, 14);
-  b.writeInt32LE(48, 18);
-  b.writeInt32LE(48, 22);
+  b.writeInt32LE(side, 18);
+  b.writeInt32LE(side, 22);
   b.writeUInt16LE(1, 26);
   b.writeUInt16LE(24, 28);
-  b.writeUInt32LE(row * 48, 34);
-  for (let y = 0; y < 48; ++y)
-    for (let x = 0; x < 48; ++x) b.fill(crop[(47 - y) * 48 + x], 54 + y * row + 3 * x, 54 + y * row + 3 * x + 3);
+  b.writeUInt32LE(row * side, 34);
+  for (let y = 0; y < side; ++y)
+    for (let x = 0; x < side; ++x) b.fill(crop[(side - 1 - y) * side + x], 54 + y * row + 3 * x, 54 + y * row + 3 * x + 3);
   return b;
 }
 
@@ -73,10 +73,10 @@ export function bmp(crop) {
 // camera (and no --deny-permission-prompts) the profile has the camera permission, as a returning visitor's
 // does, so the page starts the camera by itself; firstVisit: true leaves it out (the page then waits on its
 // first-run view for Start camera).
-export async function launch(chromium, work, { viewport, args = [], firstVisit = false }) {
+export async function launch(chromium, work, { viewport, args = [], firstVisit = false, profile = null }) {
   const grant = !firstVisit && args.includes('--use-fake-device-for-media-stream') &&
                 !args.includes('--deny-permission-prompts');
-  const ctx = await chromium.launchPersistentContext(mkdtempSync(path.join(work, 'profile-')), {
+  const ctx = await chromium.launchPersistentContext(profile || mkdtempSync(path.join(work, 'profile-')), {
     executablePath: '/usr/bin/chromium', headless: true, viewport, permissions: grant ? ['camera'] : [],
     args: ['--no-sandbox', '--disable-gpu', '--enable-unsafe-swiftshader', '--disable-quic', '--no-first-run',
            '--disable-background-networking', '--disable-component-update', '--disable-sync', ...args],
