@@ -16,8 +16,9 @@ self.ferkitEngineBytes = async () => (await enginePromise).HEAPU8.length;
 // Training runs in slices of SLICE_MS with PAUSE_MS between them: on a 2-core machine the page (its main thread
 // and the browser's compositor) needs most of the other core and some of this one to keep the camera view
 // smooth; the pauses give it that, at the cost of a longer fine-tuning (bench/finetune_page.mjs measures both
-// for a choice of slice and pause). Progress is reported after each slice.
-const SLICE_MS = 30, PAUSE_MS = 30;
+// for a choice of slice and pause: 70/20 gave 1.25-1.45 s for 70 samples at 28-31 frames/s, 30/30 2.1-2.2 s;
+// docs/teaching.md#speed). Progress is reported after each slice.
+const SLICE_MS = 70, PAUSE_MS = 20;
 
 function copyIn(M, bytes) {
   const p = M._malloc(Math.max(bytes.length, 1));
