@@ -16,7 +16,8 @@
 // contrast, a fixed noise pattern) that every one of their faces goes through, and the FER+ relabelling's majority
 // vote standing in for the person's own idea of their expressions. The model is taught n PublicTest faces per
 // taught class under that camera with their FER+ labels, then reads the PrivateTest faces under the same camera with
-// their FER+ labels ("their other faces"), and PrivateTest as it is ("everyone else"), before and after.
+// their FER+ labels ("their other faces": accuracy, and the taught expressions' mean recall), and PrivateTest as it
+// is ("everyone else"), before and after.
 //   build/release/bench/teach_forgetting --part personal [--ferplus fer2013new.csv] [--n 10] [--set ...]
 #ifdef _OPENMP
 #include <omp.h>
@@ -244,29 +245,35 @@ int main(int argc, char** argv) {
         fer.public_test, load_ferplus_votes(ferplus, Usage::PublicTest, fer.public_test.size()), pattern);
     const Dataset their_other = personal_faces(
         fer.private_test, load_ferplus_votes(ferplus, Usage::PrivateTest, fer.private_test.size()), pattern);
-    const double their_before = metrics_of(b, their_other).accuracy();
+    const Metrics their_base = metrics_of(b, their_other);
+    const double their_before = their_base.accuracy();
     std::printf("\nPersonal: taught under camera() with FER+ labels; their other faces: %zu PrivateTest faces under "
                 "camera() with FER+ labels, %.2f%% before; everyone else: PrivateTest as it is, %.2f%% before\n",
                 their_other.size(), 100 * their_before, 100 * before.accuracy());
     const std::vector<Scenario> scenarios = {{"all 7", {0, 1, 2, 3, 4, 5, 6}}, {"happy+sad", {3, 4}}};
-    std::printf("%-34s %-14s %12s %12s %15s %9s %9s\n", "setting", "taught", "their faces", "everyone",
-                "worst untaught", "held<", "held>");
+    std::printf("%-34s %-14s %12s %13s %12s %15s %9s %9s\n", "setting", "taught", "their faces", "their taught",
+                "everyone", "worst untaught", "held<", "held>");
     for (const std::string& set : sets) {
       const nlohmann::json over = parse_set(set);
       for (const Scenario& sc : scenarios) {
-        double their = 0, everyone = 0, held_b = 0, held_a = 0;
+        double their = 0, their_taught_recall = 0, everyone = 0, held_b = 0, held_a = 0;
         WorstUntaught worst;
         for (int draw = 0; draw < draws; ++draw) {
           auto ft = teach(their_taught, sc.taught, draw, over);
           held_b += ft->held_before() / draws;
           held_a += ft->held_now() / draws;
-          their += 100 * (metrics_of(ft->model(), their_other).accuracy() - their_before) / draws;
+          const Metrics their_after = metrics_of(ft->model(), their_other);
+          their += 100 * (their_after.accuracy() - their_before) / draws;
+          for (int c : sc.taught)  // the taught expressions' recall on the person's other faces
+            their_taught_recall += 100 * (their_after.per_class(c).recall - their_base.per_class(c).recall) /
+                                   (draws * static_cast<double>(sc.taught.size()));
           const Metrics after = metrics_of(ft->model(), fer.private_test);
           everyone += 100 * (after.accuracy() - before.accuracy()) / draws;
           worst.see(after, before, sc.taught);
         }
-        std::printf("%-34s %-14s %+12.2f %+12.2f %15s %8.1f%% %8.1f%%\n", set.empty() ? "(defaults)" : set.c_str(),
-                    sc.name.c_str(), their, everyone, worst.text().c_str(), 100 * held_b, 100 * held_a);
+        std::printf("%-34s %-14s %+12.2f %+13.2f %+12.2f %15s %8.1f%% %8.1f%%\n",
+                    set.empty() ? "(defaults)" : set.c_str(), sc.name.c_str(), their, their_taught_recall, everyone,
+                    worst.text().c_str(), 100 * held_b, 100 * held_a);
         std::fflush(stdout);
       }
     }
