@@ -105,7 +105,7 @@ void add_replay_bank(const ReplayBank& bank, nlohmann::json& metadata, std::vect
   if (!bank.count()) return;
   metadata["replay_layer"] = bank.layer;
   metadata["replay_faces"] = bank.count();
-  blobs.push_back({"replay", bank.features});
+  blobs.push_back({"replay", bank.features, true});  // half precision: half the bytes, far within what replay needs
 }
 
 ReplayBank read_replay_bank(const Model& model, const nlohmann::json& metadata, const std::vector<Blob>& blobs) {

@@ -29,8 +29,8 @@ void put_halves(std::vector<uint8_t>& out, const Floats& v) {
   out.resize(at + v.size() * 2);
   for (size_t i = 0; i < v.size(); ++i) {
     if (!(std::fabs(v[i]) <= 65504.0f))
-      throw std::runtime_error("parameter " + std::to_string(i) + " (" + std::to_string(v[i]) +
-                               ") is outside half precision's range (65504): store this model as f32");
+      throw std::runtime_error("value " + std::to_string(i) + " (" + std::to_string(v[i]) +
+                               ") is outside half precision's range (65504): store it as f32");
     const uint16_t h = Eigen::numext::bit_cast<uint16_t>(Eigen::half(v[i]));  // round to nearest even
     out[at + 2 * i] = static_cast<uint8_t>(h);
     out[at + 2 * i + 1] = static_cast<uint8_t>(h >> 8);
@@ -131,7 +131,8 @@ std::vector<uint8_t> save_model(const Model& model, const nlohmann::json& metada
     blobs.push_back({{"name", "params"}, {"dtype", "i8"}, {"count", model.params.size()}, {"bytes", int8_bytes(model)}});
   else
     blobs.push_back({{"name", "params"}, {"dtype", f16 ? "f16" : "f32"}, {"count", model.params.size()}});
-  for (const Blob& b : extra) blobs.push_back({{"name", b.name}, {"dtype", "f32"}, {"count", b.data.size()}});
+  for (const Blob& b : extra)
+    blobs.push_back({{"name", b.name}, {"dtype", b.f16 ? "f16" : "f32"}, {"count", b.data.size()}});
   header["blobs"] = blobs;
   const std::string h = header.dump();
   std::vector<uint8_t> out(kMagic, kMagic + 8);
@@ -144,7 +145,7 @@ std::vector<uint8_t> save_model(const Model& model, const nlohmann::json& metada
     put_int8(out, model);
   else
     put_floats(out, model.params);
-  for (const Blob& b : extra) put_floats(out, b.data);
+  for (const Blob& b : extra) b.f16 ? put_halves(out, b.data) : put_floats(out, b.data);
   put_u32(out, crc32(out.data(), out.size()));
   return out;
 }
@@ -184,9 +185,8 @@ void load_model(const uint8_t* data, size_t size, Model& into, nlohmann::json* m
     const bool f16 = dtype != b.end() && *dtype == "f16", i8 = dtype != b.end() && *dtype == "i8";
     if (dtype != b.end() && !f16 && !i8 && *dtype != "f32")
       bad("blob '" + name + "' has unsupported dtype (expected f32, f16 or i8)");
-    if ((f16 || i8) && &b != &(*blobs)[0]) bad("blob '" + name + "': only 'params' may be f16 or i8");
-    params_f16 = params_f16 || f16;
-    params_i8 = params_i8 || i8;
+    if (i8 && &b != &(*blobs)[0]) bad("blob '" + name + "': only 'params' may be i8");
+    if (&b == &(*blobs)[0]) params_f16 = f16, params_i8 = i8;
     const uint64_t count = b["count"].get<uint64_t>();
     if (count > kMaxBlobFloats)
       bad("blob '" + name + "' claims " + std::to_string(count) + " values, over the limit of " +
@@ -264,9 +264,18 @@ void load_model(const uint8_t* data, size_t size, Model& into, nlohmann::json* m
     extra->clear();
     for (size_t i = 1; i < blobs->size(); ++i) {
       const uint64_t count = (*blobs)[i]["count"].get<uint64_t>();
-      Blob b{(*blobs)[i]["name"].get<std::string>(), Floats(count)};
-      if (count) std::memcpy(b.data.data(), p, count * 4);
-      p += count * 4;
+      const bool f16 = (*blobs)[i].value("dtype", "f32") == "f16";
+      Blob b{(*blobs)[i]["name"].get<std::string>(), Floats(count), f16};
+      if (f16) {
+        for (uint64_t k = 0; k < count; ++k)
+          b.data[k] = static_cast<float>(
+              Eigen::numext::bit_cast<Eigen::half>(static_cast<uint16_t>(p[2 * k] | p[2 * k + 1] << 8)));
+      } else if (count) {
+        std::memcpy(b.data.data(), p, count * 4);
+      }
+      p += count * (f16 ? 2 : 4);
+      for (float f : b.data)
+        if (!std::isfinite(f)) bad("blob '" + b.name + "' contains NaN or infinity");
       extra->push_back(std::move(b));
     }
   }

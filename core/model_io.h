@@ -7,13 +7,14 @@
 //   16      H     header: UTF-8 JSON {"spec": architecture text, "classes": [names], "preprocess": {...},
 //                 "metadata": {...}, "blobs": [{"name": "params", "dtype": "f32", "count": N}, ...]}
 //   16+H    ...   the blobs' data in header order: count * 4 bytes each ("f32"), or count * 2 bytes for "f16"
-//                 (IEEE half precision; only "params" may be f16, and loading widens it to float), or "bytes"
+//                 (IEEE half precision, widened to float on loading; any blob, e.g. the replay bank), or "bytes"
 //                 bytes for "i8" (only "params"): tensor by tensor in Model::tensors order, each convolution and
 //                 dense weight as one f32 scale per output channel then one int8 per weight (w = q * scale of its
 //                 output channel, in the weights' own [rows][outputs] order), every other tensor as f32
 //   end-4   4     u32 CRC-32 (IEEE) of every byte before it
 //
-// A model file holds one blob, "params" (Model::params, all weights and batch-norm statistics in layer order).
+// A model file holds the blob "params" (Model::params, all weights and batch-norm statistics in layer order), and
+// may hold a replay bank ("replay", core/finetune.h).
 // A training checkpoint is the same format with more blobs (optimizer state, best weights) and its state in
 // "metadata". Loading never trusts the file: every length is checked against the bytes present.
 #pragma once
@@ -45,12 +46,14 @@ enum class WeightStorage { F32, F16, I8 };
 struct Blob {
   std::string name;
   Floats data;
+  bool f16 = false;  // stored as half precision (set by load_model from the file)
 };
 
 uint32_t crc32(const uint8_t* data, size_t size, uint32_t crc = 0);
 
-// Serializes the model and `metadata` (a JSON object: training details, accuracy, ...) plus extra blobs (always
-// f32). With WeightStorage::F16, throws std::runtime_error if a parameter is outside half precision's range.
+// Serializes the model and `metadata` (a JSON object: training details, accuracy, ...) plus extra blobs (f32, or f16
+// where Blob::f16). With WeightStorage::F16 or an f16 blob, throws std::runtime_error if a value is outside half
+// precision's range.
 std::vector<uint8_t> save_model(const Model& model, const nlohmann::json& metadata, const std::vector<Blob>& extra = {},
                                 WeightStorage params = WeightStorage::F32);
 // Parses a model file. Throws ModelFormatError saying what is wrong (bad magic, newer version, truncated,

@@ -3,6 +3,7 @@
 // end-to-end training run on generated data.
 #include <gtest/gtest.h>
 
+#include <Eigen/Core>
 #include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -809,7 +810,28 @@ TEST(ModelFile, Int8WeightsKeepOneScalePerOutputChannel) {
   auto h3 = nlohmann::json::parse(header_of(save_model(m, nlohmann::json::object(), {{"extra", Floats(3, 1.0f)}})));
   h3["blobs"][1]["dtype"] = "i8";
   expect_rejected(rebuild(save_model(m, nlohmann::json::object(), {{"extra", Floats(3, 1.0f)}}), h3.dump()),
-                  "only 'params' may be f16 or i8");
+                  "only 'params' may be i8");
+}
+
+// An extra blob may be stored as half precision (the replay bank is): half its bytes, each value the nearest half,
+// and it says so when loaded; a value beyond half precision's range is refused, not stored as infinity.
+TEST(ModelFile, HalfPrecisionExtraBlobsRoundToTheNearestHalf) {
+  Model m(parse_spec("input 8 8 1; flatten; dense 7\nsoftmax"));
+  const Floats v = {1.0f, 0.1f, -3.14159f, 1000.5f, 0.0f};
+  const auto f32 = save_model(m, nlohmann::json::object(), {{"bank", v, false}});
+  const auto f16 = save_model(m, nlohmann::json::object(), {{"bank", v, true}});
+  EXPECT_EQ(f32.size() - f16.size(), v.size() * 2);  // the headers differ only in "f32" / "f16"
+  std::vector<Blob> extra;
+  load_model(f16.data(), f16.size(), nullptr, &extra);
+  ASSERT_EQ(extra.size(), 1u);
+  EXPECT_TRUE(extra[0].f16);
+  for (size_t i = 0; i < v.size(); ++i)
+    EXPECT_EQ(extra[0].data[i], static_cast<float>(Eigen::half(v[i]))) << i;
+  EXPECT_NEAR(extra[0].data[1], 0.1f, 1e-4f);
+  load_model(f32.data(), f32.size(), nullptr, &extra);
+  EXPECT_FALSE(extra[0].f16);
+  EXPECT_EQ(extra[0].data[1], 0.1f);
+  EXPECT_THROW(save_model(m, nlohmann::json::object(), {{"bank", Floats{1e6f}, true}}), std::runtime_error);
 }
 
 TEST(Spec, EveryBuiltInParsesAndRoundTrips) {
