@@ -103,7 +103,8 @@ void camera(const uint8_t* src, uint8_t* dst, const std::vector<float>& pattern)
       const float* r0 = blur + y0 * kSide + x0;
       const float g = (1 - fy) * ((1 - fx) * r0[0] + fx * r0[1]) + fy * ((1 - fx) * r0[kSide] + fx * r0[kSide + 1]);
       const float t = 0.5f + 0.7f * (std::pow(g / 255.0f, 1.5f) - 0.5f);
-      dst[y * kSide + x] = static_cast<uint8_t>(std::clamp(255.0f * t + pattern[static_cast<size_t>(y * kSide + x)], 0.0f, 255.0f));
+      const float lit = 255.0f * t + pattern[static_cast<size_t>(y * kSide + x)];
+      dst[y * kSide + x] = static_cast<uint8_t>(std::clamp(lit, 0.0f, 255.0f));
     }
 }
 

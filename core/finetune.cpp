@@ -249,13 +249,13 @@ void FineTune::keep_priors() {
   std::vector<float> probs;
   evaluate(model_, trainer_->eval_ws, replay_set_, kEvalBatch, false, &probs, &replay_view_);
   const size_t n = probs.size() / kNumClasses;
-  std::vector<double> shift(kNumClasses, 0.0), q(probs.size());
+  std::vector<double> shift(kNumClasses, 0.0);
   for (int it = 0; it < 100; ++it) {
     std::vector<double> mean(kNumClasses, 0.0);
     for (size_t i = 0; i < n; ++i) {
-      double z = 0;
-      for (int c = 0; c < kNumClasses; ++c) z += q[i * kNumClasses + c] = probs[i * kNumClasses + c] * std::exp(shift[c]);
-      for (int c = 0; c < kNumClasses; ++c) mean[c] += q[i * kNumClasses + c] / z / static_cast<double>(n);
+      double q[kNumClasses], z = 0;
+      for (int c = 0; c < kNumClasses; ++c) z += q[c] = probs[i * kNumClasses + c] * std::exp(shift[c]);
+      for (int c = 0; c < kNumClasses; ++c) mean[c] += q[c] / z / static_cast<double>(n);
     }
     double worst = 0;
     for (int c = 0; c < kNumClasses; ++c) {

@@ -36,6 +36,12 @@ void put_halves(std::vector<uint8_t>& out, const Floats& v) {
     out[at + 2 * i + 1] = static_cast<uint8_t>(h >> 8);
   }
 }
+// The inverse of put_halves: n halves at p, widened into out.
+void get_halves(const uint8_t* p, uint64_t n, float* out) {
+  for (uint64_t i = 0; i < n; ++i)
+    out[i] = static_cast<float>(
+        Eigen::numext::bit_cast<Eigen::half>(static_cast<uint16_t>(p[2 * i] | p[2 * i + 1] << 8)));
+}
 [[noreturn]] void bad(const std::string& why) { throw ModelFormatError("model file: " + why); }
 
 // Output channels of a tensor stored as int8 (a convolution's or dense layer's weights), 0 for one kept as f32.
@@ -226,9 +232,7 @@ void load_model(const uint8_t* data, size_t size, Model& into, nlohmann::json* m
   if (params_i8) {
     get_int8(p, model);
   } else if (params_f16) {
-    for (uint64_t i = 0; i < nparams; ++i)
-      model.params[i] = static_cast<float>(
-          Eigen::numext::bit_cast<Eigen::half>(static_cast<uint16_t>(p[2 * i] | p[2 * i + 1] << 8)));
+    get_halves(p, nparams, model.params.data());
   } else if (nparams) {
     std::memcpy(model.params.data(), p, nparams * 4);
   }
@@ -267,9 +271,7 @@ void load_model(const uint8_t* data, size_t size, Model& into, nlohmann::json* m
       const bool f16 = (*blobs)[i].value("dtype", "f32") == "f16";
       Blob b{(*blobs)[i]["name"].get<std::string>(), Floats(count), f16};
       if (f16) {
-        for (uint64_t k = 0; k < count; ++k)
-          b.data[k] = static_cast<float>(
-              Eigen::numext::bit_cast<Eigen::half>(static_cast<uint16_t>(p[2 * k] | p[2 * k + 1] << 8)));
+        get_halves(p, count, b.data.data());
       } else if (count) {
         std::memcpy(b.data.data(), p, count * 4);
       }

@@ -277,9 +277,9 @@ TEST(Finetune, ReplayKeepsTheClassesTheSamplesDoNotShow) {
   EXPECT_LT(kept(without), kept(with) - 0.05);
 }
 
-// Prior correction: after a teaching that moves the class priors, the last layer's biases move so that the mean probabilities over the
-// replay bank are the base model's again; without it they lean toward the taught class. The shift is the only
-// difference: the rest of the weights are the same.
+// Prior correction: after a teaching that moves the class priors, the last layer's biases move so that the mean
+// probabilities over the replay bank are the base model's again; without it they lean toward the taught class. The
+// shift is the only difference: the rest of the weights are the same.
 TEST(Finetune, KeepPriorsGivesTheBankTheBaseModelsMeanProbabilities) {
   Model base = base_that_knows_the_blobs();
   const Dataset bank_faces = blobs({10, 10, 10, 10, 10, 10, 10}, 21);

@@ -167,7 +167,8 @@ int cmd_replay_bank(const std::string& model_path, const std::string& data_path,
   const WeightStorage storage = w == "i8" ? WeightStorage::I8 : w == "f16" ? WeightStorage::F16 : WeightStorage::F32;
   const std::vector<uint8_t> bytes = save_model(model, meta, blobs, storage);
   write_file_atomic(out, bytes.data(), bytes.size());
-  std::fprintf(stderr, "wrote %s: %zu reference faces' features (layer %d, %zu values each, %zu KB as float16), %zu bytes\n",
+  std::fprintf(stderr,
+               "wrote %s: %zu reference faces' features (layer %d, %zu values each, %zu KB as float16), %zu bytes\n",
                out.c_str(), bank.count(), bank.layer, bank.size, bank.features.size() * 2 / 1024, bytes.size());
   return 0;
 }

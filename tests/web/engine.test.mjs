@@ -11,10 +11,9 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { gunzipSync } from 'node:zlib';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { bmp, skipIf } from './helpers.mjs';
+import { bmp, ferFaces, sharedCsv, skipIf } from './helpers.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dist = process.env.FERKIT_DIST || path.join(root, 'build', 'wasm', 'dist');
@@ -195,24 +194,16 @@ test('fk_classify_crops agrees with the native CLI (fer-train predict) to 1e-5',
   }
 });
 
-// The first SLICE PrivateTest rows (file order) of FER-2013, read from ../shared (never from the repository): the
-// slice tests/test_shipped_model.cpp checks the shipped model's accuracy on.
-const sharedCsv = path.join(root, '..', 'shared', 'data', 'fer2013', 'fer2013.csv.gz');
+// The first SLICE PrivateTest rows (file order) of FER-2013, from ../shared: the slice tests/test_shipped_model.cpp
+// checks the shipped model's accuracy on.
 const SLICE = 600;
 function privateTestSlice(n) {
-  const text = gunzipSync(readFileSync(sharedCsv));
-  let at = text.lastIndexOf(10, text.indexOf('PrivateTest')) + 1;
   const crops = new Uint8Array(n * 2304), labels = [];
-  for (let i = 0; i < n; ++i) {
-    const end = text.indexOf(10, at);
-    const [label, pixels, usage] = text.toString('latin1', at, end).trim().split(',');
-    assert.equal(usage, 'PrivateTest', `${sharedCsv}: row ${i} of the slice`);
-    const px = pixels.split(' ').map(Number);
-    assert.equal(px.length, 2304);
-    crops.set(px, i * 2304);
-    labels.push(Number(label));
-    at = end + 1;
-  }
+  ferFaces('PrivateTest', [...Array(n).keys()]).forEach((f, i) => {
+    assert.equal(f.pixels.length, 2304);
+    crops.set(f.pixels, i * 2304);
+    labels.push(f.label);
+  });
   return { crops, labels };
 }
 const noShared = existsSync(sharedCsv) ? false : `${sharedCsv} is missing`;

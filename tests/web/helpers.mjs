@@ -1,9 +1,10 @@
 // Shared by the browser and node tests in tests/web/.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
 
 // Where the tests find things (environment overrides as ctest sets them), and a fresh work folder per test file.
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -11,6 +12,24 @@ export const dist = process.env.FERKIT_DIST || path.join(root, 'build', 'wasm', 
 export const native = process.env.FERKIT_NATIVE || path.join(root, 'build', 'release');
 export const shots = process.env.FERKIT_SCREENSHOTS || path.join(root, 'build', 'web-test');
 export const photo = '/usr/share/doc/opencv-doc/examples/data/messi5.jpg';
+// FER-2013, read from ../shared (never from the repository).
+export const sharedCsv = path.join(root, '..', 'shared', 'data', 'fer2013', 'fer2013.csv.gz');
+
+// Rows of one split of sharedCsv (0-based within the split, whose rows the file keeps together), in the order
+// asked: [{label, pixels: 2304 numbers}].
+export function ferFaces(usage, rows) {
+  const text = gunzipSync(readFileSync(sharedCsv));
+  const want = new Set(rows), found = new Map(), last = Math.max(...rows);
+  let at = text.lastIndexOf(10, text.indexOf(usage)) + 1;
+  for (let i = 0; i <= last; ++i) {
+    const end = text.indexOf(10, at);
+    const [label, pixels, u] = text.toString('latin1', at, end).trim().split(',');
+    if (u !== usage) throw new Error(`${sharedCsv}: row ${i} of ${usage} is a ${u} row`);
+    if (want.has(i)) found.set(i, { label: Number(label), pixels: pixels.split(' ').map(Number) });
+    at = end + 1;
+  }
+  return rows.map((r) => found.get(r));
+}
 // For the fake-camera tests: checks that the builds and the photo are there, makes a 640x480 clip of the photo
 // in work, and serves dist. Resolves to { server, origin, clip }.
 export async function cameraSetup(work, needed = []) {

@@ -8,35 +8,17 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createReadStream, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import readline from 'node:readline';
-import { createGunzip } from 'node:zlib';
 import { chromium } from 'playwright-core';
-import { bmp, launch, root, dist, native, serve, skipIf, workDir } from './helpers.mjs';
+import { bmp, ferFaces, launch, dist, native, serve, sharedCsv, skipIf, workDir } from './helpers.mjs';
 
-const csv = path.join(root, '..', 'shared', 'data', 'fer2013', 'fer2013.csv.gz');
 const names = ['angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral'];
 // PublicTest rows (0-based within PublicTest), three people whose faces the page's detector finds in these clips:
 // A, an angry face the default model reads as neutral; B, a sad face it reads as angry; C, a neutral face it reads
 // as neutral.
 const rows = { A: 22, B: 2, C: 33 };
 const work = workDir('teach-clips');
-
-// The PublicTest faces of `want` (row -> name): {name: {label, pixels}}.
-async function publicTestFaces(want) {
-  const out = {};
-  const rl = readline.createInterface({ input: createReadStream(csv).pipe(createGunzip()) });
-  let row = -1;
-  for await (const line of rl) {
-    const [label, pixels, usage] = line.split(',');
-    if (usage !== 'PublicTest' || !want.has(++row)) continue;
-    out[want.get(row)] = { label: Number(label), pixels: pixels.split(' ').map(Number) };
-    if (Object.keys(out).length === want.size) break;
-  }
-  rl.close();
-  return out;
-}
 
 // A face as a camera would frame it: the 48x48 face at 96 px in the middle of a 144 px image (its border rows and
 // columns carried out to the edges, so the detector sees a head, not a square), as a clip of a still frame.
@@ -52,12 +34,13 @@ function clipOf(face, file) {
   return `${file}.y4m`;
 }
 
-const missing = [path.join(dist, 'index.html'), path.join(native, 'tests', 'make_y4m'), csv].find((f) => !existsSync(f));
+const missing = [path.join(dist, 'index.html'), path.join(native, 'tests', 'make_y4m'), sharedCsv].find((f) => !existsSync(f));
 let server, origin, clips, faces;
 const profile = mkdtempSync(path.join(work, 'profile-'));
 before(async () => {
   if (missing) return;
-  faces = await publicTestFaces(new Map(Object.entries(rows).map(([k, v]) => [v, k])));
+  const keys = Object.keys(rows);
+  faces = Object.fromEntries(ferFaces('PublicTest', keys.map((k) => rows[k])).map((f, i) => [keys[i], f]));
   clips = Object.fromEntries(Object.keys(rows).map((k) => [k, clipOf(faces[k], path.join(work, k))]));
   server = await serve(dist);
   origin = server.url;
