@@ -1,7 +1,7 @@
 // Per-layer time of the 3x3 convolutions of a built-in architecture, batch n: the inference kernel as the page runs
-// it (conv2d_forward with keep_col = false and the layer's prepared Winograd weights, as an InferencePlan holds
-// them: in WebAssembly Winograd F(2x2, 3x3) or the direct padded-copy kernel, see core/nn.cpp) side by side with the
-// im2col + GEMM kernel that training uses (keep_col = true), alternating in blocks so that drift in machine load
+// it (conv2d_forward_infer with the layer's prepared Winograd weights, as an InferencePlan holds them: in WebAssembly
+// Winograd F(2x2, 3x3) or the direct padded-copy kernel, see core/kernels_wasm.cpp) side by side with the
+// im2col + GEMM kernel that training uses (conv2d_forward), alternating in blocks so that drift in machine load
 // hits both alike. Random weights and inputs. Built natively and for wasm:
 //
 //   node build/wasm/bench/conv_layers.js [ARCH] [N] [RUNS]      (default: vgg-xs-f 1 2000)
@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels.h"
 #include "model.h"
 #include "nn.h"
 #include "rng.h"
@@ -41,15 +42,16 @@ int main(int argc, char** argv) {
     for (auto& v : x) v = rng.uniform(-1.0f, 1.0f);
     for (auto& v : w) v = rng.uniform(-0.1f, 0.1f);
     for (auto& v : b) v = rng.uniform(-0.1f, 0.1f);
-    std::vector<float> u(conv2d_winograd_floats(g));
-    if (!u.empty()) conv2d_prepare_winograd(g, w.data(), u.data());
+    std::vector<float> u(kernels::winograd_floats(g));
+    if (!u.empty()) kernels::winograd_prepare(g, w.data(), u.data());
     double t[2] = {0, 0};
     for (int block = 0; block < runs / 10; ++block)
       for (int keep = 0; keep < 2; ++keep) {
         const auto t0 = std::chrono::steady_clock::now();
         for (int r = 0; r < 10; ++r)
-          conv2d_forward(x.data(), n, g, w.data(), b.data(), col.data(), y.data(), keep == 1,
-                         u.empty() ? nullptr : u.data());
+          if (keep) conv2d_forward(x.data(), n, g, w.data(), b.data(), col.data(), y.data());
+          else conv2d_forward_infer(x.data(), n, g, w.data(), u.empty() ? nullptr : u.data(), b.data(), col.data(),
+                                    y.data());
         t[keep] += std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
       }
     const double infer = t[0] / (runs / 10 * 10), gemm = t[1] / (runs / 10 * 10);

@@ -15,10 +15,27 @@ namespace {
 // inference pass of one image held in ws. backward()'s kernels, but for the input gradient only (no parameter
 // gradients) and with inference's layers: dropout is the identity, batch norm the affine map of its running
 // statistics.
-void layer_input_gradient(const Model& m, const Workspace& ws, size_t i, const float* dy, float* dx, float* dcol) {
+// side[i]: for a save layer, the gradient its add layers sent back along the shortcut (added in, then zeroed).
+void layer_input_gradient(const Model& m, const Workspace& ws, size_t i, const float* dy, float* dx, float* dcol,
+                          std::vector<Floats>& side) {
   const LayerPlan& p = m.layers[i];
   const float* P = m.params.data();
   switch (p.spec.kind) {
+    case LayerKind::DepthwiseConv:
+      depthwise_backward(dy, ws.act[i].data(), 1, p.geom, P + p.w, nullptr, nullptr, dx);
+      break;
+    case LayerKind::Save: {
+      Floats& s = side[i];
+      for (size_t j = 0; j < s.size(); ++j) dx[j] = dy[j] + s[j];
+      std::fill(s.begin(), s.end(), 0.0f);
+      break;
+    }
+    case LayerKind::Add: {
+      const Shape s = m.layers[static_cast<size_t>(p.tap)].out;
+      add_backward(dy, ws.act[static_cast<size_t>(p.tap) + 1].data(), 1, {s.h, s.w, s.c, p.out.h, p.out.w, p.out.c},
+                   dx, side[static_cast<size_t>(p.tap)].data());
+      break;
+    }
     case LayerKind::Conv: conv2d_backward(dy, 1, p.geom, P + p.w, nullptr, nullptr, nullptr, dcol, dx); break;
     case LayerKind::Dense: dense_backward(dy, nullptr, 1, p.in.size(), p.out.c, P + p.w, nullptr, nullptr, dx); break;
     case LayerKind::ReLU: relu_backward(dy, ws.act[i + 1].data(), p.out.size(), dx); break;
@@ -101,11 +118,13 @@ Explainer::Explainer(const Model& model, bool planned) : model_(&model) {
   ws_.reserve(model, 1);
   const size_t L = model.layers.size();
   grad_.assign(L + 1, {});
+  side_.assign(L, {});
   grad_[0].assign(static_cast<size_t>(model.input_shape().size()), 0.0f);
   size_t dcol = 0;
   for (size_t i = 0; i < L; ++i) {
     const LayerPlan& p = model.layers[i];
     grad_[i + 1].assign(static_cast<size_t>(p.out.size()), 0.0f);
+    if (p.spec.kind == LayerKind::Save) side_[i].assign(static_cast<size_t>(p.out.size()), 0.0f);
     if (p.spec.kind == LayerKind::Conv && !p.geom.direct())
       dcol = std::max(dcol, static_cast<size_t>(p.out.h) * p.out.w * p.geom.patch());
   }
@@ -167,7 +186,9 @@ void Explainer::backward_to(int layer, int cls) {
   std::fill(grad_[L].begin(), grad_[L].end(), 0.0f);
   grad_[L][static_cast<size_t>(cls)] = 1.0f;  // d logit[cls] / d logits
   for (size_t i = L; i-- > static_cast<size_t>(layer);)
-    layer_input_gradient(*model_, ws_, i, grad_[i + 1].data(), grad_[i].data(), dcol_.data());
+    layer_input_gradient(*model_, ws_, i, grad_[i + 1].data(), grad_[i].data(), dcol_.data(), side_);
+  // A block cut by `layer` (its add above, its save below) leaves a shortcut gradient that no save consumed.
+  for (Floats& s : side_) std::fill(s.begin(), s.end(), 0.0f);
 }
 
 const float* Explainer::gradient(const float* x, int cls, int layer) {

@@ -74,6 +74,7 @@ class Explainer {
   const Model* model_;
   Workspace ws_;              // an inference pass of one image (with max-pool argmax)
   std::vector<Floats> grad_;  // grad_[i]: the gradient with respect to ws_.act[i]
+  std::vector<Floats> side_;  // side_[i]: a save layer's shortcut gradient (residual blocks)
   Floats dcol_;               // convolution input gradients' scratch
   Floats input_;              // the crop as model input (SmoothGrad adds noise to copies of it)
   Floats weights_;            // Grad-CAM: each channel's weight

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "data.h"
+#include "kernels.h"
 #include "rng.h"
 
 namespace ferkit {
@@ -14,6 +15,7 @@ namespace ferkit {
 Model::Model(const Spec& s, bool alloc) : spec(s) {
   Shape cur = spec.input;
   size_t off = 0;
+  std::vector<std::pair<std::string, int>> saved;  // save layers by name, latest last
   auto add_tensor = [&](const std::string& name, size_t size, bool trainable, bool decay) {
     tensors.push_back({name, static_cast<int>(layers.size()), off, size, trainable, decay});
     off += size;
@@ -31,9 +33,10 @@ Model::Model(const Spec& s, bool alloc) : spec(s) {
     };
     // Sizes in 64 bits before any int arithmetic on them.
     const long long in_size = 1LL * cur.h * cur.w * cur.c;
-    const long long weights = l.kind == LayerKind::Conv    ? 1LL * l.kernel * l.kernel * cur.c * l.units
-                              : l.kind == LayerKind::Dense ? in_size * l.units
-                                                           : 0;
+    const long long weights = l.kind == LayerKind::Conv            ? 1LL * l.kernel * l.kernel * cur.c * l.units
+                              : l.kind == LayerKind::DepthwiseConv ? 1LL * l.kernel * l.kernel * cur.c
+                              : l.kind == LayerKind::Dense         ? in_size * l.units
+                                                                   : 0;
     if (in_size > kMaxActivation || weights > static_cast<long long>(kMaxModelParams) ||
         (l.kind == LayerKind::Conv && 1LL * cur.h * cur.w * l.units > kMaxActivation))
       bad("is too large (over " + std::to_string(kMaxModelParams) + " weights or " +
@@ -47,6 +50,31 @@ Model::Model(const Spec& s, bool alloc) : spec(s) {
         p.w = add_tensor(pre + "w", static_cast<size_t>(p.geom.patch()) * l.units, true, true);
         p.b = add_tensor(pre + "b", l.units, true, false);
         break;
+      case LayerKind::DepthwiseConv:
+        p.geom = ConvGeom::make(cur.h, cur.w, cur.c, cur.c, l.kernel, l.stride, l.same);
+        if (p.geom.ho <= 0 || p.geom.wo <= 0) bad("leaves no output pixels for a " + std::to_string(cur.h) + "x" +
+                                                  std::to_string(cur.w) + " input");
+        p.out = {p.geom.ho, p.geom.wo, cur.c};
+        p.w = add_tensor(pre + "w", static_cast<size_t>(l.kernel) * l.kernel * cur.c, true, true);
+        p.b = add_tensor(pre + "b", cur.c, true, false);
+        break;
+      case LayerKind::Save:
+        p.out = cur;
+        saved.emplace_back(l.tap, static_cast<int>(i));
+        break;
+      case LayerKind::Add: {
+        for (const auto& [name, at] : saved)
+          if (name == l.tap) p.tap = at;
+        if (p.tap < 0) bad("'" + l.tap + "' was not saved before it");
+        const Shape s = layers[static_cast<size_t>(p.tap)].out;
+        if (!AddGeom{s.h, s.w, s.c, cur.h, cur.w, cur.c}.valid())
+          bad("cannot add '" + l.tap + "' (" + std::to_string(s.h) + "x" + std::to_string(s.w) + "x" +
+              std::to_string(s.c) + ") to its " + std::to_string(cur.h) + "x" + std::to_string(cur.w) + "x" +
+              std::to_string(cur.c) + " input: expected the same size or half of it (rounded up), and at most as "
+              "many channels");
+        p.out = cur;
+        break;
+      }
       case LayerKind::MaxPool:
         p.geom = ConvGeom::make(cur.h, cur.w, cur.c, cur.c, l.kernel, l.stride, false);
         if (p.geom.ho <= 0 || p.geom.wo <= 0) bad("window is larger than its " + std::to_string(cur.h) + "x" +
@@ -105,6 +133,7 @@ long long Model::macs_per_image() const {
   for (const auto& p : layers) {
     if (p.spec.kind == LayerKind::Conv) macs += 1LL * p.out.h * p.out.w * p.out.c * p.geom.patch();
     if (p.spec.kind == LayerKind::Dense) macs += 1LL * p.in.size() * p.out.c;
+    if (p.spec.kind == LayerKind::DepthwiseConv) macs += 1LL * p.out.h * p.out.w * p.out.c * p.geom.k * p.geom.k;
   }
   return macs;
 }
@@ -113,11 +142,13 @@ void Model::init(uint64_t seed) {
   Rng rng(seed);
   for (size_t i = 0; i < layers.size(); ++i) {
     const LayerPlan& p = layers[i];
-    if (p.spec.kind == LayerKind::Conv || p.spec.kind == LayerKind::Dense) {
-      const size_t fan_in = p.spec.kind == LayerKind::Conv ? p.geom.patch() : p.in.size();
-      const size_t fan_out = p.spec.kind == LayerKind::Conv ? 1ull * p.spec.kernel * p.spec.kernel * p.out.c
-                                                            : static_cast<size_t>(p.out.c);
-      const size_t count = fan_in * p.out.c;
+    const LayerKind kind = p.spec.kind;
+    if (kind == LayerKind::Conv || kind == LayerKind::Dense || kind == LayerKind::DepthwiseConv) {
+      // A depthwise filter sees k*k inputs and feeds k*k outputs of its channel.
+      const size_t taps = 1ull * p.spec.kernel * p.spec.kernel;
+      const size_t fan_in = kind == LayerKind::Conv ? p.geom.patch() : kind == LayerKind::Dense ? p.in.size() : taps;
+      const size_t fan_out = kind == LayerKind::Conv ? taps * p.out.c : kind == LayerKind::Dense ? p.out.c : taps;
+      const size_t count = kind == LayerKind::DepthwiseConv ? taps * p.out.c : fan_in * p.out.c;
       Init init = p.spec.init;
       if (init == Init::Auto) {  // He before a ReLU (possibly after bn), Glorot otherwise (e.g. the logits)
         init = Init::Glorot;
@@ -210,6 +241,9 @@ void Workspace::reserve(const Model& model, int batch, bool for_training, int fr
         break;
       }
       case LayerKind::MaxPool: argmax[i].assign(out, 0); break;
+      case LayerKind::Save:  // the gradient that the block's add sends back along the shortcut
+        if (trains) col[i].assign(out, 0.0f);
+        break;
       case LayerKind::Dropout:
         if (training) col[i].assign(out, 0.0f);
         break;
@@ -226,75 +260,139 @@ void Workspace::reserve(const Model& model, int batch, bool for_training, int fr
   dlogits.assign(training ? logits : 0, 0.0f);
 }
 
+namespace {
+AddGeom add_geom(const Model& m, const LayerPlan& p) {
+  const Shape s = m.layers[static_cast<size_t>(p.tap)].out;
+  return {s.h, s.w, s.c, p.out.h, p.out.w, p.out.c};
+}
+
+// The layers that run the same way in training and inference.
+void layer_forward_common(Model& model, Workspace& ws, size_t i, int n, bool keep_argmax) {
+  const LayerPlan& p = model.layers[i];
+  const float* P = model.params.data();
+  const float* x = ws.act[i].data();
+  float* y = ws.act[i + 1].data();
+  const size_t count = static_cast<size_t>(n) * p.out.size();
+  switch (p.spec.kind) {
+    case LayerKind::Dense: dense_forward(x, n, p.in.size(), p.out.c, P + p.w, P + p.b, y); break;
+    case LayerKind::DepthwiseConv: depthwise_forward(x, n, p.geom, P + p.w, P + p.b, y); break;
+    case LayerKind::ReLU: relu_forward(x, count, y); break;
+    case LayerKind::MaxPool: maxpool_forward(x, n, p.geom, y, keep_argmax ? ws.argmax[i].data() : nullptr); break;
+    case LayerKind::Flatten:
+    case LayerKind::Save: std::memcpy(y, x, sizeof(float) * count); break;
+    case LayerKind::Add: add_forward(x, ws.act[static_cast<size_t>(p.tap) + 1].data(), n, add_geom(model, p), y); break;
+    case LayerKind::GlobalAvgPool: gap_forward(x, n, p.in.h * p.in.w, p.in.c, y); break;
+    default: throw std::logic_error("forward: no common path for this layer");
+  }
+}
+
+// Training: each layer as written, one case each. Trainable layers keep what backward reads (im2col, batch-norm
+// statistics, dropout masks, max-pool argmax); frozen ones (below model.first_trainable) run as in inference.
+void forward_train(Model& model, Workspace& ws, int n, size_t from, size_t end, uint64_t dropout_seed) {
+  const float* P = model.params.data();
+  for (size_t i = from; i < end; ++i) {
+    const LayerPlan& p = model.layers[i];
+    const bool trains = static_cast<int>(i) >= model.first_trainable;
+    const float* x = ws.act[i].data();
+    float* y = ws.act[i + 1].data();
+    const size_t count = static_cast<size_t>(n) * p.out.size();
+    switch (p.spec.kind) {
+      case LayerKind::Conv:
+        if (trains) conv2d_forward(x, n, p.geom, P + p.w, P + p.b, ws.col[i].data(), y);
+        else conv2d_forward_infer(x, n, p.geom, P + p.w, nullptr, P + p.b, ws.col[i].data(), y);
+        break;
+      case LayerKind::Dropout:
+        if (p.spec.rate > 0.0f) dropout_forward(x, count, p.spec.rate, mix_seed(dropout_seed, i), ws.col[i].data(), y);
+        else std::memcpy(y, x, sizeof(float) * count);
+        break;
+      case LayerKind::BatchNorm: {
+        BatchNormParams bp{P + p.w, P + p.b, model.params.data() + p.mean, model.params.data() + p.var};
+        const size_t rows = static_cast<size_t>(n) * p.out.h * p.out.w;
+        if (trains) batchnorm_forward_train(x, rows, p.out.c, bp, ws.col[i].data(), ws.aux[i].data(), y);
+        else batchnorm_forward_infer(x, rows, p.out.c, bp, ws.aux[i].data(), y);
+        break;
+      }
+      default: layer_forward_common(model, ws, i, n, true);
+    }
+  }
+}
+
+// Inference, with what the plan prepared: a convolution (plain or depthwise) followed by batch norm runs with the
+// batch norm folded into its weights, straight into the batch norm's output, or with a ReLU after it (in the
+// convolution's output stores) into the ReLU's; a batch norm followed by a ReLU runs both in one pass. The skipped
+// layers' outputs are not written (nothing reads them in inference).
+void forward_infer(Model& model, Workspace& ws, int n, size_t from, size_t end, const InferencePlan* plan,
+                   bool keep_argmax) {
+  const float* P = model.params.data();
+  const auto next_is = [&](size_t i, LayerKind k) { return i < end && model.layers[i].spec.kind == k; };
+  for (size_t i = from; i < end; ++i) {
+    const LayerPlan& p = model.layers[i];
+    const float* x = ws.act[i].data();
+    float* y = ws.act[i + 1].data();
+    const size_t count = static_cast<size_t>(n) * p.out.size();
+    const bool conv = p.spec.kind == LayerKind::Conv, dw = p.spec.kind == LayerKind::DepthwiseConv;
+    if ((conv || dw) && plan && !plan->bias[i].empty() && next_is(i + 1, LayerKind::BatchNorm)) {
+      const bool relu = next_is(i + 2, LayerKind::ReLU);
+      float* out = ws.act[i + (relu ? 3 : 2)].data();
+      const float* w = plan->weights[i].data();
+      if (conv)
+        conv2d_forward_infer(x, n, p.geom, w, plan->conv[i].empty() ? nullptr : plan->conv[i].data(),
+                             plan->bias[i].data(), ws.col[i].data(), out, relu);
+      else
+        depthwise_forward(x, n, p.geom, w, plan->bias[i].data(), out, relu);
+      i += relu ? 2 : 1;
+      continue;
+    }
+    switch (p.spec.kind) {
+      case LayerKind::Conv: {
+        // A plan's Winograd weights are this layer's own unless it folded a batch norm (which until_layer cut off).
+        const bool folded = plan && !plan->bias[i].empty();
+        conv2d_forward_infer(x, n, p.geom, P + p.w, plan && !folded && !plan->conv[i].empty() ? plan->conv[i].data()
+                                                                                                : nullptr,
+                             P + p.b, ws.col[i].data(), y);
+        break;
+      }
+      case LayerKind::Dropout: std::memcpy(y, x, sizeof(float) * count); break;
+      case LayerKind::BatchNorm: {
+        BatchNormParams bp{P + p.w, P + p.b, model.params.data() + p.mean, model.params.data() + p.var};
+        const size_t rows = static_cast<size_t>(n) * p.out.h * p.out.w;
+        const bool relu = next_is(i + 1, LayerKind::ReLU);
+        batchnorm_forward_infer(x, rows, p.out.c, bp, ws.aux[i].data(), relu ? ws.act[i + 2].data() : y, relu);
+        i += relu ? 1 : 0;
+        break;
+      }
+      default: layer_forward_common(model, ws, i, n, keep_argmax);
+    }
+  }
+}
+}  // namespace
+
+bool inside_residual_block(const Model& model, int layer) {
+  for (size_t i = static_cast<size_t>(std::max(layer, 0)); i < model.layers.size(); ++i)
+    if (model.layers[i].spec.kind == LayerKind::Add && model.layers[i].tap + 1 < layer) return true;
+  return false;
+}
+
 const float* forward(Model& model, Workspace& ws, int n, const ForwardOptions& opt) {
   if (opt.train && !ws.training) throw std::logic_error("forward: training needs a workspace reserved for training");
   const int L = static_cast<int>(model.layers.size());
   const int end = opt.until_layer > 0 ? opt.until_layer : L;
   if (opt.from_layer < ws.from_layer || opt.from_layer >= end || end > L)
     throw std::logic_error("forward: from_layer/until_layer out of range (or before the workspace's from_layer)");
-  float* P = model.params.data();
-  const InferencePlan* plan = opt.train ? nullptr : opt.plan;
-  if (plan && (plan->params != P || plan->size != model.params.size() || plan->conv.size() != model.layers.size() ||
-               plan->bias.size() != model.layers.size()))
-    throw std::logic_error("forward: the inference plan was made for other weights");
-  for (size_t i = static_cast<size_t>(opt.from_layer); i < static_cast<size_t>(end); ++i) {
-    const LayerPlan& p = model.layers[i];
-    const float* x = ws.act[i].data();
-    float* y = ws.act[i + 1].data();
-    const size_t count = static_cast<size_t>(n) * p.out.size();
-    switch (p.spec.kind) {
-      case LayerKind::Conv: {
-        if (plan && !plan->bias[i].empty() && i + 1 < static_cast<size_t>(end)) {
-          // Batch norm folded into the weights: straight into its output, or with the ReLU after it (in the
-          // convolution's output stores) into the ReLU's; the skipped layers' outputs are not written (nothing
-          // reads them in inference).
-          const bool relu = i + 2 < static_cast<size_t>(end) && model.layers[i + 2].spec.kind == LayerKind::ReLU;
-          float* out = ws.act[i + (relu ? 3 : 2)].data();
-          conv2d_forward(x, n, p.geom, plan->weights[i].data(), plan->bias[i].data(), ws.col[i].data(), out, false,
-                         plan->conv[i].empty() ? nullptr : plan->conv[i].data(), relu);
-          i += relu ? 2 : 1;
-          break;
-        }
-        // Backward needs im2col(x) only for trainable layers. A plan's Winograd weights are those of this layer
-        // unless it folded a batch norm (not run here: until_layer stops before it).
-        const bool folded = plan && !plan->bias[i].empty();
-        conv2d_forward(x, n, p.geom, P + p.w, P + p.b, ws.col[i].data(), y,
-                       opt.train && static_cast<int>(i) >= model.first_trainable,
-                       plan && !folded && !plan->conv[i].empty() ? plan->conv[i].data() : nullptr);
-        break;
-      }
-      case LayerKind::Dense: dense_forward(x, n, p.in.size(), p.out.c, P + p.w, P + p.b, y); break;
-      case LayerKind::ReLU: relu_forward(x, count, y); break;
-      case LayerKind::MaxPool:
-        maxpool_forward(x, n, p.geom, y, opt.train || opt.keep_argmax ? ws.argmax[i].data() : nullptr);
-        break;
-      case LayerKind::Dropout:
-        if (opt.train && p.spec.rate > 0.0f)
-          dropout_forward(x, count, p.spec.rate, mix_seed(opt.dropout_seed, i), ws.col[i].data(), y);
-        else
-          std::memcpy(y, x, sizeof(float) * count);
-        break;
-      case LayerKind::BatchNorm: {
-        BatchNormParams bp{P + p.w, P + p.b, P + p.mean, P + p.var};
-        const size_t rows = static_cast<size_t>(n) * p.out.h * p.out.w;
-        if (opt.train && static_cast<int>(i) >= model.first_trainable) {
-          batchnorm_forward_train(x, rows, p.out.c, bp, ws.col[i].data(), ws.aux[i].data(), y);
-        } else if (!opt.train && i + 1 < static_cast<size_t>(end) &&
-                   model.layers[i + 1].spec.kind == LayerKind::ReLU) {
-          // Inference: a ReLU that follows runs in the same pass, straight into its own output; this layer's
-          // output (ws.act[i + 1]) is then not written (nothing reads it: backward needs training).
-          batchnorm_forward_infer(x, rows, p.out.c, bp, ws.aux[i].data(), ws.act[i + 2].data(), true);
-          ++i;
-        } else {
-          batchnorm_forward_infer(x, rows, p.out.c, bp, ws.aux[i].data(), y);
-        }
-        break;
-      }
-      case LayerKind::Flatten: std::memcpy(y, x, sizeof(float) * count); break;
-      case LayerKind::GlobalAvgPool: gap_forward(x, n, p.in.h * p.in.w, p.in.c, y); break;
-    }
+  for (int i = opt.from_layer; i < end; ++i) {
+    const LayerPlan& p = model.layers[static_cast<size_t>(i)];
+    if (p.spec.kind == LayerKind::Add && p.tap + 1 < ws.from_layer)
+      throw std::logic_error("forward: a residual block's add needs its saved activation, which the workspace "
+                             "does not hold (from_layer past its save)");
   }
-  return ws.act[end].data();
+  const InferencePlan* plan = opt.train ? nullptr : opt.plan;
+  if (plan && (plan->params != model.params.data() || plan->size != model.params.size() ||
+               plan->conv.size() != model.layers.size() || plan->bias.size() != model.layers.size()))
+    throw std::logic_error("forward: the inference plan was made for other weights");
+  const size_t from = static_cast<size_t>(opt.from_layer), stop = static_cast<size_t>(end);
+  if (opt.train) forward_train(model, ws, n, from, stop, opt.dropout_seed);
+  else forward_infer(model, ws, n, from, stop, plan, opt.keep_argmax);
+  return ws.act[stop].data();
 }
 
 void zero_grads(Model& model) {
@@ -330,6 +428,18 @@ void backward(Model& model, Workspace& ws, int n, const float* dlogits) {
                         G + p.w, G + p.b, ws.dcol.data(), dx);
         break;
       case LayerKind::Dense: dense_backward(dy, x, n, p.in.size(), p.out.c, P + p.w, G + p.w, G + p.b, dx); break;
+      case LayerKind::DepthwiseConv: depthwise_backward(dy, x, n, p.geom, P + p.w, G + p.w, G + p.b, dx); break;
+      case LayerKind::Save: {  // the gradient from above plus the one its add sent back along the shortcut
+        float* side = ws.col[ii].data();
+        if (dx)
+          for (size_t j = 0; j < count; ++j) dx[j] = dy[j] + side[j];
+        std::memset(side, 0, sizeof(float) * count);
+        break;
+      }
+      case LayerKind::Add:
+        add_backward(dy, ws.act[static_cast<size_t>(p.tap) + 1].data(), n, add_geom(model, p), dx,
+                     p.tap >= stop ? ws.col[static_cast<size_t>(p.tap)].data() : nullptr);
+        break;
       case LayerKind::ReLU:
         if (dx) relu_backward(dy, ws.act[ii + 1].data(), count, dx);
         break;
@@ -391,6 +501,8 @@ std::string widen(const Model& src, Model& dst, uint64_t seed, float noise) {
     const LayerSpec &a = src.layers[i].spec, &b = dst.layers[i].spec;
     const std::string kind = layer_name(a.kind);
     if (a.kind != b.kind) bad(i, "is " + kind + " in one model and " + layer_name(b.kind) + " in the other");
+    if (a.kind == LayerKind::DepthwiseConv || a.kind == LayerKind::Add || a.kind == LayerKind::Save)
+      bad(i, "(" + kind + "): widening covers chains of conv, dense and batch norm, not depthwise or residual layers");
     if (a.kernel != b.kernel || a.stride != b.stride || a.same != b.same)
       bad(i, "(" + kind + ") has another kernel, stride or padding");
     const int units = src.layers[i].out.c, wide = dst.layers[i].out.c;
@@ -482,17 +594,17 @@ void plan_inference(const Model& model, InferencePlan& plan) {
   plan.conv.resize(L);
   for (size_t i = 0; i < L; ++i) {
     const LayerPlan& p = model.layers[i];
-    const bool conv = p.spec.kind == LayerKind::Conv;
-    const bool fold = conv && i + 1 < L && model.layers[i + 1].spec.kind == LayerKind::BatchNorm;
-    const size_t winograd = conv ? conv2d_winograd_floats(p.geom) : 0;
+    const bool conv = p.spec.kind == LayerKind::Conv, dw = p.spec.kind == LayerKind::DepthwiseConv;
+    const bool fold = (conv || dw) && i + 1 < L && model.layers[i + 1].spec.kind == LayerKind::BatchNorm;
+    const size_t winograd = conv ? kernels::winograd_floats(p.geom) : 0;
     // What a plan of another architecture left here and this layer does not use goes.
     if (!fold) Floats().swap(plan.weights[i]), Floats().swap(plan.bias[i]);
     if (!winograd) Floats().swap(plan.conv[i]);
-    if (!conv) continue;
+    if (!conv && !dw) continue;
     const float* w = P + p.w;
-    if (fold) {
+    if (fold) {  // weights w[row][cout]: a depthwise layer's rows are its k*k taps
       const LayerPlan& bn = model.layers[i + 1];
-      const int cout = p.geom.cout, patch = p.geom.patch();
+      const int cout = p.geom.cout, patch = conv ? p.geom.patch() : p.geom.k * p.geom.k;
       Floats& fw = plan.weights[i];
       Floats& fb = plan.bias[i];
       fw.resize(static_cast<size_t>(patch) * cout);
@@ -506,7 +618,7 @@ void plan_inference(const Model& model, InferencePlan& plan) {
     }
     if (winograd) {
       plan.conv[i].resize(winograd);
-      conv2d_prepare_winograd(p.geom, w, plan.conv[i].data());
+      kernels::winograd_prepare(p.geom, w, plan.conv[i].data());
     }
   }
 }

@@ -32,6 +32,7 @@ struct LayerPlan {
   ConvGeom geom;          // conv and maxpool
   size_t w = 0, b = 0;    // param offsets: conv/dense weight+bias; bn gamma+beta
   size_t mean = 0, var = 0;  // bn running statistics
+  int tap = -1;           // add: the index of the save layer whose output it adds back
 };
 
 // How the input pixels are turned into the model's input: x = (pixel * scale - mean) / std.
@@ -134,7 +135,8 @@ struct ForwardOptions {
   bool train = false;         // dropout active, batch-norm uses (and updates) batch statistics
   uint64_t dropout_seed = 0;  // dropout masks are a function of (seed, layer)
   // Start at this layer: ws.act[from_layer] already holds its input (e.g. features of frozen layers computed
-  // once, see FeatureCache in train.h). 0: from the input image.
+  // once, see FeatureCache in train.h). 0: from the input image. Inside a residual block (inside_residual_block),
+  // the block's add reads the activation its save left in ws from an earlier pass.
   int from_layer = 0;
   // Stop before this layer and return its input, ws.act[until_layer] (0: run to the end).
   int until_layer = 0;
@@ -143,6 +145,10 @@ struct ForwardOptions {
   // pass (explain.h does; training always records it).
   bool keep_argmax = false;
 };
+
+// Whether a pass that starts at `layer` (ForwardOptions::from_layer) crosses an add whose saved activation comes
+// from before it: such a pass reads that activation from the workspace as an earlier whole pass left it.
+bool inside_residual_block(const Model& model, int layer);
 
 // Runs n images (already in ws.input(), n <= capacity) through the model; returns the logits (n x classes), or
 // with opt.until_layer that layer's input.

@@ -44,11 +44,14 @@ void get_halves(const uint8_t* p, uint64_t n, float* out) {
 }
 [[noreturn]] void bad(const std::string& why) { throw ModelFormatError("model file: " + why); }
 
-// Output channels of a tensor stored as int8 (a convolution's or dense layer's weights), 0 for one kept as f32.
+// Output channels of a tensor stored as int8 (a convolution's, depthwise convolution's or dense layer's weights: the
+// last axis of each is its output channels), 0 for one kept as f32.
 size_t int8_channels(const Model& m, const TensorRef& t) {
   const LayerPlan& l = m.layers[t.layer];
-  const bool weights = (l.spec.kind == LayerKind::Conv || l.spec.kind == LayerKind::Dense) && t.offset == l.w;
-  return weights && l.spec.units > 0 ? static_cast<size_t>(l.spec.units) : 0;
+  const LayerKind k = l.spec.kind;
+  const bool weights =
+      (k == LayerKind::Conv || k == LayerKind::Dense || k == LayerKind::DepthwiseConv) && t.offset == l.w;
+  return weights && l.out.c > 0 ? static_cast<size_t>(l.out.c) : 0;
 }
 // Bytes of "params" stored as int8 (the layout in model_io.h).
 uint64_t int8_bytes(const Model& m) {

@@ -7,11 +7,8 @@
 #include <limits>
 #include <vector>
 
+#include "kernels.h"
 #include "rng.h"
-
-#if defined(__wasm_simd128__)
-#include <wasm_simd128.h>
-#endif
 
 namespace ferkit {
 
@@ -25,9 +22,7 @@ using CMapRow = Eigen::Map<const RowVec>;
 
 }  // namespace
 
-// Convolutions whose im2col rows are short (patch <= kSmallPatch, e.g. 3x3 over one channel) run as plain loops:
-// Eigen's GEMM spends more time packing the tall, thin im2col matrix than multiplying it.
-constexpr int kSmallPatch = 16;
+using kernels::kSmallPatch;
 
 namespace {
 // y[r][:] = b + sum_k col[r][k] * w[k][:]. CO > 0: the output count is a compile-time constant, so the
@@ -96,250 +91,10 @@ void small_k_weight_grad(const float* col, const float* dy, Eigen::Index rows, i
   }
 }
 
-#if defined(__wasm_simd128__)
-// WebAssembly kernels. Eigen has no WebAssembly backend (its SSE path through Emscripten's emulation headers runs
-// at about half the speed of these).
-//
-// One block: C[r][0..4*NV) = bias + sum over segments s and j < seg_len of A_r[s][j] * B[s*seg_len + j][...],
-// r < MR, where A_r[s] = A + r*row_step + s*seg_step. A plain GEMM row is one segment (seg_len = K); a 3x3
-// convolution reads its patch straight from a zero-padded input as 3 segments (one per kernel row), with no
-// im2col copy. MR*NV f32x4 accumulators: MR = 4, NV = 2 leaves registers to spare on x86-64 engines (16 vector
-// registers) and was the fastest shape tried (bench/conv_layers compares them); MR = 1, NV = 8 streams whole cache
-// lines of B for matrix-vector products.
-template <int MR, int NV>
-inline void simd128_block(const float* A, size_t row_step, int segs, size_t seg_step, int seg_len, const float* B,
-                          int N, const float* bias, float* C, size_t ldc) {
-  v128_t c[MR][NV];
-  for (int v = 0; v < NV; ++v) {
-    const v128_t bv = wasm_v128_load(bias + 4 * v);
-    for (int r = 0; r < MR; ++r) c[r][v] = bv;
-  }
-  for (int s = 0; s < segs; ++s) {
-    const float* a = A + s * seg_step;
-    for (int j = 0; j < seg_len; ++j, B += N) {
-      v128_t w[NV];
-      for (int v = 0; v < NV; ++v) w[v] = wasm_v128_load(B + 4 * v);
-      for (int r = 0; r < MR; ++r) {
-        const v128_t x = wasm_v128_load32_splat(a + r * row_step + j);
-        for (int v = 0; v < NV; ++v) c[r][v] = wasm_f32x4_add(c[r][v], wasm_f32x4_mul(x, w[v]));
-      }
-    }
-  }
-  for (int r = 0; r < MR; ++r)
-    for (int v = 0; v < NV; ++v) wasm_v128_store(C + r * ldc + 4 * v, c[r][v]);
-}
-
-// C = A * B + bias, row-major A (M x K), B (K x N), N a multiple of 8.
-void gemm_bias_simd128(const float* A, Eigen::Index M, int K, const float* B, int N, const float* bias, float* C) {
-  const size_t k = static_cast<size_t>(K);
-  Eigen::Index m = 0;
-  if (M >= 4) {
-    for (int n0 = 0; n0 < N; n0 += 8)
-      for (m = 0; m + 4 <= M; m += 4) simd128_block<4, 2>(A + m * k, k, 1, 0, K, B + n0, N, bias + n0, C + m * N + n0, N);
-  }
-  for (; m < M; ++m) {
-    int n0 = 0;
-    for (; n0 + 32 <= N; n0 += 32) simd128_block<1, 8>(A + m * k, 0, 1, 0, K, B + n0, N, bias + n0, C + m * N + n0, 0);
-    for (; n0 < N; n0 += 8) simd128_block<1, 2>(A + m * k, 0, 1, 0, K, B + n0, N, bias + n0, C + m * N + n0, 0);
-  }
-}
-
-// Copies image xi into pad, a zero border of one pixel around it: (hi+2) x (wi+2) x cin floats.
-void pad_image_by_one(const float* xi, const ConvGeom& g, float* pad) {
-  const size_t row = static_cast<size_t>(g.wi + 2) * g.cin, in_row = static_cast<size_t>(g.wi) * g.cin;
-  std::memset(pad, 0, sizeof(float) * row);
-  std::memset(pad + (g.hi + 1) * row, 0, sizeof(float) * row);
-  for (int iy = 0; iy < g.hi; ++iy) {
-    float* d = pad + (iy + 1) * row;
-    std::memset(d, 0, sizeof(float) * g.cin);
-    std::memcpy(d + g.cin, xi + iy * in_row, sizeof(float) * in_row);
-    std::memset(d + g.cin + in_row, 0, sizeof(float) * g.cin);
-  }
-}
-
-// 3x3, stride 1, 'same' convolution straight from a zero-padded copy of each image (pad: (hi+2)*(wi+2)*cin floats):
-// a block of 4 output pixels in a row reads its patches as 3 segments of 3*cin floats, one per kernel row. For rows
-// of a multiple of 4 pixels: on rows shorter than that (6x6 maps) im2col + GEMM is faster, its 4-row blocks
-// running over the whole image instead of one short row (bench/conv_layers times both).
-void conv3x3_same_simd128(const float* x, int n, const ConvGeom& g, const float* w, const float* b, float* pad,
-                          float* y) {
-  const int cin = g.cin, cout = g.cout;
-  const size_t row = static_cast<size_t>(g.wi + 2) * cin, in_row = static_cast<size_t>(g.wi) * cin;
-  for (int img = 0; img < n; ++img) {
-    float* yi = y + static_cast<size_t>(img) * g.ho * g.wo * cout;
-    pad_image_by_one(x + static_cast<size_t>(img) * g.hi * in_row, g, pad);
-    for (int n0 = 0; n0 < cout; n0 += 8)  // one 8-column panel of w (9*cin x 8) stays in L1 for the whole image
-      for (int oy = 0; oy < g.ho; ++oy) {
-        const float* a = pad + oy * row;
-        float* yr = yi + static_cast<size_t>(oy) * g.wo * cout + n0;
-        for (int ox = 0; ox < g.wo; ox += 4)  // wo % 4 == 0
-          simd128_block<4, 2>(a + ox * cin, cin, 3, row, 3 * cin, w + n0, cout, b + n0, yr + ox * cout, cout);
-      }
-  }
-}
-
-// Winograd F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2016): each 2x2 block of
-// outputs is A^T [(G g G^T) . (B^T d B)] A for its 4x4 input tile d, 16 multiplies per input channel and output
-// channel instead of 36. The 16 elementwise products become 16 GEMMs (tiles x cin) * (cin x cout), run by the same
-// register blocks as every other product here. For 'same' 3x3 stride-1 layers with even sizes, cin % 4 == 0 and
-// cout % 8 == 0. Scratch layout (winograd_scratch_floats): U, the transformed weights (16 x cin x cout), the padded
-// image, V (16 x kTileBlock x cin) and M (16 x kTileBlock x cout) for one block of tiles at a time. Blocks of 16
-// tiles keep V and M in cache, and each of the 16 planes is padded by kPlanePad floats so that they do not share
-// cache sets (without the padding, larger blocks were no faster than the direct kernel). Without prepared weights
-// (conv2d_prepare_winograd, held by an InferencePlan) the weight transform is redone on every call, which costs
-// more than it saves on small maps, so layers with fewer than kMinTiles tiles in the whole batch (6x6 maps, one
-// image: 9) take another kernel; with prepared weights every 3x3 layer gains. bench/conv_layers times each layer.
-constexpr int kTileBlock = 16;
-constexpr int kPlanePad = 16;
-constexpr int kMinTiles = 16;
-
-// A 3x3, stride-1, 'same' layer whose outputs come in panels of 8 channels and whose patch is past the small-patch
-// loops: what both WebAssembly 3x3 kernels (direct and Winograd) need.
-bool simd_3x3_same(const ConvGeom& g) {
-  return g.k == 3 && g.stride == 1 && g.pad_top == 1 && g.pad_left == 1 && g.ho == g.hi && g.wo == g.wi &&
-         g.cout % 8 == 0 && g.patch() > kSmallPatch;
-}
-
-// The shapes the Winograd kernel takes (with prepared weights, any batch).
-bool winograd_shape(const ConvGeom& g) {
-  return simd_3x3_same(g) && g.ho % 2 == 0 && g.wo % 2 == 0 && g.cin % 4 == 0;
-}
-
-bool winograd_applies(const ConvGeom& g, int n) {
-  return winograd_shape(g) && static_cast<long>(n) * (g.ho / 2) * (g.wo / 2) >= kMinTiles;
-}
-
-// The kernel's scratch after U: the padded image, V and M.
-size_t winograd_work_floats(const ConvGeom& g) {
-  return static_cast<size_t>(g.hi + 2) * (g.wi + 2) * g.cin +
-         16 * (static_cast<size_t>(kTileBlock) * (g.cin + g.cout) + 2 * kPlanePad);
-}
-
-// U = G g G^T for every (input channel, 4 output channels); w[(ky*3 + kx)*cin + c][o], U[16][cin][cout].
-void winograd_transform_weights(const ConvGeom& g, const float* w, float* U) {
-  const int cin = g.cin, cout = g.cout;
-  const size_t ucin = static_cast<size_t>(cin) * cout;
-  const v128_t half = wasm_f32x4_splat(0.5f);
-  for (int c = 0; c < cin; ++c)
-    for (int o = 0; o < cout; o += 4) {
-      v128_t t[4][3];
-      for (int kx = 0; kx < 3; ++kx) {
-        const v128_t g0 = wasm_v128_load(w + (static_cast<size_t>(0 + kx) * cin + c) * cout + o);
-        const v128_t g1 = wasm_v128_load(w + (static_cast<size_t>(3 + kx) * cin + c) * cout + o);
-        const v128_t g2 = wasm_v128_load(w + (static_cast<size_t>(6 + kx) * cin + c) * cout + o);
-        const v128_t s = wasm_f32x4_add(g0, g2);
-        t[0][kx] = g0;
-        t[1][kx] = wasm_f32x4_mul(half, wasm_f32x4_add(s, g1));
-        t[2][kx] = wasm_f32x4_mul(half, wasm_f32x4_sub(s, g1));
-        t[3][kx] = g2;
-      }
-      for (int i = 0; i < 4; ++i) {
-        const v128_t s = wasm_f32x4_add(t[i][0], t[i][2]);
-        const v128_t u[4] = {t[i][0], wasm_f32x4_mul(half, wasm_f32x4_add(s, t[i][1])),
-                             wasm_f32x4_mul(half, wasm_f32x4_sub(s, t[i][1])), t[i][2]};
-        for (int j = 0; j < 4; ++j) wasm_v128_store(U + (i * 4 + j) * ucin + static_cast<size_t>(c) * cout + o, u[j]);
-      }
-    }
-}
-
-// U: prepared weights, or nullptr to transform w into the start of scratch first.
-void conv3x3_winograd_simd128(const float* x, int n, const ConvGeom& g, const float* w, const float* U,
-                              const float* b, float* scratch, float* y, bool relu) {
-  const v128_t lo = wasm_f32x4_splat(relu ? 0.0f : -std::numeric_limits<float>::infinity());  // pmax(v, -inf) = v
-  const int cin = g.cin, cout = g.cout, tiles_x = g.wo / 2, tiles = (g.ho / 2) * tiles_x;
-  const size_t row = static_cast<size_t>(g.wi + 2) * cin, ucin = static_cast<size_t>(cin) * cout;
-  if (!U) {
-    winograd_transform_weights(g, w, scratch);
-    U = scratch;
-    scratch += 16 * ucin;
-  }
-  float* const pad = scratch;
-  float* const V = pad + static_cast<size_t>(g.hi + 2) * row;
-  const size_t vplane = static_cast<size_t>(kTileBlock) * cin + kPlanePad;  // floats from one of V's planes to the next
-  const size_t mplane = static_cast<size_t>(kTileBlock) * cout + kPlanePad;
-  float* const M = V + 16 * vplane;
-  alignas(16) static const float kZeros[8] = {};
-  for (int img = 0; img < n; ++img) {
-    float* yi = y + static_cast<size_t>(img) * g.ho * g.wo * cout;
-    pad_image_by_one(x + static_cast<size_t>(img) * g.hi * g.wi * cin, g, pad);
-    for (int t0 = 0; t0 < tiles; t0 += kTileBlock) {
-      const int nt = std::min(kTileBlock, tiles - t0);
-      // V = B^T d B for each tile of the block, 4 channels at a time.
-      for (int t = 0; t < nt; ++t) {
-        const int ty = (t0 + t) / tiles_x, tx = (t0 + t) % tiles_x;
-        const float* d = pad + 2 * ty * row + static_cast<size_t>(2 * tx) * cin;
-        for (int c = 0; c < cin; c += 4) {
-          v128_t r[4][4];
-          for (int j = 0; j < 4; ++j) {
-            const v128_t d0 = wasm_v128_load(d + 0 * row + j * cin + c), d1 = wasm_v128_load(d + 1 * row + j * cin + c);
-            const v128_t d2 = wasm_v128_load(d + 2 * row + j * cin + c), d3 = wasm_v128_load(d + 3 * row + j * cin + c);
-            r[0][j] = wasm_f32x4_sub(d0, d2);
-            r[1][j] = wasm_f32x4_add(d1, d2);
-            r[2][j] = wasm_f32x4_sub(d2, d1);
-            r[3][j] = wasm_f32x4_sub(d1, d3);
-          }
-          for (int i = 0; i < 4; ++i) {
-            float* v = V + static_cast<size_t>(i * 4) * vplane + static_cast<size_t>(t) * cin + c;
-            const size_t step = vplane;
-            wasm_v128_store(v, wasm_f32x4_sub(r[i][0], r[i][2]));
-            wasm_v128_store(v + step, wasm_f32x4_add(r[i][1], r[i][2]));
-            wasm_v128_store(v + 2 * step, wasm_f32x4_sub(r[i][2], r[i][1]));
-            wasm_v128_store(v + 3 * step, wasm_f32x4_sub(r[i][1], r[i][3]));
-          }
-        }
-      }
-      // M[p] = V[p] * U[p]: 16 products of (nt x cin) by (cin x cout).
-      for (int p = 0; p < 16; ++p) {
-        const float* Vp = V + p * vplane;
-        float* Mp = M + p * mplane;
-        for (int n0 = 0; n0 < cout; n0 += 8) {
-          int t = 0;
-          for (; t + 4 <= nt; t += 4)
-            simd128_block<4, 2>(Vp + t * cin, cin, 1, 0, cin, U + p * ucin + n0, cout, kZeros, Mp + t * cout + n0,
-                                cout);
-          for (; t < nt; ++t)
-            simd128_block<1, 2>(Vp + t * cin, 0, 1, 0, cin, U + p * ucin + n0, cout, kZeros, Mp + t * cout + n0, 0);
-        }
-      }
-      // y = A^T m A + bias: each tile's 2x2 outputs, 4 output channels at a time.
-      for (int t = 0; t < nt; ++t) {
-        const int ty = (t0 + t) / tiles_x, tx = (t0 + t) % tiles_x;
-        float* yt = yi + (static_cast<size_t>(2 * ty) * g.wo + 2 * tx) * cout;
-        for (int o = 0; o < cout; o += 4) {
-          v128_t s[2][4];
-          for (int j = 0; j < 4; ++j) {
-            const float* m = M + j * mplane + static_cast<size_t>(t) * cout + o;
-            const size_t step = 4 * mplane;  // next row i of the 4x4 tile
-            const v128_t m0 = wasm_v128_load(m), m1 = wasm_v128_load(m + step), m2 = wasm_v128_load(m + 2 * step),
-                         m3 = wasm_v128_load(m + 3 * step);
-            s[0][j] = wasm_f32x4_add(wasm_f32x4_add(m0, m1), m2);
-            s[1][j] = wasm_f32x4_sub(wasm_f32x4_sub(m1, m2), m3);
-          }
-          const v128_t bias = wasm_v128_load(b + o);
-          for (int i = 0; i < 2; ++i) {
-            float* yo = yt + static_cast<size_t>(i) * g.wo * cout + o;
-            const v128_t y0 = wasm_f32x4_add(bias, wasm_f32x4_add(wasm_f32x4_add(s[i][0], s[i][1]), s[i][2]));
-            const v128_t y1 = wasm_f32x4_add(bias, wasm_f32x4_sub(wasm_f32x4_sub(s[i][1], s[i][2]), s[i][3]));
-            wasm_v128_store(yo, wasm_f32x4_pmax(y0, lo));
-            wasm_v128_store(yo + cout, wasm_f32x4_pmax(y1, lo));
-          }
-        }
-      }
-    }
-  }
-}
-#endif
-
 // y = a * w + b over rows: a (m x k), w (k x n), row-major.
 void gemm_bias(const float* a, Eigen::Index m, int k, const float* w, const float* b, int n, float* y,
                bool relu = false) {
-#if defined(__wasm_simd128__)
-  if (n % 8 == 0) {
-    gemm_bias_simd128(a, m, k, w, n, b, y);
-    if (relu) relu_forward(y, static_cast<size_t>(m) * n, y);
-    return;
-  }
-#endif
+  if (kernels::gemm_bias(a, m, k, w, n, b, y, relu)) return;
   MapR Y(y, m, n);
   Y.noalias() = CMapR(a, m, k) * CMapR(w, k, n);
   if (relu)
@@ -367,27 +122,7 @@ ConvGeom ConvGeom::make(int hi, int wi, int cin, int cout, int k, int stride, bo
 }
 
 size_t conv2d_scratch_floats(const ConvGeom& g, int n) {
-  const size_t im2col_floats = static_cast<size_t>(n) * g.ho * g.wo * g.patch();
-#if defined(__wasm_simd128__)
-  if (winograd_shape(g))  // prepared weights: the work area only; else U too, where the kernel is taken
-    return std::max(im2col_floats, winograd_work_floats(g) +
-                                       (winograd_applies(g, n) ? 16 * static_cast<size_t>(g.cin) * g.cout : 0));
-#endif
-  return im2col_floats;
-}
-
-size_t conv2d_winograd_floats([[maybe_unused]] const ConvGeom& g) {
-#if defined(__wasm_simd128__)
-  if (winograd_shape(g)) return 16 * static_cast<size_t>(g.cin) * g.cout;
-#endif
-  return 0;
-}
-
-void conv2d_prepare_winograd([[maybe_unused]] const ConvGeom& g, [[maybe_unused]] const float* w,
-                             [[maybe_unused]] float* u) {
-#if defined(__wasm_simd128__)
-  if (winograd_shape(g)) winograd_transform_weights(g, w, u);
-#endif
+  return std::max(static_cast<size_t>(n) * g.ho * g.wo * g.patch(), kernels::conv2d_scratch_floats(g, n));
 }
 
 void im2col(const float* x, int n, const ConvGeom& g, float* col) {
@@ -442,19 +177,11 @@ void col2im_add(const float* dcol, int n, const ConvGeom& g, float* dx) {
   }
 }
 
-void conv2d_forward(const float* x, int n, const ConvGeom& g, const float* w, const float* b, float* col, float* y,
-                    [[maybe_unused]] bool keep_col, [[maybe_unused]] const float* winograd_u, bool relu) {
+namespace {
+// im2col (unless the convolution is 1x1) and a product, small-patch loops or GEMM.
+void conv2d_im2col_gemm(const float* x, int n, const ConvGeom& g, const float* w, const float* b, float* col,
+                        float* y, bool relu) {
   const Eigen::Index m = static_cast<Eigen::Index>(n) * g.ho * g.wo;
-#if defined(__wasm_simd128__)
-  if (!keep_col && winograd_u && winograd_shape(g))
-    return conv3x3_winograd_simd128(x, n, g, w, winograd_u, b, col, y, relu);
-  if (!keep_col && winograd_applies(g, n)) return conv3x3_winograd_simd128(x, n, g, w, nullptr, b, col, y, relu);
-  if (!keep_col && simd_3x3_same(g) && g.wo % 4 == 0) {
-    conv3x3_same_simd128(x, n, g, w, b, col, y);  // col: (hi+2)*(wi+2)*cin <= ho*wo*9*cin floats
-    if (relu) relu_forward(y, static_cast<size_t>(m) * g.cout, y);
-    return;
-  }
-#endif
   const float* c = x;
   if (!g.direct()) {
     im2col(x, n, g, col);
@@ -465,6 +192,17 @@ void conv2d_forward(const float* x, int n, const ConvGeom& g, const float* w, co
     return;
   }
   gemm_bias(c, m, g.patch(), w, b, g.cout, y, relu);
+}
+}  // namespace
+
+void conv2d_forward(const float* x, int n, const ConvGeom& g, const float* w, const float* b, float* col, float* y) {
+  conv2d_im2col_gemm(x, n, g, w, b, col, y, false);
+}
+
+void conv2d_forward_infer(const float* x, int n, const ConvGeom& g, const float* w, const float* winograd_u,
+                          const float* b, float* scratch, float* y, bool relu) {
+  if (kernels::conv2d_infer(x, n, g, w, winograd_u, b, scratch, y, relu)) return;
+  conv2d_im2col_gemm(x, n, g, w, b, scratch, y, relu);
 }
 
 void conv2d_backward(const float* dy, int n, const ConvGeom& g, const float* w, const float* col, float* dw,
@@ -489,6 +227,120 @@ void conv2d_backward(const float* dy, int n, const ConvGeom& g, const float* w, 
   col2im_add(dcol, n, g, dx);
 }
 
+void depthwise_forward(const float* x, int n, const ConvGeom& g, const float* w, const float* b, float* y, bool relu) {
+  if (kernels::depthwise(x, n, g, w, b, y, relu)) return;
+  const int c = g.cin;
+  const float lo = relu ? 0.0f : -std::numeric_limits<float>::infinity();  // max(v, -inf) = v
+#pragma omp parallel for schedule(static)
+  for (int r = 0; r < n * g.ho; ++r) {  // one output row of one image
+    const int img = r / g.ho, oy = r % g.ho;
+    const float* xi = x + static_cast<size_t>(img) * g.hi * g.wi * c;
+    const int iy0 = oy * g.stride - g.pad_top;
+    const int ky0 = std::max(0, -iy0), ky1 = std::min(g.k, g.hi - iy0);
+    for (int ox = 0; ox < g.wo; ++ox) {
+      const int ix0 = ox * g.stride - g.pad_left;
+      const int kx0 = std::max(0, -ix0), kx1 = std::min(g.k, g.wi - ix0);
+      float* __restrict yo = y + (static_cast<size_t>(r) * g.wo + ox) * c;
+      for (int ch = 0; ch < c; ++ch) yo[ch] = b[ch];
+      for (int ky = ky0; ky < ky1; ++ky)
+        for (int kx = kx0; kx < kx1; ++kx) {
+          const float* __restrict xv = xi + (static_cast<size_t>(iy0 + ky) * g.wi + ix0 + kx) * c;
+          const float* __restrict wv = w + static_cast<size_t>(ky * g.k + kx) * c;
+          for (int ch = 0; ch < c; ++ch) yo[ch] += xv[ch] * wv[ch];
+        }
+      for (int ch = 0; ch < c; ++ch) yo[ch] = std::max(yo[ch], lo);
+    }
+  }
+}
+
+void depthwise_backward(const float* dy, const float* x, int n, const ConvGeom& g, const float* w, float* dw,
+                        float* db, float* dx) {
+  const int c = g.cin;
+  if (dx) std::memset(dx, 0, sizeof(float) * static_cast<size_t>(n) * g.hi * g.wi * c);
+  // Images in turn (dx's windows overlap within an image); the weight gradient summed in a fixed order, so the
+  // result is the same for any number of threads.
+  for (int img = 0; img < n; ++img) {
+    const float* xi = x + static_cast<size_t>(img) * g.hi * g.wi * c;
+    float* dxi = dx ? dx + static_cast<size_t>(img) * g.hi * g.wi * c : nullptr;
+    for (int oy = 0; oy < g.ho; ++oy)
+      for (int ox = 0; ox < g.wo; ++ox) {
+        const float* __restrict d = dy + ((static_cast<size_t>(img) * g.ho + oy) * g.wo + ox) * c;
+        const int iy0 = oy * g.stride - g.pad_top, ix0 = ox * g.stride - g.pad_left;
+        const int ky0 = std::max(0, -iy0), ky1 = std::min(g.k, g.hi - iy0);
+        const int kx0 = std::max(0, -ix0), kx1 = std::min(g.k, g.wi - ix0);
+        if (dw)
+          for (int ch = 0; ch < c; ++ch) db[ch] += d[ch];
+        for (int ky = ky0; ky < ky1; ++ky)
+          for (int kx = kx0; kx < kx1; ++kx) {
+            const size_t at = (static_cast<size_t>(iy0 + ky) * g.wi + ix0 + kx) * c;
+            const size_t tap = static_cast<size_t>(ky * g.k + kx) * c;
+            if (dw) {
+              const float* __restrict xv = xi + at;
+              float* __restrict dwv = dw + tap;
+              for (int ch = 0; ch < c; ++ch) dwv[ch] += xv[ch] * d[ch];
+            }
+            if (dxi) {
+              float* __restrict dxv = dxi + at;
+              const float* __restrict wv = w + tap;
+              for (int ch = 0; ch < c; ++ch) dxv[ch] += wv[ch] * d[ch];
+            }
+          }
+      }
+  }
+}
+
+namespace {
+// The saved value that the shortcut carries to output pixel (oy, ox), channel ch < cs of image s_img: itself, or its
+// 2x2 window's maximum (the first one, in row order, on a tie) and where that is.
+inline size_t shortcut_source(const float* s_img, const AddGeom& g, int oy, int ox, int ch) {
+  if (!g.pooled()) return (static_cast<size_t>(oy) * g.ws + ox) * g.cs + ch;
+  size_t best = (static_cast<size_t>(2 * oy) * g.ws + 2 * ox) * g.cs + ch;
+  for (int dy = 0; dy < 2; ++dy)
+    for (int dx = 0; dx < 2; ++dx) {
+      const int y = 2 * oy + dy, x = 2 * ox + dx;
+      if (y >= g.hs || x >= g.ws) continue;
+      const size_t at = (static_cast<size_t>(y) * g.ws + x) * g.cs + ch;
+      if (s_img[at] > s_img[best]) best = at;
+    }
+  return best;
+}
+}  // namespace
+
+void add_forward(const float* x, const float* s, int n, const AddGeom& g, float* y) {
+  const size_t out = static_cast<size_t>(g.ho) * g.wo * g.c, saved = static_cast<size_t>(g.hs) * g.ws * g.cs;
+  if (!g.pooled() && g.cs == g.c) {
+    for (size_t j = 0; j < static_cast<size_t>(n) * out; ++j) y[j] = x[j] + s[j];
+    return;
+  }
+  for (int img = 0; img < n; ++img) {
+    const float* si = s + img * saved;
+    const float* xi = x + img * out;
+    float* yi = y + img * out;
+    for (int oy = 0; oy < g.ho; ++oy)
+      for (int ox = 0; ox < g.wo; ++ox) {
+        const size_t o = (static_cast<size_t>(oy) * g.wo + ox) * g.c;
+        for (int ch = 0; ch < g.cs; ++ch) yi[o + ch] = xi[o + ch] + si[shortcut_source(si, g, oy, ox, ch)];
+        for (int ch = g.cs; ch < g.c; ++ch) yi[o + ch] = xi[o + ch];
+      }
+  }
+}
+
+void add_backward(const float* dy, const float* s, int n, const AddGeom& g, float* dx, float* ds) {
+  const size_t out = static_cast<size_t>(g.ho) * g.wo * g.c, saved = static_cast<size_t>(g.hs) * g.ws * g.cs;
+  if (dx && dx != dy) std::memcpy(dx, dy, sizeof(float) * n * out);
+  if (!ds) return;
+  for (int img = 0; img < n; ++img) {
+    const float* si = s + img * saved;
+    const float* di = dy + img * out;
+    float* dsi = ds + img * saved;
+    for (int oy = 0; oy < g.ho; ++oy)
+      for (int ox = 0; ox < g.wo; ++ox) {
+        const size_t o = (static_cast<size_t>(oy) * g.wo + ox) * g.c;
+        for (int ch = 0; ch < g.cs; ++ch) dsi[shortcut_source(si, g, oy, ox, ch)] += di[o + ch];
+      }
+  }
+}
+
 void dense_forward(const float* x, int n, int in, int out, const float* w, const float* b, float* y) {
   gemm_bias(x, n, in, w, b, out, y);
 }
@@ -504,16 +356,9 @@ void dense_backward(const float* dy, const float* x, int n, int in, int out, con
 }
 
 void relu_forward(const float* x, size_t count, float* y) {
-#if defined(__wasm_simd128__)
-  // Explicit SIMD: run in place (x == y), the plain loop cost about 2-3 ns a value here, most likely its scalar
-  // version (the vectorized one needs x and y apart).
-  size_t i = 0;
-  for (; i + 4 <= count; i += 4) wasm_v128_store(y + i, wasm_f32x4_pmax(wasm_v128_load(x + i), wasm_f32x4_splat(0.0f)));
-  for (; i < count; ++i) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
-#else
+  if (kernels::relu(x, count, y)) return;
 #pragma omp parallel for simd schedule(static) if (count > 65536)
   for (size_t i = 0; i < count; ++i) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
-#endif
 }
 
 void relu_backward(const float* dy, const float* y, size_t count, float* dx) {

@@ -25,25 +25,48 @@ void im2col(const float* x, int n, const ConvGeom& g, float* col);
 // Adds each column gradient back into dx (dx must be zeroed by the caller).
 void col2im_add(const float* dcol, int n, const ConvGeom& g, float* dx);
 
-// y = im2col(x) * w + b, with w[patch][cout], b[cout]. col: conv2d_scratch_floats(g, n) floats of scratch; keep_col:
-// col holds im2col(x) afterwards (backward needs it); otherwise inference kernels may use it their own way (the
-// WebAssembly build runs 3x3 'same' layers as Winograd F(2x2, 3x3) or straight from a padded copy, with no im2col).
-// winograd_u: the layer's weights already transformed by conv2d_prepare_winograd (inference only; ignored with
-// keep_col or where conv2d_winograd_floats(g) is 0), so that they are not transformed again on every call.
-// relu: y = max(0, ...), in the kernels' output stores where they can (no extra pass over y).
-void conv2d_forward(const float* x, int n, const ConvGeom& g, const float* w, const float* b, float* col, float* y,
-                    bool keep_col = true, const float* winograd_u = nullptr, bool relu = false);
-// Scratch floats conv2d_forward needs for n images: at least the im2col size, n*ho*wo*patch.
+// Training: y = im2col(x) * w + b, with w[patch][cout], b[cout]; col (conv2d_scratch_floats(g, n) floats) holds
+// im2col(x) afterwards, which conv2d_backward reads (1x1 stride-1 convolutions need no im2col: col is unused).
+void conv2d_forward(const float* x, int n, const ConvGeom& g, const float* w, const float* b, float* col, float* y);
+// Inference: the same y, by whichever kernel is fastest for the layer (the WebAssembly build runs 3x3 'same' layers
+// as Winograd F(2x2, 3x3) or straight from a padded copy; see kernels.h), then y = max(0, y) if relu, in the
+// kernels' output stores where they can. winograd_u: the layer's weights as an InferencePlan prepared them, or
+// nullptr. scratch: conv2d_scratch_floats(g, n) floats, its contents not kept.
+void conv2d_forward_infer(const float* x, int n, const ConvGeom& g, const float* w, const float* winograd_u,
+                          const float* b, float* scratch, float* y, bool relu = false);
+// Scratch floats either forward needs for n images: at least the im2col size, n*ho*wo*patch.
 size_t conv2d_scratch_floats(const ConvGeom& g, int n);
-// Floats of a layer's Winograd-transformed weights (16 x cin x cout): 0 where inference never runs the layer as
-// Winograd, which is always the case in native builds.
-size_t conv2d_winograd_floats(const ConvGeom& g);
-// Writes those transformed weights of w into u (conv2d_winograd_floats(g) floats); only where that is > 0.
-void conv2d_prepare_winograd(const ConvGeom& g, const float* w, float* u);
 // dw += col^T dy, db += sum(dy); dx = col2im(dy w^T) if dx != nullptr (dcol: scratch like col). dw == nullptr: the
 // input gradient only (db and col unused), as explain.h back-propagates through an inference pass.
 void conv2d_backward(const float* dy, int n, const ConvGeom& g, const float* w, const float* col, float* dw,
                      float* db, float* dcol, float* dx);
+
+// Depthwise k x k convolution: each channel has its own filter (g.cin == g.cout channels), w[(ky*k + kx)*c + ch],
+// b[c]; 'same' padding as ConvGeom::make (TensorFlow's: the extra row and column at stride 2 go bottom and right).
+// relu: y = max(0, ...).
+void depthwise_forward(const float* x, int n, const ConvGeom& g, const float* w, const float* b, float* y,
+                       bool relu = false);
+// dw += ..., db += ... (dw == nullptr: neither); dx = the input gradient if dx != nullptr.
+void depthwise_backward(const float* dy, const float* x, int n, const ConvGeom& g, const float* w, float* dw,
+                        float* db, float* dx);
+
+// A residual connection: y = x + shortcut(s), where s (the activation saved at the block's start, hs x ws x cs) is
+// max-pooled over 2x2 windows with stride 2 when the block halved the size (ho = ceil(hs/2); a window past the
+// edge takes what is inside) and zero-padded from cs to c channels when the block added channels (BlazeFace's and
+// MobileNet's shortcuts).
+struct AddGeom {
+  int hs = 0, ws = 0, cs = 0;  // the saved activation
+  int ho = 0, wo = 0, c = 0;   // x and y
+  bool pooled() const { return ho != hs || wo != ws; }
+  // Whether s can be added to x: the same size or halved (rounded up), and no more channels.
+  bool valid() const {
+    return cs <= c && ((ho == hs && wo == ws) || (ho == (hs + 1) / 2 && wo == (ws + 1) / 2 && hs > 1 && ws > 1));
+  }
+};
+void add_forward(const float* x, const float* s, int n, const AddGeom& g, float* y);
+// dx = dy (if dx != nullptr and not dy itself); ds += the shortcut's gradient (if ds != nullptr; s is read again
+// to find each pooled window's maximum).
+void add_backward(const float* dy, const float* s, int n, const AddGeom& g, float* dx, float* ds);
 
 // y[n][out] = x[n][in] * w[in][out] + b[out].
 void dense_forward(const float* x, int n, int in, int out, const float* w, const float* b, float* y);

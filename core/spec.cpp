@@ -1,5 +1,6 @@
 #include "spec.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <sstream>
 #include <stdexcept>
@@ -16,6 +17,9 @@ const char* layer_name(LayerKind kind) {
     case LayerKind::BatchNorm: return "bn";
     case LayerKind::Flatten: return "flatten";
     case LayerKind::GlobalAvgPool: return "gap";
+    case LayerKind::DepthwiseConv: return "dwconv";
+    case LayerKind::Save: return "save";
+    case LayerKind::Add: return "add";
   }
   return "?";
 }
@@ -63,6 +67,7 @@ Spec parse_spec(const std::string& text) {
       for (std::string part; std::getline(parts, part, ';');) layer_texts.emplace_back(n, part);
     }
   }
+  std::vector<std::string> saved;  // the names saved so far
   for (const auto& layer_text : layer_texts) {
     const int lineno = layer_text.first;  // (not a structured binding: C++17 lambdas below cannot capture one)
     const std::string& raw = layer_text.second;
@@ -107,6 +112,25 @@ Spec parse_spec(const std::string& text) {
         else if (pos[i] == "valid") l.same = false;
         else l.stride = parse_int(pos[i], lineno, "stride", 1, 8);
       }
+    } else if (op == "dwconv") {
+      want(1, 3, "dwconv <kernel> [stride] [same|valid]");
+      l.kind = LayerKind::DepthwiseConv;
+      l.kernel = parse_int(pos[0], lineno, "kernel", 1, 15);
+      for (size_t i = 1; i < pos.size(); ++i) {
+        if (pos[i] == "same") l.same = true;
+        else if (pos[i] == "valid") l.same = false;
+        else l.stride = parse_int(pos[i], lineno, "stride", 1, 8);
+      }
+    } else if (op == "save" || op == "add") {
+      want(1, 1, op == "save" ? "save <name>" : "add <name>");
+      l.kind = op == "save" ? LayerKind::Save : LayerKind::Add;
+      l.tap = pos[0];
+      if (l.tap.size() > 64 || l.tap.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
+                                   std::string::npos)
+        fail(lineno, "expected a name of letters, digits, '_' or '-' (at most 64), got '" + l.tap + "'");
+      if (op == "save") saved.push_back(l.tap);
+      else if (std::find(saved.begin(), saved.end(), l.tap) == saved.end())
+        fail(lineno, "'add " + l.tap + "' needs a 'save " + l.tap + "' before it");
     } else if (op == "maxpool") {
       want(1, 2, "maxpool <size> [stride]");
       l.kind = LayerKind::MaxPool;
@@ -131,7 +155,8 @@ Spec parse_spec(const std::string& text) {
       have_softmax = true;
       continue;
     } else {
-      fail(lineno, "unknown layer '" + op + "' (expected conv, maxpool, dropout, dense, relu, bn, flatten, gap, softmax)");
+      fail(lineno, "unknown layer '" + op +
+                       "' (expected conv, dwconv, maxpool, dropout, dense, relu, bn, flatten, gap, save, add, softmax)");
     }
     spec.layers.push_back(l);
   }
@@ -150,6 +175,9 @@ std::string format_spec(const Spec& spec) {
       case LayerKind::Conv:
         o << ' ' << l.units << ' ' << l.kernel << ' ' << l.stride << (l.same ? " same" : " valid");
         break;
+      case LayerKind::DepthwiseConv: o << ' ' << l.kernel << ' ' << l.stride << (l.same ? " same" : " valid"); break;
+      case LayerKind::Save:
+      case LayerKind::Add: o << ' ' << l.tap; break;
       case LayerKind::MaxPool: o << ' ' << l.kernel << ' ' << l.stride; break;
       case LayerKind::Dropout: o << ' ' << l.rate; break;
       case LayerKind::Dense: o << ' ' << l.units; break;

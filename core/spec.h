@@ -10,14 +10,23 @@
 //   dense 256           # units [init=he|glorot]
 //   softmax             # marks the output: the preceding layer's outputs are the class logits
 //
-// Other layers: bn (batch normalization over the last axis), gap (global average pooling).
+// Other layers: bn (batch normalization over the last axis), gap (global average pooling), and for the networks
+// small modern CNNs are made of:
+//
+//   dwconv 3 2 same     # depthwise convolution: kernel [stride] [same|valid], one filter per channel
+//   save a              # remembers the activation here under a name (the start of a residual block)
+//   ...                 # the block
+//   add a               # adds the latest 'save a' back: max-pooled 2x2 if the block halved the size, zero-padded
+//                       # if it added channels
+//
+// A BlazeFace block, for example: "save b; dwconv 5 same; conv 24 1; add b; relu".
 #pragma once
 #include <string>
 #include <vector>
 
 namespace ferkit {
 
-enum class LayerKind { Conv, MaxPool, Dropout, Dense, ReLU, BatchNorm, Flatten, GlobalAvgPool };
+enum class LayerKind { Conv, MaxPool, Dropout, Dense, ReLU, BatchNorm, Flatten, GlobalAvgPool, DepthwiseConv, Save, Add };
 enum class Init { Auto, He, Glorot };
 
 struct LayerSpec {
@@ -28,6 +37,7 @@ struct LayerSpec {
   bool same = true;     // conv padding
   float rate = 0.0f;    // dropout probability
   Init init = Init::Auto;
+  std::string tap;      // save and add: the name
 };
 
 struct Shape {

@@ -59,6 +59,9 @@ FeatureCache::FeatureCache(const Model& model, int layer_, int views_, size_t im
     : layer(layer_), views(views_), images(images_) {
   if (layer < 1 || layer >= static_cast<int>(model.layers.size()) || views < 1)
     throw std::invalid_argument("feature cache: layer or views out of range");
+  if (inside_residual_block(model, layer))
+    throw std::invalid_argument("feature cache: layer " + std::to_string(layer + 1) +
+                                " is inside a residual block (its add needs the activation saved before it)");
   size = static_cast<size_t>(model.layers[layer].in.size());
   values.assign(total() * size, 0.0f);
 }

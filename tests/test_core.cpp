@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "data.h"
+#include "kernels.h"
 #include "nn.h"
 #include "rng.h"
 #include "model.h"
@@ -166,6 +167,24 @@ TEST(Gradients, OverlappingMaxPool) {
   h.check();
 }
 
+TEST(Gradients, DepthwiseStridesAndPadding) {
+  // Stride 1 and 2, 'same' (asymmetric at stride 2: the extra row and column bottom and right) and 'valid', 3x3 and
+  // 5x5, channel counts the SIMD kernel takes (4) and does not (3).
+  GradHarness a("input 8 8 4; dwconv 3 same; relu; dwconv 3 2 same; flatten; dense 3; softmax");
+  a.check();
+  GradHarness b("input 9 7 3; dwconv 5 2 same; bn; relu; dwconv 3 1 valid; gap; dense 3; softmax");
+  b.check();
+}
+
+TEST(Gradients, ResidualBlocksWithPooledAndPaddedShortcuts) {
+  // An identity shortcut, a block that halves an odd size (7 -> 4: the last pooling window is cut) and adds
+  // channels (4 -> 6, zero-padded), and one save added back twice.
+  GradHarness h("input 7 7 2; conv 4 3 same; save a; dwconv 3 same; conv 4 1; add a; relu; save b; "
+                "dwconv 3 2 same; bn; conv 6 1; add b; relu; save c; conv 6 1; add c; conv 6 1; add c; gap; "
+                "dense 3; softmax");
+  h.check();
+}
+
 TEST(Gradients, LossWithClassWeightsAndLabelSmoothing) {
   GradHarness h("input 3 3 1; flatten; dense 4; softmax");
   h.class_weights = {0.5f, 2.0f, 1.0f, 3.0f};
@@ -199,19 +218,19 @@ TEST(Conv, InferenceAndTrainingKernelsMatchReference) {
     for (auto& v : b) v = rng.uniform(-0.5f, 0.5f);
     Floats col(conv2d_scratch_floats(g, c.n)), y_train(static_cast<size_t>(c.n) * g.ho * g.wo * c.cout),
         y_infer(y_train.size());
-    conv2d_forward(x.data(), c.n, g, w.data(), b.data(), col.data(), y_train.data(), true);
-    conv2d_forward(x.data(), c.n, g, w.data(), b.data(), col.data(), y_infer.data(), false);
+    conv2d_forward(x.data(), c.n, g, w.data(), b.data(), col.data(), y_train.data());
+    conv2d_forward_infer(x.data(), c.n, g, w.data(), nullptr, b.data(), col.data(), y_infer.data());
     // With prepared Winograd weights (an InferencePlan's), where the build has them (WebAssembly: even sizes,
     // cin % 4 == 0, cout % 8 == 0, any batch); elsewhere the same call as y_infer.
-    Floats u(conv2d_winograd_floats(g)), y_plan(y_train.size());
-    if (!u.empty()) conv2d_prepare_winograd(g, w.data(), u.data());
-    conv2d_forward(x.data(), c.n, g, w.data(), b.data(), col.data(), y_plan.data(), false,
-                   u.empty() ? nullptr : u.data());
+    Floats u(kernels::winograd_floats(g)), y_plan(y_train.size());
+    if (!u.empty()) kernels::winograd_prepare(g, w.data(), u.data());
+    conv2d_forward_infer(x.data(), c.n, g, w.data(), u.empty() ? nullptr : u.data(), b.data(), col.data(),
+                         y_plan.data());
     // The same two with the ReLU in the kernels' output (an InferencePlan's convolution followed by a ReLU).
     Floats y_relu(y_train.size()), y_relu_plan(y_train.size());
-    conv2d_forward(x.data(), c.n, g, w.data(), b.data(), col.data(), y_relu.data(), false, nullptr, true);
-    conv2d_forward(x.data(), c.n, g, w.data(), b.data(), col.data(), y_relu_plan.data(), false,
-                   u.empty() ? nullptr : u.data(), true);
+    conv2d_forward_infer(x.data(), c.n, g, w.data(), nullptr, b.data(), col.data(), y_relu.data(), true);
+    conv2d_forward_infer(x.data(), c.n, g, w.data(), u.empty() ? nullptr : u.data(), b.data(), col.data(),
+                         y_relu_plan.data(), true);
     double worst_train = 0, worst_infer = 0, worst_plan = 0, worst_relu = 0;
     for (int i = 0; i < c.n; ++i)
       for (int oy = 0; oy < g.ho; ++oy)
@@ -301,6 +320,111 @@ TEST(Forward, InferencePlanGivesTheSameLogits) {
   fo.plan = &plan;
   load_input(other, ws, px.data(), 1);
   EXPECT_THROW(forward(other, ws, 1, fo), std::logic_error);
+}
+
+// depthwise_forward (the WebAssembly SIMD kernel where channels come in fours, the portable loops otherwise) against
+// a float64 reference, TensorFlow's 'same' padding at stride 2 included; and add_forward's pooled, padded shortcut.
+TEST(Depthwise, MatchesReferenceAndPadsAsTensorFlow) {
+  struct Case { int h, w, c, k, stride; bool same; int n; int pad_top, pad_left; };
+  // 8 -> 4 at stride 2 with k 3: one padding row in all, at the bottom; k 5: 3 rows, 1 top and 2 bottom.
+  for (const Case t : {Case{8, 8, 4, 3, 2, true, 2, 0, 0}, Case{8, 6, 8, 5, 2, true, 1, 1, 1},
+                       Case{7, 9, 3, 3, 1, true, 2, 1, 1}, Case{9, 9, 12, 3, 2, false, 1, 0, 0},
+                       Case{16, 16, 24, 5, 1, true, 1, 2, 2}}) {
+    const ConvGeom g = ConvGeom::make(t.h, t.w, t.c, t.c, t.k, t.stride, t.same);
+    EXPECT_EQ(g.pad_top, t.pad_top);
+    EXPECT_EQ(g.pad_left, t.pad_left);
+    Rng rng(t.h * 100 + t.c);
+    Floats x(static_cast<size_t>(t.n) * t.h * t.w * t.c), w(static_cast<size_t>(t.k) * t.k * t.c), b(t.c);
+    for (auto& v : x) v = rng.uniform(-1.0f, 1.0f);
+    for (auto& v : w) v = rng.uniform(-0.5f, 0.5f);
+    for (auto& v : b) v = rng.uniform(-0.5f, 0.5f);
+    Floats y(static_cast<size_t>(t.n) * g.ho * g.wo * t.c), y_relu(y.size());
+    depthwise_forward(x.data(), t.n, g, w.data(), b.data(), y.data());
+    depthwise_forward(x.data(), t.n, g, w.data(), b.data(), y_relu.data(), true);
+    double worst = 0;
+    for (int i = 0; i < t.n; ++i)
+      for (int oy = 0; oy < g.ho; ++oy)
+        for (int ox = 0; ox < g.wo; ++ox)
+          for (int ch = 0; ch < t.c; ++ch) {
+            double ref = b[ch];
+            for (int ky = 0; ky < t.k; ++ky)
+              for (int kx = 0; kx < t.k; ++kx) {
+                const int iy = oy * t.stride + ky - t.pad_top, ix = ox * t.stride + kx - t.pad_left;
+                if (iy < 0 || iy >= t.h || ix < 0 || ix >= t.w) continue;
+                ref += double(x[((static_cast<size_t>(i) * t.h + iy) * t.w + ix) * t.c + ch]) * w[(ky * t.k + kx) * t.c + ch];
+              }
+            const size_t at = ((static_cast<size_t>(i) * g.ho + oy) * g.wo + ox) * t.c + ch;
+            worst = std::max({worst, std::fabs(y[at] - ref), std::fabs(y_relu[at] - std::max(ref, 0.0))});
+          }
+    EXPECT_LT(worst, 1e-5) << t.h << "x" << t.w << "x" << t.c << " k" << t.k << " s" << t.stride;
+  }
+}
+
+TEST(Residual, ShortcutIsPooledOverTwoByTwoAndZeroPadded) {
+  // s: 3x3x1 -> pooled to 2x2 (the last row and column are windows of their own), added to 2x2x2 x.
+  const Floats s = {1, 5, 2,  //
+                    3, 4, 9,  //
+                    7, 0, 6};
+  Floats x(8, 10.0f), y(8);
+  const AddGeom g{3, 3, 1, 2, 2, 2};
+  ASSERT_TRUE(g.valid());
+  add_forward(x.data(), s.data(), 1, g, y.data());
+  EXPECT_EQ(y, (Floats{15, 10, 19, 10, 17, 10, 16, 10}));
+  Floats dy = {1, 2, 3, 4, 5, 6, 7, 8}, dx(8), ds(9, 0.0f);
+  add_backward(dy.data(), s.data(), 1, g, dx.data(), ds.data());
+  EXPECT_EQ(dx, dy);
+  EXPECT_EQ(ds, (Floats{0, 1, 0, 0, 0, 3, 5, 0, 7}));  // each window's gradient goes to its maximum
+  EXPECT_FALSE((AddGeom{4, 4, 3, 4, 4, 2}.valid()));  // fewer channels than the shortcut
+  EXPECT_FALSE((AddGeom{8, 8, 2, 3, 3, 2}.valid()));  // neither the same size nor half of it
+  EXPECT_THROW(Model(parse_spec("input 8 8 2; save a; conv 4 3 3 same; add a; flatten; dense 2; softmax")),
+               std::runtime_error);
+}
+
+// A residual, depthwise network: the plan folds batch norm into depthwise layers as into convolutions, and its
+// logits match a plain pass; every split point inside and outside the blocks gives a whole pass's logits.
+TEST(Forward, ResidualDepthwiseNetworkPlansAndSplits) {
+  Model m(parse_spec("input 16 16 1; conv 8 3 2 same; bn; relu; save a; dwconv 5 same; bn; relu; conv 8 1; bn; "
+                     "add a; relu; save b; dwconv 3 2 same; bn; conv 12 1; add b; relu; flatten; dense 5; softmax"));
+  m.init(3);
+  Rng rng(4);
+  for (const LayerPlan& p : m.layers) {
+    if (p.spec.kind != LayerKind::BatchNorm) continue;
+    for (int c = 0; c < p.out.c; ++c) {
+      m.params[p.w + c] = rng.uniform(0.5f, 1.5f);
+      m.params[p.b + c] = rng.uniform(-0.3f, 0.3f);
+      m.params[p.mean + c] = rng.uniform(-0.5f, 0.5f);
+      m.params[p.var + c] = rng.uniform(0.3f, 2.0f);
+    }
+  }
+  const InferencePlan plan = plan_inference(m);
+  size_t folded = 0;
+  for (const Floats& b : plan.bias) folded += !b.empty();
+  EXPECT_EQ(folded, 4u);  // the stem conv, the first block's dwconv and conv 1x1, the second block's dwconv
+  Workspace ws;
+  ws.reserve(m, 2);
+  std::vector<uint8_t> px(2 * 256);
+  for (auto& p : px) p = static_cast<uint8_t>(rng.below(256));
+  Floats plain(10), planned(10);
+  predict(m, ws, px.data(), 2, plain.data());
+  predict(m, ws, px.data(), 2, planned.data(), false, &plan);
+  for (size_t j = 0; j < plain.size(); ++j) EXPECT_NEAR(plain[j], planned[j], 1e-5) << j;
+  load_input(m, ws, px.data(), 2);
+  const float* whole = forward(m, ws, 2, {});
+  const Floats expect(whole, whole + 10);
+  for (int split = 1; split < static_cast<int>(m.layers.size()); ++split) {
+    load_input(m, ws, px.data(), 2);
+    ForwardOptions a;
+    a.until_layer = split;
+    forward(m, ws, 2, a);
+    ForwardOptions b;
+    b.from_layer = split;
+    const float* out = forward(m, ws, 2, b);
+    for (size_t j = 0; j < expect.size(); ++j) EXPECT_NEAR(out[j], expect[j], 1e-6) << "split at " << split;
+  }
+  EXPECT_TRUE(inside_residual_block(m, 6));   // after save a (layer 4), before add a
+  EXPECT_FALSE(inside_residual_block(m, 4));  // save a's own input: the pass computes it
+  EXPECT_FALSE(inside_residual_block(m, static_cast<int>(m.layers.size()) - 2));
+  EXPECT_THROW(FeatureCache(m, 6, 1, 1), std::invalid_argument);
 }
 
 // average_models (a uniform model soup) is the element-wise mean of the parameters, and refuses another architecture.
@@ -648,6 +772,55 @@ TEST(ModelFile, RoundTripGivesBitIdenticalOutputs) {
   predict(m, w1, px.data(), 3, p1.data());
   predict(m2, w2, px.data(), 3, p2.data());
   EXPECT_EQ(std::memcmp(p1.data(), p2.data(), p1.size() * 4), 0);
+}
+
+// A residual, depthwise model is stored like any other: its spec text (save/add names included) and weights; float32
+// loads bit-identical, and int8 keeps one scale per depthwise channel (its weights' last axis) within the stated bound.
+TEST(ModelFile, ResidualDepthwiseModelRoundTrips) {
+  Model m(parse_spec("input 48 48 1; conv 8 3 2 same; bn; relu; save stem; dwconv 5 same; conv 8 1; add stem; relu; "
+                     "save b2; dwconv 3 2 same; bn; conv 12 1; add b2; relu; gap; dense 7; softmax"));
+  m.init(5);
+  const std::vector<uint8_t> bytes = save_model(m, {{"name", "residual"}});
+  Model m2 = load_model(bytes.data(), bytes.size());
+  EXPECT_EQ(format_spec(m2.spec), format_spec(m.spec));
+  EXPECT_EQ(m2.layers[6].tap, 3);  // add stem -> save stem
+  ASSERT_EQ(m2.params.size(), m.params.size());
+  EXPECT_EQ(std::memcmp(m2.params.data(), m.params.data(), m.params.size() * 4), 0);
+  const std::vector<uint8_t> i8 = save_model(m, {}, {}, WeightStorage::I8);
+  Model q = load_model(i8.data(), i8.size());
+  const LayerPlan& dw = m.layers[4];
+  ASSERT_EQ(dw.spec.kind, LayerKind::DepthwiseConv);
+  for (int c = 0; c < dw.out.c; ++c) {
+    float top = 0;
+    for (int t = 0; t < 25; ++t) top = std::max(top, std::fabs(m.params[dw.w + t * dw.out.c + c]));
+    for (int t = 0; t < 25; ++t) {
+      const size_t j = dw.w + static_cast<size_t>(t) * dw.out.c + c;
+      EXPECT_LE(std::fabs(q.params[j] - m.params[j]), top / 127 / 2 * 1.001f) << "channel " << c;
+    }
+  }
+}
+
+TEST(Spec, ResidualAndDepthwiseLayersRoundTripAndErrorsSayWhatIsWrong) {
+  const Spec s = parse_spec("input 8 8 4\nsave in_1\ndwconv 3 2 valid\nconv 8 1\nadd in_1\ngap\ndense 2\nsoftmax\n");
+  EXPECT_EQ(format_spec(s), "input 8 8 4\nsave in_1\ndwconv 3 2 valid\nconv 8 1 1 same\nadd in_1\ngap\ndense 2\nsoftmax\n");
+  EXPECT_EQ(format_spec(parse_spec(format_spec(s))), format_spec(s));
+  auto error = [](const std::string& text) {
+    try {
+      Model(parse_spec(text));
+    } catch (const std::runtime_error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(error("input 8 8 1\nconv 2 3\nadd x\nflatten; dense 2\nsoftmax").find("line 3: 'add x' needs a 'save x' before it"),
+            std::string::npos);
+  EXPECT_NE(error("input 8 8 1\nsave a.b\nflatten; dense 2\nsoftmax").find("line 2: expected a name"), std::string::npos);
+  EXPECT_NE(error("input 8 8 1\ndwconv\nflatten; dense 2\nsoftmax").find("line 2: expected 'dwconv <kernel>"),
+            std::string::npos);
+  // 8x8x1 saved, 3x3x4 at the add: neither the same size nor half of it.
+  EXPECT_NE(error("input 8 8 1; save a; conv 4 3 3 same; add a; flatten; dense 2; softmax")
+                .find("layer 3 (add) cannot add 'a' (8x8x1) to its 3x3x4 input"),
+            std::string::npos);
 }
 
 TEST(ModelFile, LoadingIntoAModelReusesItsBufferAndGivesTheSameModel) {

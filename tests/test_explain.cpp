@@ -184,7 +184,10 @@ TEST(Explain, GradientsMatchFiniteDifferences) {
   for (const char* spec : {"input 10 10 2; conv 4 3 same; bn; relu; maxpool 2; dropout 0.3; conv 5 3 same; bn; "
                            "relu; flatten; dense 6; bn; relu; dropout 0.2; dense 3; softmax",
                            "input 11 9 1; conv 4 3 2 same; bn; relu; conv 6 1; relu; maxpool 3 2; conv 5 2 1 valid; "
-                           "gap; dense 3; softmax"}) {
+                           "gap; dense 3; softmax",
+                           // residual blocks (an identity shortcut; a pooled, zero-padded one) and depthwise layers
+                           "input 10 10 2; conv 4 3 same; bn; relu; save a; dwconv 3 same; bn; relu; conv 4 1; add a; "
+                           "relu; save b; dwconv 5 2 same; conv 6 1; add b; relu; gap; dense 3; softmax"}) {
     Model m = random_model(spec, 3);
     Explainer ex(m);
     Workspace ws;

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <exception>
 #include <string>
+#include <vector>
 
 #include "model.h"
 #include "spec.h"
@@ -29,6 +30,11 @@ struct Estimate {
 Estimate estimate(const ferkit::Spec& spec) {
   int64_t h = spec.input.h, w = spec.input.w, c = spec.input.c;
   Estimate e;
+  struct Tap {
+    std::string name;
+    int64_t h, w, c;
+  };
+  std::vector<Tap> taps;
   auto out_size = [](int64_t in, int64_t k, int64_t s, bool same) -> int64_t {
     if (same) return (in + s - 1) / s;
     return in >= k ? (in - k) / s + 1 : 0;
@@ -42,6 +48,23 @@ Estimate estimate(const ferkit::Spec& spec) {
         w = out_size(w, l.kernel, l.stride, l.same);
         c = l.units;
         break;
+      case ferkit::LayerKind::DepthwiseConv:
+        e.params += static_cast<int64_t>(l.kernel) * l.kernel * c + c;
+        h = out_size(h, l.kernel, l.stride, l.same);
+        w = out_size(w, l.kernel, l.stride, l.same);
+        break;
+      case ferkit::LayerKind::Save:
+        taps.push_back({l.tap, h, w, c});
+        break;
+      case ferkit::LayerKind::Add: {
+        const Tap* t = nullptr;
+        for (const Tap& s : taps)
+          if (s.name == l.tap) t = &s;
+        if (!t) return {-1, -1, e.int_overflow};
+        const bool same = t->h == h && t->w == w, halved = h == (t->h + 1) / 2 && w == (t->w + 1) / 2 && t->h > 1 && t->w > 1;
+        if (t->c > c || !(same || halved)) return {-1, -1, e.int_overflow};
+        break;
+      }
       case ferkit::LayerKind::MaxPool:
         h = out_size(h, l.kernel, l.stride, false);
         w = out_size(w, l.kernel, l.stride, false);
