@@ -30,7 +30,8 @@ std::vector<float> mean_probabilities(const std::vector<float>& probs) {
 nlohmann::json FinetuneConfig::to_json() const {
   return {{"whole_network", whole_network}, {"head_layers", head_layers}, {"epochs", epochs},
           {"lr", effective_lr()}, {"anchor", anchor}, {"batch", batch}, {"holdout", holdout},
-          {"augment", augment}, {"views", views}, {"replay", replay}, {"keep_priors", keep_priors}, {"seed", seed}};
+          {"augment", augment}, {"views", views}, {"replay", replay}, {"keep_priors", keep_priors}, {"blend", blend},
+          {"seed", seed}};
 }
 
 FinetuneConfig FinetuneConfig::from_json(const nlohmann::json& j) {
@@ -52,6 +53,7 @@ FinetuneConfig FinetuneConfig::from_json(const nlohmann::json& j) {
   flag("whole_network", c.whole_network);
   flag("augment", c.augment);
   flag("keep_priors", c.keep_priors);
+  num("blend", 0, 1, c.blend);
   num("epochs", 1, 1000, c.epochs);
   num("lr", 0, 1, c.lr);
   num("anchor", 0, 100, c.anchor);
@@ -236,9 +238,20 @@ bool FineTune::step() {
   const Progress pr = trainer_->progress();
   if (pr.done >= pr.total) {
     trainer_->end_epoch();
-    if (trainer_->finished()) keep_priors();
+    if (trainer_->finished()) {
+      blend_with_base();
+      keep_priors();
+    }
   }
   return true;
+}
+
+// Frozen weights equal their anchor, so they stay as they are.
+void FineTune::blend_with_base() {
+  if (cfg_.blend >= 1.0f) return;
+  const Floats& base = trainer_->anchor;
+  for (size_t i = 0; i < model_.params.size(); ++i)
+    model_.params[i] = base[i] + cfg_.blend * (model_.params[i] - base[i]);
 }
 
 // Softmax then bias: p'(c) is proportional to p(c) exp(shift_c), so the shift that brings the bank's mean

@@ -319,3 +319,31 @@ TEST(Finetune, KeepPriorsGivesTheBankTheBaseModelsMeanProbabilities) {
     ASSERT_NEAR(with->model().params[i], without->model().params[i] + shift, 1e-6) << "param " << i;
   }
 }
+
+// Residual and depthwise networks fine-tune like chains: head only, the layers below the head stay as they were
+// (their features are cached once, through the blocks); the whole network, the blocks' weights move too, and the
+// taught blobs are learnt either way.
+TEST(Finetune, ResidualDepthwiseNetworksTrainHeadOnlyOrWhole) {
+  Model base(parse_spec("input 48 48 1; conv 8 3 2 same; bn; relu; save a; dwconv 3 same; bn; relu; conv 8 1; "
+                        "add a; relu; save b; dwconv 3 2 same; conv 12 1; add b; relu; maxpool 4; flatten; dense 32; "
+                        "relu; dense 7; softmax"));
+  base.init(3);
+  const Dataset samples = blobs({8, 8, 8, 8, 8, 8, 8}, 5);
+  for (bool whole : {false, true}) {
+    FinetuneConfig cfg;
+    cfg.whole_network = whole;
+    cfg.epochs = 20;
+    cfg.lr = 3e-3f;
+    cfg.augment = false;
+    FineTune ft(base, samples, cfg);
+    ft.run();
+    const int head = head_start(base, cfg.head_layers);
+    size_t frozen_end = 0;  // the parameters of the layers below the head
+    for (const TensorRef& t : base.tensors)
+      if (t.layer < head) frozen_end = t.offset + t.size;
+    ASSERT_GT(frozen_end, 0u);
+    const bool same_below = std::equal(base.params.begin(), base.params.begin() + frozen_end, ft.model().params.begin());
+    EXPECT_EQ(same_below, !whole) << (whole ? "whole network" : "head only");
+    EXPECT_GT(ft.held_now(), ft.held_before()) << (whole ? "whole network" : "head only");
+  }
+}

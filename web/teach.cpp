@@ -267,6 +267,11 @@ void teach_panel(App& app) {
     ImGui::SliderFloat("pull to base", &t.cfg.anchor, 0.0f, 1.0f, "%.3f", ImGuiSliderFlags_Logarithmic);
     if (ImGui::IsItemHovered())
       ImGui::SetTooltip("L2-SP: how strongly the weights are held near the base model's (guards against forgetting)");
+    ImGui::SliderFloat("keep of the training", &t.cfg.blend, 0.0f, 1.0f, "%.2f");
+    if (ImGui::IsItemHovered())
+      ImGui::SetTooltip("After training, the weights go back toward the base model's (weight-space ensembling):\n"
+                        "1 keeps the trained weights; 0.4 with learning rate 0.004 keeps the expressions you did\n"
+                        "not show closer to before, and learns your samples less");
     ImGui::Checkbox("Vary the samples (flip, shift, rotate, brightness)", &t.cfg.augment);
     ImGui::Checkbox("Keep how often each expression is given", &t.cfg.keep_priors);
     if (ImGui::IsItemHovered())

@@ -84,6 +84,9 @@ void add_finetune_command(CLI::App& app, Context& ctx) {
   fine->add_option("--epochs", fc.epochs, "epochs")->capture_default_str()->check(CLI::Range(1, 1000));
   fine->add_option("--lr", fc.lr, "learning rate (default: 0.002 head only, 0.0002 whole network)")
       ->check(CLI::Range(0.0, 1.0));
+  fine->add_option("--blend", fc.blend, "after training, the share of the trained change the weights keep (1: "
+                                        "all of it; less forgets less and learns the samples less)")
+      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
   fine->add_option("--anchor", fc.anchor, "L2-SP strength toward the base weights (0: off)")->capture_default_str()
       ->check(CLI::Range(0.0, 100.0));
   fine->add_option("--batch", fc.batch, "batch size")->capture_default_str()->check(CLI::Range(1, 1024));
