@@ -254,6 +254,13 @@ int main(int argc, char** argv) {
       // A replay bank (core/finetune.h): the dense layer's inputs (2 values) for 3 reference faces.
       put("model", "mini_replay.ferkit",
           ferkit::save_model(mini, {{"replay_layer", 4}, {"replay_faces", 3}}, {{"replay", ferkit::Floats(6, 0.5f)}}));
+      // Residual and depthwise layers: a strided depthwise block whose shortcut is pooled and zero-padded.
+      ferkit::Model residual(ferkit::parse_spec(
+          "input 6 6 1; conv 2 3 same; save a; dwconv 3 2 same; bn; conv 3 1; add a; relu; gap; dense 2; softmax"));
+      residual.init(4);
+      put("model", "mini_residual.ferkit", ferkit::save_model(residual, nlohmann::json::object()));
+      put("model", "mini_residual_i8.ferkit",
+          ferkit::save_model(residual, nlohmann::json::object(), {}, ferkit::WeightStorage::I8));
       ferkit::Model flat(ferkit::parse_spec("input 2 2 1; flatten; dense 2; softmax"));
       put("model", "flat_extra_blobs.ferkit",
           ferkit::save_model(flat, {{"best_epoch", 1}},
@@ -278,6 +285,22 @@ int main(int argc, char** argv) {
     put("spec", "unknown_layer.txt", std::string("input 48 48 1\nconv 8 3\npool 2\nflatten\ndense 7\nsoftmax\n"));
     put("spec", "no_softmax.txt", std::string("input 48 48 1\nflatten\ndense 7\n"));
     put("spec", "shape_error.txt", std::string("input 4 4 1\nmaxpool 8\nflatten\ndense 2\nsoftmax\n"));
+    // Residual and depthwise layers: blocks with identity and pooled, zero-padded shortcuts; an add whose shapes do
+    // not fit; MediaPipe's BlazeFace backbone (tests/test_core.cpp's Spec.BlazeFaceBackboneIsExpressible).
+    put("spec", "residual.txt",
+        std::string("input 32 32 3\nconv 16 3 2 same\nrelu\nsave a\ndwconv 5 same\nconv 16 1\nadd a\nrelu\n"
+                    "save b        # a halving block that adds channels: the shortcut is pooled and padded\n"
+                    "dwconv 3 2 same\nbn\nconv 24 1\nadd b\nrelu\ngap\ndense 7\nsoftmax\n"));
+    put("spec", "add_bad_shape.txt", std::string("input 8 8 4\nsave x; dwconv 3 2 valid; add x\nflatten; dense 2\nsoftmax\n"));
+    {
+      std::string blazeface = "input 128 128 3\nconv 24 5 2 same\nrelu\n";
+      const std::vector<std::pair<int, int>> blocks = {{24, 1}, {28, 1}, {32, 2}, {36, 1}, {42, 1}, {48, 2},
+                                                       {56, 1}, {64, 1}, {72, 1}, {80, 1}, {88, 1}, {96, 2},
+                                                       {96, 1}, {96, 1}, {96, 1}, {96, 1}};
+      for (const auto& [c, s] : blocks)
+        blazeface += "save s; dwconv 3 " + std::to_string(s) + " same; conv " + std::to_string(c) + " 1; add s; relu\n";
+      put("spec", "blazeface_backbone.txt", blazeface + "gap\ndense 2\nsoftmax\n");
+    }
 
     // ---- FER CSV ----
     const std::string valid = csv_valid();
