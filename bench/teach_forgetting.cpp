@@ -148,20 +148,22 @@ Metrics gated_metrics(Model& base, Model& tuned, const Dataset& samples, const D
   wb.reserve(base, 256);
   wt.reserve(tuned, 256, false, head);
   const size_t d = static_cast<size_t>(base.layers[static_cast<size_t>(head)].in.size());
-  auto features = [&](const Dataset& set, size_t from, int n, std::vector<float>& out) {
+  // The head-input features of n images of `set` (the frozen layers' output, in wb.act[head]), and in `unit`
+  // each scaled to length 1.
+  auto features = [&](const Dataset& set, size_t from, int n, std::vector<float>& unit) {
     load_input(base, wb, set.image(from), n);
     ForwardOptions fo;
     fo.until_layer = head;
     const float* f = forward(base, wb, n, fo);
-    out.assign(f, f + static_cast<size_t>(n) * d);
+    unit.assign(f, f + static_cast<size_t>(n) * d);
     for (int i = 0; i < n; ++i) {
       double norm = 0;
-      for (size_t j = 0; j < d; ++j) norm += double(out[i * d + j]) * out[i * d + j];
+      for (size_t j = 0; j < d; ++j) norm += double(unit[i * d + j]) * unit[i * d + j];
       const float inv = static_cast<float>(1.0 / std::sqrt(std::max(norm, 1e-12)));
-      for (size_t j = 0; j < d; ++j) out[i * d + j] *= inv;
+      for (size_t j = 0; j < d; ++j) unit[i * d + j] *= inv;
     }
   };
-  std::vector<float> taught, feats, raw;
+  std::vector<float> taught, feats;
   for (size_t i = 0; i < samples.size(); i += 256) {
     const int n = static_cast<int>(std::min<size_t>(256, samples.size() - i));
     features(samples, i, n, feats);
@@ -171,18 +173,15 @@ Metrics gated_metrics(Model& base, Model& tuned, const Dataset& samples, const D
   Metrics m(classes);
   for (size_t i = 0; i < data.size(); i += 256) {
     const int n = static_cast<int>(std::min<size_t>(256, data.size() - i));
-    load_input(base, wb, data.image(i), n);
-    ForwardOptions until;
-    until.until_layer = head;
-    const float* f = forward(base, wb, n, until);
-    raw.assign(f, f + static_cast<size_t>(n) * d);
-    std::copy(raw.begin(), raw.end(), wt.act[static_cast<size_t>(head)].begin());
+    features(data, i, n, feats);
+    const Floats& raw = wb.act[static_cast<size_t>(head)];
+    std::copy(raw.begin(), raw.begin() + static_cast<ptrdiff_t>(static_cast<size_t>(n) * d),
+              wt.act[static_cast<size_t>(head)].begin());
     ForwardOptions rest;
     rest.from_layer = head;
     const float* zb_p = forward(base, wb, n, rest);
     const std::vector<float> zb(zb_p, zb_p + static_cast<size_t>(n) * classes);
     const float* zt = forward(tuned, wt, n, rest);
-    features(data, i, n, feats);
     for (int k = 0; k < n; ++k) {
       double best = -1;
       for (size_t t = 0; t < ns; ++t) {
@@ -268,12 +267,7 @@ int main(int argc, char** argv) {
     return samples;
   };
   auto teach = [&](const Dataset& pool, const std::vector<int>& taught, int draw, const nlohmann::json& over) {
-    Dataset samples;
-    for (int c : taught) {
-      const std::vector<size_t> idx = faces_of(pool, c);
-      for (int i = 0; i < n && !idx.empty(); ++i)
-        samples.add(pool.image(idx[(static_cast<size_t>(draw) * n + i) % idx.size()]), c);
-    }
+    const Dataset samples = samples_of(pool, taught, draw);
     nlohmann::json j = over;
     j["seed"] = draw + 1;
     auto ft = std::make_unique<FineTune>(base, samples, FinetuneConfig::from_json(j), &bank);
@@ -302,8 +296,7 @@ int main(int argc, char** argv) {
           auto ft = teach(fer.public_test, sc.taught, draw, over);
           held_b += ft->held_before() / draws;
           held_a += ft->held_now() / draws;
-          Model base_copy = base;
-          const Metrics after = gate > 0 ? gated_metrics(base_copy, ft->model(), samples_of(fer.public_test, sc.taught, draw),
+          const Metrics after = gate > 0 ? gated_metrics(b, ft->model(), samples_of(fer.public_test, sc.taught, draw),
                                                          fer.private_test, gate)
                                          : metrics_of(ft->model(), fer.private_test);
           const double d = 100 * (after.accuracy() - before.accuracy());
@@ -343,15 +336,14 @@ int main(int argc, char** argv) {
           auto ft = teach(their_taught, sc.taught, draw, over);
           held_b += ft->held_before() / draws;
           held_a += ft->held_now() / draws;
-          Model base_copy = base;
           const Dataset taught_samples = samples_of(their_taught, sc.taught, draw);
-          const Metrics their_after = gate > 0 ? gated_metrics(base_copy, ft->model(), taught_samples, their_other, gate)
+          const Metrics their_after = gate > 0 ? gated_metrics(b, ft->model(), taught_samples, their_other, gate)
                                                : metrics_of(ft->model(), their_other);
           their += 100 * (their_after.accuracy() - their_before) / draws;
           for (int c : sc.taught)  // the taught expressions' recall on the person's other faces
             their_taught_recall += 100 * (their_after.per_class(c).recall - their_base.per_class(c).recall) /
                                    (draws * static_cast<double>(sc.taught.size()));
-          const Metrics after = gate > 0 ? gated_metrics(base_copy, ft->model(), taught_samples, fer.private_test, gate)
+          const Metrics after = gate > 0 ? gated_metrics(b, ft->model(), taught_samples, fer.private_test, gate)
                                          : metrics_of(ft->model(), fer.private_test);
           everyone += 100 * (after.accuracy() - before.accuracy()) / draws;
           worst.see(after, before, sc.taught);

@@ -30,12 +30,10 @@ void layer_input_gradient(const Model& m, const Workspace& ws, size_t i, const f
       std::fill(s.begin(), s.end(), 0.0f);
       break;
     }
-    case LayerKind::Add: {
-      const Shape s = m.layers[static_cast<size_t>(p.tap)].out;
-      add_backward(dy, ws.act[static_cast<size_t>(p.tap) + 1].data(), 1, {s.h, s.w, s.c, p.out.h, p.out.w, p.out.c},
-                   dx, side[static_cast<size_t>(p.tap)].data());
+    case LayerKind::Add:
+      add_backward(dy, ws.act[static_cast<size_t>(p.tap) + 1].data(), 1, add_geom(m, p), dx,
+                   side[static_cast<size_t>(p.tap)].data());
       break;
-    }
     case LayerKind::Conv: conv2d_backward(dy, 1, p.geom, P + p.w, nullptr, nullptr, nullptr, dcol, dx); break;
     case LayerKind::Dense: dense_backward(dy, nullptr, 1, p.in.size(), p.out.c, P + p.w, nullptr, nullptr, dx); break;
     case LayerKind::ReLU: relu_backward(dy, ws.act[i + 1].data(), p.out.size(), dx); break;

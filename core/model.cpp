@@ -260,11 +260,12 @@ void Workspace::reserve(const Model& model, int batch, bool for_training, int fr
   dlogits.assign(training ? logits : 0, 0.0f);
 }
 
-namespace {
 AddGeom add_geom(const Model& m, const LayerPlan& p) {
   const Shape s = m.layers[static_cast<size_t>(p.tap)].out;
   return {s.h, s.w, s.c, p.out.h, p.out.w, p.out.c};
 }
+
+namespace {
 
 // The layers that run the same way in training and inference.
 void layer_forward_common(Model& model, Workspace& ws, size_t i, int n, bool keep_argmax) {
@@ -289,7 +290,7 @@ void layer_forward_common(Model& model, Workspace& ws, size_t i, int n, bool kee
 // Training: each layer as written, one case each. Trainable layers keep what backward reads (im2col, batch-norm
 // statistics, dropout masks, max-pool argmax); frozen ones (below model.first_trainable) run as in inference.
 void forward_train(Model& model, Workspace& ws, int n, size_t from, size_t end, uint64_t dropout_seed) {
-  const float* P = model.params.data();
+  float* P = model.params.data();
   for (size_t i = from; i < end; ++i) {
     const LayerPlan& p = model.layers[i];
     const bool trains = static_cast<int>(i) >= model.first_trainable;
@@ -306,7 +307,7 @@ void forward_train(Model& model, Workspace& ws, int n, size_t from, size_t end, 
         else std::memcpy(y, x, sizeof(float) * count);
         break;
       case LayerKind::BatchNorm: {
-        BatchNormParams bp{P + p.w, P + p.b, model.params.data() + p.mean, model.params.data() + p.var};
+        BatchNormParams bp{P + p.w, P + p.b, P + p.mean, P + p.var};
         const size_t rows = static_cast<size_t>(n) * p.out.h * p.out.w;
         if (trains) batchnorm_forward_train(x, rows, p.out.c, bp, ws.col[i].data(), ws.aux[i].data(), y);
         else batchnorm_forward_infer(x, rows, p.out.c, bp, ws.aux[i].data(), y);
@@ -323,7 +324,7 @@ void forward_train(Model& model, Workspace& ws, int n, size_t from, size_t end, 
 // layers' outputs are not written (nothing reads them in inference).
 void forward_infer(Model& model, Workspace& ws, int n, size_t from, size_t end, const InferencePlan* plan,
                    bool keep_argmax) {
-  const float* P = model.params.data();
+  float* P = model.params.data();
   const auto next_is = [&](size_t i, LayerKind k) { return i < end && model.layers[i].spec.kind == k; };
   for (size_t i = from; i < end; ++i) {
     const LayerPlan& p = model.layers[i];
@@ -354,7 +355,7 @@ void forward_infer(Model& model, Workspace& ws, int n, size_t from, size_t end, 
       }
       case LayerKind::Dropout: std::memcpy(y, x, sizeof(float) * count); break;
       case LayerKind::BatchNorm: {
-        BatchNormParams bp{P + p.w, P + p.b, model.params.data() + p.mean, model.params.data() + p.var};
+        BatchNormParams bp{P + p.w, P + p.b, P + p.mean, P + p.var};
         const size_t rows = static_cast<size_t>(n) * p.out.h * p.out.w;
         const bool relu = next_is(i + 1, LayerKind::ReLU);
         batchnorm_forward_infer(x, rows, p.out.c, bp, ws.aux[i].data(), relu ? ws.act[i + 2].data() : y, relu);

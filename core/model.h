@@ -146,6 +146,9 @@ struct ForwardOptions {
   bool keep_argmax = false;
 };
 
+// The shapes an add layer (p) joins: its saved activation's and its input's.
+AddGeom add_geom(const Model& model, const LayerPlan& p);
+
 // Whether a pass that starts at `layer` (ForwardOptions::from_layer) crosses an add whose saved activation comes
 // from before it: such a pass reads that activation from the workspace as an earlier whole pass left it.
 bool inside_residual_block(const Model& model, int layer);
