@@ -889,3 +889,20 @@ TEST(FuzzRegressions, PngWithAnEmptyFirstIdatChunk) {
   EXPECT_EQ(error_of([&] { ferkit::decode_image(bytes.data(), bytes.size()); }),
             "cannot decode image: corrupt PNG: an empty IDAT chunk before any image data");
 }
+
+// Found by CI's image fuzzer: stb_image grows its IDAT buffer to what a chunk claims before reading it, so a
+// 65-byte PNG whose IDAT claims 2 GB allocated 2 GB. Every chunk must now fit in the file; a valid PNG cut just
+// before its last CRC (which stb does not read) still decodes.
+TEST(FuzzRegressions, PngChunkClaimingMoreThanTheFileIsRefusedBeforeAllocating) {
+  auto bytes = ferkit::read_file(FERKIT_SOURCE_DIR "/tests/fuzz/regressions/image/png_idat_claims_2gb.png");
+  EXPECT_EQ(error_of([&] { ferkit::decode_image(bytes.data(), bytes.size()); }),
+            "cannot decode image: truncated PNG: the chunk at byte 33 claims 2147483632 bytes of data, the file has "
+            "24 left");
+  auto good = ferkit::read_file(FERKIT_SOURCE_DIR "/tests/fuzz/corpus/image/grey.png");
+  const ferkit::GrayImage whole = ferkit::decode_image(good.data(), good.size());
+  good.resize(good.size() - 4);
+  const ferkit::GrayImage cut = ferkit::decode_image(good.data(), good.size());
+  EXPECT_EQ(cut.pixels, whole.pixels);
+  good.resize(good.size() - 1);  // now IEND's (empty) data is fine but its type is cut: stb refuses
+  EXPECT_THROW(ferkit::decode_image(good.data(), good.size()), std::runtime_error);
+}
