@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what ferkit needs to build and test, from Debian's packages. Idempotent: installs only what is missing.
 #   scripts/setup.sh           build + test dependencies
-#   scripts/setup.sh --bench   also PyTorch (python3-torch) for the side-by-side speed benchmark
+#   scripts/setup.sh --bench   also PyTorch (python3-torch) for the side-by-side speed benchmark and
+#                              scripts/torch_to_onnx.py
 #   scripts/setup.sh --web     also the WebAssembly toolchain (emscripten, wabt, chromium for browser tests) and
 #                              Debian's SDL2 + Dear ImGui sources, unpacked (once) into build/deps/
 #   scripts/setup.sh --fuzz    also clang and its sanitizer/libFuzzer runtimes (the fuzz preset, scripts/fuzz.sh)
@@ -20,6 +21,7 @@ for arg in "$@"; do
 done
 
 packages=(cmake make g++ libeigen3-dev libstb-dev libcli11-dev nlohmann-json3-dev zlib1g-dev
+          libonnx-dev libprotobuf-dev  # ONNX export and import (native/onnx.cpp)
           googletest libgtest-dev libbenchmark-dev
           opencv-data opencv-doc)  # the Haar cascade XML (converted at build time) and the photos of test_detect
 ((bench)) && packages+=(python3-torch)
@@ -83,15 +85,16 @@ if ((web)); then
       ln -sfn "src/${dir#./}" "$deps/${link%%:*}"
     done
   fi
-  # The web tests' dev dependencies (package.json): playwright-core drives Chromium (tests/web/*.test.mjs; it never
+  # The tests' dev dependencies (package.json): playwright-core drives Chromium (tests/web/*.test.mjs; it never
   # downloads a browser: it uses /usr/bin/chromium); esbuild, vite and typescript build and type-check apps using
-  # the npm package (tests/web/npm.test.mjs). Installed from the lock file when any of them is missing.
+  # the npm package (tests/web/npm.test.mjs); onnxruntime-web runs exported ONNX graphs (tests/test_onnx.cpp).
+  # Installed from the lock file when any of them is missing.
   dev_missing=0
-  for dep in playwright-core esbuild vite typescript; do
+  for dep in playwright-core esbuild vite typescript onnxruntime-web; do
     [[ -f "$root/node_modules/$dep/package.json" ]] || dev_missing=1
   done
   if ((dev_missing)); then
-    echo "setup: npm install (playwright-core, esbuild, vite, typescript)"
+    echo "setup: npm install (playwright-core, esbuild, vite, typescript, onnxruntime-web)"
     if [[ -f "$root/package-lock.json" ]]; then
       (cd "$root" && npm ci --no-audit --no-fund --silent)
     else

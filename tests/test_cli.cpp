@@ -1146,3 +1146,28 @@ TEST_F(Cli, PlotWritesPng) {
 TEST(Cli, SkippedWithoutTheBinary) { GTEST_SKIP() << "fer-train is not built (no FERKIT_TRAIN_BIN)"; }
 
 #endif
+
+#ifdef FERKIT_HAVE_ONNX
+// export --onnx, then import: the model file read back from the graph predicts what the shipped model does.
+TEST(CliOnnx, ExportThenImportPredictsTheSame) {
+  const fs::path tmp = make_temp_dir("onnx");
+  const std::string model = FERKIT_SOURCE_DIR "/assets/models/default.ferkit";
+  const std::string photo = "/usr/share/doc/opencv-doc/examples/data/messi5.jpg";
+  RunResult e = run_cli({"export", "--checkpoint", model, "--onnx", (tmp / "m.onnx").string()});
+  ASSERT_EQ(e.rc, 0) << describe(e);
+  EXPECT_TRUE(contains(e.err, "ONNX opset 13")) << e.err;
+  RunResult i = run_cli({"import", (tmp / "m.onnx").string(), "--out", (tmp / "back.ferkit").string()});
+  ASSERT_EQ(i.rc, 0) << describe(i);
+  RunResult a = run_cli({"predict", "--json", "--model", model, photo});
+  RunResult b = run_cli({"predict", "--json", "--model", (tmp / "back.ferkit").string(), photo});
+  ASSERT_EQ(a.rc, 0) << describe(a);
+  EXPECT_EQ(a.out, b.out);
+  RunResult none = run_cli({"export", "--checkpoint", model});
+  EXPECT_EQ(none.rc, 1);
+  EXPECT_TRUE(contains(none.err, "export: give --out (a model file), --onnx, or both")) << none.err;
+  RunResult bad = run_cli({"import", model, "--out", (tmp / "x.ferkit").string()});
+  EXPECT_EQ(bad.rc, 1);
+  EXPECT_TRUE(contains(bad.err, model + ": not an ONNX model")) << bad.err;
+  EXPECT_FALSE(fs::exists(tmp / "x.ferkit"));
+}
+#endif

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   add_predict_command(app, ctx);
   add_detect_command(app, ctx);
   add_export_command(app, ctx);
+  add_import_command(app, ctx);
   add_recalibrate_command(app, ctx);
   add_average_command(app, ctx);
   add_info_command(app, ctx);

@@ -10,12 +10,13 @@
 #include "common.h"
 #include "files.h"
 #include "finetune.h"
+#include "onnx.h"
 
 namespace ferkit::cli {
 namespace {
 
 struct ExportArgs {
-  std::string ckpt_path, out, meta_path;
+  std::string ckpt_path, out, onnx, meta_path;
   bool last = false, fp16 = false, int8 = false;
 };
 
@@ -32,8 +33,9 @@ struct ModelFileArgs {
 // A model file from a checkpoint (its best validation epoch's weights unless --last), e.g. to try a run
 // before it ends; or a copy of a model file. Optionally with half-precision or int8 weights and extra metadata (a
 // JSON object file whose keys are added to, or replace, the model's metadata: e.g. its evaluation for the card).
-int cmd_export(const std::string& ckpt_path, const std::string& out, bool last, WeightStorage storage,
-               const std::string& meta_path) {
+int cmd_export(const std::string& ckpt_path, const std::string& out, const std::string& onnx, bool last,
+               WeightStorage storage, const std::string& meta_path) {
+  if (out.empty() && onnx.empty()) throw std::runtime_error("export: give --out (a model file), --onnx, or both");
   std::vector<uint8_t> bytes = read_file(ckpt_path);
   json meta;
   std::vector<Blob> blobs;
@@ -43,7 +45,7 @@ int cmd_export(const std::string& ckpt_path, const std::string& out, bool last, 
   } catch (const ModelFormatError& e) {
     throw std::runtime_error(ckpt_path + ": " + e.what());
   }
-  const char* which = blobs.empty() ? "the model's" : "last";
+  const char* which = meta.contains("checkpoint") ? "last" : "the model's";
   if (!last)
     for (Blob& b : blobs)
       if (b.name == "best.params" && b.data.size() == model.params.size()) {
@@ -60,6 +62,14 @@ int cmd_export(const std::string& ckpt_path, const std::string& out, bool last, 
       throw std::runtime_error(meta_path + ": expected a JSON object (keys to add to the model's metadata)");
     meta.update(add);
   }
+  if (!onnx.empty()) {
+    json onnx_meta = meta;
+    onnx_meta["weights"] = "f32";
+    const std::vector<uint8_t> b = export_onnx(model, onnx_meta);
+    write_file_atomic(onnx, b.data(), b.size());
+    std::fprintf(stderr, "wrote %s (%s weights, ONNX opset 13, float32, %zu bytes)\n", onnx.c_str(), which, b.size());
+  }
+  if (out.empty()) return 0;
   const bool f16 = storage == WeightStorage::F16, i8 = storage == WeightStorage::I8;
   meta["weights"] = i8 ? "i8" : f16 ? "f16" : "f32";
   std::vector<uint8_t> out_bytes = save_model(model, meta, {}, storage);
@@ -191,10 +201,13 @@ void add_export_command(CLI::App& app, Context& ctx) {
   auto [exp, a] = add_command<ExportArgs>(
       app, ctx, "export", "write a model file from a training checkpoint (or a model file)", [](const ExportArgs& a) {
         const WeightStorage storage = a.int8 ? WeightStorage::I8 : a.fp16 ? WeightStorage::F16 : WeightStorage::F32;
-        return cmd_export(a.ckpt_path, a.out, a.last, storage, a.meta_path);
+        return cmd_export(a.ckpt_path, a.out, a.onnx, a.last, storage, a.meta_path);
       });
   exp->add_option("--checkpoint", a->ckpt_path, "checkpoint.ferkit, or a model file to convert")->required();
-  exp->add_option("--out", a->out, "model file to write")->required();
+  exp->add_option("--out", a->out, "model file to write");
+  exp->add_option("--onnx", a->onnx,
+                  "ONNX file to write (opset 13, float32): input 'pixels' N x C x H x W grey values 0-255, output "
+                  "'probabilities'; see docs/onnx.md");
   exp->add_flag("--last", a->last, "the last epoch's weights instead of the best validation epoch's");
   auto* fp16_flag = exp->add_flag("--fp16", a->fp16, "store the weights as IEEE half precision (half the size)");
   exp->add_flag("--int8", a->int8,
@@ -202,6 +215,51 @@ void add_export_command(CLI::App& app, Context& ctx) {
                 "quarter of the size)")
       ->excludes(fp16_flag);
   exp->add_option("--meta", a->meta_path, "JSON object file: keys added to the model's metadata");
+}
+
+namespace {
+struct ImportArgs {
+  std::string onnx, out, classes;
+  float scale = 1.0f, mean = 0.0f, std = 1.0f;
+  bool fp16 = false, int8 = false;
+};
+
+int cmd_import(const ImportArgs& a) {
+  OnnxImportOptions opt;
+  opt.scale = a.scale, opt.mean = a.mean, opt.std = a.std;
+  for (size_t start = 0; !a.classes.empty() && start <= a.classes.size();) {
+    const size_t comma = std::min(a.classes.find(',', start), a.classes.size());
+    opt.class_names.push_back(a.classes.substr(start, comma - start));
+    start = comma + 1;
+  }
+  const std::vector<uint8_t> bytes = read_file(a.onnx);
+  OnnxImport r = import_onnx(bytes.data(), bytes.size(), opt, a.onnx);
+  const WeightStorage storage = a.int8 ? WeightStorage::I8 : a.fp16 ? WeightStorage::F16 : WeightStorage::F32;
+  r.metadata["weights"] = a.int8 ? "i8" : a.fp16 ? "f16" : "f32";
+  r.metadata["onnx_import"]["file"] = a.onnx;
+  const std::vector<uint8_t> out = save_model(r.model, r.metadata, {}, storage);
+  write_file_atomic(a.out, out.data(), out.size());
+  std::printf("%s", r.model.summary().c_str());
+  std::fprintf(stderr, "wrote %s from %s (%zu layers, %zu parameters, %zu bytes)\n", a.out.c_str(), a.onnx.c_str(),
+               r.model.layers.size(), r.model.num_params(), out.size());
+  return 0;
+}
+}  // namespace
+
+void add_import_command(CLI::App& app, Context& ctx) {
+  auto [imp, a] = add_command<ImportArgs>(app, ctx, "import", "read an ONNX graph into a model file (docs/onnx.md)",
+                                          cmd_import);
+  imp->add_option("onnx", a->onnx, "ONNX file")->required();
+  imp->add_option("--out", a->out, "model file to write")->required();
+  imp->add_option("--classes", a->classes,
+                  "class names, comma-separated (default: the graph's ferkit.classes, else FER-2013's for 7 outputs)");
+  imp->add_option("--input-scale", a->scale,
+                  "what the graph's input expects, as (grey value * scale - mean) / std (default: the grey values "
+                  "0-255 themselves; the graph's own leading scalar steps are added)");
+  imp->add_option("--input-mean", a->mean, "see --input-scale");
+  imp->add_option("--input-std", a->std, "see --input-scale");
+  auto* fp16_flag = imp->add_flag("--fp16", a->fp16, "store the weights as IEEE half precision");
+  imp->add_flag("--int8", a->int8, "store convolution and dense weights as int8")->excludes(fp16_flag);
 }
 
 namespace {

@@ -24,6 +24,9 @@
 #include "detect.h"
 #include "model.h"
 #include "model_io.h"
+#ifdef FERKIT_HAVE_ONNX
+#include "onnx.h"
+#endif
 #include "spec.h"
 
 namespace fs = std::filesystem;
@@ -383,6 +386,22 @@ int main(int argc, char** argv) {
       put("cascade", "frontalface_3_stages.cascade", ferkit::save_cascade(part));
       put("cascade", "frontalface.cascade", asset);  // left out when over 64 KiB
     }
+#ifdef FERKIT_HAVE_ONNX
+    // ---- ONNX graphs (native/onnx.h): ferkit's own exports of small networks with every layer kind; the
+    // PyTorch export of tests/onnx/torch_cnn.onnx is copied in by hand (its shape arithmetic, F.pad's, is worth
+    // mutating) ----
+    {
+      ferkit::Model chain(ferkit::parse_spec("input 8 8 1; conv 3 3 same; bn; relu; maxpool 2; flatten; bn; dense 3; "
+                                             "softmax"));
+      chain.init(5);
+      put("onnx", "chain.onnx", ferkit::export_onnx(chain, nlohmann::json{{"note", "fuzz seed"}}));
+      ferkit::Model residual(ferkit::parse_spec(
+          "input 7 7 1; conv 2 3 2 same; save a; dwconv 3 same; conv 2 1; add a; relu; save b; dwconv 3 2 same; "
+          "conv 3 1; add b; gap; dense 4; save c; dense 4; add c; softmax"));
+      residual.init(6);
+      put("onnx", "residual.onnx", ferkit::export_onnx(residual, nullptr));
+    }
+#endif
   } catch (const std::exception& e) {
     std::fprintf(stderr, "make_corpus: %s\n", e.what());
     return 1;

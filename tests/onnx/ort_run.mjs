@@ -1,0 +1,21 @@
+// ONNX Runtime (onnxruntime-web's WebAssembly CPU backend, under node) as the reference for tests/test_onnx.cpp:
+//   node tests/onnx/ort_run.mjs MODEL.onnx INPUT.f32 N C H W OUTPUT.f32
+// INPUT.f32: N*C*H*W float32 values (little-endian) fed to the graph's only input; OUTPUT.f32: its only output.
+import { readFileSync, writeFileSync } from 'node:fs';
+import * as ort from 'onnxruntime-web';
+
+const [model, input, n, c, h, w, output] = process.argv.slice(2);
+if (!output) {
+  console.error('usage: node ort_run.mjs MODEL.onnx INPUT.f32 N C H W OUTPUT.f32');
+  process.exit(2);
+}
+ort.env.wasm.numThreads = 1;
+const session = await ort.InferenceSession.create(readFileSync(model));
+const bytes = readFileSync(input);
+const data = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
+const dims = [n, c, h, w].map(Number);
+const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', data, dims) };
+const result = await session.run(feeds);
+const out = result[session.outputNames[0]].data;
+writeFileSync(output, Buffer.from(out.buffer, out.byteOffset, out.byteLength));
+console.log(`${session.inputNames[0]} [${dims}] -> ${session.outputNames[0]} [${result[session.outputNames[0]].dims}]`);

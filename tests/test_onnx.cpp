@@ -1,0 +1,312 @@
+// ONNX export and import (native/onnx.h). The reference is ONNX Runtime itself: onnxruntime-web (a test-only npm
+// dependency, package.json) under node runs the exported graph (tests/onnx/ort_run.mjs), and PyTorch's own outputs
+// for the model scripts/torch_to_onnx.py exported (tests/onnx/torch_cnn.*).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <zlib.h>
+
+#include <onnx/checker.h>
+#include <onnx/onnx_pb.h>
+
+#include "dataio.h"
+#include "detect.h"
+#include "ferkit.h"
+#include "files.h"
+#include "image.h"
+#include "model_io.h"
+#include "onnx.h"
+#include "pipeline.h"
+
+using namespace ferkit;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kSource = FERKIT_SOURCE_DIR;
+
+// A network with every layer the spec language has: strided 5x5 and 1x1 convolutions, depthwise layers at both
+// strides and paddings, residual blocks with identity, pooled and zero-padded shortcuts (also on flat values),
+// max pooling, a flatten of a 3x3x12 map followed by batch norm (its order differs between NHWC and NCHW),
+// dropout, dense layers.
+const char* kEveryLayer = R"(input 48 48 1
+conv 8 5 2 same
+bn
+relu
+save a
+dwconv 3 same
+conv 8 1
+add a
+relu
+save b
+dwconv 3 2 same
+conv 12 1
+add b
+relu
+maxpool 3 2
+dwconv 3 1 valid
+flatten
+bn
+dropout 0.3
+dense 16
+relu
+save c
+dense 16
+add c
+gap
+dense 7
+softmax
+)";
+
+// Random weights, and batch-norm statistics and scales far from their initial 0 and 1, so that a misplaced tensor
+// shows in the outputs.
+Model random_model(const std::string& spec_text, uint64_t seed) {
+  Model m(parse_spec(spec_text));
+  std::mt19937_64 rng(seed);
+  for (const TensorRef& t : m.tensors) {
+    const bool var = t.name.find("running_var") != std::string::npos;
+    const bool gamma = t.name.find("gamma") != std::string::npos;
+    std::uniform_real_distribution<float> u(var ? 0.5f : gamma ? 0.6f : -0.3f, var ? 2.0f : gamma ? 1.4f : 0.3f);
+    for (size_t j = 0; j < t.size; ++j) m.params[t.offset + j] = u(rng);
+  }
+  m.preprocess.mean = 0.45f, m.preprocess.std = 0.27f;
+  return m;
+}
+
+// Real faces: the first Training faces of FER-2013 (when ../shared has it) and the faces the shipped detector finds
+// in Debian's photos.
+std::vector<uint8_t> real_faces(int* count) {
+  std::vector<uint8_t> px;
+  const std::string csv = FERKIT_SHARED_DIR "/data/fer2013/fer2013.csv.gz";
+  if (gzFile f = file_exists(csv) ? gzopen(csv.c_str(), "rb") : nullptr) {  // the first 96 rows
+    std::vector<char> line(1 << 16);
+    for (int row = 0; row <= 96 && gzgets(f, line.data(), static_cast<int>(line.size())); ++row) {
+      const char* p = std::strchr(line.data(), ',');
+      if (row == 0 || !p) continue;  // the header
+      char* end = nullptr;
+      for (int i = 0; i < kPixels; ++i, p = end) px.push_back(static_cast<uint8_t>(std::strtol(p + 1, &end, 10)));
+    }
+    gzclose(f);
+  }
+  const auto cascade_bytes = read_file(kSource + "/assets/cascades/frontalface.cascade");
+  Model tiny(parse_spec("input 48 48 1; flatten; dense 7; softmax"));
+  Pipeline p(tiny, load_cascade(cascade_bytes.data(), cascade_bytes.size()));
+  for (const char* photo : {"/usr/share/doc/opencv-doc/examples/data/messi5.jpg",
+                            "/usr/share/doc/opencv-doc/examples/data/lena.jpg"}) {
+    if (!file_exists(photo)) continue;
+    const auto bytes = read_file(photo);
+    const GrayImage img = decode_image(bytes.data(), bytes.size());
+    uint8_t crop[kPixels];
+    if (p.largest_face_crop(img.pixels.data(), img.width, img.height, PipelineOptions(), crop))
+      px.insert(px.end(), crop, crop + kPixels);
+  }
+  *count = static_cast<int>(px.size() / kPixels);
+  return px;
+}
+
+std::vector<float> ferkit_probs(Model& m, const std::vector<uint8_t>& px, int n) {
+  Workspace ws;
+  ws.reserve(m, n);
+  std::vector<float> probs(static_cast<size_t>(n) * m.num_classes());
+  predict(m, ws, px.data(), n, probs.data());
+  return probs;
+}
+
+fs::path temp_dir(const char* name) {
+  const fs::path d = fs::path(testing::TempDir()) / ("ferkit_onnx_" + std::string(name));
+  fs::create_directories(d);
+  return d;
+}
+
+// Runs the graph in ONNX Runtime; empty if node or onnxruntime-web is missing (the caller skips).
+std::vector<float> ort_probs(const std::vector<uint8_t>& onnx_bytes, const std::vector<uint8_t>& px, int n,
+                             const fs::path& dir, int classes) {
+  write_file_atomic((dir / "m.onnx").string(), onnx_bytes.data(), onnx_bytes.size());
+  std::vector<float> in(px.begin(), px.end());
+  write_file_atomic((dir / "in.f32").string(), in.data(), in.size() * sizeof(float));
+  const std::string cmd = "node " + kSource + "/tests/onnx/ort_run.mjs " + (dir / "m.onnx").string() + " " +
+                          (dir / "in.f32").string() + " " + std::to_string(n) + " 1 48 48 " +
+                          (dir / "out.f32").string();
+  if (std::system(cmd.c_str()) != 0) return {};
+  const auto out = read_file((dir / "out.f32").string());
+  std::vector<float> probs(out.size() / sizeof(float));
+  std::memcpy(probs.data(), out.data(), out.size());
+  EXPECT_EQ(probs.size(), static_cast<size_t>(n) * classes);
+  return probs;
+}
+
+bool have_ort() { return fs::exists(kSource + "/node_modules/onnxruntime-web/package.json"); }
+
+double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double d = 0;
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) d = std::max(d, std::fabs(double(a[i]) - b[i]));
+  return d;
+}
+
+std::string error_of(const std::vector<uint8_t>& bytes) {
+  try {
+    import_onnx(bytes.data(), bytes.size(), {}, "m.onnx");
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+std::vector<uint8_t> serialize(const onnx::ModelProto& m) {
+  std::string s;
+  m.SerializeToString(&s);
+  return {s.begin(), s.end()};
+}
+
+onnx::ModelProto parse(const std::vector<uint8_t>& bytes) {
+  onnx::ModelProto m;
+  EXPECT_TRUE(m.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())));
+  return m;
+}
+
+}  // namespace
+
+TEST(Onnx, ExportsAreValidGraphsThatOnnxRuntimeRunsLikeFerkit) {
+  if (!have_ort()) GTEST_SKIP() << "npm's onnxruntime-web is not installed (scripts/setup.sh --web installs it)";
+  int n = 0;
+  const std::vector<uint8_t> faces = real_faces(&n);
+  ASSERT_GE(n, 1) << "no real faces: the detector found none in Debian's photos";
+  std::vector<Model> models;
+  const auto shipped = read_file(kSource + "/assets/models/default.ferkit");
+  models.push_back(load_model(shipped.data(), shipped.size()));
+  models.push_back(random_model(kEveryLayer, 7));
+  for (size_t k = 0; k < models.size(); ++k) {
+    SCOPED_TRACE(k == 0 ? "the shipped default model" : "a network of every layer kind");
+    const std::vector<uint8_t> bytes = export_onnx(models[k], nlohmann::json{{"note", "test"}});
+    onnx::ModelProto proto = parse(bytes);
+    EXPECT_NO_THROW(onnx::checker::check_model(proto));
+    EXPECT_GE(proto.opset_import(0).version(), 13);
+    const std::vector<float> ours = ferkit_probs(models[k], faces, n);
+    const std::vector<float> theirs = ort_probs(bytes, faces, n, temp_dir("export"), models[k].num_classes());
+    ASSERT_FALSE(theirs.empty()) << "node tests/onnx/ort_run.mjs failed";
+    std::printf("%d real faces: the largest probability difference from ONNX Runtime is %.2g\n", n,
+                max_diff(ours, theirs));
+    EXPECT_LE(max_diff(ours, theirs), 1e-5) << n << " faces";
+    // Not a model that says the same for every face: the comparison would prove little.
+    double spread = 0;
+    for (int i = 1; i < n; ++i)
+      for (int c = 0; c < 7; ++c) spread = std::max(spread, std::fabs(double(ours[i * 7 + c]) - ours[c]));
+    EXPECT_GT(spread, 0.05);
+  }
+}
+
+TEST(Onnx, ImportOfAnExportIsTheSameModel) {
+  for (const char* which : {"shipped", "every layer"}) {
+    SCOPED_TRACE(which);
+    Model m;
+    nlohmann::json meta = {{"trained", "for the test"}};
+    if (std::string(which) == "shipped") {
+      const auto shipped = read_file(kSource + "/assets/models/default.ferkit");
+      m = load_model(shipped.data(), shipped.size(), &meta);
+    } else {
+      m = random_model(kEveryLayer, 3);
+      m.class_names[0] = "cross";
+    }
+    const std::vector<uint8_t> bytes = export_onnx(m, meta);
+    OnnxImport r = import_onnx(bytes.data(), bytes.size());
+    EXPECT_EQ(format_spec(r.model.spec), format_spec(m.spec));
+    ASSERT_EQ(r.model.params.size(), m.params.size());
+    EXPECT_EQ(std::memcmp(r.model.params.data(), m.params.data(), m.params.size() * sizeof(float)), 0);
+    EXPECT_EQ(r.model.class_names, m.class_names);
+    EXPECT_EQ(r.model.preprocess.scale, m.preprocess.scale);
+    EXPECT_EQ(r.model.preprocess.mean, m.preprocess.mean);
+    EXPECT_EQ(r.model.preprocess.std, m.preprocess.std);
+    for (const auto& [key, value] : meta.items()) EXPECT_EQ(r.metadata[key], value) << key;
+    EXPECT_TRUE(r.metadata.contains("onnx_import"));
+    // The same predictions, bit for bit, on made-up faces.
+    std::vector<uint8_t> px(3 * kPixels);
+    for (size_t i = 0; i < px.size(); ++i) px[i] = static_cast<uint8_t>((i * 37 + i / 48 * 11) % 256);
+    const auto a = ferkit_probs(m, px, 3), b = ferkit_probs(r.model, px, 3);
+    EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
+  }
+}
+
+// scripts/torch_to_onnx.py built a small CNN in PyTorch (conv + batch norm, a strided conv whose padding is
+// TensorFlow's 'same' by an explicit F.pad, a depthwise-separable residual block, max pooling, flatten of a C x H x W
+// map, linear layers), exported it with torch.onnx.export and saved PyTorch's probabilities on fixed inputs.
+TEST(Onnx, ImportsAPyTorchExportAndPredictsWhatPyTorchDid) {
+  const auto bytes = read_file(kSource + "/tests/onnx/torch_cnn.onnx");
+  const auto ref = read_file(kSource + "/tests/onnx/torch_cnn.expected");  // u32 n, n*48*48 u8 inputs, n*7 f32
+  uint32_t n = 0;
+  std::memcpy(&n, ref.data(), 4);
+  ASSERT_EQ(ref.size(), 4 + n * kPixels + n * 7 * sizeof(float));
+  const std::vector<uint8_t> px(ref.begin() + 4, ref.begin() + 4 + n * kPixels);
+  std::vector<float> torch_probs(n * 7);
+  std::memcpy(torch_probs.data(), ref.data() + 4 + n * kPixels, torch_probs.size() * sizeof(float));
+  OnnxImport r = import_onnx(bytes.data(), bytes.size(), {}, "torch_cnn.onnx");
+  const std::string spec = format_spec(r.model.spec);
+  for (const char* layer : {"dwconv", "save", "add", "bn", "maxpool", "flatten", "dense"})
+    EXPECT_NE(spec.find(layer), std::string::npos) << layer << " in\n" << spec;
+  const auto ours = ferkit_probs(r.model, px, static_cast<int>(n));
+  std::printf("%u inputs: the largest probability difference from PyTorch is %.2g\n", n, max_diff(ours, torch_probs));
+  EXPECT_LE(max_diff(ours, torch_probs), 1e-5) << spec;
+  // It went through the model file format too.
+  const auto saved = save_model(r.model, r.metadata);
+  Model again = load_model(saved.data(), saved.size());
+  EXPECT_EQ(ferkit_probs(again, px, static_cast<int>(n)), ours);
+}
+
+TEST(Onnx, WhatItCannotReadIsRefusedNamingTheNodeAndWhy) {
+  const Model m = random_model(kEveryLayer, 5);
+  const std::vector<uint8_t> good = export_onnx(m, nullptr);
+  EXPECT_EQ(error_of({'n', 'o', 't'}), "m.onnx: not an ONNX model (protobuf could not parse it)");
+  {
+    onnx::ModelProto p = parse(good);
+    p.mutable_graph()->mutable_node(5)->set_op_type("Sigmoid");
+    const std::string e = error_of(serialize(p));
+    EXPECT_EQ(e.find("m.onnx: node 5 ('" + p.graph().node(5).name() + "', Sigmoid): operator 'Sigmoid' is not "
+                     "supported (supported: Conv"), 0u) << e;
+  }
+  {  // PyTorch's padding=1 at stride 2 puts a row on top: not TensorFlow's 'same'
+    onnx::ModelProto p = parse(good);
+    for (auto& a : *p.mutable_graph()->mutable_node(2)->mutable_attribute())
+      if (a.name() == "pads") a.clear_ints(), a.add_ints(2), a.add_ints(2), a.add_ints(2), a.add_ints(2);
+    const std::string e = error_of(serialize(p));
+    EXPECT_NE(e.find("Conv): pads (2, 2, 2, 2) on a 48x48 input at stride 2 are neither 'same' (TensorFlow's: 1 "
+                     "before, the rest after) nor 'valid'"), std::string::npos) << e;
+  }
+  {
+    onnx::ModelProto p = parse(good);
+    p.mutable_graph()->add_output()->CopyFrom(p.graph().output(0));
+    EXPECT_EQ(error_of(serialize(p)), "m.onnx: the graph has 2 outputs: a ferkit model has one (the class scores)");
+  }
+  {  // weights that do not fit their shape
+    onnx::ModelProto p = parse(good);
+    onnx::TensorProto* w = p.mutable_graph()->mutable_initializer(2);
+    w->set_raw_data(w->raw_data().substr(4));
+    const std::string e = error_of(serialize(p));
+    EXPECT_NE(e.find("tensor '" + w->name() + "' holds "), std::string::npos) << e;
+  }
+  {  // a second branch that is not a shortcut
+    onnx::ModelProto p = parse(good);
+    onnx::NodeProto* relu = p.mutable_graph()->add_node();
+    relu->set_op_type("Relu");
+    relu->set_name("extra");
+    relu->add_input(p.graph().node(2).output(0));
+    relu->add_output("extra_out");
+    for (int i = p.graph().node_size() - 1; i > 4; --i) p.mutable_graph()->mutable_node()->SwapElements(i, i - 1);
+    const std::string e = error_of(serialize(p));
+    EXPECT_NE(e.find("('extra', Relu): reads"), std::string::npos) << e;
+  }
+}
+
+// Found by tests/fuzz/fuzz_onnx: a producer name that is not UTF-8 went into the model's JSON metadata, which then
+// could not be written.
+TEST(Onnx, AProducerNameThatIsNotUtf8StillGivesAModelFile) {
+  onnx::ModelProto p = parse(export_onnx(random_model("input 4 4 1; conv 2 3; relu; gap; dense 3; softmax", 1), nullptr));
+  p.set_producer_name("py\xAFtorch");
+  const auto bytes = serialize(p);
+  OnnxImport r = import_onnx(bytes.data(), bytes.size());
+  EXPECT_EQ(r.metadata["onnx_import"]["producer"], std::string("py?torch ") + version());
+  EXPECT_NO_THROW(save_model(r.model, r.metadata));
+}
