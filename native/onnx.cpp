@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <stdexcept>
 #include <type_traits>
 
@@ -152,6 +153,10 @@ std::vector<uint8_t> export_onnx(const Model& model, const nlohmann::json& metad
       const int64_t right = std::max((g.wo - 1) * g.stride + g.k - g.wi - g.pad_left, 0);
       return std::vector<int64_t>{g.pad_top, g.pad_left, bottom, right};
     };
+    auto throw_flat = [&] {
+      throw std::runtime_error("export_onnx: layer " + std::to_string(i + 1) + " (" + layer_name(p.spec.kind) +
+                               ") runs on a flattened value, which this exporter does not write");
+    };
     auto flatten = [&] {
       if (x.rank == 2) return;
       const Shape s = p.in;
@@ -169,6 +174,7 @@ std::vector<uint8_t> export_onnx(const Model& model, const nlohmann::json& metad
     switch (p.spec.kind) {
       case LayerKind::Conv:
       case LayerKind::DepthwiseConv: {
+        if (x.rank == 2) throw_flat();
         const bool dw = p.spec.kind == LayerKind::DepthwiseConv;
         const int k = g.k, cin = g.cin, cout = dw ? g.cin : g.cout;
         std::vector<float> w(static_cast<size_t>(k) * k * cout * (dw ? 1 : cin));
@@ -190,6 +196,7 @@ std::vector<uint8_t> export_onnx(const Model& model, const nlohmann::json& metad
         break;
       }
       case LayerKind::MaxPool: {
+        if (x.rank == 2) throw_flat();
         onnx::NodeProto* n = G.node("MaxPool", {x.name}, name);
         attr(n, "kernel_shape", {g.k, g.k});
         attr(n, "strides", {g.stride, g.stride});
@@ -308,7 +315,10 @@ struct Val {
   size_t pos = 0;        // the number of ferkit layers before this value (main) or before the saved value
   Shape shape;           // (h, w, c); a flat value is 1 x 1 x F
   int rank = 4;
-  std::vector<int> perm;  // flat value from a C x H x W map: perm[ferkit index] = ONNX index
+  // A flat value from a C x H x W map: (*perm)[ferkit index] = ONNX index; null: the same order. Shared: every layer
+  // after the flatten carries it.
+  std::shared_ptr<const std::vector<int>> perm;
+  bool stale = false;  // replaced by a folded step (preprocessing, a bias): not usable as a shortcut
   bool pooled = false;
   int pad_channels = 0;
   int64_t pad[4] = {0, 0, 0, 0};  // a spatial Pad waiting for its convolution (top, left, bottom, right)
@@ -388,6 +398,7 @@ class Importer {
     const Const* c = constant(node_->input(i));
     if (!c) fail(std::string(what) + " ('" + node_->input(i) + "') must be a constant (an initializer)");
     if (c->zeros || (c->f.empty() && c->count)) fail(std::string(what) + " must be float32 values");
+    if (c->count == 0) fail(std::string(what) + " ('" + node_->input(i) + "') is empty");
     return *c;
   }
   const onnx::AttributeProto* attribute(const char* name) const {
@@ -431,6 +442,14 @@ class Importer {
   }
   bool shortcut_op(int index) const;
   bool fold_constant();
+  // Stores a constant that a node made, within a budget for all of them: a small file of many Identity or
+  // ConstantOfShape nodes must not ask for gigabytes.
+  void keep_constant(const std::string& name, Const c) {
+    folded_ += c.f.size() + c.i.size();
+    if (folded_ > kMaxModelParams) fail("makes more than " + std::to_string(kMaxModelParams) + " constant values");
+    consts_[name] = std::move(c);
+  }
+  size_t folded_ = 0;
   void preprocess_op(const std::string& op, float c);
   void conv();
   void batchnorm();
@@ -460,6 +479,7 @@ Const Importer::read_tensor(const onnx::TensorProto& t) const {
   Const c;
   if (t.has_data_location() && t.data_location() == onnx::TensorProto::EXTERNAL)
     fail("tensor '" + t.name() + "' keeps its data in an external file: save the model with its weights inside");
+  if (t.dims_size() > 8) fail("tensor '" + t.name() + "' has " + std::to_string(t.dims_size()) + " dimensions (at most 8)");
   for (int64_t d : t.dims()) {
     if (d < 0 || d > (int64_t{1} << 31)) fail("tensor '" + t.name() + "' has a dimension of " + std::to_string(d));
     c.dims.push_back(d);
@@ -600,7 +620,10 @@ bool Importer::fold_constant() {
     out = x;
     if (to == onnx::TensorProto::INT64 && !x.f.empty()) {
       out.f.clear();
-      for (float f : x.f) out.i.push_back(static_cast<int64_t>(f));
+      for (float f : x.f) {
+        if (!(std::fabs(f) < 9.2e18f)) fail("casts a value outside int64's range");
+        out.i.push_back(static_cast<int64_t>(f));
+      }
     } else if (to == onnx::TensorProto::FLOAT && !x.i.empty()) {
       out.i.clear();
       for (int64_t i : x.i) out.f.push_back(static_cast<float>(i));
@@ -648,7 +671,9 @@ bool Importer::fold_constant() {
     if (perm.size() != r) fail("perm does not match the rank");
     std::vector<int64_t> dims(r);
     for (size_t k = 0; k < r; ++k) {
-      if (perm[k] < 0 || perm[k] >= static_cast<int64_t>(r)) fail("perm is out of range");
+      if (perm[k] < 0 || perm[k] >= static_cast<int64_t>(r) ||
+          std::count(perm.begin(), perm.end(), perm[k]) != 1)
+        fail("perm is not a permutation of the axes");
       dims[k] = x.dims[static_cast<size_t>(perm[k])];
     }
     const auto src_st = strides_of(x.dims);
@@ -715,7 +740,7 @@ bool Importer::fold_constant() {
         b = clampi(starts[k], 0, d), e = clampi(ends[k], 0, d);
         dims[static_cast<size_t>(a)] = e > b ? (e - b + steps[k] - 1) / steps[k] : 0;
       } else {
-        b = clampi(starts[k], -1, d - 1), e = clampi(ends[k], -1, d - 1);
+        b = clampi(starts[k], 0, d - 1), e = clampi(ends[k], -1, d - 1);
         dims[static_cast<size_t>(a)] = b > e ? (b - e - steps[k] - 1) / -steps[k] : 0;
       }
       lo[static_cast<size_t>(a)] = b, step[static_cast<size_t>(a)] = steps[k];
@@ -733,7 +758,7 @@ bool Importer::fold_constant() {
     }
     out = gather(x, index, dims);
   }
-  consts_[node_->output(0)] = std::move(out);
+  keep_constant(node_->output(0), std::move(out));
   return true;
 }
 
@@ -851,8 +876,8 @@ void Importer::batchnorm() {
       fail(std::string(names[j]) + " has " + std::to_string(t.count) + " values for " + std::to_string(c) +
            " channels");
     v[j] = t.f;
-    if (!x.perm.empty())  // a flat value in ONNX's C x H x W order: ferkit's index j is ONNX's perm[j]
-      for (size_t i = 0; i < c; ++i) v[j][i] = t.f[static_cast<size_t>(x.perm[i])];
+    if (x.perm)  // a flat value in ONNX's C x H x W order: ferkit's index j is ONNX's perm[j]
+      for (size_t i = 0; i < c; ++i) v[j][i] = t.f[static_cast<size_t>((*x.perm)[i])];
   }
   // ferkit adds 1e-5 to the variance: another epsilon is the same as a shifted variance.
   const float eps = float_attr("epsilon", 1e-5f);
@@ -878,6 +903,8 @@ void Importer::maxpool() {
     if (p) fail("padded max pooling is not supported");
   for (int64_t d : ints_attr("dilations"))
     if (d != 1) fail("dilated max pooling is not supported");
+  if (!string_attr("auto_pad").empty() && string_attr("auto_pad") != "NOTSET" && string_attr("auto_pad") != "VALID")
+    fail("auto_pad " + string_attr("auto_pad") + " is not supported");
   const int k = static_cast<int>(ks[0]), stride = static_cast<int>(st[0]);
   const ConvGeom g = ConvGeom::make(x.shape.h, x.shape.w, x.shape.c, x.shape.c, k, stride, false);
   if (g.ho <= 0 || g.wo <= 0) fail("the window is larger than the input");
@@ -909,11 +936,12 @@ void Importer::flatten() {
     b.spec.kind = LayerKind::Flatten;
     out = emit(std::move(b), {1, 1, s.size()}, 2);
     if (s.c > 1) {
-      out.perm.resize(static_cast<size_t>(s.size()));
+      auto perm = std::make_shared<std::vector<int>>(static_cast<size_t>(s.size()));
       for (int y = 0; y < s.h; ++y)
         for (int xx = 0; xx < s.w; ++xx)
           for (int c = 0; c < s.c; ++c)
-            out.perm[static_cast<size_t>((y * s.w + xx) * s.c + c)] = (c * s.h + y) * s.w + xx;
+            (*perm)[static_cast<size_t>((y * s.w + xx) * s.c + c)] = (c * s.h + y) * s.w + xx;
+      out.perm = perm;
     }
   } else {
     out = x;  // already 1 x 1 x C: flat in both orders
@@ -939,7 +967,7 @@ void Importer::dense(bool gemm) {
   b.spec.units = static_cast<int>(nout);
   b.w.resize(nin * nout);
   for (size_t r = 0; r < nin; ++r) {
-    const size_t src = x.perm.empty() ? r : static_cast<size_t>(x.perm[r]);
+    const size_t src = x.perm ? static_cast<size_t>((*x.perm)[r]) : r;
     for (size_t o = 0; o < nout; ++o) b.w[r * nout + o] = alpha * (trans ? B.f[o * nin + src] : B.f[src * nout + o]);
   }
   b.b.assign(nout, 0.0f);
@@ -965,7 +993,13 @@ void Importer::add() {
           built_.back().spec.kind == LayerKind::DepthwiseConv) ||
         c.count != built_.back().b.size())
       fail("adds a constant other than a bias of the dense or convolution layer before it");
+    // Broadcasting: along the channels only ([M, 1, 1] or [1, M, 1, 1] after a convolution; [M] or [1, M] flat).
+    std::vector<int64_t> d = c.dims;
+    while (!d.empty() && d.front() == 1 && d.size() > (x.rank == 4 ? 3u : 1u)) d.erase(d.begin());
+    const bool channels = x.rank == 4 ? d.size() == 3 && d[1] == 1 && d[2] == 1 : d.size() == 1;
+    if (!channels) fail("adds a constant that does not broadcast along the channels");
     for (size_t o = 0; o < c.count; ++o) built_.back().b[o] += c.f[o];
+    vals_[cur_].stale = true;
     return advance(x);
   }
   // A residual connection: one input is the block's end (the current value), the other the block's start.
@@ -977,7 +1011,8 @@ void Importer::add() {
   if (s.padded()) fail("a spatial Pad on a shortcut is not supported");
   const Shape ss = s.shape;
   const AddGeom a{ss.h, ss.w, ss.c, x.shape.h, x.shape.w, x.shape.c};
-  if (s.rank != x.rank || s.perm != x.perm || (!x.perm.empty() && s.pad_channels))
+  if (s.stale) fail("adds a value that a folded preprocessing step or bias replaced: not supported");
+  if (s.rank != x.rank || s.perm != x.perm || (x.perm && s.pad_channels))
     fail("adds values of different layouts (or pads a flattened map's shortcut)");
   if (!a.valid() || a.pooled() != s.pooled || ss.c + s.pad_channels != x.shape.c)
     fail("adds a " + std::to_string(ss.h) + "x" + std::to_string(ss.w) + "x" + std::to_string(ss.c) + " shortcut" +
@@ -1005,12 +1040,17 @@ void Importer::shortcut(const std::string& op) {
     }
   Val v = value(in);
   if (v.padded()) fail("a spatial Pad on a shortcut is not supported");
+  if (v.stale) fail("a shortcut from a value that a folded preprocessing step or bias replaced is not supported");
   v.shortcut = true;
   if (op == "MaxPool") {
     const std::vector<int64_t> ks = ints_attr("kernel_shape"), st = ints_attr("strides");
     for (int64_t p : ints_attr("pads"))
       if (p) fail("a padded MaxPool on a shortcut is not supported");
     const bool ceil = int_attr("ceil_mode", 0) != 0;
+    for (int64_t d : ints_attr("dilations"))
+      if (d != 1) fail("a dilated MaxPool on a shortcut is not supported");
+    if (!string_attr("auto_pad").empty() && string_attr("auto_pad") != "NOTSET" && string_attr("auto_pad") != "VALID")
+      fail("auto_pad " + string_attr("auto_pad") + " is not supported");
     if (ks != std::vector<int64_t>{2, 2} || st != std::vector<int64_t>{2, 2} || v.pooled || v.pad_channels ||
         v.rank != 4 || (!ceil && (v.shape.h % 2 || v.shape.w % 2)))
       fail("a shortcut's MaxPool must be 2x2 with stride 2 (rounding up, or on an even size), once, before any "
@@ -1018,6 +1058,8 @@ void Importer::shortcut(const std::string& op) {
     v.pooled = true;
   } else if (op == "Pad") {
     if (!string_attr("mode").empty() && string_attr("mode") != "constant") fail("only constant padding");
+    if (float_attr("value", 0.0f) != 0.0f || (node_->input_size() > 3 && !node_->input(3).empty()))
+      fail("only zero padding of all axes is supported (no 'value', no 'axes')");
     std::vector<int64_t> pads = ints_attr("pads");
     if (node_->input_size() > 1 && !node_->input(1).empty()) {
       const Const* p = constant(node_->input(1));
@@ -1101,9 +1143,12 @@ OnnxImport Importer::run() {
     } else if (op == "Identity" || op == "Dropout") {
       if (node_->input_size() < 1 || node_->output_size() < 1) fail("has no input or output");
       if (const Const* c = constant(node_->input(0)))
-        consts_[node_->output(0)] = *c;
-      else if (node_->input(0) == cur_)
-        advance(value(cur_));
+        keep_constant(node_->output(0), *c);
+      else if (node_->input(0) == cur_) {  // the same value under another name (a pending Pad included)
+        const Val v = value(cur_);
+        cur_ = node_->output(0);
+        vals_[cur_] = v;
+      }
       else
         vals_[node_->output(0)] = value(node_->input(0));
       if (node_->output_size() > 1 && !consumers_[node_->output(1)].empty()) fail("its mask output is not supported");
@@ -1119,6 +1164,7 @@ OnnxImport Importer::run() {
       Val x = main_input(c_first ? 1 : 0);
       if (c.f.size() != 1) fail("only a scalar " + op + " is supported before the first layer (the preprocessing)");
       preprocess_op(op, c.f[0]);
+      vals_[cur_].stale = true;
       advance(x);
     } else if (op == "Conv") {
       conv();
@@ -1144,6 +1190,8 @@ OnnxImport Importer::run() {
         pads = p->i;
       }
       if (!string_attr("mode").empty() && string_attr("mode") != "constant") fail("only constant padding");
+      if (float_attr("value", 0.0f) != 0.0f || (node_->input_size() > 3 && !node_->input(3).empty()))
+        fail("only zero padding of all axes is supported (no 'value', no 'axes')");
       if (node_->input_size() > 2 && !node_->input(2).empty()) {
         const Const* cv = constant(node_->input(2));
         if (!cv || cv->f.size() != 1 || cv->f[0] != 0.0f) fail("only zero padding is supported");
@@ -1240,10 +1288,12 @@ OnnxImport Importer::run() {
   if (props.count("ferkit.preprocess") && opt_.scale == 1 && opt_.mean == 0 && opt_.std == 1) {
     // ferkit's own export: its preprocessing as it was, if the graph's scaling is what it computes.
     const nlohmann::json j = nlohmann::json::parse(props["ferkit.preprocess"], nullptr, false);
-    if (j.is_object() && j.value("std", 0.0f) > 0) {
-      const float s = j.value("scale", 0.0f), m = j.value("mean", 0.0f), d = j.value("std", 1.0f);
-      if (s / d == static_cast<float>(pre_a_) && -m / d == static_cast<float>(pre_b_)) pp.scale = s, pp.mean = m, pp.std = d;
-    }
+    auto number = [&](const char* key) {
+      return j.is_object() && j.contains(key) && j[key].is_number() ? j[key].get<float>() : 0.0f;
+    };
+    const float s = number("scale"), m = number("mean"), d = number("std");
+    if (d > 0 && s / d == static_cast<float>(pre_a_) && -m / d == static_cast<float>(pre_b_))
+      pp.scale = s, pp.mean = m, pp.std = d;
   }
   if (!std::isfinite(pp.scale) || !std::isfinite(pp.mean) || pp.scale == 0) fail("the preprocessing is degenerate");
 

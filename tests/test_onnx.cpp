@@ -310,3 +310,86 @@ TEST(Onnx, AProducerNameThatIsNotUtf8StillGivesAModelFile) {
   EXPECT_EQ(r.metadata["onnx_import"]["producer"], std::string("py?torch ") + version());
   EXPECT_NO_THROW(save_model(r.model, r.metadata));
 }
+
+namespace {
+// Inserts a node at index `at` of the graph.
+onnx::NodeProto* insert_node(onnx::ModelProto& p, int at, const std::string& op, const std::vector<std::string>& in,
+                             const std::string& out) {
+  onnx::NodeProto* n = p.mutable_graph()->add_node();
+  n->set_op_type(op);
+  n->set_name(out);
+  for (const auto& s : in) n->add_input(s);
+  n->add_output(out);
+  for (int i = p.graph().node_size() - 1; i > at; --i) p.mutable_graph()->mutable_node()->SwapElements(i, i - 1);
+  return p.mutable_graph()->mutable_node(at);
+}
+void set_ints(onnx::NodeProto* n, const char* name, const std::vector<int64_t>& v) {
+  for (auto& a : *n->mutable_attribute())
+    if (a.name() == name) {
+      a.clear_ints();
+      for (int64_t x : v) a.add_ints(x);
+    }
+}
+}  // namespace
+
+// Found in review: graphs that an importer could read as something else than ONNX Runtime computes. A Pad behind an
+// Identity still pads the convolution after it; a bias Add must broadcast along the channels; a shortcut from the
+// pixels before the graph's own scaling is not the scaled input ferkit keeps.
+TEST(Onnx, PadsBiasesAndFoldedValuesAreReadAsOnnxRuntimeWould) {
+  Model m = random_model("input 8 8 1; conv 2 3 same; relu; gap; dense 3; softmax", 9);
+  const std::vector<uint8_t> good = export_onnx(m, nullptr);
+  std::vector<uint8_t> px(2 * 64);
+  for (size_t i = 0; i < px.size(); ++i) px[i] = static_cast<uint8_t>(i * 29 % 256);
+  auto probs = [&](const std::vector<uint8_t>& bytes) {
+    OnnxImport r = import_onnx(bytes.data(), bytes.size());
+    Workspace ws;
+    ws.reserve(r.model, 2);
+    std::vector<float> out(6);
+    predict(r.model, ws, px.data(), 2, out.data());
+    return out;
+  };
+  const std::vector<float> want = probs(good);
+  {  // Add -> Pad -> Identity -> Conv (no pads of its own)
+    onnx::ModelProto p = parse(good);
+    ASSERT_EQ(p.graph().node(2).op_type(), "Conv");
+    set_ints(p.mutable_graph()->mutable_node(2), "pads", {0, 0, 0, 0});
+    onnx::TensorProto* pads = p.mutable_graph()->add_initializer();
+    pads->set_name("spatial_pads");
+    pads->set_data_type(onnx::TensorProto::INT64);
+    pads->add_dims(8);
+    for (int64_t v : {0, 0, 1, 1, 0, 0, 1, 1}) pads->add_int64_data(v);
+    insert_node(p, 2, "Pad", {"input", "spatial_pads"}, "padded");
+    insert_node(p, 3, "Identity", {"padded"}, "padded_too");
+    p.mutable_graph()->mutable_node(4)->set_input(0, "padded_too");
+    EXPECT_EQ(probs(serialize(p)), want);
+  }
+  {  // the convolution's bias as a separate Add: [1, 2, 1, 1] broadcasts along the channels, [2] along the columns
+    for (const bool channels : {true, false}) {
+      onnx::ModelProto p = parse(good);
+      onnx::NodeProto* conv = p.mutable_graph()->mutable_node(2);
+      const std::string bias = conv->input(2), out = conv->output(0);
+      conv->mutable_input()->RemoveLast();
+      conv->set_output(0, "no_bias");
+      for (auto& t : *p.mutable_graph()->mutable_initializer())
+        if (t.name() == bias) {
+          t.clear_dims();
+          for (int64_t d : channels ? std::vector<int64_t>{1, 2, 1, 1} : std::vector<int64_t>{2}) t.add_dims(d);
+        }
+      insert_node(p, 3, "Add", {"no_bias", bias}, out);
+      if (channels)
+        EXPECT_EQ(probs(serialize(p)), want);
+      else
+        EXPECT_NE(error_of(serialize(p)).find("adds a constant that does not broadcast along the channels"),
+                  std::string::npos);
+    }
+  }
+  {  // a shortcut from the raw pixels, which the graph scales before its first layer
+    Model one = random_model("input 8 8 1; conv 1 3 same; gap; dense 3; softmax", 2);
+    onnx::ModelProto p = parse(export_onnx(one, nullptr));
+    const std::string conv_out = p.graph().node(2).output(0);
+    p.mutable_graph()->mutable_node(3)->set_input(0, "sum");
+    insert_node(p, 3, "Add", {conv_out, "pixels"}, "sum");
+    const std::string e = error_of(serialize(p));
+    EXPECT_NE(e.find("adds a value that a folded preprocessing step or bias replaced"), std::string::npos) << e;
+  }
+}
