@@ -24,19 +24,16 @@ const char* const kOnnxOperators =
 
 #ifndef FERKIT_HAVE_ONNX
 
-bool onnx_available() { return false; }
-std::vector<uint8_t> export_onnx(const Model&, const nlohmann::json&) {
-  throw std::runtime_error("this build has no ONNX support: install libonnx-dev and libprotobuf-dev "
-                           "(scripts/setup.sh does) and build again");
+namespace {
+const char* const kNoOnnx =
+    "this build has no ONNX support: install libonnx-dev and libprotobuf-dev (scripts/setup.sh does) and build again";
 }
+std::vector<uint8_t> export_onnx(const Model&, const nlohmann::json&) { throw std::runtime_error(kNoOnnx); }
 OnnxImport import_onnx(const uint8_t*, size_t, const OnnxImportOptions&, const std::string& what) {
-  throw std::runtime_error(what + ": this build has no ONNX support: install libonnx-dev and libprotobuf-dev "
-                           "(scripts/setup.sh does) and build again");
+  throw std::runtime_error(what + ": " + kNoOnnx);
 }
 
 #else
-
-bool onnx_available() { return true; }
 
 namespace {
 
@@ -101,6 +98,19 @@ void value_info(onnx::ValueInfoProto* v, const std::string& name, const std::vec
   for (int64_t d : dims) s->add_dim()->set_dim_value(d);
 }
 
+// Where ONNX's Flatten of a C x H x W map puts each value of ferkit's (H x W x C) flatten: order[ferkit index] =
+// ONNX index. Empty when the two orders are the same (one channel, or a 1 x 1 map).
+std::vector<int> chw_order(const Shape& s) {
+  std::vector<int> order;
+  if (s.h * s.w > 1 && s.c > 1) {
+    order.resize(static_cast<size_t>(s.size()));
+    for (int y = 0; y < s.h; ++y)
+      for (int x = 0; x < s.w; ++x)
+        for (int c = 0; c < s.c; ++c) order[static_cast<size_t>((y * s.w + x) * s.c + c)] = (c * s.h + y) * s.w + x;
+  }
+  return order;
+}
+
 // A value of the graph as export builds it: its ONNX name, rank (4: N C H W, 2: N F) and, for a flat value made by
 // flattening a C x H x W map, where each ferkit (HWC) index sits in ONNX's CHW order.
 struct Value {
@@ -142,7 +152,6 @@ std::vector<uint8_t> export_onnx(const Model& model, const nlohmann::json& metad
     return out;
   };
   Value x{"input", 4, {}};
-  std::map<std::string, Value> saved;
   std::vector<Value> saved_at(model.layers.size());
   for (size_t i = 0; i < model.layers.size(); ++i) {
     const LayerPlan& p = model.layers[i];
@@ -159,17 +168,9 @@ std::vector<uint8_t> export_onnx(const Model& model, const nlohmann::json& metad
     };
     auto flatten = [&] {
       if (x.rank == 2) return;
-      const Shape s = p.in;
-      std::vector<int> perm;
-      if (s.h * s.w > 1 && s.c > 1) {
-        perm.resize(static_cast<size_t>(s.size()));
-        for (int y = 0; y < s.h; ++y)
-          for (int xx = 0; xx < s.w; ++xx)
-            for (int c = 0; c < s.c; ++c) perm[static_cast<size_t>((y * s.w + xx) * s.c + c)] = (c * s.h + y) * s.w + xx;
-      }
       const std::string out = G.fresh(name + ".flat");
       attr(G.node("Flatten", {x.name}, out), "axis", int64_t{1});
-      x = {out, 2, perm};
+      x = {out, 2, chw_order(p.in)};
     };
     switch (p.spec.kind) {
       case LayerKind::Conv:
@@ -304,7 +305,9 @@ struct Const {
   std::vector<int64_t> dims;
   std::vector<float> f;      // FLOAT tensors
   std::vector<int64_t> i;    // INT64 tensors
-  bool zeros = false;        // ConstantOfShape of 0: dims only, not materialized
+  // Zeros made by ConstantOfShape (or moved from them by a fold): what a shortcut's Concat pads with; not accepted as
+  // a layer's weights.
+  bool zeros = false;
   size_t count = 1;
 };
 
@@ -441,6 +444,8 @@ class Importer {
     return v;
   }
   bool shortcut_op(int index) const;
+  std::vector<int64_t> zero_pads();
+  void check_unpadded_pool() const;
   bool fold_constant();
   // Stores a constant that a node made, within a budget for all of them: a small file of many Identity or
   // ConstantOfShape nodes must not ask for gigabytes.
@@ -479,7 +484,8 @@ Const Importer::read_tensor(const onnx::TensorProto& t) const {
   Const c;
   if (t.has_data_location() && t.data_location() == onnx::TensorProto::EXTERNAL)
     fail("tensor '" + t.name() + "' keeps its data in an external file: save the model with its weights inside");
-  if (t.dims_size() > 8) fail("tensor '" + t.name() + "' has " + std::to_string(t.dims_size()) + " dimensions (at most 8)");
+  if (t.dims_size() > 8)
+    fail("tensor '" + t.name() + "' has " + std::to_string(t.dims_size()) + " dimensions (at most 8)");
   for (int64_t d : t.dims()) {
     if (d < 0 || d > (int64_t{1} << 31)) fail("tensor '" + t.name() + "' has a dimension of " + std::to_string(d));
     c.dims.push_back(d);
@@ -611,10 +617,8 @@ bool Importer::fold_constant() {
     if (value.count != 1) fail("expects a one-value 'value'");
     if (!value.i.empty())
       out.i.assign(n, value.i[0]);
-    else if (value.f[0] == 0.0f)
-      out.zeros = true, out.f.assign(n, 0.0f);
     else
-      out.f.assign(n, value.f[0]);
+      out.f.assign(n, value.f[0]), out.zeros = value.f[0] == 0.0f;
   } else if (op == "Cast") {
     const int64_t to = int_attr("to", 0);
     out = x;
@@ -648,7 +652,8 @@ bool Importer::fold_constant() {
       if (infer >= 0) dims[static_cast<size_t>(infer)] = known ? static_cast<int64_t>(x.count / known) : 0;
     } else {
       std::vector<int64_t> axes = in.size() > 1 ? ints_of(1, "the axes") : ints_attr("axes");
-      const int64_t rank = static_cast<int64_t>(x.dims.size()) + (op == "Unsqueeze" ? static_cast<int64_t>(axes.size()) : 0);
+      const int64_t rank =
+          static_cast<int64_t>(x.dims.size()) + (op == "Unsqueeze" ? static_cast<int64_t>(axes.size()) : 0);
       for (int64_t& a : axes) a = a < 0 ? a + rank : a;
       if (op == "Unsqueeze") {
         size_t k = 0;
@@ -760,6 +765,34 @@ bool Importer::fold_constant() {
   }
   keep_constant(node_->output(0), std::move(out));
   return true;
+}
+
+// A Pad node's pads (the attribute, or from opset 11 the constant input), after checking that it pads with zeros.
+std::vector<int64_t> Importer::zero_pads() {
+  if (!string_attr("mode").empty() && string_attr("mode") != "constant") fail("only constant padding");
+  if (float_attr("value", 0.0f) != 0.0f || (node_->input_size() > 3 && !node_->input(3).empty()))
+    fail("only zero padding of all axes is supported (no 'value', no 'axes')");
+  if (node_->input_size() > 2 && !node_->input(2).empty()) {
+    const Const* cv = constant(node_->input(2));
+    if (!cv || cv->f.size() != 1 || cv->f[0] != 0.0f) fail("only zero padding is supported");
+  }
+  if (node_->input_size() > 1 && !node_->input(1).empty()) {
+    const Const* p = constant(node_->input(1));
+    if (!p || p->i.empty()) fail("the pads must be an int64 constant");
+    return p->i;
+  }
+  return ints_attr("pads");
+}
+
+// A MaxPool's options that ferkit's pooling (and its shortcut pooling) does not have must be absent.
+void Importer::check_unpadded_pool() const {
+  for (int64_t p : ints_attr("pads"))
+    if (p) fail("padded max pooling is not supported");
+  for (int64_t d : ints_attr("dilations"))
+    if (d != 1) fail("dilated max pooling is not supported");
+  const std::string auto_pad = string_attr("auto_pad");
+  if (!auto_pad.empty() && auto_pad != "NOTSET" && auto_pad != "VALID")
+    fail("auto_pad " + auto_pad + " is not supported");
 }
 
 void Importer::preprocess_op(const std::string& op, float c) {
@@ -899,12 +932,7 @@ void Importer::maxpool() {
   if (ks.size() != 2 || ks[0] != ks[1] || ks[0] < 1 || ks[0] > 64 || st.size() != 2 || st[0] != st[1] || st[0] < 1 ||
       st[0] > 64)
     fail("expects a square window and equal strides");
-  for (int64_t p : ints_attr("pads"))
-    if (p) fail("padded max pooling is not supported");
-  for (int64_t d : ints_attr("dilations"))
-    if (d != 1) fail("dilated max pooling is not supported");
-  if (!string_attr("auto_pad").empty() && string_attr("auto_pad") != "NOTSET" && string_attr("auto_pad") != "VALID")
-    fail("auto_pad " + string_attr("auto_pad") + " is not supported");
+  check_unpadded_pool();
   const int k = static_cast<int>(ks[0]), stride = static_cast<int>(st[0]);
   const ConvGeom g = ConvGeom::make(x.shape.h, x.shape.w, x.shape.c, x.shape.c, k, stride, false);
   if (g.ho <= 0 || g.wo <= 0) fail("the window is larger than the input");
@@ -935,14 +963,7 @@ void Importer::flatten() {
     Built b;
     b.spec.kind = LayerKind::Flatten;
     out = emit(std::move(b), {1, 1, s.size()}, 2);
-    if (s.c > 1) {
-      auto perm = std::make_shared<std::vector<int>>(static_cast<size_t>(s.size()));
-      for (int y = 0; y < s.h; ++y)
-        for (int xx = 0; xx < s.w; ++xx)
-          for (int c = 0; c < s.c; ++c)
-            (*perm)[static_cast<size_t>((y * s.w + xx) * s.c + c)] = (c * s.h + y) * s.w + xx;
-      out.perm = perm;
-    }
+    if (s.c > 1) out.perm = std::make_shared<const std::vector<int>>(chw_order(s));
   } else {
     out = x;  // already 1 x 1 x C: flat in both orders
     out.rank = 2;
@@ -1044,32 +1065,15 @@ void Importer::shortcut(const std::string& op) {
   v.shortcut = true;
   if (op == "MaxPool") {
     const std::vector<int64_t> ks = ints_attr("kernel_shape"), st = ints_attr("strides");
-    for (int64_t p : ints_attr("pads"))
-      if (p) fail("a padded MaxPool on a shortcut is not supported");
+    check_unpadded_pool();
     const bool ceil = int_attr("ceil_mode", 0) != 0;
-    for (int64_t d : ints_attr("dilations"))
-      if (d != 1) fail("a dilated MaxPool on a shortcut is not supported");
-    if (!string_attr("auto_pad").empty() && string_attr("auto_pad") != "NOTSET" && string_attr("auto_pad") != "VALID")
-      fail("auto_pad " + string_attr("auto_pad") + " is not supported");
     if (ks != std::vector<int64_t>{2, 2} || st != std::vector<int64_t>{2, 2} || v.pooled || v.pad_channels ||
         v.rank != 4 || (!ceil && (v.shape.h % 2 || v.shape.w % 2)))
       fail("a shortcut's MaxPool must be 2x2 with stride 2 (rounding up, or on an even size), once, before any "
            "padding");
     v.pooled = true;
   } else if (op == "Pad") {
-    if (!string_attr("mode").empty() && string_attr("mode") != "constant") fail("only constant padding");
-    if (float_attr("value", 0.0f) != 0.0f || (node_->input_size() > 3 && !node_->input(3).empty()))
-      fail("only zero padding of all axes is supported (no 'value', no 'axes')");
-    std::vector<int64_t> pads = ints_attr("pads");
-    if (node_->input_size() > 1 && !node_->input(1).empty()) {
-      const Const* p = constant(node_->input(1));
-      if (!p || p->i.empty()) fail("the pads must be an int64 constant");
-      pads = p->i;
-    }
-    if (node_->input_size() > 2 && !node_->input(2).empty()) {
-      const Const* cv = constant(node_->input(2));
-      if (!cv || cv->f.size() != 1 || cv->f[0] != 0.0f) fail("a shortcut must be padded with zeros");
-    }
+    const std::vector<int64_t> pads = zero_pads();
     const size_t r = static_cast<size_t>(v.rank);
     if (pads.size() != 2 * r) fail("expects " + std::to_string(2 * r) + " pads");
     for (size_t j = 0; j < pads.size(); ++j)
@@ -1183,19 +1187,7 @@ OnnxImport Importer::run() {
       maxpool();
     } else if (op == "Pad") {  // spatial zero padding for the convolution after it
       Val x = main_input(0);
-      std::vector<int64_t> pads = ints_attr("pads");
-      if (node_->input_size() > 1 && !node_->input(1).empty()) {
-        const Const* p = constant(node_->input(1));
-        if (!p || p->i.empty()) fail("the pads must be an int64 constant");
-        pads = p->i;
-      }
-      if (!string_attr("mode").empty() && string_attr("mode") != "constant") fail("only constant padding");
-      if (float_attr("value", 0.0f) != 0.0f || (node_->input_size() > 3 && !node_->input(3).empty()))
-        fail("only zero padding of all axes is supported (no 'value', no 'axes')");
-      if (node_->input_size() > 2 && !node_->input(2).empty()) {
-        const Const* cv = constant(node_->input(2));
-        if (!cv || cv->f.size() != 1 || cv->f[0] != 0.0f) fail("only zero padding is supported");
-      }
+      const std::vector<int64_t> pads = zero_pads();
       if (x.rank != 4 || pads.size() != 8 || pads[0] || pads[1] || pads[4] || pads[5])
         fail("only padding of the rows and columns of an N x C x H x W value is supported");
       const int64_t order[4] = {pads[2], pads[3], pads[6], pads[7]};  // top, left, bottom, right

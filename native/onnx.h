@@ -1,5 +1,6 @@
 // ONNX graphs in and out (native only: it needs protobuf and Debian's libonnx-dev; the build defines
-// FERKIT_HAVE_ONNX when they are there). docs/onnx.md shows both paths end to end.
+// FERKIT_HAVE_ONNX when they are there, and without them export_onnx and import_onnx throw, saying what to
+// install). docs/onnx.md shows both paths end to end.
 //
 // Export writes any model the spec language expresses as an opset-13 graph: input "pixels" (N x C x H x W floats,
 // the grey values 0-255), the model's preprocessing as a Mul and an Add at its start, NCHW layers, and "probabilities"
@@ -21,9 +22,6 @@
 #include "model.h"
 
 namespace ferkit {
-
-// Whether this build can read and write ONNX (false: export_onnx and import_onnx throw, saying what to install).
-bool onnx_available();
 
 // The ONNX bytes of a model; metadata (the model file's, may be null) goes into ferkit.metadata.
 std::vector<uint8_t> export_onnx(const Model& model, const nlohmann::json& metadata);

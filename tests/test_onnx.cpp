@@ -123,19 +123,30 @@ fs::path temp_dir(const char* name) {
   return d;
 }
 
-// Runs the graph in ONNX Runtime; empty if node or onnxruntime-web is missing (the caller skips).
-std::vector<float> ort_probs(const std::vector<uint8_t>& onnx_bytes, const std::vector<uint8_t>& px, int n,
-                             const fs::path& dir, int classes) {
+// Runs the graph in ONNX Runtime on `in` (its input, of dims "N C H W" as the graph has them) and returns its output
+// (empty, and a failure saying why, if node fails).
+std::vector<float> ort_run(const std::vector<uint8_t>& onnx_bytes, const std::vector<float>& in,
+                           const std::string& dims, const fs::path& dir) {
   write_file_atomic((dir / "m.onnx").string(), onnx_bytes.data(), onnx_bytes.size());
-  std::vector<float> in(px.begin(), px.end());
   write_file_atomic((dir / "in.f32").string(), in.data(), in.size() * sizeof(float));
   const std::string cmd = "node " + kSource + "/tests/onnx/ort_run.mjs " + (dir / "m.onnx").string() + " " +
-                          (dir / "in.f32").string() + " " + std::to_string(n) + " 1 48 48 " +
-                          (dir / "out.f32").string();
-  if (std::system(cmd.c_str()) != 0) return {};
+                          (dir / "in.f32").string() + " " + dims + " " + (dir / "out.f32").string() + " 2>" +
+                          (dir / "err.txt").string();  // ONNX Runtime's warnings, shown if it fails
+  if (std::system(cmd.c_str()) != 0) {
+    ADD_FAILURE() << cmd << "\n" << read_text_file((dir / "err.txt").string());
+    return {};
+  }
   const auto out = read_file((dir / "out.f32").string());
-  std::vector<float> probs(out.size() / sizeof(float));
-  std::memcpy(probs.data(), out.data(), out.size());
+  std::vector<float> values(out.size() / sizeof(float));
+  std::memcpy(values.data(), out.data(), out.size());
+  return values;
+}
+
+// The probabilities of an exported 48x48 grey model for n faces.
+std::vector<float> ort_probs(const std::vector<uint8_t>& onnx_bytes, const std::vector<uint8_t>& px, int n,
+                             const fs::path& dir, int classes) {
+  const std::vector<float> probs =
+      ort_run(onnx_bytes, std::vector<float>(px.begin(), px.end()), std::to_string(n) + " 1 48 48", dir);
   EXPECT_EQ(probs.size(), static_cast<size_t>(n) * classes);
   return probs;
 }
@@ -303,7 +314,8 @@ TEST(Onnx, WhatItCannotReadIsRefusedNamingTheNodeAndWhy) {
 // Found by tests/fuzz/fuzz_onnx: a producer name that is not UTF-8 went into the model's JSON metadata, which then
 // could not be written.
 TEST(Onnx, AProducerNameThatIsNotUtf8StillGivesAModelFile) {
-  onnx::ModelProto p = parse(export_onnx(random_model("input 4 4 1; conv 2 3; relu; gap; dense 3; softmax", 1), nullptr));
+  const Model m = random_model("input 4 4 1; conv 2 3; relu; gap; dense 3; softmax", 1);
+  onnx::ModelProto p = parse(export_onnx(m, nullptr));
   p.set_producer_name("py\xAFtorch");
   const auto bytes = serialize(p);
   OnnxImport r = import_onnx(bytes.data(), bytes.size());
@@ -342,11 +354,7 @@ TEST(Onnx, PadsBiasesAndFoldedValuesAreReadAsOnnxRuntimeWould) {
   for (size_t i = 0; i < px.size(); ++i) px[i] = static_cast<uint8_t>(i * 29 % 256);
   auto probs = [&](const std::vector<uint8_t>& bytes) {
     OnnxImport r = import_onnx(bytes.data(), bytes.size());
-    Workspace ws;
-    ws.reserve(r.model, 2);
-    std::vector<float> out(6);
-    predict(r.model, ws, px.data(), 2, out.data());
-    return out;
+    return ferkit_probs(r.model, px, 2);
   };
   const std::vector<float> want = probs(good);
   {  // Add -> Pad -> Identity -> Conv (no pads of its own)
@@ -439,16 +447,8 @@ TEST(Onnx, ImportsBlazeFacesBackboneLikeOnnxRuntime) {
   std::vector<float> in(ws.input(), ws.input() + px.size());
   const float* f = forward(m, ws, 1, ForwardOptions());
   const std::vector<float> ours(f, f + 96);
-  const fs::path dir = temp_dir("blazeface");
-  write_file_atomic((dir / "m.onnx").string(), bytes.data(), bytes.size());
-  write_file_atomic((dir / "in.f32").string(), in.data(), in.size() * sizeof(float));
-  const std::string cmd = "node " + kSource + "/tests/onnx/ort_run.mjs " + (dir / "m.onnx").string() + " " +
-                          (dir / "in.f32").string() + " 1 128 128 3 " + (dir / "out.f32").string() + " 2>/dev/null";
-  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
-  const auto out = read_file((dir / "out.f32").string());
-  ASSERT_EQ(out.size(), 96 * sizeof(float));
-  std::vector<float> theirs(96);
-  std::memcpy(theirs.data(), out.data(), out.size());
+  const std::vector<float> theirs = ort_run(bytes, in, "1 128 128 3", temp_dir("blazeface"));
+  ASSERT_EQ(theirs.size(), 96u) << "node tests/onnx/ort_run.mjs failed";
   double scale = 0;
   for (float v : theirs) scale = std::max(scale, std::fabs(double(v)));
   std::printf("BlazeFace backbone: %zu parameters; the largest feature difference from ONNX Runtime is %.2g (features "
