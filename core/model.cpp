@@ -289,7 +289,7 @@ void layer_forward_common(Model& model, Workspace& ws, size_t i, int n, bool kee
 
 // Training: each layer as written, one case each. Trainable layers keep what backward reads (im2col, batch-norm
 // statistics, dropout masks, max-pool argmax); frozen ones (below model.first_trainable) run as in inference.
-void forward_train(Model& model, Workspace& ws, int n, size_t from, size_t end, uint64_t dropout_seed) {
+void forward_train(Model& model, Workspace& ws, int n, size_t from, size_t end, const ForwardOptions& opt) {
   float* P = model.params.data();
   for (size_t i = from; i < end; ++i) {
     const LayerPlan& p = model.layers[i];
@@ -303,13 +303,15 @@ void forward_train(Model& model, Workspace& ws, int n, size_t from, size_t end, 
         else conv2d_forward_infer(x, n, p.geom, P + p.w, nullptr, P + p.b, ws.col[i].data(), y);
         break;
       case LayerKind::Dropout:
-        if (p.spec.rate > 0.0f) dropout_forward(x, count, p.spec.rate, mix_seed(dropout_seed, i), ws.col[i].data(), y);
+        if (p.spec.rate > 0.0f)
+          dropout_forward(x, count, p.spec.rate, mix_seed(opt.dropout_seed, i), ws.col[i].data(), y,
+                          static_cast<size_t>(opt.first_image) * p.out.size());
         else std::memcpy(y, x, sizeof(float) * count);
         break;
       case LayerKind::BatchNorm: {
         BatchNormParams bp{P + p.w, P + p.b, P + p.mean, P + p.var};
         const size_t rows = static_cast<size_t>(n) * p.out.h * p.out.w;
-        if (trains) batchnorm_forward_train(x, rows, p.out.c, bp, ws.col[i].data(), ws.aux[i].data(), y);
+        if (trains) batchnorm_forward_train(x, rows, p.out.c, bp, ws.col[i].data(), ws.aux[i].data(), y, opt.across);
         else batchnorm_forward_infer(x, rows, p.out.c, bp, ws.aux[i].data(), y);
         break;
       }
@@ -391,24 +393,24 @@ const float* forward(Model& model, Workspace& ws, int n, const ForwardOptions& o
                plan->conv.size() != model.layers.size() || plan->bias.size() != model.layers.size()))
     throw std::logic_error("forward: the inference plan was made for other weights");
   const size_t from = static_cast<size_t>(opt.from_layer), stop = static_cast<size_t>(end);
-  if (opt.train) forward_train(model, ws, n, from, stop, opt.dropout_seed);
+  if (opt.train) forward_train(model, ws, n, from, stop, opt);
   else forward_infer(model, ws, n, from, stop, plan, opt.keep_argmax);
   return ws.act[stop].data();
 }
 
 void zero_grads(Model& model) {
   if (model.grads.size() != model.params.size()) model.enable_grads();
-  // Only the trainable layers' gradients are ever written (tensors are laid out in layer order).
-  size_t from = model.grads.size();
-  for (const TensorRef& t : model.tensors)
-    if (t.layer >= model.first_trainable) {
-      from = t.offset;
-      break;
-    }
-  std::fill(model.grads.begin() + static_cast<std::ptrdiff_t>(from), model.grads.end(), 0.0f);
+  // Only the trainable layers' gradients are ever written.
+  std::fill(model.grads.begin() + static_cast<std::ptrdiff_t>(first_trainable_offset(model)), model.grads.end(), 0.0f);
 }
 
-void backward(Model& model, Workspace& ws, int n, const float* dlogits) {
+size_t first_trainable_offset(const Model& model) {
+  for (const TensorRef& t : model.tensors)
+    if (t.layer >= model.first_trainable) return t.offset;
+  return model.params.size();
+}
+
+void backward(Model& model, Workspace& ws, int n, const float* dlogits, Collective* across) {
   const float* P = model.params.data();
   float* G = model.grads.data();
   const size_t L = model.layers.size();
@@ -455,7 +457,7 @@ void backward(Model& model, Workspace& ws, int n, const float* dlogits) {
         break;
       case LayerKind::BatchNorm:
         batchnorm_backward(dy, ws.col[ii].data(), ws.aux[ii].data(), static_cast<size_t>(n) * p.out.h * p.out.w,
-                           p.out.c, P + p.w, G + p.w, G + p.b, dx);
+                           p.out.c, P + p.w, G + p.w, G + p.b, dx, across);
         break;
       case LayerKind::Flatten:
         if (dx) std::memcpy(dx, dy, sizeof(float) * count);

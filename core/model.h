@@ -134,6 +134,11 @@ Model average_models(const std::vector<Model>& models, const std::vector<std::st
 struct ForwardOptions {
   bool train = false;         // dropout active, batch-norm uses (and updates) batch statistics
   uint64_t dropout_seed = 0;  // dropout masks are a function of (seed, layer)
+  // Data-parallel training (collective.h): these n images are images first_image.. of a batch spread over the
+  // processes of `across`; batch norm takes the whole batch's statistics and dropout the masks those images
+  // would get in one process. nullptr: the batch is these n images.
+  Collective* across = nullptr;
+  int first_image = 0;
   // Start at this layer: ws.act[from_layer] already holds its input (e.g. features of frozen layers computed
   // once, see FeatureCache in train.h). 0: from the input image. Inside a residual block (inside_residual_block),
   // the block's add reads the activation its save left in ws from an earlier pass.
@@ -156,10 +161,14 @@ bool inside_residual_block(const Model& model, int layer);
 // Runs n images (already in ws.input(), n <= capacity) through the model; returns the logits (n x classes), or
 // with opt.until_layer that layer's input.
 const float* forward(Model& model, Workspace& ws, int n, const ForwardOptions& opt);
-// Back-propagates dlogits (n x classes); accumulates into model.grads (call zero_grads first).
-void backward(Model& model, Workspace& ws, int n, const float* dlogits);
+// Back-propagates dlogits (n x classes); accumulates into model.grads (call zero_grads first). across: as the
+// forward pass's (ForwardOptions::across); the gradients are then this process's part, to be summed across.
+void backward(Model& model, Workspace& ws, int n, const float* dlogits, Collective* across = nullptr);
 // Zeros the gradients of the trainable layers (>= first_trainable); frozen layers get none.
 void zero_grads(Model& model);
+// Where the trainable layers' parameters (and gradients) begin: tensors are laid out in layer order, so
+// [first_trainable_offset, params.size()) is every trainable tensor and nothing else.
+size_t first_trainable_offset(const Model& model);
 
 // Inference helper: pixels (n images of side*side bytes) -> probabilities (n x classes). Batch-norm and dropout
 // in inference mode. ws must have capacity >= n. If flip_tta, averages with the mirrored image. plan: see

@@ -7,6 +7,7 @@
 #include <limits>
 #include <vector>
 
+#include "collective.h"
 #include "kernels.h"
 #include "rng.h"
 
@@ -431,10 +432,10 @@ void maxpool_backward(const float* dy, int n, const ConvGeom& g, const int32_t* 
   }
 }
 
-void dropout_forward(const float* x, size_t count, float rate, uint64_t seed, float* mask, float* y) {
+void dropout_forward(const float* x, size_t count, float rate, uint64_t seed, float* mask, float* y, size_t offset) {
   const float keep_scale = 1.0f / (1.0f - rate);
   const uint64_t threshold = static_cast<uint64_t>(static_cast<double>(rate) * 4294967296.0);
-  const uint64_t base = splitmix64(seed);
+  const uint64_t base = splitmix64(seed) + offset;
 #pragma omp parallel for schedule(static) if (count > 65536)
   for (size_t i = 0; i < count; ++i) {
     const uint64_t r = splitmix64(base + i) >> 32;
@@ -449,16 +450,23 @@ void dropout_backward(const float* dy, const float* mask, size_t count, float* d
 }
 
 void batchnorm_forward_train(const float* x, size_t rows, int channels, const BatchNormParams& p, float* xhat,
-                             float* invstd, float* y) {
+                             float* invstd, float* y, Collective* across) {
   const Eigen::Index r = static_cast<Eigen::Index>(rows);
   CMapR X(x, r, channels);
-  // Two passes in double for the statistics: rows can be n*48*48 = 147k.
-  Eigen::Matrix<double, 1, Eigen::Dynamic> mean = X.cast<double>().colwise().sum() / static_cast<double>(rows);
-  Eigen::Matrix<double, 1, Eigen::Dynamic> var =
-      (X.cast<double>().rowwise() - mean).array().square().colwise().sum() / static_cast<double>(rows);
+  // Two passes in double for the statistics: rows can be n*48*48 = 147k. The sums carry the row count as their
+  // last entry, so that a data-parallel run sums both across its processes in one call.
+  Eigen::Matrix<double, 1, Eigen::Dynamic> sums(channels + 1);
+  sums.head(channels) = X.cast<double>().colwise().sum();
+  sums[channels] = static_cast<double>(rows);
+  if (across) across->sum(sums.data(), sums.size());
+  const double total = sums[channels];
+  const Eigen::Matrix<double, 1, Eigen::Dynamic> mean = sums.head(channels) / std::max(total, 1.0);
+  sums.head(channels) = (X.cast<double>().rowwise() - mean).array().square().colwise().sum();
+  if (across) across->sum(sums.data(), channels);
+  const Eigen::Matrix<double, 1, Eigen::Dynamic> var = sums.head(channels) / std::max(total, 1.0);
   for (int c = 0; c < channels; ++c) {
     invstd[c] = static_cast<float>(1.0 / std::sqrt(var[c] + p.eps));
-    const double unbiased = rows > 1 ? var[c] * rows / (rows - 1) : var[c];
+    const double unbiased = total > 1 ? var[c] * total / (total - 1) : var[c];
     p.running_mean[c] = (1.0f - p.momentum) * p.running_mean[c] + p.momentum * static_cast<float>(mean[c]);
     p.running_var[c] = (1.0f - p.momentum) * p.running_var[c] + p.momentum * static_cast<float>(unbiased);
   }
@@ -492,7 +500,7 @@ void batchnorm_forward_infer(const float* x, size_t rows, int channels, const Ba
 }
 
 void batchnorm_backward(const float* dy, const float* xhat, const float* invstd, size_t rows, int channels,
-                        const float* gamma, float* dgamma, float* dbeta, float* dx) {
+                        const float* gamma, float* dgamma, float* dbeta, float* dx, Collective* across) {
   const Eigen::Index r = static_cast<Eigen::Index>(rows);
   CMapR dY(dy, r, channels), XH(xhat, r, channels);
   RowVec sum_dy = dY.colwise().sum();
@@ -500,8 +508,17 @@ void batchnorm_backward(const float* dy, const float* xhat, const float* invstd,
   MapRow(dgamma, channels) += sum_dy_xhat;
   MapRow(dbeta, channels) += sum_dy;
   if (!dx) return;
+  float n = static_cast<float>(rows);
+  if (across) {  // the whole batch's sums and row count
+    Eigen::Matrix<double, 1, Eigen::Dynamic> sums(2 * channels + 1);
+    sums << sum_dy.cast<double>(), sum_dy_xhat.cast<double>(), static_cast<double>(rows);
+    across->sum(sums.data(), sums.size());
+    sum_dy = sums.head(channels).cast<float>();
+    sum_dy_xhat = sums.segment(channels, channels).cast<float>();
+    n = static_cast<float>(sums[2 * channels]);
+  }
   // dx = gamma * invstd / N * (N*dy - sum(dy) - xhat * sum(dy*xhat))
-  const float inv_n = 1.0f / static_cast<float>(rows);
+  const float inv_n = 1.0f / std::max(n, 1.0f);
   RowVec scale = CMapRow(gamma, channels).array() * CMapRow(invstd, channels).array();
   RowVec mean_dy = sum_dy * inv_n, mean_dy_xhat = sum_dy_xhat * inv_n;
   MapR DX(dx, r, channels);
@@ -542,7 +559,7 @@ void softmax(const float* logits, int n, int classes, float* probs) {
 }
 
 float softmax_xent(const float* logits, const uint8_t* labels, const float* soft, const float* class_weights, int n,
-                   int classes, float label_smoothing, float* probs, float* dlogits) {
+                   int classes, float label_smoothing, float* probs, float* dlogits, double* weight_sum) {
   softmax(logits, n, classes, probs);
   double loss = 0.0, wsum = 0.0;
   const float uniform = label_smoothing / static_cast<float>(classes);
@@ -564,6 +581,7 @@ float softmax_xent(const float* logits, const uint8_t* labels, const float* soft
   }
   const float inv = wsum > 0.0 ? static_cast<float>(1.0 / wsum) : 0.0f;
   for (size_t j = 0; j < static_cast<size_t>(n) * classes; ++j) dlogits[j] *= inv;
+  if (weight_sum) *weight_sum = wsum;
   return wsum > 0.0 ? static_cast<float>(loss / wsum) : 0.0f;
 }
 

@@ -8,6 +8,8 @@
 
 namespace ferkit {
 
+class Collective;  // collective.h: the processes of a data-parallel run
+
 // Geometry of a 2-D convolution (also used for pooling windows).
 struct ConvGeom {
   int hi = 0, wi = 0, cin = 0;  // input
@@ -83,13 +85,18 @@ void maxpool_forward(const float* x, int n, const ConvGeom& g, float* y, int32_t
 void maxpool_backward(const float* dy, int n, const ConvGeom& g, const int32_t* argmax, float* dx);
 
 // Inverted dropout. The mask (0 or 1/(1-rate)) is a pure function of (seed, index), so it is the same
-// on every platform and for any thread count.
-void dropout_forward(const float* x, size_t count, float rate, uint64_t seed, float* mask, float* y);
+// on every platform and for any thread count. offset: the index of x[0] in the mask stream (a data-parallel rank's
+// shard starts where its first image lies in the whole batch).
+void dropout_forward(const float* x, size_t count, float rate, uint64_t seed, float* mask, float* y,
+                     size_t offset = 0);
 void dropout_backward(const float* dy, const float* mask, size_t count, float* dx);
 
 // Batch normalization over the last axis: x is rows x channels (rows = n*h*w for images).
 // Training mode uses batch statistics (biased variance), saves xhat and invstd for backward, and updates the
 // running statistics with `momentum` (running = (1-momentum)*running + momentum*batch; unbiased variance).
+// across (training, forward and backward): the rows are this process's part of a batch spread over the processes
+// of a data-parallel run, and the statistics are the whole batch's (synchronized batch norm: per-channel sums in
+// double, summed across; backward's dgamma and dbeta stay this process's part, summed later with the gradients).
 struct BatchNormParams {
   const float* gamma;
   const float* beta;
@@ -99,13 +106,13 @@ struct BatchNormParams {
   float eps = 1e-5f;
 };
 void batchnorm_forward_train(const float* x, size_t rows, int channels, const BatchNormParams& p, float* xhat,
-                             float* invstd, float* y);
+                             float* invstd, float* y, Collective* across = nullptr);
 // scratch: 2 * channels floats (each channel's scale and shift, computed once per call). relu: y = max(0, bn(x)),
 // a following ReLU in the same pass.
 void batchnorm_forward_infer(const float* x, size_t rows, int channels, const BatchNormParams& p, float* scratch,
                              float* y, bool relu = false);
 void batchnorm_backward(const float* dy, const float* xhat, const float* invstd, size_t rows, int channels,
-                        const float* gamma, float* dgamma, float* dbeta, float* dx);
+                        const float* gamma, float* dgamma, float* dbeta, float* dx, Collective* across = nullptr);
 // The input gradient of batchnorm_forward_infer (running statistics: a per-channel affine map), for
 // back-propagating through an inference pass: dx = dy * gamma / sqrt(running_var + eps).
 void batchnorm_backward_infer(const float* dy, size_t rows, int channels, const float* gamma, const float* running_var,
@@ -118,9 +125,10 @@ void gap_backward(const float* dy, int n, int hw, int c, float* dx);
 // Softmax cross-entropy over n rows of `classes` logits. The target of row i is soft[i] if soft is given,
 // else one-hot(labels[i]); label smoothing mixes it with the uniform distribution. Each row is weighted by
 // class_weights (the target-weighted mean of the per-class weights; 1 if null). Returns the weighted mean loss
-// (sum w_i * ce_i / sum w_i) and writes probs and dlogits = w_i (p_i - t_i) / sum w_i.
+// (sum w_i * ce_i / sum w_i) and writes probs and dlogits = w_i (p_i - t_i) / sum w_i; weight_sum (if given)
+// receives sum w_i.
 float softmax_xent(const float* logits, const uint8_t* labels, const float* soft, const float* class_weights, int n,
-                   int classes, float label_smoothing, float* probs, float* dlogits);
+                   int classes, float label_smoothing, float* probs, float* dlogits, double* weight_sum = nullptr);
 void softmax(const float* logits, int n, int classes, float* probs);
 
 }  // namespace ferkit

@@ -27,6 +27,19 @@ void input_image(const Model& model, const uint8_t* pixels, float* x, const Augm
   for (int j = 0; j < in_size; ++j) x[j] = (x[j] * 255.0f * pp.scale - pp.mean) / pp.std;
 }
 
+// A 64-bit digest of the weights' bits, for checking that data-parallel processes hold the same ones.
+uint64_t params_hash(const Floats& params) {
+  uint64_t h = 0x9e3779b97f4a7c15ull;
+  const size_t n = params.size();
+  const float* p = params.data();
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, p + i, sizeof bits);
+    h = (h ^ bits) * 0x100000001b3ull;
+  }
+  return h ^ n;
+}
+
 // Dataset::class_counts() for a model of `classes` outputs (every caller has kNumClasses).
 std::vector<size_t> class_counts(const Dataset& data, int classes) {
   std::vector<size_t> counts = data.class_counts();
@@ -194,9 +207,9 @@ Metrics evaluate_ensemble(const std::vector<Model*>& models, const Dataset& data
 }
 
 Trainer::Trainer(Model& m, const Dataset& t, const Dataset* v, const TrainConfig& c, const FeatureCache* tf,
-                 const FeatureCache* vf)
+                 const FeatureCache* vf, Collective* a)
     : model(m), train(t), val(v), cfg(c), opt(c.optim), sched(c.schedule, c.optim.lr, c.epochs), train_features(tf),
-      val_features(vf) {
+      val_features(vf), across(a) {
   if (cfg.batch < 1) throw std::runtime_error("batch size must be at least 1");
   if (train.size() == 0) throw std::runtime_error("the training set is empty");
   if (!cfg.class_weights.empty() && cfg.class_weights.size() != static_cast<size_t>(model.num_classes()))
@@ -209,7 +222,20 @@ Trainer::Trainer(Model& m, const Dataset& t, const Dataset* v, const TrainConfig
     throw std::logic_error("Trainer: cached features do not match the data sets");
   if (vf && cfg.recalibrate_images > 0)
     throw std::logic_error("Trainer: per-epoch batch-norm recalibration needs the whole network (no validation features)");
-  ws.reserve(model, cfg.batch, true, tf ? tf->layer : 0);
+  if (across) {
+    if (tf || vf) throw std::logic_error("Trainer: data-parallel training needs the whole network (no cached features)");
+    // The processes must start alike: a difference here would only show as diverging weights after the first step.
+    uint64_t setup = params_hash(model.params);
+    for (const uint64_t v : {static_cast<uint64_t>(train.size()), static_cast<uint64_t>(cfg.batch), cfg.seed,
+                             static_cast<uint64_t>(cfg.epochs), static_cast<uint64_t>(val ? val->size() : 0)})
+      setup = mix_seed(setup, v);
+    if (!across->same(setup))
+      throw std::runtime_error("distributed training: the processes do not start alike (each needs the same data, "
+                               "options and initial weights)");
+    batch_input_.resize(static_cast<size_t>(cfg.batch) * model.spec.input.size());
+  }
+  const int ranks = across ? across->size() : 1;
+  ws.reserve(model, (cfg.batch + ranks - 1) / ranks, true, tf ? tf->layer : 0);
   if (vf) eval_ws.reserve(model, static_cast<int>(std::min<size_t>(cfg.eval_batch, val->size())), false, vf->layer);
   order_.resize(train.size());
   batch_labels_.resize(cfg.batch);
@@ -258,7 +284,9 @@ bool Trainer::step() {
     throw std::logic_error("Trainer: train_features must be complete, match the training set, and be frozen");
   const int from = fc ? fc->layer : 0;
   const size_t in_size = fc ? fc->size : static_cast<size_t>(model.spec.input.size());
-  float* x = ws.act[from].data();
+  // The whole batch's inputs and targets (with across, every process prepares all of them, so that the augmentation
+  // stream is one process's; it then runs its shard).
+  float* x = across ? batch_input_.data() : ws.act[from].data();
   const bool mixed = cfg.cutmix > 0.0f;  // CutMix mixes targets, so every image needs one as a distribution
   for (int i = 0; i < n; ++i) {
     const size_t idx = order_[cursor_ + i];
@@ -278,26 +306,51 @@ bool Trainer::step() {
     Rng mix_rng(mix_seed(cfg.seed, static_cast<uint64_t>(epoch), 1000000 + static_cast<uint64_t>(batch_index_)));
     cutmix(x, batch_soft_.data(), n, model.spec.input.w, k, cfg.cutmix, mix_rng, mix_scratch_.data());
   }
+  const Shard part = across ? shard_of(n, across->rank(), across->size()) : Shard{0, n};
+  const int ln = part.size();
+  if (across) std::memcpy(ws.act[from].data(), x + part.begin * in_size, sizeof(float) * ln * in_size);
   ForwardOptions fo;
   fo.train = true;
   fo.from_layer = from;
   fo.dropout_seed = mix_seed(cfg.seed, static_cast<uint64_t>(epoch), 1000 + static_cast<uint64_t>(batch_index_));
-  const float* logits = forward(model, ws, n, fo);
-  const float* targets = train.soft.empty() && !mixed ? nullptr : batch_soft_.data();
-  const float loss = softmax_xent(logits, batch_labels_.data(), targets,
-                                  cfg.class_weights.empty() ? nullptr : cfg.class_weights.data(), n, k,
-                                  cfg.label_smoothing, ws.probs.data(), ws.dlogits.data());
+  fo.across = across;
+  fo.first_image = part.begin;
+  const float* logits = forward(model, ws, ln, fo);
+  const float* targets = train.soft.empty() && !mixed ? nullptr : batch_soft_.data() + static_cast<size_t>(part.begin) * k;
+  double weight = 0;
+  float loss = softmax_xent(logits, batch_labels_.data() + part.begin, targets,
+                            cfg.class_weights.empty() ? nullptr : cfg.class_weights.data(), ln, k, cfg.label_smoothing,
+                            ws.probs.data(), ws.dlogits.data(), &weight);
+  double hits = 0;
+  for (int i = 0; i < ln; ++i)
+    hits += argmax(ws.probs.data() + static_cast<size_t>(i) * k, k) == batch_labels_[part.begin + i];
+  if (across) {  // the whole batch's loss and hits; the gradients become this shard's part of the batch's mean
+    double sums[3] = {static_cast<double>(loss) * weight, weight, hits};
+    across->sum(sums, 3);
+    loss = sums[1] > 0 ? static_cast<float>(sums[0] / sums[1]) : 0.0f;
+    hits = sums[2];
+    const float rescale = sums[1] > 0 ? static_cast<float>(weight / sums[1]) : 0.0f;
+    for (size_t j = 0; j < static_cast<size_t>(ln) * k; ++j) ws.dlogits[j] *= rescale;
+  }
   if (!std::isfinite(loss))
     throw std::runtime_error("training diverged: the loss is " + std::to_string(loss) + " at epoch " +
                              std::to_string(epoch + 1) + ", batch " + std::to_string(batch_index_ + 1) +
                              " (try a lower learning rate)");
   zero_grads(model);
-  backward(model, ws, n, ws.dlogits.data());
+  backward(model, ws, ln, ws.dlogits.data(), across);
+  if (across) {  // one sum of the trainable layers' gradients (contiguous: tensors are in layer order)
+    const size_t g0 = first_trainable_offset(model);
+    across->sum(model.grads.data() + g0, model.grads.size() - g0);
+  }
   if (anchor_strength > 0.0f && anchor.size() != model.params.size())
     throw std::logic_error("Trainer: anchor does not match the model");
   opt.step(model, sched.lr(epoch), anchor_strength > 0.0f ? anchor.data() : nullptr, anchor_strength);
   if (cfg.ema > 0.0f) update_ema();
-  for (int i = 0; i < n; ++i) sum_hit_ += argmax(ws.probs.data() + static_cast<size_t>(i) * k, k) == batch_labels_[i];
+  if (across && !across->same(params_hash(model.params)))
+    throw std::runtime_error("distributed training: the processes' weights differ after epoch " +
+                             std::to_string(epoch + 1) + ", batch " + std::to_string(batch_index_ + 1) +
+                             " (their gradient sums were not identical)");
+  sum_hit_ += hits;
   sum_loss_ += static_cast<double>(loss) * n;
   last_loss = loss;
   cursor_ += n;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "collective.h"
 #include "data.h"
 #include "metrics.h"
 #include "model.h"
@@ -110,8 +111,17 @@ Metrics evaluate_ensemble(const std::vector<Model*>& models, const Dataset& data
 class Trainer {
  public:
   // train_features / val_features: see below (nullptr: none).
+  // across: data-parallel training (collective.h; nullptr: this process alone). Every process builds its Trainer
+  // with the same model, data and configuration; each step, every process prepares the whole batch (shuffle,
+  // augmentation, CutMix: the same streams as one process) and runs its shard of it (shard_of) forward and back,
+  // with batch norm's statistics synchronized across; the loss is normalized by the whole batch's weight, and the
+  // gradients (one contiguous buffer) are summed across before the optimizer step. Every process then holds the
+  // same weights, which each step checks (a difference throws). Validation and the epoch's bookkeeping run on
+  // every process alike. So a run over N processes computes what one process computes with the same batch, up to
+  // the order of floating-point sums. Not with cached features.
   Trainer(Model& model, const Dataset& train, const Dataset* val, const TrainConfig& cfg,
-          const FeatureCache* train_features = nullptr, const FeatureCache* val_features = nullptr);
+          const FeatureCache* train_features = nullptr, const FeatureCache* val_features = nullptr,
+          Collective* across = nullptr);
 
   void begin_epoch();
   // Trains one batch. Returns false (doing nothing) when this epoch has no batches left.
@@ -164,6 +174,7 @@ class Trainer {
   // (model.first_trainable >= layer). The workspaces then have no buffers for those layers.
   const FeatureCache* train_features;
   const FeatureCache* val_features;
+  Collective* const across;
 
   int epoch = 0;  // completed epochs
   float last_loss = 0.0f;  // the last step's mean batch loss
@@ -180,6 +191,7 @@ class Trainer {
   std::vector<uint8_t> batch_labels_;
   std::vector<float> batch_soft_;
   Floats mix_scratch_;  // cfg.cutmix > 0: cutmix()'s copy of the batch
+  Floats batch_input_;  // with across: the whole batch's inputs, before this process takes its shard
   Floats judged_;  // cfg.recalibrate_images > 0: end_epoch's judged weights before recalibration (scratch)
   size_t cursor_ = 0;
   bool epoch_open_ = false;
