@@ -71,8 +71,22 @@ void BM_Inference(benchmark::State& state, const char* arch) {
   }
   state.counters["images/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * batch, benchmark::Counter::kIsRate);
 }
+// One image through the trainer's default augmentation (what `fer-train train` does to every training image, and
+// what each process of a --distributed run does to every image of each batch, its own share or not).
+void BM_Augment(benchmark::State& state) {
+  auto px = random_images(1);
+  std::vector<float> x(kPixels);
+  Augment aug;
+  Rng rng(3);
+  for (auto _ : state) {
+    augment_image(px.data(), x.data(), aug, rng);
+    benchmark::DoNotOptimize(x.data());
+  }
+  state.counters["images/s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+}
 }  // namespace
 
+BENCHMARK(BM_Augment)->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_TrainStep, seed, "seed")->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_Inference, seed, "seed")->ArgsProduct({{1, 64}, {0, 1}})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_TrainStep, vgg-s, "vgg-s")->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -337,32 +337,34 @@ void cutmix(float* x, float* targets, int n, int side, int k, float prob, Rng& r
   }
 }
 
-void augment_image(const uint8_t* src, float* dst, const Augment& aug, Rng& rng) {
-  // Draw every random parameter first, in a fixed order (only for the enabled parts).
-  const bool flip = aug.flip && rng.uniform() < 0.5f;
-  float tx = 0.0f, ty = 0.0f;
+AugmentDraw draw_augment(const Augment& aug, Rng& rng) {
+  // Every random parameter, in a fixed order (only for the enabled parts).
+  AugmentDraw a;
+  a.flip = aug.flip && rng.uniform() < 0.5f;
   if (aug.shift > 0) {
-    tx = rng.uniform(-aug.shift, aug.shift) * kSide;
-    ty = rng.uniform(-aug.shift, aug.shift) * kSide;
+    a.tx = rng.uniform(-aug.shift, aug.shift) * kSide;
+    a.ty = rng.uniform(-aug.shift, aug.shift) * kSide;
   }
-  float angle = 0.0f;
-  if (aug.rotate_deg > 0) angle = rng.uniform(-aug.rotate_deg, aug.rotate_deg) * (3.14159265358979f / 180.0f);
-  float scale = 1.0f;
-  if (aug.scale > 0) scale = 1.0f + rng.uniform(-aug.scale, aug.scale);
-  float bright = 0.0f;
-  if (aug.brightness > 0) bright = rng.uniform(-aug.brightness, aug.brightness) * 255.0f;
-  float contrast = 1.0f;
-  if (aug.contrast > 0) contrast = 1.0f + rng.uniform(-aug.contrast, aug.contrast);
-  int ex0 = 0, ey0 = 0, ew = 0, eh = 0;
+  if (aug.rotate_deg > 0) a.angle = rng.uniform(-aug.rotate_deg, aug.rotate_deg) * (3.14159265358979f / 180.0f);
+  if (aug.scale > 0) a.scale = 1.0f + rng.uniform(-aug.scale, aug.scale);
+  if (aug.brightness > 0) a.bright = rng.uniform(-aug.brightness, aug.brightness) * 255.0f;
+  if (aug.contrast > 0) a.contrast = 1.0f + rng.uniform(-aug.contrast, aug.contrast);
   if (aug.erase > 0 && rng.uniform() < aug.erase) {
     // Random erasing (Zhong et al.): area 2%..25% of the image, aspect ratio 0.3..3.3.
     float area = rng.uniform(0.02f, 0.25f) * kPixels;
     float aspect = std::exp(rng.uniform(std::log(0.3f), std::log(3.3f)));
-    eh = std::clamp(static_cast<int>(std::lround(std::sqrt(area * aspect))), 1, kSide);
-    ew = std::clamp(static_cast<int>(std::lround(std::sqrt(area / aspect))), 1, kSide);
-    ex0 = static_cast<int>(rng.below(static_cast<uint32_t>(kSide - ew + 1)));
-    ey0 = static_cast<int>(rng.below(static_cast<uint32_t>(kSide - eh + 1)));
+    a.eh = std::clamp(static_cast<int>(std::lround(std::sqrt(area * aspect))), 1, kSide);
+    a.ew = std::clamp(static_cast<int>(std::lround(std::sqrt(area / aspect))), 1, kSide);
+    a.ex0 = static_cast<int>(rng.below(static_cast<uint32_t>(kSide - a.ew + 1)));
+    a.ey0 = static_cast<int>(rng.below(static_cast<uint32_t>(kSide - a.eh + 1)));
   }
+  return a;
+}
+
+void apply_augment(const uint8_t* src, float* dst, const AugmentDraw& a) {
+  const bool flip = a.flip;
+  const float tx = a.tx, ty = a.ty, angle = a.angle, scale = a.scale, bright = a.bright, contrast = a.contrast;
+  const int ex0 = a.ex0, ey0 = a.ey0, ew = a.ew, eh = a.eh;
 
   // Geometry: dst = c + t + scale * R(angle) * F(src - c); sample src at the inverse for every dst pixel.
   const bool warp = tx != 0.0f || ty != 0.0f || angle != 0.0f || scale != 1.0f;
@@ -417,6 +419,10 @@ void augment_image(const uint8_t* src, float* dst, const Augment& aug, Rng& rng)
 
   constexpr float k = 1.0f / 255.0f;
   for (int i = 0; i < kPixels; ++i) dst[i] *= k;
+}
+
+void augment_image(const uint8_t* src, float* dst, const Augment& aug, Rng& rng) {
+  apply_augment(src, dst, draw_augment(aug, rng));
 }
 
 }  // namespace ferkit

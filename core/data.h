@@ -88,8 +88,19 @@ struct Augment {
     return flip || shift > 0 || rotate_deg > 0 || scale > 0 || brightness > 0 || contrast > 0 || erase > 0;
   }
 };
-// Writes kPixels floats: the model's input (pixel / 255) after augmentation.
+// Writes kPixels floats: the model's input (pixel / 255) after augmentation: apply_augment(draw_augment(rng)).
 void augment_image(const uint8_t* src, float* dst, const Augment& aug, Rng& rng);
+// One image's augmentation, drawn (every draw is made before any pixel is touched, so drawing without applying
+// advances rng exactly as augment_image does: a data-parallel process keeps one process's stream while it
+// prepares only its share of a batch).
+struct AugmentDraw {
+  bool flip = false;
+  float tx = 0.0f, ty = 0.0f, angle = 0.0f, scale = 1.0f;  // shift in pixels, rotation in radians, zoom
+  float bright = 0.0f, contrast = 1.0f;                   // brightness in grey levels, contrast factor
+  int ex0 = 0, ey0 = 0, ew = 0, eh = 0;                    // the erased rectangle (ew == 0: none)
+};
+AugmentDraw draw_augment(const Augment& aug, Rng& rng);
+void apply_augment(const uint8_t* src, float* dst, const AugmentDraw& a);
 // Writes kPixels floats: pixel / 255, no augmentation (the inference preprocessing).
 void image_to_input(const uint8_t* src, float* dst);
 // CutMix (Yun et al. 2019) over a batch of n model inputs x (n x side x side floats) and their targets (n x k

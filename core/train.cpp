@@ -232,7 +232,7 @@ Trainer::Trainer(Model& m, const Dataset& t, const Dataset* v, const TrainConfig
     if (!across->same(setup))
       throw std::runtime_error("distributed training: the processes do not start alike (each needs the same data, "
                                "options and initial weights)");
-    batch_input_.resize(static_cast<size_t>(cfg.batch) * model.spec.input.size());
+    if (cfg.cutmix > 0.0f) batch_input_.resize(static_cast<size_t>(cfg.batch) * model.spec.input.size());
   }
   const int ranks = across ? across->size() : 1;
   ws.reserve(model, (cfg.batch + ranks - 1) / ranks, true, tf ? tf->layer : 0);
@@ -284,31 +284,37 @@ bool Trainer::step() {
     throw std::logic_error("Trainer: train_features must be complete, match the training set, and be frozen");
   const int from = fc ? fc->layer : 0;
   const size_t in_size = fc ? fc->size : static_cast<size_t>(model.spec.input.size());
-  // The whole batch's inputs and targets (with across, every process prepares all of them, so that the augmentation
-  // stream is one process's; it then runs its shard).
-  float* x = across ? batch_input_.data() : ws.act[from].data();
   const bool mixed = cfg.cutmix > 0.0f;  // CutMix mixes targets, so every image needs one as a distribution
+  // With across, this process runs its share of the batch. It prepares only those images, drawing the others'
+  // augmentations without applying them so that the stream stays one process's, unless CutMix needs the whole
+  // batch to paste from (then every process prepares every image).
+  const Shard part = across ? shard_of(n, across->rank(), across->size()) : Shard{0, n};
+  const bool whole = !across || mixed;
+  float* x = across && mixed ? batch_input_.data() : ws.act[from].data();
   for (int i = 0; i < n; ++i) {
     const size_t idx = order_[cursor_ + i];
-    float* xi = x + i * in_size;
+    batch_labels_[i] = train.labels[idx];
+    float* ti = batch_soft_.data() + static_cast<size_t>(i) * k;
+    if (!train.soft.empty()) std::memcpy(ti, train.soft.data() + idx * k, sizeof(float) * k);
+    else if (mixed) for (int c = 0; c < k; ++c) ti[c] = c == train.labels[idx] ? 1.0f : 0.0f;
+    if (!whole && (i < part.begin || i >= part.end)) {  // another process's image (no cached features with across)
+      if (cfg.augment) draw_augment(cfg.aug, aug_rng_);
+      continue;
+    }
+    float* xi = x + (whole ? i : i - part.begin) * in_size;
     if (fc) {
       const int view = fc->views > 1 ? static_cast<int>(aug_rng_.below(static_cast<uint32_t>(fc->views))) : 0;
       std::memcpy(xi, fc->at(view, idx), sizeof(float) * in_size);
     } else {
       input_image(model, train.image(idx), xi, cfg.aug, cfg.augment ? &aug_rng_ : nullptr);
     }
-    batch_labels_[i] = train.labels[idx];
-    float* ti = batch_soft_.data() + static_cast<size_t>(i) * k;
-    if (!train.soft.empty()) std::memcpy(ti, train.soft.data() + idx * k, sizeof(float) * k);
-    else if (mixed) for (int c = 0; c < k; ++c) ti[c] = c == train.labels[idx] ? 1.0f : 0.0f;
   }
   if (mixed) {
     Rng mix_rng(mix_seed(cfg.seed, static_cast<uint64_t>(epoch), 1000000 + static_cast<uint64_t>(batch_index_)));
     cutmix(x, batch_soft_.data(), n, model.spec.input.w, k, cfg.cutmix, mix_rng, mix_scratch_.data());
   }
-  const Shard part = across ? shard_of(n, across->rank(), across->size()) : Shard{0, n};
   const int ln = part.size();
-  if (across) std::memcpy(ws.act[from].data(), x + part.begin * in_size, sizeof(float) * ln * in_size);
+  if (across && mixed) std::memcpy(ws.act[from].data(), x + part.begin * in_size, sizeof(float) * ln * in_size);
   ForwardOptions fo;
   fo.train = true;
   fo.from_layer = from;

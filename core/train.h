@@ -112,8 +112,9 @@ class Trainer {
  public:
   // train_features / val_features: see below (nullptr: none).
   // across: data-parallel training (collective.h; nullptr: this process alone). Every process builds its Trainer
-  // with the same model, data and configuration; each step, every process prepares the whole batch (shuffle,
-  // augmentation, CutMix: the same streams as one process) and runs its shard of it (shard_of) forward and back,
+  // with the same model, data and configuration; each step, every process draws the whole batch (shuffle,
+  // augmentation, CutMix: the same streams as one process), prepares and runs its shard of it (shard_of; with
+  // CutMix it prepares every image, to paste from) forward and back,
   // with batch norm's statistics synchronized across; the loss is normalized by the whole batch's weight, and the
   // gradients (one contiguous buffer) are summed across before the optimizer step. Every process then holds the
   // same weights, which each step checks (a difference throws). Validation and the epoch's bookkeeping run on
@@ -191,7 +192,7 @@ class Trainer {
   std::vector<uint8_t> batch_labels_;
   std::vector<float> batch_soft_;
   Floats mix_scratch_;  // cfg.cutmix > 0: cutmix()'s copy of the batch
-  Floats batch_input_;  // with across: the whole batch's inputs, before this process takes its shard
+  Floats batch_input_;  // with across and CutMix: the whole batch's inputs, before this process takes its shard
   Floats judged_;  // cfg.recalibrate_images > 0: end_epoch's judged weights before recalibration (scratch)
   size_t cursor_ = 0;
   bool epoch_open_ = false;

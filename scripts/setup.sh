@@ -22,6 +22,7 @@ done
 
 packages=(cmake make g++ libeigen3-dev libstb-dev libcli11-dev nlohmann-json3-dev zlib1g-dev
           libonnx-dev libprotobuf-dev  # ONNX export and import (native/onnx.cpp)
+          libopenmpi-dev openmpi-bin  # data-parallel training (native/mpi_collective.cpp, mpirun in test_cli)
           googletest libgtest-dev libbenchmark-dev
           opencv-data opencv-doc)  # the Haar cascade XML (converted at build time) and the photos of test_detect
 ((bench)) && packages+=(python3-torch)

@@ -119,16 +119,16 @@ int decode_status(int status) {
   return -1000;
 }
 
-// Runs fer-train with args (one thread), capturing stdout and stderr separately.
-RunResult run_cli(const std::vector<std::string>& args) {
+// Runs a program (argv[0] and its arguments; one thread), capturing stdout and stderr separately.
+RunResult run_program(const std::vector<std::string>& argv) {
   ::setenv("OMP_NUM_THREADS", "1", 1);
   static int counter = 0;
   const std::string err_path =
       (fs::temp_directory_path() / ("ferkit_test_cli_stderr_" + std::to_string(::getpid()) + "_" +
                                     std::to_string(counter++)))
           .string();
-  std::string cmd = "exec " + quote(FERKIT_TRAIN_BIN);
-  for (const std::string& a : args) cmd += " " + quote(a);
+  std::string cmd = "exec";
+  for (const std::string& a : argv) cmd += " " + quote(a);
   cmd += " 2>" + quote(err_path) + " </dev/null";
   RunResult r;
   FILE* p = ::popen(cmd.c_str(), "r");
@@ -145,11 +145,39 @@ RunResult run_cli(const std::vector<std::string>& args) {
   return r;
 }
 
+// Runs fer-train with args (one thread).
+RunResult run_cli(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {FERKIT_TRAIN_BIN};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_program(argv);
+}
+
+#ifdef FERKIT_MPIEXEC  // Open MPI's mpirun, found by CMake
+// Runs `mpirun -np <processes> fer-train args` on this machine, each process with one thread.
+std::vector<std::string> mpi_argv(int processes, const std::vector<std::string>& args) {
+  ::setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);  // CI and containers run as root, which mpirun refuses by default
+  ::setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+  // Open MPI leaks its own allocations at exit (from plugins it has unloaded by then, so LeakSanitizer cannot be
+  // told which): under the sanitizers, these processes check everything but leaks (the single-process runs check
+  // ferkit's).
+  const char* asan = std::getenv("ASAN_OPTIONS");
+  const std::string asan_options = std::string("ASAN_OPTIONS=") + (asan && *asan ? asan + std::string(":") : "") +
+                                   "detect_leaks=0";
+  std::vector<std::string> argv = {FERKIT_MPIEXEC, "-np", std::to_string(processes), "--oversubscribe",
+                                   "-x", "OMP_NUM_THREADS=1", "-x", asan_options, FERKIT_TRAIN_BIN};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+RunResult run_mpi(int processes, const std::vector<std::string>& args) {
+  return run_program(mpi_argv(processes, args));
+}
+#endif
+
 std::string describe(const RunResult& r) { return "exit " + std::to_string(r.rc) + ", output:\n" + r.all(); }
 
-// Starts fer-train with args (one thread) in the background, stdout and stderr to log; returns its pid (-1 on failure).
-pid_t spawn_cli(std::vector<std::string> args, const std::string& log) {
-  args.insert(args.begin(), FERKIT_TRAIN_BIN);
+// Starts a program (argv[0] and its arguments; one thread) in the background, stdout and stderr to log; returns its
+// pid (-1 on failure).
+pid_t spawn_program(std::vector<std::string> args, const std::string& log) {
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -163,6 +191,12 @@ pid_t spawn_cli(std::vector<std::string> args, const std::string& log) {
   const int spawned = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
   return spawned == 0 ? pid : -1;
+}
+
+// Starts fer-train with args (one thread) in the background, stdout and stderr to log.
+pid_t spawn_cli(std::vector<std::string> args, const std::string& log) {
+  args.insert(args.begin(), FERKIT_TRAIN_BIN);
+  return spawn_program(args, log);
 }
 
 // ---- synthetic data ---------------------------------------------------------------------------------------------
@@ -1138,6 +1172,99 @@ TEST_F(Cli, PlotWritesPng) {
   EXPECT_TRUE(contains(bad.err, tmp / "bad.json")) << bad.err;
   EXPECT_FALSE(fs::exists(tmp / "y.png"));
 }
+
+#ifdef FERKIT_MPIEXEC
+// mpirun -np 2 fer-train train --distributed: the same model as one process with the same batch (each process one
+// thread, like the single run), outputs written once by process 0, --resume across processes, and an error in a
+// process ending the run with the process named.
+TEST_F(Cli, DistributedTrainingOverTwoProcessesMatchesOneProcess) {
+  TempDir tmp;
+  const std::string out = tmp / "run", single = tmp / "single", dist = tmp / "dist";
+  // SGD: Adam turns the rounding noise of a bias before batch norm (zero in exact arithmetic) into whole steps.
+  const std::vector<std::string> sgd = {"--optimizer", "sgd", "--nesterov", "--lr", "0.02"};
+  RunResult one = run_cli(plus(train_args(csv_, out, kCsvEpochs), sgd));
+  ASSERT_EQ(one.rc, 0) << describe(one);
+  fs::rename(out, single);
+  RunResult two = run_mpi(2, plus(plus(train_args(csv_, out, kCsvEpochs), sgd), {"--distributed"}));
+  ASSERT_EQ(two.rc, 0) << describe(two);
+  EXPECT_TRUE(contains(two.err, "2 processes of 1 threads, each running 8 or 8 images of each batch of 16")) << two.err;
+  // Process 0 alone prints: one summary, one line per epoch.
+  size_t epochs_printed = 0;
+  for (size_t at = two.err.find("epoch   1/3"); at != std::string::npos; at = two.err.find("epoch   1/3", at + 1))
+    ++epochs_printed;
+  EXPECT_EQ(epochs_printed, 1u) << two.err;
+  check_train_dir(out, kCsvEpochs, 7 * kCsvPrivate);
+  json meta;
+  const std::string bytes = read_all(out + "/model.ferkit");
+  ferkit::load_model(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), &meta);
+  EXPECT_EQ(meta.value("processes", 0), 2);
+  // The same history and predictions, up to the order of floating-point sums.
+  json h1 = json::parse(read_all(single + "/history.json")), h2 = json::parse(read_all(out + "/history.json"));
+  ASSERT_EQ(h1.size(), h2.size());
+  for (size_t e = 0; e < h1.size(); ++e)
+    for (const char* key : {"train_loss", "train_acc", "val_loss", "val_acc"})
+      EXPECT_NEAR(h2[e][key].get<double>(), h1[e][key].get<double>(), 1e-4) << "epoch " << e + 1 << " " << key;
+  RunResult p1 = run_cli({"predict", "--json", "--model", single + "/model.ferkit", png_, color_png_});
+  RunResult p2 = run_cli({"predict", "--json", "--model", out + "/model.ferkit", png_, color_png_});
+  ASSERT_EQ(p1.rc, 0) << describe(p1);
+  ASSERT_EQ(p2.rc, 0) << describe(p2);
+  const json a = json::parse(p1.out), b = json::parse(p2.out);
+  ASSERT_EQ(a.size(), b.size());
+  double largest = 0;
+  for (size_t i = 0; i < a.size(); ++i)
+    for (const auto& [name, v] : a[i]["probabilities"].items())
+      largest = std::max(largest, std::fabs(v.get<double>() - b[i]["probabilities"][name].get<double>()));
+  EXPECT_LT(largest, 1e-4) << p1.out << "\n" << p2.out;
+  std::printf("two processes against one: predictions within %.2g\n", largest);
+  fs::rename(out, dist);
+
+  // Two epochs, then --resume to three: process 0 reads the checkpoint and sends it to the other.
+  RunResult first = run_mpi(2, plus(plus(train_args(csv_, out, 2), sgd), {"--distributed"}));
+  ASSERT_EQ(first.rc, 0) << describe(first);
+  RunResult resumed = run_mpi(2, plus(plus(train_args(csv_, out, kCsvEpochs), sgd), {"--distributed", "--resume"}));
+  ASSERT_EQ(resumed.rc, 0) << describe(resumed);
+  EXPECT_TRUE(contains(resumed.err, "2 epochs done")) << resumed.err;
+  json hr = json::parse(read_all(out + "/history.json")), hd = json::parse(read_all(dist + "/history.json"));
+  ASSERT_EQ(hr.size(), hd.size());
+  for (size_t e = 0; e < hr.size(); ++e)
+    for (const char* key : {"train_loss", "train_acc", "val_loss", "val_acc"})
+      EXPECT_NEAR(hr[e][key].get<double>(), hd[e][key].get<double>(), 1e-6) << "epoch " << e + 1 << " " << key;
+
+  // SIGTERM to mpirun (what it passes on to the processes, and what Ctrl-C makes it send): every process stops at
+  // the same batch, process 0 saves the checkpoint, and --resume finishes the run.
+  {
+    const std::string data = tmp / "big.csv", run = tmp / "signalled", log = tmp / "log.txt";
+    write_all(data, fer_csv(200, 2, 2));
+    const std::vector<std::string> args = {"train", "--data", data, "--arch", "tiny", "--batch", "8", "--seed", "3",
+                                           "--threads", "1", "--out", run, "--distributed"};
+    const pid_t pid = spawn_program(mpi_argv(2, plus(args, {"--epochs", "1000"})), log);
+    ASSERT_GT(pid, 0);
+    using clock = std::chrono::steady_clock;
+    auto deadline = clock::now() + std::chrono::seconds(60);
+    while (!contains(read_all(log), "training on") && clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+    ASSERT_EQ(::kill(pid, SIGTERM), 0);
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    const std::string text = read_all(log);
+    EXPECT_TRUE(contains(text, "interrupted: checkpoint saved to " + run + "/checkpoint.ferkit")) << text;
+    EXPECT_TRUE(fs::is_regular_file(run + "/checkpoint.ferkit")) << text;
+    EXPECT_FALSE(fs::exists(run + "/model.ferkit"));
+    const size_t done = fs::exists(run + "/history.csv") ? lines_of(run + "/history.csv").size() - 1 : 0;
+    RunResult finish = run_mpi(2, plus(args, {"--epochs", std::to_string(done + 1), "--resume"}));
+    ASSERT_EQ(finish.rc, 0) << describe(finish);
+    EXPECT_TRUE(contains(finish.err, std::to_string(done) + " epochs done (and part of the next)")) << finish.err;
+    check_train_dir(run, static_cast<int>(done + 1), 7 * 2);
+  }
+
+  // An error in process 0 (no checkpoint to resume from) ends both, naming the process and the file.
+  RunResult none = run_mpi(2, plus(plus(train_args(csv_, tmp / "empty", 1), sgd), {"--distributed", "--resume"}));
+  EXPECT_NE(none.rc, 0) << describe(none);
+  EXPECT_TRUE(contains(none.err, "fer-train (process 0 of 2): error: " + (tmp / "empty/checkpoint.ferkit")))
+      << none.err;
+}
+#endif
 
 }  // namespace
 

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common.h"
+#include "mpi_collective.h"
 
 int main(int argc, char** argv) {
   using namespace ferkit::cli;
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const std::exception& e) {
+    if (ferkit::mpi_distributed()) ferkit::mpi_fail(e.what(), 1);  // names the process, ends them all
     std::fprintf(stderr, "\nfer-train: error: %s\n", e.what());
     return 1;
   }

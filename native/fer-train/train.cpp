@@ -16,6 +16,7 @@
 #include "common.h"
 #include "ferkit.h"
 #include "files.h"
+#include "mpi_collective.h"
 
 namespace ferkit::cli {
 namespace {
@@ -85,7 +86,7 @@ struct TrainArgs {
         teacher_weight = 0.5f, cutmix = 0.0f;
   uint64_t seed = 1;
   bool augment = true, nesterov = false, resume = false, strict = false, no_restore_best = false, tta = false,
-       recalibrate_bn = false;
+       recalibrate_bn = false, distributed = false;
   size_t limit = 0, recalibrate_each_epoch = 0;
   Augment aug;
 };
@@ -157,6 +158,9 @@ void add_train_options(CLI::App* c, TrainArgs& a) {
   c->add_option("--init-noise", a.init_noise, "--init into a wider architecture: noise on the copied units' "
                 "incoming weights, in standard deviations of the layer's weights")->capture_default_str();
   c->add_flag("--resume", a.resume, "continue from <out>/checkpoint.ferkit (same options)");
+  c->add_flag("--distributed", a.distributed, "data-parallel training under mpirun: every process reads --data "
+              "and runs its share of each batch of --batch images; the gradients are summed across processes, batch "
+              "norm's statistics are the whole batch's, and process 0 writes the outputs (see docs/distributed.md)");
   c->add_flag("--strict", a.strict, "fail on the first malformed row or image instead of skipping it");
   c->add_option("--limit", a.limit, "use only the first N training images (smoke runs)");
   c->add_flag("--tta", a.tta, "final evaluation: average with the mirrored image");
@@ -225,6 +229,11 @@ void init_from(Model& model, const std::string& path, uint64_t seed, float noise
 }
 
 int cmd_train(const TrainArgs& a, const std::string& command_line) {
+  // --distributed: the processes mpirun started; only process 0 prints and writes files.
+  std::unique_ptr<Collective> world = a.distributed ? mpi_start() : nullptr;
+  Collective* across = world && world->size() > 1 ? world.get() : nullptr;
+  const bool writer = !across || across->rank() == 0;
+  if (across) mpi_quiet_other_ranks();
   set_threads(a.threads);
   const double t_start = now();
   LoadReport report;
@@ -298,14 +307,22 @@ int cmd_train(const TrainArgs& a, const std::string& command_line) {
   if (a.cutmix > 0.0f && !a.augment) throw std::runtime_error("--cutmix is augmentation: it cannot be used with --no-augment");
   cfg.cutmix = a.cutmix;
 
-  make_dirs(a.out);
-  if (const int n = remove_stale_temporaries(a.out))
-    std::fprintf(stderr, "removed %d unfinished temporary file(s) in %s (from a run that was killed)\n", n, a.out.c_str());
+  if (writer) {
+    make_dirs(a.out);
+    if (const int n = remove_stale_temporaries(a.out))
+      std::fprintf(stderr, "removed %d unfinished temporary file(s) in %s (from a run that was killed)\n", n,
+                   a.out.c_str());
+  }
   const std::string ckpt_path = a.out + "/checkpoint.ferkit";
-  Trainer trainer(model, train, val, cfg);
+  Trainer trainer(model, train, val, cfg, nullptr, nullptr, across);
   if (a.resume) {
-    if (!file_exists(ckpt_path)) throw std::runtime_error(ckpt_path + ": no checkpoint to resume from");
-    std::vector<uint8_t> bytes = read_file(ckpt_path);
+    // Process 0 reads the checkpoint and sends it to the others (their machines need not see its folder).
+    std::vector<uint8_t> bytes;
+    if (writer) {
+      if (!file_exists(ckpt_path)) throw std::runtime_error(ckpt_path + ": no checkpoint to resume from");
+      bytes = read_file(ckpt_path);
+    }
+    if (across) across->broadcast(bytes);
     try {
       trainer.load_checkpoint(bytes.data(), bytes.size());
     } catch (const std::exception& e) {
@@ -320,8 +337,10 @@ int cmd_train(const TrainArgs& a, const std::string& command_line) {
                    {"data", a.data},
                    {"train_images", train.size()},
                    {"threads", thread_count()},
+                   {"processes", across ? across->size() : 1},
                    {"ferkit_version", ferkit::version()}};
   auto save_checkpoint = [&] {
+    if (!writer) return;
     std::vector<uint8_t> bytes = trainer.save_checkpoint(run_meta);
     write_file_atomic(ckpt_path, bytes.data(), bytes.size());
   };
@@ -329,12 +348,24 @@ int cmd_train(const TrainArgs& a, const std::string& command_line) {
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   ProgressBar bar;
-  std::fprintf(stderr, "training on %zu images, validating on %zu, %d threads\n", train.size(),
-               val ? val->size() : 0, thread_count());
+  if (across)
+    std::fprintf(stderr, "training on %zu images, validating on %zu, %d processes of %d threads, each running %d "
+                 "or %d images of each batch of %d\n", train.size(), val ? val->size() : 0, across->size(),
+                 thread_count(), cfg.batch / across->size(), (cfg.batch + across->size() - 1) / across->size(),
+                 cfg.batch);
+  else
+    std::fprintf(stderr, "training on %zu images, validating on %zu, %d threads\n", train.size(),
+                 val ? val->size() : 0, thread_count());
+  // A signal stops every process at the same batch: each asks the others before each step.
+  auto stop_requested = [&] {
+    double stop = g_stop ? 1.0 : 0.0;
+    if (across) across->sum(&stop, 1);
+    return stop > 0.0;
+  };
   while (!trainer.finished()) {
     if (!trainer.in_epoch()) trainer.begin_epoch();
     while (true) {
-      if (g_stop) {
+      if (stop_requested()) {
         bar.clear();
         save_checkpoint();
         std::fprintf(stderr, "interrupted: checkpoint saved to %s; continue with --resume\n", ckpt_path.c_str());
@@ -349,11 +380,13 @@ int cmd_train(const TrainArgs& a, const std::string& command_line) {
                  "epoch %3d/%d  loss %.4f  acc %.4f  val_loss %.4f  val_acc %.4f  lr %.3g  %.0f img/s  %.1fs%s\n",
                  r.epoch, cfg.epochs, r.train_loss, r.train_acc, r.val_loss, r.val_acc, r.lr, r.images_per_sec,
                  r.seconds, r.epoch == trainer.best_epoch ? "  *best" : "");
+    if (!writer) continue;
     save_checkpoint();
     write_file_atomic(a.out + "/history.csv", history_to_csv(trainer.history));
     write_file_atomic(a.out + "/history.json", history_to_json(trainer.history).dump(2) + "\n");
     write_curves(a.out + "/curves.png", trainer.history);
   }
+  if (!writer) return 0;  // process 0 evaluates and saves the model (every process holds the same weights)
   if (trainer.stopped_early)
     std::fprintf(stderr, "early stopping: no validation-accuracy gain for %d epochs (best: epoch %d, %.4f)\n",
                  cfg.patience, trainer.best_epoch, trainer.best_val_acc);
