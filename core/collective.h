@@ -1,5 +1,5 @@
 // What the processes of a data-parallel training run (`fer-train train --distributed` under mpirun) share: sums,
-// an equality check and a broadcast. The core only sees this interface; native/mpi.h implements it over MPI, and the
+// an equality check and a broadcast. The core only sees this interface; native/mpi_collective.h implements it over MPI, and the
 // tests over threads. Every process calls the same methods in the same order with the same sizes (a collective
 // call that one process skips blocks the others), and every process receives bit-identical results.
 #pragma once

@@ -27,17 +27,53 @@ void input_image(const Model& model, const uint8_t* pixels, float* x, const Augm
   for (int j = 0; j < in_size; ++j) x[j] = (x[j] * 255.0f * pp.scale - pp.mean) / pp.std;
 }
 
-// A 64-bit digest of the weights' bits, for checking that data-parallel processes hold the same ones.
-uint64_t params_hash(const Floats& params) {
+// A 64-bit digest of bytes (weights, data, options), for checking that data-parallel processes hold the same.
+struct Digest {
   uint64_t h = 0x9e3779b97f4a7c15ull;
-  const size_t n = params.size();
-  const float* p = params.data();
-  for (size_t i = 0; i < n; ++i) {
-    uint32_t bits;
-    std::memcpy(&bits, p + i, sizeof bits);
-    h = (h ^ bits) * 0x100000001b3ull;
+  void add(const void* data, size_t bytes) {
+    const auto* p = static_cast<const uint8_t*>(data);
+    size_t i = 0;
+    for (; i + 8 <= bytes; i += 8) {
+      uint64_t w;
+      std::memcpy(&w, p + i, 8);
+      h = (h ^ w) * 0x100000001b3ull;
+    }
+    for (; i < bytes; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
+    h ^= bytes;
   }
-  return h ^ n;
+  template <typename T>
+  void add(const T& value) { add(&value, sizeof value); }
+  template <typename T>
+  void add(const std::vector<T>& v) { add(v.data(), v.size() * sizeof(T)); }
+};
+
+uint64_t params_hash(const Floats& params) {
+  Digest d;
+  d.add(params.data(), params.size() * sizeof(float));
+  return d.h;
+}
+
+// What every process of a data-parallel run must have alike before the first step: the weights, the data and
+// every option that steers training.
+uint64_t setup_digest(const Model& model, const Dataset& train, const Dataset* val, const TrainConfig& c) {
+  Digest d;
+  d.add(model.params.data(), model.params.size() * sizeof(float));
+  d.add(model.first_trainable);
+  for (const Dataset* data : {&train, val}) {
+    if (!data) continue;
+    d.add(data->pixels);
+    d.add(data->labels);
+    d.add(data->soft);
+  }
+  d.add(c.epochs), d.add(c.batch), d.add(c.seed), d.add(c.augment), d.add(c.aug.flip), d.add(c.aug.shift);
+  d.add(c.aug.rotate_deg), d.add(c.aug.scale), d.add(c.aug.brightness), d.add(c.aug.contrast), d.add(c.aug.erase);
+  d.add(c.optim.kind), d.add(c.optim.lr), d.add(c.optim.beta1), d.add(c.optim.beta2), d.add(c.optim.eps);
+  d.add(c.optim.momentum), d.add(c.optim.nesterov), d.add(c.optim.weight_decay);
+  d.add(c.schedule.kind), d.add(c.schedule.step_size), d.add(c.schedule.gamma), d.add(c.schedule.warmup_epochs);
+  d.add(c.schedule.min_lr), d.add(c.schedule.patience), d.add(c.schedule.factor);
+  d.add(c.class_weights), d.add(c.label_smoothing), d.add(c.patience), d.add(c.restore_best), d.add(c.ema);
+  d.add(c.recalibrate_images), d.add(c.cutmix), d.add(c.eval_batch);
+  return d.h;
 }
 
 // Dataset::class_counts() for a model of `classes` outputs (every caller has kNumClasses).
@@ -224,12 +260,9 @@ Trainer::Trainer(Model& m, const Dataset& t, const Dataset* v, const TrainConfig
     throw std::logic_error("Trainer: per-epoch batch-norm recalibration needs the whole network (no validation features)");
   if (across) {
     if (tf || vf) throw std::logic_error("Trainer: data-parallel training needs the whole network (no cached features)");
-    // The processes must start alike: a difference here would only show as diverging weights after the first step.
-    uint64_t setup = params_hash(model.params);
-    for (const uint64_t v : {static_cast<uint64_t>(train.size()), static_cast<uint64_t>(cfg.batch), cfg.seed,
-                             static_cast<uint64_t>(cfg.epochs), static_cast<uint64_t>(val ? val->size() : 0)})
-      setup = mix_seed(setup, v);
-    if (!across->same(setup))
+    // The processes must start alike: a difference would show only as weights diverging after the first step, or
+    // not at all (a schedule or early stopping that differs leaves the processes waiting for each other).
+    if (!across->same(setup_digest(model, train, val, cfg)))
       throw std::runtime_error("distributed training: the processes do not start alike (each needs the same data, "
                                "options and initial weights)");
     if (cfg.cutmix > 0.0f) batch_input_.resize(static_cast<size_t>(cfg.batch) * model.spec.input.size());
@@ -420,6 +453,16 @@ EpochRecord Trainer::end_epoch() {
   } else {
     r.val_loss = r.train_loss;
     r.val_acc = r.train_acc;
+  }
+  if (across) {
+    // Every process validated the same weights, but machines of another kind may round differently; the epoch's
+    // decisions (best epoch, plateau, early stopping) must be the same everywhere, so all take process 0's figures.
+    std::vector<uint8_t> figures(2 * sizeof(double));
+    std::memcpy(figures.data(), &r.val_loss, sizeof(double));
+    std::memcpy(figures.data() + sizeof(double), &r.val_acc, sizeof(double));
+    across->broadcast(figures);
+    std::memcpy(&r.val_loss, figures.data(), sizeof(double));
+    std::memcpy(&r.val_acc, figures.data() + sizeof(double), sizeof(double));
   }
   r.seconds = now_seconds() - epoch_start_;
   history.push_back(r);

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -88,9 +89,11 @@ std::unique_ptr<Collective> mpi_start() {
   int started = 0;
   MPI_Initialized(&started);
   if (!started) {
-    check(MPI_Init(nullptr, nullptr), "init");
+    // OpenMP threads run the layers; only the main thread calls MPI.
+    int provided = 0;
+    check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "init");
     // Errors come back as codes (check() turns them into exceptions) instead of ending the process silently.
-    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    check(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN), "error handler");
     check(MPI_Comm_size(MPI_COMM_WORLD, &g_ranks), "size");
     check(MPI_Comm_rank(MPI_COMM_WORLD, &g_rank), "rank");
   }
@@ -105,7 +108,10 @@ std::unique_ptr<Collective> mpi_start() {
   int started = 0, finalized = 0;
   MPI_Initialized(&started);
   MPI_Finalized(&finalized);
-  if (started && !finalized && g_ranks > 1) MPI_Abort(MPI_COMM_WORLD, status);
+  if (started && !finalized) {
+    if (g_ranks > 1) MPI_Abort(MPI_COMM_WORLD, status);
+    MPI_Finalize();  // alone: nobody waits, and mpirun expects it
+  }
   std::exit(status);
 }
 
@@ -123,7 +129,7 @@ std::unique_ptr<Collective> mpi_start() {
 
 #endif
 
-bool mpi_distributed() { return g_ranks > 1; }
+bool mpi_started() { return g_ranks > 0; }
 
 void mpi_quiet_other_ranks() {
   if (g_rank == 0 || g_error_fd != STDERR_FILENO) return;

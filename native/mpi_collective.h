@@ -12,8 +12,8 @@ namespace ferkit {
 // Starts MPI (once per process) and returns the world's processes as a Collective; MPI is finalized when the last
 // one returned is destroyed. Throws std::runtime_error if the build has no MPI.
 std::unique_ptr<Collective> mpi_start();
-// Whether mpi_start() ran in this process and more than one process takes part.
-bool mpi_distributed();
+// Whether mpi_start() ran in this process (then errors go through mpi_fail).
+bool mpi_started();
 // Processes other than rank 0 print nothing from here on (their standard output and error go to /dev/null);
 // mpi_fail() still reaches the terminal.
 void mpi_quiet_other_ranks();

@@ -32,16 +32,24 @@ class ThreadGroup {
  public:
   explicit ThreadGroup(int size) : size_(size), slots_(size) {}
   int size() const { return size_; }
+  // Throws once a rank has failed (poison()): the others would otherwise wait for it forever.
   void barrier() {
     std::unique_lock<std::mutex> lock(mu_);
     const long gen = generation_;
+    if (poisoned_) throw std::runtime_error("another rank failed");
     if (++waiting_ == size_) {
       waiting_ = 0;
       ++generation_;
       cv_.notify_all();
     } else {
-      cv_.wait(lock, [&] { return generation_ != gen; });
+      cv_.wait(lock, [&] { return generation_ != gen || poisoned_; });
+      if (generation_ == gen) throw std::runtime_error("another rank failed");
     }
+  }
+  void poison() {
+    std::lock_guard<std::mutex> lock(mu_);
+    poisoned_ = true;
+    cv_.notify_all();
   }
   std::vector<const void*>& slots() { return slots_; }
 
@@ -52,6 +60,7 @@ class ThreadGroup {
   std::condition_variable cv_;
   int waiting_ = 0;
   long generation_ = 0;
+  bool poisoned_ = false;
 };
 
 class ThreadCollective : public Collective {
@@ -111,6 +120,7 @@ void run_ranks(int ranks, const std::function<void(int, ThreadCollective&)>& bod
         body(r, cols[r]);
       } catch (const std::exception& e) {
         errs[r] = e.what();
+        group.poison();
       }
     });
   for (auto& t : threads) t.join();
@@ -217,25 +227,37 @@ TEST(Distributed, BatchNormTakesTheWholeBatchsStatistics) {
 // rounding noise of gradients that are zero in exact arithmetic, such as a bias before batch norm, into whole
 // steps of the learning rate: such weights differ, the function does not).
 TEST(Distributed, RanksTrainLikeOneProcessWithTheSameBatch) {
-  Dataset train = synthetic(7, 41);
-  train.labels.resize(43);
-  train.pixels.resize(43 * kPixels);
+  Dataset train43 = synthetic(7, 41);
+  train43.labels.resize(43);
+  train43.pixels.resize(43 * kPixels);
   const Dataset val = synthetic(2, 42);
   const Spec spec = parse_spec(kNet);
   struct Case {
     int ranks;
     OptimKind optimizer;
     float cutmix;  // with CutMix every process prepares the whole batch; without, only its share
+    bool soft;     // soft targets (a teacher's, FER+ votes) instead of the labels
   };
-  for (const Case& c : {Case{2, OptimKind::SGD, 0.5f}, Case{3, OptimKind::SGD, 0.0f}, Case{4, OptimKind::SGD, 0.0f},
-                        Case{4, OptimKind::SGD, 0.5f}, Case{2, OptimKind::Adam, 0.5f}}) {
+  Dataset soft = train43;
+  soft.soft.resize(soft.size() * kNumClasses);
+  Rng votes(43);
+  for (size_t i = 0; i < soft.size(); ++i) {
+    float sum = 0;
+    for (int c = 0; c < kNumClasses; ++c) sum += soft.soft[i * kNumClasses + c] = votes.uniform() + (c == soft.labels[i] ? 3.0f : 0.0f);
+    for (int c = 0; c < kNumClasses; ++c) soft.soft[i * kNumClasses + c] /= sum;
+  }
+  for (const Case& c : {Case{2, OptimKind::SGD, 0.5f, false}, Case{3, OptimKind::SGD, 0.0f, false},
+                        Case{4, OptimKind::SGD, 0.0f, true}, Case{4, OptimKind::SGD, 0.5f, false},
+                        Case{2, OptimKind::Adam, 0.5f, false}}) {
+    const Dataset& train = c.soft ? soft : train43;
     TrainConfig cfg = config();
     cfg.optim.kind = c.optimizer;
     cfg.cutmix = c.cutmix;
     if (c.optimizer == OptimKind::SGD) cfg.optim.lr = 0.02f, cfg.optim.nesterov = true;
     const bool sgd = c.optimizer == OptimKind::SGD;
     const std::string what =
-        std::to_string(c.ranks) + " ranks, " + (sgd ? "SGD" : "Adam") + (c.cutmix > 0 ? ", CutMix" : "");
+        std::to_string(c.ranks) + " ranks, " + (sgd ? "SGD" : "Adam") + (c.cutmix > 0 ? ", CutMix" : "") +
+        (c.soft ? ", soft targets" : "");
     Model one(spec);
     one.init(3);
     Trainer solo(one, train, &val, cfg);
@@ -317,6 +339,45 @@ TEST(Distributed, DifferentWeightsOrStartsAreFound) {
       },
       &errors);
   for (const std::string& e : errors) EXPECT_NE(e.find("do not start alike"), std::string::npos) << e;
+  run_ranks(
+      2,
+      [&](int rank, ThreadCollective& col) {
+        TrainConfig mine = cfg;
+        if (rank == 1) mine.optim.lr *= 2;  // an option that would show only after the first step
+        Model m(spec);
+        m.init(3);
+        Trainer t(m, train, nullptr, mine, nullptr, nullptr, &col);
+      },
+      &errors);
+  for (const std::string& e : errors) EXPECT_NE(e.find("do not start alike"), std::string::npos) << e;
+}
+
+// Machines of different kinds may round the same validation differently; the epoch's decisions must not differ
+// (a process that stops early while another goes on would wait forever), so every process takes process 0's.
+TEST(Distributed, EveryProcessTakesProcessZerosValidationFigures) {
+  const Dataset train = synthetic(3, 71), val = synthetic(2, 72);
+  const Spec spec = parse_spec(kNet);
+  TrainConfig cfg = config();
+  cfg.epochs = 1;
+  cfg.patience = 1;
+  cfg.ema = 0.0f;  // the epoch is judged by the weights themselves
+  std::vector<EpochRecord> records(2), own(2);
+  run_ranks(2, [&](int rank, ThreadCollective& col) {
+    Model m(spec);
+    m.init(3);
+    Trainer t(m, train, &val, cfg, nullptr, nullptr, &col);
+    t.begin_epoch();
+    while (t.step()) {
+    }
+    if (rank == 1) m.params[m.tensors.back().offset] += 0.5f;  // as if it rounded differently
+    Workspace ws;
+    own[rank].val_loss = evaluate(m, ws, val, 64).loss;
+    records[rank] = t.end_epoch();
+  });
+  EXPECT_NE(own[0].val_loss, own[1].val_loss);  // the processes' own figures differ ...
+  EXPECT_EQ(records[1].val_loss, records[0].val_loss);  // ... the epoch's are process 0's
+  EXPECT_EQ(records[1].val_acc, records[0].val_acc);
+  EXPECT_EQ(records[0].val_loss, own[0].val_loss);
 }
 
 // A checkpoint written by rank 0 mid-epoch and broadcast to every rank continues exactly as the run that was not

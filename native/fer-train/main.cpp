@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const std::exception& e) {
-    if (ferkit::mpi_distributed()) ferkit::mpi_fail(e.what(), 1);  // names the process, ends them all
+    if (ferkit::mpi_started()) ferkit::mpi_fail(e.what(), 1);  // names the process, ends them all
     std::fprintf(stderr, "\nfer-train: error: %s\n", e.what());
     return 1;
   }
