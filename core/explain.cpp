@@ -245,7 +245,7 @@ int Explainer::explain(const uint8_t* crop, const ExplainOptions& o, float* map,
   load_input(*model_, ws_, crop, 1);
   std::copy(ws_.input(), ws_.input() + input_.size(), input_.begin());
   const bool planned = planned_ && o.method == SaliencyMethod::GradCam;
-  softmax(planned ? run_forward_planned() : run_forward(ws_.input()), 1, classes, ws_.probs.data());
+  softmax(planned ? run_forward_planned() : run_forward(ws_.input()), 1, classes, ws_.probs.data(), model_->temperature);
   const float* p = ws_.probs.data();
   if (probs) std::copy(p, p + classes, probs);
   const int cls = o.cls >= 0 ? o.cls : static_cast<int>(std::max_element(p, p + classes) - p);

@@ -1,5 +1,7 @@
 #include "metrics.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <sstream>
 
@@ -50,12 +52,40 @@ std::string Metrics::confusion_csv(const std::vector<std::string>& names) const 
   return o.str();
 }
 
+void Metrics::add_confidence(double confidence, bool correct) {
+  const int b = std::clamp(static_cast<int>(confidence * kReliabilityBins), 0, kReliabilityBins - 1);
+  ReliabilityBin& bin = reliability[b];
+  ++bin.count;
+  bin.confidence += confidence;
+  bin.correct += correct ? 1.0 : 0.0;
+}
+
+long Metrics::confidences() const {
+  long n = 0;
+  for (const ReliabilityBin& b : reliability) n += b.count;
+  return n;
+}
+
+double Metrics::ece() const {
+  const long n = confidences();
+  if (n == 0) return 0.0;
+  double e = 0;
+  for (const ReliabilityBin& b : reliability)
+    if (b.count) e += std::fabs(b.correct - b.confidence) / static_cast<double>(n);  // count * |acc - conf| / n
+  return e;
+}
+
 std::string Metrics::report(const std::vector<std::string>& names) const {
   std::ostringstream o;
   char buf[256];
-  std::snprintf(buf, sizeof buf, "images %ld  accuracy %.2f%%  macro-F1 %.4f  loss %.4f\n", total(), 100 * accuracy(),
+  std::snprintf(buf, sizeof buf, "images %ld  accuracy %.2f%%  macro-F1 %.4f  loss %.4f", total(), 100 * accuracy(),
                 macro_f1(), loss);
   o << buf;
+  if (confidences()) {
+    std::snprintf(buf, sizeof buf, "  calibration error (ECE) %.4f", ece());
+    o << buf;
+  }
+  o << '\n';
   o << "class        precision  recall     f1  support\n";
   for (int c = 0; c < classes; ++c) {
     ClassMetrics m = per_class(c);

@@ -632,7 +632,7 @@ void predict(Model& model, Workspace& ws, const uint8_t* pixels, int n, float* p
   ForwardOptions fo;
   fo.plan = plan;
   load_input(model, ws, pixels, n);
-  softmax(forward(model, ws, n, fo), n, classes, probs);
+  softmax(forward(model, ws, n, fo), n, classes, probs, model.temperature);
   if (!flip_tta) return;
   const Shape in = model.spec.input;
   float* x = ws.input();
@@ -642,7 +642,7 @@ void predict(Model& model, Workspace& ws, const uint8_t* pixels, int n, float* p
         float* row = x + (static_cast<size_t>(i) * in.h + y) * in.w * in.c;
         for (int a = 0, b = in.w - 1; a < b; ++a, --b) std::swap(row[a * in.c + c], row[b * in.c + c]);
       }
-  softmax(forward(model, ws, n, fo), n, classes, ws.probs.data());
+  softmax(forward(model, ws, n, fo), n, classes, ws.probs.data(), model.temperature);
   for (size_t j = 0; j < static_cast<size_t>(n) * classes; ++j) probs[j] = 0.5f * (probs[j] + ws.probs[j]);
 }
 

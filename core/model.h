@@ -62,6 +62,10 @@ class Model {
   Floats grads;  // sized by the trainer (enable_grads)
   std::vector<std::string> class_names;
   Preprocess preprocess;
+  // Calibration (temperature scaling, Guo et al. 2017): inference's probabilities are softmax(logits / temperature),
+  // so that a face read at 0.8 is right about 80% of the time. Fitted by fit_temperature (train.h); training's
+  // loss ignores it. 1: uncalibrated.
+  float temperature = 1.0f;
   // Layers before this index are frozen: no gradients, batch-norm uses running statistics.
   int first_trainable = 0;
 

@@ -134,6 +134,7 @@ std::vector<uint8_t> save_model(const Model& model, const nlohmann::json& metada
   header["preprocess"] = {{"side", model.preprocess.side},   {"channels", model.preprocess.channels},
                           {"scale", model.preprocess.scale}, {"mean", model.preprocess.mean},
                           {"std", model.preprocess.std}};
+  if (model.temperature != 1.0f) header["temperature"] = model.temperature;  // absent: 1 (files before calibration)
   header["metadata"] = metadata.is_null() ? nlohmann::json::object() : metadata;
   nlohmann::json blobs = nlohmann::json::array();
   if (i8)
@@ -265,6 +266,12 @@ void load_model(const uint8_t* data, size_t size, Model& into, nlohmann::json* m
     }
     if (!(model.preprocess.std > 0.0f) || !std::isfinite(model.preprocess.scale) || !std::isfinite(model.preprocess.mean))
       bad("bad 'preprocess' values");
+  }
+  if (header.contains("temperature")) {
+    const auto& t = header["temperature"];
+    if (!t.is_number() || !(t.get<double>() >= 0.01 && t.get<double>() <= 100.0))
+      bad("'temperature' must be a number from 0.01 to 100, got " + t.dump());
+    model.temperature = t.get<float>();
   }
   if (metadata) *metadata = header.contains("metadata") ? header["metadata"] : nlohmann::json::object();
   if (extra) {

@@ -546,14 +546,18 @@ void gap_backward(const float* dy, int n, int hw, int c, float* dx) {
   }
 }
 
-void softmax(const float* logits, int n, int classes, float* probs) {
+void softmax(const float* logits, int n, int classes, float* probs, float temperature) {
+  const float inv_t = 1.0f / temperature;
   for (int i = 0; i < n; ++i) {
     const float* z = logits + static_cast<size_t>(i) * classes;
     float* p = probs + static_cast<size_t>(i) * classes;
     float mx = z[0];
     for (int c = 1; c < classes; ++c) mx = std::max(mx, z[c]);
     float sum = 0.0f;
-    for (int c = 0; c < classes; ++c) sum += (p[c] = std::exp(z[c] - mx));
+    if (temperature == 1.0f)  // exactly as before calibration existed
+      for (int c = 0; c < classes; ++c) sum += (p[c] = std::exp(z[c] - mx));
+    else
+      for (int c = 0; c < classes; ++c) sum += (p[c] = std::exp((z[c] - mx) * inv_t));
     for (int c = 0; c < classes; ++c) p[c] /= sum;
   }
 }

@@ -129,6 +129,7 @@ void gap_backward(const float* dy, int n, int hw, int c, float* dx);
 // receives sum w_i.
 float softmax_xent(const float* logits, const uint8_t* labels, const float* soft, const float* class_weights, int n,
                    int classes, float label_smoothing, float* probs, float* dlogits, double* weight_sum = nullptr);
-void softmax(const float* logits, int n, int classes, float* probs);
+// probs = softmax(logits / temperature) (temperature scaling, a model's calibration: Model::temperature).
+void softmax(const float* logits, int n, int classes, float* probs, float temperature = 1.0f);
 
 }  // namespace ferkit

@@ -183,10 +183,57 @@ static double score(const Dataset& data, size_t start, size_t n, const float* p,
   for (size_t i = 0; i < n; ++i) {
     const float* pi = p + i * k;
     const int truth = data.labels[start + i];
-    m.add(truth, argmax(pi, k));
+    const int guess = argmax(pi, k);
+    m.add(truth, guess);
+    m.add_confidence(pi[guess], guess == truth);
     loss -= std::log(std::max(pi[truth], 1e-30f));
   }
   return loss;
+}
+
+float fit_temperature(const float* logits, const uint8_t* labels, size_t n, int classes) {
+  if (n == 0) throw std::runtime_error("fit_temperature: no examples");
+  // Mean cross-entropy at inverse temperature a: mean over rows of logsumexp(a z) - a z_label, in double.
+  const auto loss = [&](double a) {
+    double sum = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const float* z = logits + i * classes;
+      double mx = z[0];
+      for (int c = 1; c < classes; ++c) mx = std::max(mx, static_cast<double>(z[c]));
+      double e = 0;
+      for (int c = 0; c < classes; ++c) e += std::exp(a * (z[c] - mx));
+      sum += std::log(e) - a * (z[labels[i]] - mx);
+    }
+    return sum / static_cast<double>(n);
+  };
+  // Golden-section search over log a (a from 1/20 to 1/0.05); the loss is convex in a, so unimodal in log a.
+  const double phi = (std::sqrt(5.0) - 1.0) / 2.0;
+  double lo = std::log(0.05), hi = std::log(20.0);
+  double x1 = hi - phi * (hi - lo), x2 = lo + phi * (hi - lo);
+  double f1 = loss(std::exp(x1)), f2 = loss(std::exp(x2));
+  for (int it = 0; it < 60; ++it) {
+    if (f1 < f2) {
+      hi = x2, x2 = x1, f2 = f1;
+      x1 = hi - phi * (hi - lo), f1 = loss(std::exp(x1));
+    } else {
+      lo = x1, x1 = x2, f1 = f2;
+      x2 = lo + phi * (hi - lo), f2 = loss(std::exp(x2));
+    }
+  }
+  return static_cast<float>(1.0 / std::exp(0.5 * (lo + hi)));
+}
+
+float fit_temperature(Model& model, Workspace& ws, const Dataset& data, int batch) {
+  const int k = model.num_classes();
+  ws.reserve(model, batch, false);
+  std::vector<float> logits(data.size() * k);
+  for (size_t start = 0; start < data.size(); start += batch) {
+    const int n = static_cast<int>(std::min<size_t>(batch, data.size() - start));
+    load_input(model, ws, data.image(start), n);
+    const float* z = forward(model, ws, n, ForwardOptions{});
+    std::copy(z, z + static_cast<size_t>(n) * k, logits.begin() + start * k);
+  }
+  return fit_temperature(logits.data(), data.labels.data(), data.size(), k);
 }
 
 Metrics evaluate(Model& model, Workspace& ws, const Dataset& data, int batch, bool flip_tta, std::vector<float>* probs,
@@ -205,7 +252,7 @@ Metrics evaluate(Model& model, Workspace& ws, const Dataset& data, int batch, bo
       std::memcpy(ws.act[features->layer].data(), features->at(0, start), sizeof(float) * n * features->size);
       ForwardOptions fo;
       fo.from_layer = features->layer;
-      softmax(forward(model, ws, n, fo), n, k, p.data());
+      softmax(forward(model, ws, n, fo), n, k, p.data(), model.temperature);
     } else {
       predict(model, ws, data.image(start), n, p.data(), flip_tta);
     }

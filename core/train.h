@@ -97,6 +97,14 @@ struct FeatureCache {
 // limit > 0: only the first `limit` images of data.
 void recalibrate_batchnorm(Model& model, Workspace& ws, const Dataset& data, int batch, size_t limit = 0);
 
+// Temperature scaling (Guo et al. 2017): the temperature T that minimizes the mean cross-entropy of
+// softmax(logits / T) over n rows of `classes` logits (T from 0.05 to 20; the loss is convex in 1/T, searched by
+// golden section). It leaves every argmax, so accuracy, as it is.
+float fit_temperature(const float* logits, const uint8_t* labels, size_t n, int classes);
+// The same over a model's logits on data (inference mode, the model's own temperature ignored), e.g. PublicTest,
+// the split that chooses; the caller stores the result in model.temperature.
+float fit_temperature(Model& model, Workspace& ws, const Dataset& data, int batch);
+
 // Evaluates in inference mode. If probs is given it receives size() x classes probabilities. With features (view 0
 // of data, complete), the layers before features->layer are not run again; flip_tta is not available then.
 Metrics evaluate(Model& model, Workspace& ws, const Dataset& data, int batch, bool flip_tta = false,

@@ -273,6 +273,11 @@ std::vector<uint8_t> export_onnx(const Model& model, const nlohmann::json& metad
     attr(G.node("Flatten", {x.name}, "logits"), "axis", int64_t{1});
     x.name = "logits";
   }
+  if (model.temperature != 1.0f) {  // calibration: softmax(logits / T)
+    G.floats("temperature.inverse", {}, {1.0f / model.temperature});
+    G.node("Mul", {x.name, "temperature.inverse"}, "logits_calibrated");
+    x.name = "logits_calibrated";
+  }
   attr(G.node("Softmax", {x.name}, "probabilities"), "axis", int64_t{1});
   value_info(G.g->add_output(), "probabilities", {model.num_classes()});
 
@@ -478,6 +483,8 @@ class Importer {
   std::map<size_t, std::string> saves_;  // position -> save name
   double pre_a_ = 1, pre_b_ = 0;       // the preprocessing so far: x = pixel * a + b
   bool softmax_ = false;
+  double temperature_ = 1;  // a scalar Mul or Div of the logits just before the Softmax (ferkit's calibration)
+  bool scaled_logits_ = false;
 };
 
 Const Importer::read_tensor(const onnx::TensorProto& t) const {
@@ -1138,6 +1145,9 @@ OnnxImport Importer::run() {
     if (!node_->domain().empty() && node_->domain() != "ai.onnx") fail("operators of domain '" + node_->domain() +
                                                                        "' are not supported");
     if (softmax_) fail("follows the Softmax: the Softmax must be the last node");
+    if (scaled_logits_ && op != "Softmax")
+      fail("follows a scalar " + std::string("Mul or Div of the logits, which is read as a temperature only right "
+                                             "before the Softmax"));
     if (op == "Constant") {
       const auto* v = attribute("value");
       if (!v || !v->has_t()) fail("only a tensor 'value' is supported");
@@ -1170,6 +1180,15 @@ OnnxImport Importer::run() {
       preprocess_op(op, c.f[0]);
       vals_[cur_].stale = true;
       advance(x);
+    } else if ((op == "Mul" || op == "Div") && !built_.empty() && node_->input_size() == 2 &&
+               constant(node_->input(1)) && vals_.count(node_->input(0)) && vals_.at(node_->input(0)).rank == 2) {
+      const Const& c = *constant(node_->input(1));
+      if (c.f.size() != 1 || !(c.f[0] > 0) || !std::isfinite(c.f[0]))
+        fail("only a positive scalar " + op + " of the logits (a temperature) is supported");
+      temperature_ *= op == "Div" ? c.f[0] : 1.0 / c.f[0];
+      if (!(temperature_ >= 0.01 && temperature_ <= 100)) fail("the temperature it gives is outside 0.01-100");
+      scaled_logits_ = true;
+      advance(main_input(0));
     } else if (op == "Conv") {
       conv();
     } else if (op == "BatchNormalization") {
@@ -1272,6 +1291,7 @@ OnnxImport Importer::run() {
   }
 
   // Preprocessing: the options', then the graph's own scalar steps.
+  r.model.temperature = static_cast<float>(temperature_);
   Preprocess& pp = r.model.preprocess;
   pp.side = spec.input.h;
   pp.channels = spec.input.c;

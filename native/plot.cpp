@@ -655,4 +655,69 @@ void write_confusion_png(const std::string& path, const std::string& title,
   write_png(path, c);
 }
 
+// ---- reliability diagram ----
+
+Canvas render_reliability(const std::string& title, const std::vector<ReliabilityBin>& bins) {
+  if (bins.empty()) throw std::invalid_argument("render_reliability: no bins");
+  long total = 0;
+  for (const ReliabilityBin& b : bins) {
+    if (b.count < 0) throw std::invalid_argument("render_reliability: a negative count");
+    total += b.count;
+  }
+  if (total == 0) throw std::invalid_argument("render_reliability: no predictions in any bin");
+  const int W = 640, H = 640, left = 70, right = 20, top = 50, plot_h = 400, gap = 30, hist_h = 90;
+  const int plot_w = W - left - right, hist_y = top + plot_h + gap;
+  const Rgb ink{40, 40, 40}, grid{225, 225, 225}, bar{70, 110, 190}, over{225, 80, 70}, diag{120, 120, 120};
+  Canvas c(W, H);
+  const auto px = [&](double v) { return left + v * plot_w; };         // confidence -> x
+  const auto py = [&](double v) { return top + (1.0 - v) * plot_h; };  // accuracy -> y
+  for (int t = 0; t <= 10; ++t) {
+    const double v = t / 10.0;
+    c.line(px(0), py(v), px(1), py(v), 1.0, grid);
+    c.line(px(v), py(0), px(v), py(1), 1.0, grid);
+  }
+  const int n = static_cast<int>(bins.size());
+  const double width = 1.0 / n;
+  long most = 0;
+  for (const ReliabilityBin& b : bins) most = std::max(most, b.count);
+  for (int i = 0; i < n; ++i) {
+    const ReliabilityBin& b = bins[i];
+    const int x0 = static_cast<int>(px(i * width)) + 1, x1 = static_cast<int>(px((i + 1) * width)) - 1;
+    if (b.count > 0) {
+      const double acc = b.correct / b.count, conf = b.confidence / b.count;
+      const int ya = static_cast<int>(py(acc)), yc = static_cast<int>(py(conf)), y0 = static_cast<int>(py(0));
+      c.fill_rect(x0, ya, x1 - x0, y0 - ya, bar);
+      // The gap between accuracy and confidence: red over the bar (over-confident) or above it (under-confident).
+      const int g0 = std::min(ya, yc), g1 = std::max(ya, yc);
+      for (int y = g0; y < g1; ++y)
+        for (int x = x0; x < x1; ++x) c.blend_pixel(x, y, over, 0.55);
+    }
+    const int hh = static_cast<int>(std::lround(hist_h * static_cast<double>(b.count) / std::max(most, 1L)));
+    c.fill_rect(x0, hist_y + hist_h - hh, x1 - x0, hh, diag);
+  }
+  c.line(px(0), py(0), px(1), py(1), 2.0, diag);
+  c.outline_rect(left, top, plot_w + 1, plot_h + 1, ink);
+  c.outline_rect(left, hist_y, plot_w + 1, hist_h + 1, ink);
+  for (int t = 0; t <= 4; ++t) {
+    char label[16];
+    std::snprintf(label, sizeof label, "%.2g", t / 4.0);
+    c.text(static_cast<int>(px(t / 4.0)) - Canvas::text_width(label, 2) / 2, top + plot_h + 6, label, 2, ink);
+    c.text(left - 8 - Canvas::text_width(label, 2), static_cast<int>(py(t / 4.0)) - 7, label, 2, ink);
+  }
+  c.text_vertical(8, top + plot_h / 2 - Canvas::text_width("accuracy", 2) / 2, "accuracy", 2, ink);
+  c.text(left, hist_y + hist_h + 8, "confidence; below: predictions a bin", 2, ink);
+  c.text(left, 16, title, 2, ink);
+  return c;
+}
+
+void write_reliability_png(const std::string& path, const std::string& title, const std::vector<ReliabilityBin>& bins) {
+  Canvas c;
+  try {
+    c = render_reliability(title, bins);
+  } catch (const std::exception& e) {
+    throw std::runtime_error("cannot write PNG " + path + ": " + e.what());
+  }
+  write_png(path, c);
+}
+
 }  // namespace ferkit

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "metrics.h"  // ReliabilityBin
+
 namespace ferkit {
 
 struct Series {
@@ -67,6 +69,13 @@ void write_line_plots_png(const std::string& path, const std::vector<LinePlot>& 
 // colour bar and a title. Throws std::runtime_error naming the file on failure (including invalid input).
 void write_confusion_png(const std::string& path, const std::string& title,
                          const std::vector<std::vector<long>>& matrix, const std::vector<std::string>& class_names);
+
+// A reliability diagram (calibration): for each confidence bin of [0, 1], a bar up to the accuracy of the
+// predictions in it, the gap to the bin's mean confidence shaded red, the diagonal of perfect calibration, and
+// below, the share of predictions in each bin; the title carries the expected calibration error. Throws
+// std::runtime_error naming the file on failure (no bins, or no predictions in any).
+void write_reliability_png(const std::string& path, const std::string& title, const std::vector<ReliabilityBin>& bins);
+Canvas render_reliability(const std::string& title, const std::vector<ReliabilityBin>& bins);
 
 // The same rendering into memory, used by the above and by tests. Throw std::invalid_argument on bad input:
 // no plots, a plot without series, no data points at all, a panel smaller than 200x150; an empty or

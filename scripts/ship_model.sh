@@ -14,7 +14,8 @@
 #                                  the page), "eval_tta" (what the page's smoothed labels approach), and the
 #                                  training run's own metadata; the smallest storage (int8, then float16) that
 #                                  keeps PublicTest and PrivateTest accuracy within 0.2 points of float32 (issue 5),
-#                                  with a replay bank of 30 Training faces per expression (fer-train replay-bank)
+#                                  with a replay bank of 30 Training faces per expression (fer-train replay-bank),
+#                                  calibrated: a temperature fitted on PublicTest (fer-train calibrate)
 #   history.csv, curves.png        copied from the run folder
 # Then: cp CARD_DIR/model.ferkit assets/models/default.ferkit, and write the card (assets/models/default.md).
 set -euo pipefail
@@ -74,6 +75,7 @@ jq -n --argjson pub "$(m public)" --argjson priv "$(m private)" \
 # Its replay bank: 30 Training faces per expression, which fine-tuning replays so that teaching does not forget
 # (docs/teaching.md); the weights keep their storage.
 "$fer" replay-bank --model "$card/model.ferkit" --data "$data" --per-class 30 --out "$card/model.ferkit"
+"$fer" calibrate --model "$card/model.ferkit" --data "$data" --out "$card/model.ferkit"  # temperature from PublicTest
 if [ -d "$run" ]; then for f in history.csv curves.png; do [ -f "$run/$f" ] && cp "$run/$f" "$card/"; done; fi
 echo
 for s in public private public-tta private-tta; do

@@ -1173,6 +1173,38 @@ TEST_F(Cli, PlotWritesPng) {
   EXPECT_FALSE(fs::exists(tmp / "y.png"));
 }
 
+// calibrate fits a temperature on PublicTest and stores it (predictions keep their argmax, so accuracy stays);
+// eval then reports the calibration error and draws the reliability diagram.
+TEST_F(Cli, CalibrateStoresATemperatureAndEvalReportsCalibration) {
+  TempDir tmp;
+  const std::string cal = tmp / "cal.ferkit";
+  RunResult c = run_cli({"calibrate", "--model", model(), "--data", csv_, "--out", cal});
+  ASSERT_EQ(c.rc, 0) << describe(c);
+  EXPECT_TRUE(contains(c.out, "public   temperature 1.0000 -> ")) << c.out;
+  EXPECT_TRUE(contains(c.out, "(unchanged)")) << c.out;
+  const ferkit::Model before = load_model_at(model()), after = load_model_at(cal);
+  EXPECT_EQ(before.temperature, 1.0f);
+  EXPECT_NE(after.temperature, 1.0f);
+  EXPECT_EQ(after.params, before.params);
+  RunResult info = run_cli({"info", "--model", cal});
+  EXPECT_TRUE(contains(info.out, "temperature: ")) << info.out;
+  EXPECT_TRUE(contains(info.out, "\"calibration\"")) << info.out;
+  for (const std::string& m : {model(), cal}) {
+    const std::string dir = tmp / (m == cal ? "eval-cal" : "eval-base");
+    RunResult e = run_cli({"eval", "--model", m, "--data", csv_, "--split", "private", "--out", dir});
+    ASSERT_EQ(e.rc, 0) << describe(e);
+    EXPECT_TRUE(contains(e.out, "calibration error (ECE) ")) << e.out;
+    EXPECT_TRUE(is_png(dir + "/reliability.png"));
+    const json j = json::parse(read_all(dir + "/metrics.json"));
+    ASSERT_TRUE(j.contains("ece") && j["ece"].is_number());
+    ASSERT_EQ(j["reliability"].size(), 15u);
+    long counted = 0;
+    for (const json& b : j["reliability"]) counted += b["count"].get<long>();
+    EXPECT_EQ(counted, j["images"].get<long>());
+  }
+  EXPECT_EQ(read_all(tmp / "eval-base/confusion.csv"), read_all(tmp / "eval-cal/confusion.csv"));
+}
+
 #ifdef FERKIT_MPIEXEC
 // mpirun -np 2 fer-train train --distributed: the same model as one process with the same batch (each process one
 // thread, like the single run), outputs written once by process 0, --resume across processes, and an error in a

@@ -908,6 +908,13 @@ TEST(ModelFile, RejectsEveryCorruption) {
   bytes.insert(bytes.end() - 4, {0, 0, 0, 0});
   expect_rejected(bytes, "");  // either trailing bytes or checksum
 
+  // A temperature outside 0.01-100 (calibration).
+  h = nlohmann::json::parse(header_of(good));
+  h["temperature"] = -1.0;
+  expect_rejected(rebuild(good, h.dump()), "'temperature' must be a number from 0.01 to 100");
+  h["temperature"] = "warm";
+  expect_rejected(rebuild(good, h.dump()), "'temperature'");
+
   // NaN weights with a valid checksum.
   Model nanm(resolve_spec("tiny"));
   nanm.params[3] = std::nanf("");
@@ -1365,3 +1372,72 @@ TEST(FuzzRegressions, SpecWhoseSizesOverflowInt) {
   EXPECT_THROW(Model(parse_spec("input 1 1 1; flatten; dense 65536; dense 65536; dense 2; softmax"), false),
                std::runtime_error);
 }
+
+// ---- calibration ------------------------------------------------------------------------------------------------
+
+// Labels drawn from softmax(z / T0): the fitted temperature is T0 (the maximum-likelihood answer, within sampling
+// noise), for a model too confident (T0 > 1) and one not confident enough (T0 < 1).
+TEST(Calibration, TheFittedTemperatureIsTheOneTheLabelsWereDrawnWith) {
+  const int k = 7;
+  const size_t n = 20000;
+  for (const float t0 : {2.0f, 0.5f, 1.0f}) {
+    Rng r(11);
+    std::vector<float> z(n * k), p(k);
+    std::vector<uint8_t> labels(n);
+    for (size_t i = 0; i < n; ++i) {
+      for (int c = 0; c < k; ++c) z[i * k + c] = 2.0f * r.normal();
+      softmax(z.data() + i * k, 1, k, p.data(), t0);
+      float u = r.uniform(), acc = 0;
+      labels[i] = k - 1;
+      for (int c = 0; c < k; ++c)
+        if ((acc += p[c]) > u) {
+          labels[i] = static_cast<uint8_t>(c);
+          break;
+        }
+    }
+    EXPECT_NEAR(fit_temperature(z.data(), labels.data(), n, k), t0, 0.05f * t0) << "T0 " << t0;
+  }
+}
+
+TEST(Calibration, SoftmaxAtATemperatureIsTheSoftmaxOfTheScaledLogits) {
+  const float z[3] = {2.0f, -1.0f, 0.5f}, scaled[3] = {1.0f, -0.5f, 0.25f};
+  float a[3], b[3];
+  softmax(z, 1, 3, a, 2.0f);
+  softmax(scaled, 1, 3, b);
+  for (int c = 0; c < 3; ++c) EXPECT_NEAR(a[c], b[c], 1e-6f);
+  // A model's temperature is kept in its file and applied by predict (and so by every front end).
+  Model m(resolve_spec("tiny"));
+  m.init(5);
+  m.temperature = 1.7f;
+  const std::vector<uint8_t> bytes = save_model(m, nlohmann::json::object());
+  Model back = load_model(bytes.data(), bytes.size());
+  EXPECT_EQ(back.temperature, 1.7f);
+  auto px = random_pixels(2, 9);
+  Workspace ws;
+  ws.reserve(back, 2);
+  std::vector<float> probs(14), expect(14);
+  predict(back, ws, px.data(), 2, probs.data());
+  load_input(back, ws, px.data(), 2);
+  softmax(forward(back, ws, 2, ForwardOptions{}), 2, 7, expect.data(), 1.7f);
+  for (size_t j = 0; j < probs.size(); ++j) EXPECT_NEAR(probs[j], expect[j], 1e-6f);
+  Model plain(resolve_spec("tiny"));
+  const std::vector<uint8_t> plain_bytes = save_model(plain, nlohmann::json::object());
+  EXPECT_EQ(header_of(plain_bytes).find("temperature"), std::string::npos);  // files of uncalibrated models as before
+}
+
+// ECE: the count-weighted mean over confidence bins of |accuracy - mean confidence|.
+TEST(Calibration, ExpectedCalibrationErrorByHand) {
+  Metrics m(2);
+  EXPECT_EQ(m.ece(), 0.0);
+  // Bin [0.9, 0.967): 4 predictions at 0.95, 2 right (accuracy 0.5, gap 0.45); bin [0.6, 0.667): 2 at 0.62, both
+  // right (gap 0.38). ECE = (4 * 0.45 + 2 * 0.38) / 6.
+  for (int i = 0; i < 4; ++i) m.add_confidence(0.95, i < 2);
+  for (int i = 0; i < 2; ++i) m.add_confidence(0.62, true);
+  EXPECT_EQ(m.confidences(), 6);
+  EXPECT_NEAR(m.ece(), (4 * 0.45 + 2 * 0.38) / 6, 1e-12);
+  EXPECT_EQ(m.reliability[14].count, 4);  // 0.95 * 15 = 14.25
+  EXPECT_EQ(m.reliability[9].count, 2);   // 0.62 * 15 = 9.3
+  m.add_confidence(1.0, true);  // a confidence of exactly 1 goes in the last bin
+  EXPECT_EQ(m.reliability[14].count, 5);
+}
+

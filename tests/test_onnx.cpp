@@ -232,6 +232,7 @@ TEST(Onnx, ImportOfAnExportIsTheSameModel) {
     EXPECT_EQ(r.model.preprocess.scale, m.preprocess.scale);
     EXPECT_EQ(r.model.preprocess.mean, m.preprocess.mean);
     EXPECT_EQ(r.model.preprocess.std, m.preprocess.std);
+    EXPECT_FLOAT_EQ(r.model.temperature, m.temperature);  // the shipped model's calibration: a Mul before Softmax
     for (const auto& [key, value] : meta.items()) EXPECT_EQ(r.metadata[key], value) << key;
     EXPECT_TRUE(r.metadata.contains("onnx_import"));
     // The same predictions, bit for bit, on made-up faces.

@@ -298,3 +298,21 @@ TEST(PlotErrors, EmptyInputsThrowClearly) {
   EXPECT_NE(thrown_message([&] { write_confusion_png(path, "t", {}, {}); }).find(path), std::string::npos);
   EXPECT_FALSE(fs::exists(path));
 }
+
+// The reliability diagram: a bar up to each bin's accuracy, red where it falls short of the bin's confidence.
+TEST(PlotReliability, BarsReachEachBinsAccuracy) {
+  std::vector<ferkit::ReliabilityBin> bins(10);
+  bins[8] = {100, 85.0, 50.0};  // confidence 0.85, accuracy 0.5: over-confident
+  ferkit::Canvas c = ferkit::render_reliability("test", bins);
+  // Plot area: x from 70 to 620 (confidence 0-1), y from 50 (accuracy 1) to 450 (accuracy 0).
+  const int x = 70 + static_cast<int>(0.85 * 550);
+  const ferkit::Rgb low = c.get_pixel(x, 50 + static_cast<int>(0.8 * 400));   // accuracy 0.2: inside the bar
+  const ferkit::Rgb gap = c.get_pixel(x, 50 + static_cast<int>(0.3 * 400));   // accuracy 0.7: the red gap
+  const ferkit::Rgb above = c.get_pixel(x, 50 + static_cast<int>(0.05 * 400));  // accuracy 0.95: nothing
+  EXPECT_GT(low.b, low.r) << "the bar is blue";
+  EXPECT_GT(gap.r, gap.b) << "the gap is red";
+  EXPECT_GT(above.r, 200);
+  EXPECT_GT(above.b, 200);
+  EXPECT_THROW(ferkit::render_reliability("empty", std::vector<ferkit::ReliabilityBin>(10)), std::invalid_argument);
+  EXPECT_THROW(ferkit::render_reliability("none", {}), std::invalid_argument);
+}

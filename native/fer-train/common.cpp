@@ -115,8 +115,22 @@ json metrics_json(const Metrics& m, const std::vector<std::string>& names) {
     ClassMetrics cm = m.per_class(c);
     per[names[c]] = {{"precision", cm.precision}, {"recall", cm.recall}, {"f1", cm.f1}, {"support", cm.support}};
   }
-  return {{"images", m.total()},      {"accuracy", m.accuracy()}, {"macro_f1", m.macro_f1()},
-          {"loss", m.loss},           {"per_class", per},         {"confusion", m.confusion}};
+  json j = {{"images", m.total()}, {"accuracy", m.accuracy()}, {"macro_f1", m.macro_f1()},
+            {"loss", m.loss},       {"per_class", per},         {"confusion", m.confusion}};
+  if (m.confidences()) {
+    j["ece"] = m.ece();
+    json bins = json::array();
+    for (size_t b = 0; b < m.reliability.size(); ++b) {
+      const ReliabilityBin& r = m.reliability[b];
+      bins.push_back({{"from", static_cast<double>(b) / m.reliability.size()},
+                      {"to", static_cast<double>(b + 1) / m.reliability.size()},
+                      {"count", r.count},
+                      {"confidence", r.count ? r.confidence / r.count : 0.0},
+                      {"accuracy", r.count ? r.correct / r.count : 0.0}});
+    }
+    j["reliability"] = bins;
+  }
+  return j;
 }
 
 void write_eval_outputs(const std::string& dir, const std::string& title, const Metrics& m,
@@ -128,6 +142,11 @@ void write_eval_outputs(const std::string& dir, const std::string& title, const 
   write_file_atomic(dir + "/confusion.csv", m.confusion_csv(names));
   write_file_atomic(dir + "/report.txt", title + "\n" + m.report(names));
   write_confusion_png(dir + "/confusion.png", title, m.confusion, names);
+  if (m.confidences()) {
+    char ece[64];
+    std::snprintf(ece, sizeof ece, " - ECE %.4f", m.ece());
+    write_reliability_png(dir + "/reliability.png", title + ece, m.reliability);
+  }
 }
 
 void write_curves(const std::string& path, const std::vector<EpochRecord>& h) {

@@ -34,6 +34,7 @@ void add_predict_command(CLI::App& app, Context& ctx);
 void add_detect_command(CLI::App& app, Context& ctx);
 void add_export_command(CLI::App& app, Context& ctx);
 void add_import_command(CLI::App& app, Context& ctx);
+void add_calibrate_command(CLI::App& app, Context& ctx);
 void add_recalibrate_command(CLI::App& app, Context& ctx);
 void add_average_command(CLI::App& app, Context& ctx);
 void add_info_command(CLI::App& app, Context& ctx);

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   add_export_command(app, ctx);
   add_import_command(app, ctx);
   add_recalibrate_command(app, ctx);
+  add_calibrate_command(app, ctx);
   add_average_command(app, ctx);
   add_info_command(app, ctx);
   add_replay_bank_command(app, ctx);
