@@ -112,14 +112,11 @@ void camera(const uint8_t* src, uint8_t* dst, const std::vector<float>& pattern)
 // The faces of `d` under camera(), labelled with their FER+ majority vote over the 7 classes (faces with no vote
 // among them, or a tie, are left out).
 Dataset personal_faces(const Dataset& d, const std::vector<float>& votes, const std::vector<float>& pattern) {
-  Dataset out;
+  Dataset out = d.relabelled_by_votes(votes);
   uint8_t px[kPixels];
-  for (size_t i = 0; i < d.size(); ++i) {
-    const float* v = votes.data() + i * kNumClasses;
-    const int best = static_cast<int>(std::max_element(v, v + kNumClasses) - v);
-    if (v[best] <= 0 || std::count(v, v + kNumClasses, v[best]) > 1) continue;
-    camera(d.image(i), px, pattern);
-    out.add(px, best);
+  for (size_t i = 0; i < out.size(); ++i) {
+    camera(out.image(i), px, pattern);
+    std::copy(px, px + kPixels, out.pixels.begin() + static_cast<std::ptrdiff_t>(i * kPixels));
   }
   return out;
 }

@@ -93,6 +93,22 @@ Dataset Dataset::first_per_class(size_t n) const {
   return out;
 }
 
+Dataset Dataset::relabelled_by_votes(const std::vector<float>& votes, std::vector<size_t>* index) const {
+  if (votes.size() != size() * kNumClasses)
+    throw std::invalid_argument("relabelled_by_votes: " + std::to_string(votes.size()) + " vote counts for " +
+                                std::to_string(size()) + " images");
+  Dataset out;
+  if (index) index->clear();
+  for (size_t i = 0; i < size(); ++i) {
+    const float* v = votes.data() + i * kNumClasses;
+    const int best = static_cast<int>(std::max_element(v, v + kNumClasses) - v);
+    if (v[best] <= 0 || std::count(v, v + kNumClasses, v[best]) > 1) continue;
+    out.add(image(i), best);
+    if (index) index->push_back(i);
+  }
+  return out;
+}
+
 std::vector<size_t> Dataset::class_counts() const {
   std::vector<size_t> counts(kNumClasses, 0);
   for (uint8_t l : labels)

@@ -36,6 +36,10 @@ struct Dataset {
   std::vector<size_t> class_counts() const;  // kNumClasses entries
   // The first n images of each class, in their order here (fewer for a class that has fewer).
   Dataset first_per_class(size_t n) const;
+  // The images relabelled by annotators' votes (size() x kNumClasses counts, e.g. the FER+ relabelling): each gets
+  // the class with the most votes; an image whose top count is shared by two classes, or that has no vote among
+  // the kNumClasses, is left out. index (if given) receives each kept image's index here.
+  Dataset relabelled_by_votes(const std::vector<float>& votes, std::vector<size_t>* index = nullptr) const;
 };
 
 // Parses the Kaggle fer2013.csv layout: header "emotion,pixels,Usage" then rows

@@ -1205,6 +1205,48 @@ TEST_F(Cli, CalibrateStoresATemperatureAndEvalReportsCalibration) {
   EXPECT_EQ(read_all(tmp / "eval-base/confusion.csv"), read_all(tmp / "eval-cal/confusion.csv"));
 }
 
+// eval --ferplus scores the same faces a second time against the FER+ majority vote (row-aligned with the CSV).
+TEST_F(Cli, EvalAlsoScoresAgainstTheFerPlusMajorityVote) {
+  TempDir tmp;
+  // FER+ columns: neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown, NF. Each
+  // PrivateTest face gets all its votes for its own class, except the first, whose votes tie (left out), and the
+  // second, all voted 'unknown' (left out).
+  const char* fer_plus_column[7] = {"anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral"};
+  const std::vector<std::string> columns = {"neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
+                                            "contempt", "unknown", "NF"};
+  std::string csv = "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n";
+  int row = 0;
+  for (const auto& [usage, per_class] : {std::pair{"Training", kCsvTrain}, std::pair{"PublicTest", kCsvPublic},
+                                         std::pair{"PrivateTest", kCsvPrivate}})
+    for (int i = 0; i < per_class; ++i)
+      for (int c = 0; c < 7; ++c, ++row) {
+        csv += std::string(usage) + ",fer" + std::to_string(row) + ".png";
+        const bool first = std::string(usage) == "PrivateTest" && i == 0 && c == 0;
+        const bool second = std::string(usage) == "PrivateTest" && i == 0 && c == 1;
+        for (const std::string& col : columns)
+          csv += "," + std::string(first ? (col == "neutral" || col == "anger" ? "5" : "0")
+                                   : second ? (col == "unknown" ? "10" : "0")
+                                            : (col == fer_plus_column[c] ? "10" : "0"));
+        csv += "\n";
+      }
+  const std::string votes = tmp / "fer2013new.csv";
+  write_all(votes, csv);
+  RunResult e = run_cli({"eval", "--model", model(), "--data", csv_, "--ferplus", votes, "--out", tmp / "ev"});
+  ASSERT_EQ(e.rc, 0) << describe(e);
+  EXPECT_TRUE(contains(e.out, "FER+ majority labels (19 of 21 faces; 2 tied or outside the 7 classes, left out)"))
+      << e.out;
+  const json j = json::parse(read_all(tmp / "ev/metrics.json"));
+  EXPECT_EQ(j["ferplus"]["images"], 19);
+  EXPECT_EQ(j["ferplus"]["left_out"], 2);
+  // The votes agree with the labels here, so the two views differ only by the two faces left out.
+  const double right_ferplus = j["ferplus"]["accuracy"].get<double>() * 19, right = j["accuracy"].get<double>() * 21;
+  EXPECT_LE(right_ferplus, right + 1e-9);
+  EXPECT_GE(right_ferplus, right - 2 - 1e-9);
+  RunResult bad = run_cli({"eval", "--model", model(), "--data", csv_, "--ferplus", csv_});
+  EXPECT_EQ(bad.rc, 1) << describe(bad);
+  EXPECT_TRUE(contains(bad.err, csv_)) << bad.err;
+}
+
 #ifdef FERKIT_MPIEXEC
 // mpirun -np 2 fer-train train --distributed: the same model as one process with the same batch (each process one
 // thread, like the single run), outputs written once by process 0, --resume across processes, and an error in a

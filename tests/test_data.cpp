@@ -325,6 +325,28 @@ TEST(Data, LoadCsvPlainStrictAndLenient) {
   EXPECT_EQ(rep2.skipped, 6u);
 }
 
+// The FER+ majority vote as a second set of labels: the most voted class; a tie or no vote among the 7 leaves the
+// face out.
+TEST(Data, RelabellingByVotesTakesTheMajorityAndLeavesTiesOut) {
+  Dataset d;
+  uint8_t px[kPixels] = {};
+  for (int i = 0; i < 4; ++i) {
+    px[0] = static_cast<uint8_t>(i);
+    d.add(px, 6);
+  }
+  const std::vector<float> votes = {0, 0, 0, 9, 1, 0, 0,   // happy
+                                    3, 0, 0, 0, 3, 0, 0,   // angry and sad tie
+                                    0, 0, 0, 0, 0, 0, 0,   // no vote among the 7
+                                    0, 1, 0, 0, 0, 0, 2};  // neutral
+  std::vector<size_t> index;
+  const Dataset r = d.relabelled_by_votes(votes, &index);
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r.labels, (std::vector<uint8_t>{3, 6}));
+  EXPECT_EQ(index, (std::vector<size_t>{0, 3}));
+  EXPECT_EQ(r.image(1)[0], 3);  // the fourth face's pixels
+  EXPECT_THROW(d.relabelled_by_votes(std::vector<float>(7)), std::invalid_argument);
+}
+
 TEST(Data, FerPlusVotesBecomeSoftTargets) {
   TempDir dir;
   const std::string path = dir / "fer2013new.csv";

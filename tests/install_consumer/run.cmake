@@ -55,7 +55,12 @@ function(to_nano str out_var)
       string(SUBSTRING "${digits}" 0 ${keep} digits)
     endif()
   endif()
-  string(REGEX REPLACE "^0+([0-9])" "\\1" digits "${digits}")
+  # Leading zeros off. (Not with "^0+([0-9])": CMake's REGEX REPLACE anchors ^ again after each match, so it would
+  # also eat the zeros after the first digit of "0100382321".)
+  string(REGEX REPLACE "^0+" "" digits "${digits}")
+  if(digits STREQUAL "")
+    set(digits 0)
+  endif()
   set(${out_var} "${sign}${digits}" PARENT_SCOPE)
 endfunction()
 
