@@ -12,6 +12,19 @@
 
 namespace ferkit {
 
+namespace {
+// Inference at temperature 1 while it lives: the raw softmax(logits) that training fits, for targets and priors
+// computed from the model's own predictions.
+struct UnitTemperature {
+  Model& model;
+  const float saved;
+  explicit UnitTemperature(Model& m) : model(m), saved(m.temperature) { m.temperature = 1.0f; }
+  ~UnitTemperature() { model.temperature = saved; }
+  UnitTemperature(const UnitTemperature&) = delete;
+  UnitTemperature& operator=(const UnitTemperature&) = delete;
+};
+}  // namespace
+
 // Held-back samples are few: a small evaluation batch keeps the workspace (sized per batch) small.
 constexpr int kEvalBatch = 16;
 // The frozen layers run a few images at a time: a step stays short (the page runs steps in 30 ms slices) and the
@@ -183,7 +196,10 @@ FineTune::FineTune(Model base, const Dataset& samples, const FinetuneConfig& cfg
     while (replay_view_.fill(model_, ws, replay_set_, tc.aug, cfg_.seed, kEvalBatch)) {
     }
     std::vector<float> probs;
-    evaluate(model_, ws, replay_set_, kEvalBatch, false, &probs, &replay_view_);
+    {
+      const UnitTemperature raw(model_);  // targets for training, which fits softmax(logits) itself
+      evaluate(model_, ws, replay_set_, kEvalBatch, false, &probs, &replay_view_);
+    }
     base_prior_ = mean_probabilities(probs);
     train_.soft.assign(train_.size() * kNumClasses, 0.0f);
     for (size_t i = 0; i < train_.size(); ++i) train_.soft[i * kNumClasses + train_.labels[i]] = 1.0f;
@@ -260,7 +276,10 @@ void FineTune::blend_with_base() {
 void FineTune::keep_priors() {
   if (!cfg_.keep_priors || base_prior_.empty()) return;
   std::vector<float> probs;
-  evaluate(model_, trainer_->eval_ws, replay_set_, kEvalBatch, false, &probs, &replay_view_);
+  {
+    const UnitTemperature raw(model_);  // the shift below is added to the logits: solve for it in their scale
+    evaluate(model_, trainer_->eval_ws, replay_set_, kEvalBatch, false, &probs, &replay_view_);
+  }
   const size_t n = probs.size() / kNumClasses;
   std::vector<double> shift(kNumClasses, 0.0);
   for (int it = 0; it < 100; ++it) {
@@ -308,7 +327,8 @@ nlohmann::json FineTune::metadata(const nlohmann::json& base_metadata) {
   nlohmann::json m = base_metadata.is_object() ? base_metadata : nlohmann::json::object();
   // The base's test-set figures and weight storage describe the base's weights, not these; its replay bank is
   // described again by save() when it is carried.
-  for (const char* stale : {"eval", "eval_tta", "weights", "replay_layer", "replay_faces"}) m.erase(stale);
+  // The temperature stays (the taught head starts from the base's), but the base's calibration figures do not hold.
+  for (const char* stale : {"eval", "eval_tta", "weights", "replay_layer", "replay_faces", "calibration"}) m.erase(stale);
   std::vector<int> counts(kNumClasses, 0);
   for (uint8_t l : split_.train.labels) ++counts[l];
   for (uint8_t l : split_.held.labels) ++counts[l];

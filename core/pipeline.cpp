@@ -40,6 +40,7 @@ bool Pipeline::same_weights_in_place(const Model& model) {
   std::copy(model.params.begin(), model.params.end(), model_.params.begin());
   model_.class_names = model.class_names;
   model_.preprocess = model.preprocess;
+  model_.temperature = model.temperature;
   plan_inference(model_, plan_);
   return true;
 }

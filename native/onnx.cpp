@@ -20,7 +20,7 @@ namespace ferkit {
 const char* const kOnnxOperators =
     "Conv (group 1 or depthwise), BatchNormalization, Relu, MaxPool, GlobalAveragePool, Flatten, Reshape, Gemm, "
     "MatMul, Add, Pad, Concat (a zero channel pad), Dropout, Identity, Softmax; Mul/Add/Sub/Div by a scalar at the "
-    "start; Transpose to NCHW of the input";
+    "start; Mul/Div of the logits by a scalar just before the Softmax (a temperature); Transpose to NCHW of the input";
 
 #ifndef FERKIT_HAVE_ONNX
 
@@ -290,6 +290,7 @@ std::vector<uint8_t> export_onnx(const Model& model, const nlohmann::json& metad
   prop("ferkit.preprocess", nlohmann::json{{"side", pp.side}, {"channels", pp.channels}, {"scale", pp.scale},
                                            {"mean", pp.mean}, {"std", pp.std}}.dump());
   prop("ferkit.spec", format_spec(model.spec));
+  if (model.temperature != 1.0f) prop("ferkit.temperature", nlohmann::json(model.temperature).dump());
   if (!metadata.is_null()) prop("ferkit.metadata", metadata.dump());
   G.g->set_doc_string("ferkit model: input 'pixels' is N x " + std::to_string(in.c) + " x " + std::to_string(in.h) +
                       " x " + std::to_string(in.w) + " grey values 0-255 (the graph scales them); output "
@@ -1239,6 +1240,7 @@ OnnxImport Importer::run() {
     }
   }
   node_ = nullptr;
+  if (scaled_logits_ && !softmax_) fail("a scalar Mul or Div of the logits is read as a temperature only before a Softmax");
   if (cur_ != output_) fail("the graph's output '" + output_ + "' is not the end of its chain of layers");
   if (built_.empty()) fail("the graph has no layers");
 
@@ -1292,6 +1294,14 @@ OnnxImport Importer::run() {
 
   // Preprocessing: the options', then the graph's own scalar steps.
   r.model.temperature = static_cast<float>(temperature_);
+  if (props.count("ferkit.temperature")) {
+    // ferkit's own export: the exact temperature, if the graph's Mul is what it computes (1 / T rounds).
+    const nlohmann::json j = nlohmann::json::parse(props["ferkit.temperature"], nullptr, false);
+    if (j.is_number() && static_cast<float>(temperature_) != 1.0f) {
+      const float t = j.get<float>();
+      if (t > 0 && static_cast<float>(1.0 / temperature_) == 1.0f / t) r.model.temperature = t;
+    }
+  }
   Preprocess& pp = r.model.preprocess;
   pp.side = spec.input.h;
   pp.channels = spec.input.c;

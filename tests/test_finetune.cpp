@@ -320,6 +320,25 @@ TEST(Finetune, KeepPriorsGivesTheBankTheBaseModelsMeanProbabilities) {
   }
 }
 
+// A calibrated base teaches to the same weights as the uncalibrated one: training fits softmax(logits), so the
+// replay targets and the prior correction are computed at temperature 1 too; the temperature rides along.
+TEST(Finetune, TheTemperatureDoesNotChangeWhatIsLearnt) {
+  Model base = base_that_knows_the_blobs();
+  const ReplayBank bank = make_replay_bank(base, blobs({10, 10, 10, 10, 10, 10, 10}, 21));
+  Dataset samples = blobs({0, 0, 12, 0, 0, 0, 0}, 31);
+  std::fill(samples.labels.begin(), samples.labels.end(), 3);
+  FinetuneConfig cfg;
+  cfg.epochs = 10;
+  cfg.replay = 7;
+  Model hot = base;
+  hot.temperature = 2.5f;
+  FineTune plain(base, samples, cfg, &bank), calibrated(hot, samples, cfg, &bank);
+  plain.run();
+  calibrated.run();
+  EXPECT_EQ(calibrated.model().params, plain.model().params);
+  EXPECT_EQ(calibrated.model().temperature, 2.5f);
+}
+
 // Residual and depthwise networks fine-tune like chains: head only, the layers below the head stay as they were
 // (their features are cached once, through the blocks); the whole network, the blocks' weights move too, and the
 // taught blobs are learnt either way.

@@ -211,6 +211,18 @@ TEST(Onnx, ExportsAreValidGraphsThatOnnxRuntimeRunsLikeFerkit) {
   }
 }
 
+// A calibrated model's temperature comes back exactly (the graph's Mul holds 1 / T, which rounds; the metadata the
+// exact value), and a graph from elsewhere with a Div of the logits before its Softmax reads as that temperature.
+TEST(Onnx, TheTemperatureComesBackExactly) {
+  Model m = random_model(kEveryLayer, 5);
+  Rng r(3);
+  for (int i = 0; i < 60; ++i) {
+    m.temperature = 0.3f + 3.0f * r.uniform();
+    const std::vector<uint8_t> bytes = export_onnx(m, nlohmann::json::object());
+    ASSERT_EQ(import_onnx(bytes.data(), bytes.size()).model.temperature, m.temperature) << i;
+  }
+}
+
 TEST(Onnx, ImportOfAnExportIsTheSameModel) {
   for (const char* which : {"shipped", "every layer"}) {
     SCOPED_TRACE(which);
@@ -232,7 +244,7 @@ TEST(Onnx, ImportOfAnExportIsTheSameModel) {
     EXPECT_EQ(r.model.preprocess.scale, m.preprocess.scale);
     EXPECT_EQ(r.model.preprocess.mean, m.preprocess.mean);
     EXPECT_EQ(r.model.preprocess.std, m.preprocess.std);
-    EXPECT_FLOAT_EQ(r.model.temperature, m.temperature);  // the shipped model's calibration: a Mul before Softmax
+    EXPECT_EQ(r.model.temperature, m.temperature);  // the shipped model's calibration: a Mul before Softmax
     for (const auto& [key, value] : meta.items()) EXPECT_EQ(r.metadata[key], value) << key;
     EXPECT_TRUE(r.metadata.contains("onnx_import"));
     // The same predictions, bit for bit, on made-up faces.

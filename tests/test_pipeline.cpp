@@ -158,6 +158,7 @@ TEST(Pipeline, NewWeightsOfTheSameArchitectureGoInPlaceAndClassifyLikeAFreshPipe
     Model m(spec);
     m.init(seed);
     for (size_t i = 0; i < m.params.size(); ++i) m.params[i] += 0.01f * static_cast<float>(i % 7);  // bn not 1/0
+    m.temperature = 0.5f + 0.5f * static_cast<float>(seed);  // each its own calibration, which comes along too
     return m;
   };
   std::vector<uint8_t> crops(3 * kPixels);

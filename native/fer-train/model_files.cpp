@@ -104,10 +104,15 @@ void recalibrate_on_training_images(Model& model, const FerSplits& splits, const
   meta["bn_recalibrated"]["data"] = data_path;
 }
 
-// Writes a model whose weights changed after its evaluation: float32, the stale evaluation dropped (atomic).
+// Writes a model whose weights changed after its evaluation: float32, the stale evaluation and calibration figures
+// dropped (atomic). The temperature stays, as a starting point: say so when there is one.
 void write_changed_model(const Model& model, json& meta, const std::string& out) {
   meta.erase("eval");
   meta.erase("eval_tta");
+  meta.erase("calibration");
+  if (model.temperature != 1.0f)
+    std::fprintf(stderr, "the temperature %g was fitted for the weights before: run 'fer-train calibrate' again\n",
+                 model.temperature);
   meta["weights"] = "f32";
   std::vector<uint8_t> bytes = save_model(model, meta);
   write_file_atomic(out, bytes.data(), bytes.size());
