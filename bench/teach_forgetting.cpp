@@ -11,7 +11,8 @@
 // Each --set is a FinetuneConfig as JSON fields written key=value (e.g. "head_layers=1 epochs=10"); without any
 // --set, the default settings are measured. Prints a row per setting and scenario; asserts nothing.
 //
-// --gate TAU (an experiment): the fine-tuned change counts only near the taught samples (gated_metrics below).
+// The teach gate (FinetuneConfig::gate, 0.4 by default) is part of the taught model, so evaluate() applies it:
+// "--set gate=0" measures teaching without it, "--set gate=1" a wider one.
 // --part personal (or both) measures the other half (issue 22, item 2), that teaching still personalizes: "one
 // person, their camera" is stood in for by a fixed camera() change (blur, a 10 degree tilt, zoom, a dark gamma, low
 // contrast, a fixed noise pattern) that every one of their faces goes through, and the FER+ relabelling's majority
@@ -135,69 +136,6 @@ nlohmann::json parse_set(const std::string& s) {
   return j;
 }
 
-// An experiment for issue 22 (--gate TAU): the taught change counts only near the taught samples. Each face's
-// logits are the base's plus g times the fine-tuned model's change, g = exp((s - 1) / TAU), where s is the largest
-// cosine similarity between the face's head-input features (the frozen layers' output, the same in both models)
-// and a taught sample's.
-Metrics gated_metrics(Model& base, Model& tuned, const Dataset& samples, const Dataset& data, float tau) {
-  const int head = tuned.first_trainable, classes = base.num_classes();
-  Workspace wb, wt;
-  wb.reserve(base, 256);
-  wt.reserve(tuned, 256, false, head);
-  const size_t d = static_cast<size_t>(base.layers[static_cast<size_t>(head)].in.size());
-  // The head-input features of n images of `set` (the frozen layers' output, in wb.act[head]), and in `unit`
-  // each scaled to length 1.
-  auto features = [&](const Dataset& set, size_t from, int n, std::vector<float>& unit) {
-    load_input(base, wb, set.image(from), n);
-    ForwardOptions fo;
-    fo.until_layer = head;
-    const float* f = forward(base, wb, n, fo);
-    unit.assign(f, f + static_cast<size_t>(n) * d);
-    for (int i = 0; i < n; ++i) {
-      double norm = 0;
-      for (size_t j = 0; j < d; ++j) norm += double(unit[i * d + j]) * unit[i * d + j];
-      const float inv = static_cast<float>(1.0 / std::sqrt(std::max(norm, 1e-12)));
-      for (size_t j = 0; j < d; ++j) unit[i * d + j] *= inv;
-    }
-  };
-  std::vector<float> taught, feats;
-  for (size_t i = 0; i < samples.size(); i += 256) {
-    const int n = static_cast<int>(std::min<size_t>(256, samples.size() - i));
-    features(samples, i, n, feats);
-    taught.insert(taught.end(), feats.begin(), feats.end());
-  }
-  const size_t ns = samples.size();
-  Metrics m(classes);
-  for (size_t i = 0; i < data.size(); i += 256) {
-    const int n = static_cast<int>(std::min<size_t>(256, data.size() - i));
-    features(data, i, n, feats);
-    const Floats& raw = wb.act[static_cast<size_t>(head)];
-    std::copy(raw.begin(), raw.begin() + static_cast<ptrdiff_t>(static_cast<size_t>(n) * d),
-              wt.act[static_cast<size_t>(head)].begin());
-    ForwardOptions rest;
-    rest.from_layer = head;
-    const float* zb_p = forward(base, wb, n, rest);
-    const std::vector<float> zb(zb_p, zb_p + static_cast<size_t>(n) * classes);
-    const float* zt = forward(tuned, wt, n, rest);
-    for (int k = 0; k < n; ++k) {
-      double best = -1;
-      for (size_t t = 0; t < ns; ++t) {
-        double dot = 0;
-        for (size_t j = 0; j < d; ++j) dot += double(feats[k * d + j]) * taught[t * d + j];
-        best = std::max(best, dot);
-      }
-      const double g = std::exp((best - 1) / tau);
-      int arg = 0;
-      double top = -1e30;
-      for (int c = 0; c < classes; ++c) {
-        const double z = zb[k * classes + c] + g * (zt[k * classes + c] - zb[k * classes + c]);
-        if (z > top) top = z, arg = c;
-      }
-      m.add(data.labels[i + k], arg);
-    }
-  }
-  return m;
-}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -206,7 +144,6 @@ int main(int argc, char** argv) {
   std::string ferplus = FERKIT_SOURCE_DIR "/../shared/data/ferplus/fer2013new.csv";
   std::string part = "forgetting";
   int draws = 3, n = 12, threads = 2, replay = 0;
-  float gate = 0;
   std::vector<std::string> sets;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
@@ -219,7 +156,6 @@ int main(int argc, char** argv) {
     else if (a == "--set") sets.push_back(v);
     else if (a == "--threads") threads = std::atoi(v.c_str());
     else if (a == "--replay") replay = std::atoi(v.c_str());
-    else if (a == "--gate") gate = static_cast<float>(std::atof(v.c_str()));
     else {
       std::fprintf(stderr, "teach_forgetting: unknown option %s\n", a.c_str());
       return 2;
@@ -293,9 +229,7 @@ int main(int argc, char** argv) {
           auto ft = teach(fer.public_test, sc.taught, draw, over);
           held_b += ft->held_before() / draws;
           held_a += ft->held_now() / draws;
-          const Metrics after = gate > 0 ? gated_metrics(b, ft->model(), samples_of(fer.public_test, sc.taught, draw),
-                                                         fer.private_test, gate)
-                                         : metrics_of(ft->model(), fer.private_test);
+          const Metrics after = metrics_of(ft->model(), fer.private_test);
           const double d = 100 * (after.accuracy() - before.accuracy());
           d_acc += d / draws;
           worst_acc = std::min(worst_acc, d);
@@ -333,15 +267,12 @@ int main(int argc, char** argv) {
           auto ft = teach(their_taught, sc.taught, draw, over);
           held_b += ft->held_before() / draws;
           held_a += ft->held_now() / draws;
-          const Dataset taught_samples = samples_of(their_taught, sc.taught, draw);
-          const Metrics their_after = gate > 0 ? gated_metrics(b, ft->model(), taught_samples, their_other, gate)
-                                               : metrics_of(ft->model(), their_other);
+          const Metrics their_after = metrics_of(ft->model(), their_other);
           their += 100 * (their_after.accuracy() - their_before) / draws;
           for (int c : sc.taught)  // the taught expressions' recall on the person's other faces
             their_taught_recall += 100 * (their_after.per_class(c).recall - their_base.per_class(c).recall) /
                                    (draws * static_cast<double>(sc.taught.size()));
-          const Metrics after = gate > 0 ? gated_metrics(b, ft->model(), taught_samples, fer.private_test, gate)
-                                         : metrics_of(ft->model(), fer.private_test);
+          const Metrics after = metrics_of(ft->model(), fer.private_test);
           everyone += 100 * (after.accuracy() - before.accuracy()) / draws;
           worst.see(after, before, sc.taught);
         }

@@ -10,6 +10,9 @@
 // The logit is the class's pre-softmax output. Everything runs on the core's own forward and backward kernels, in
 // inference mode (batch norm with its running statistics, dropout off, no Winograd or folded InferencePlan) and
 // taking input gradients only: the model's weights, batch-norm statistics and gradients are never written.
+// A taught model with a teach gate (TeachGate, model.h): the probabilities are the gated ones, and the gradients go
+// back through the taught head alone (the map of what the taught model reads in the face; the gate's mix of it
+// with the base's head is not differentiated).
 // An Explainer holds its own workspace and gradient buffers, sized once for its model, so explaining a face per
 // frame allocates nothing after construction.
 #pragma once

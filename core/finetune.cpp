@@ -23,6 +23,16 @@ struct UnitTemperature {
   UnitTemperature(const UnitTemperature&) = delete;
   UnitTemperature& operator=(const UnitTemperature&) = delete;
 };
+
+// The same for the teach gate: targets and the prior correction come from the head itself, ungated.
+struct NoGate {
+  Model& model;
+  TeachGate saved;
+  explicit NoGate(Model& m) : model(m), saved(std::move(m.gate)) { m.gate = TeachGate{}; }
+  ~NoGate() { model.gate = std::move(saved); }
+  NoGate(const NoGate&) = delete;
+  NoGate& operator=(const NoGate&) = delete;
+};
 }  // namespace
 
 // Held-back samples are few: a small evaluation batch keeps the workspace (sized per batch) small.
@@ -43,7 +53,7 @@ std::vector<float> mean_probabilities(const std::vector<float>& probs) {
 nlohmann::json FinetuneConfig::to_json() const {
   return {{"whole_network", whole_network}, {"head_layers", head_layers}, {"epochs", epochs},
           {"lr", effective_lr()}, {"anchor", anchor}, {"batch", batch}, {"holdout", holdout},
-          {"augment", augment}, {"views", views}, {"replay", replay}, {"keep_priors", keep_priors}, {"blend", blend},
+          {"augment", augment}, {"views", views}, {"replay", replay}, {"keep_priors", keep_priors}, {"blend", blend}, {"gate", gate},
           {"seed", seed}};
 }
 
@@ -67,6 +77,7 @@ FinetuneConfig FinetuneConfig::from_json(const nlohmann::json& j) {
   flag("augment", c.augment);
   flag("keep_priors", c.keep_priors);
   num("blend", 0, 1, c.blend);
+  num("gate", 0, 100, c.gate);
   num("epochs", 1, 1000, c.epochs);
   num("lr", 0, 1, c.lr);
   num("anchor", 0, 100, c.anchor);
@@ -198,6 +209,7 @@ FineTune::FineTune(Model base, const Dataset& samples, const FinetuneConfig& cfg
     std::vector<float> probs;
     {
       const UnitTemperature raw(model_);  // targets for training, which fits softmax(logits) itself
+      const NoGate whole(model_);
       evaluate(model_, ws, replay_set_, kEvalBatch, false, &probs, &replay_view_);
     }
     base_prior_ = mean_probabilities(probs);
@@ -228,6 +240,7 @@ FineTune::FineTune(Model base, const Dataset& samples, const FinetuneConfig& cfg
       }
     }
   }
+  set_gate();
   const Dataset* held = split_.held.size() ? &split_.held : nullptr;
   trainer_ = std::make_unique<Trainer>(model_, train_, held, tc, cache ? &train_features_ : nullptr,
                                        cache && held ? &held_features_ : nullptr);
@@ -240,13 +253,54 @@ FineTune::FineTune(Model base, const Dataset& samples, const FinetuneConfig& cfg
   steps_per_epoch_ = static_cast<int>((rows + cfg_.batch - 1) / cfg_.batch);
 }
 
+// The gate (head only): the base's weights (a taught base keeps its own base) and the training samples' head
+// inputs as keys, never the held-back ones, so that the held-back accuracy is measured as a new face meets it.
+// With the feature cache the keys are its un-augmented view, taken when step() has filled it (add_gate_keys).
+void FineTune::set_gate() {
+  const int layer = model_.first_trainable;
+  if (cfg_.whole_network || cfg_.gate <= 0 || layer <= 0 || split_.train.size() == 0) {
+    model_.gate = TeachGate{};
+    return;
+  }
+  TeachGate& g = model_.gate;
+  if (!g.active() || g.layer != layer) g = TeachGate{layer, 0.0f, model_.params, {}};
+  const size_t d = static_cast<size_t>(model_.layers[static_cast<size_t>(layer)].in.size());
+  if (g.keys.size() / d + split_.train.size() > FinetuneConfig::kMaxGateKeys)
+    throw std::invalid_argument("teach gate: " + std::to_string(g.keys.size() / d) + " samples taught before and " +
+                                std::to_string(split_.train.size()) + " now pass its " +
+                                std::to_string(FinetuneConfig::kMaxGateKeys) +
+                                " (each face is compared with every one); teach with 'gate' 0 (no gate), or from "
+                                "the base model");
+  g.tau = cfg_.gate;
+  if (prep_steps_ > 0) return;  // the cache's first view, when step() has computed it
+  const NoGate off(model_);
+  const ReplayBank k = make_replay_bank(model_, split_.train, layer);
+  add_gate_keys(k.features.data());
+}
+
+void FineTune::add_gate_keys(const float* features) {
+  TeachGate& g = model_.gate;
+  if (g.tau <= 0) return;
+  const size_t d = static_cast<size_t>(model_.layers[static_cast<size_t>(g.layer)].in.size());
+  for (size_t i = 0; i < split_.train.size(); ++i) {
+    const float* x = features + i * d;
+    double norm = 0;
+    for (size_t j = 0; j < d; ++j) norm += double(x[j]) * x[j];
+    const float inv = static_cast<float>(1.0 / std::sqrt(std::max(norm, 1e-12)));
+    for (size_t j = 0; j < d; ++j) g.keys.push_back(x[j] * inv);
+  }
+}
+
 bool FineTune::finished() const { return trainer_->finished() && !trainer_->in_epoch(); }
 
 bool FineTune::step() {
   if (finished()) return false;
   if (prep_done_ < prep_steps_) {
     train_features_.fill(model_, fill_ws_, train_, trainer_->cfg.aug, cfg_.seed, kFillBatch);
-    if (++prep_done_ == prep_steps_) fill_ws_ = Workspace{};  // the frozen layers run no more
+    if (++prep_done_ == prep_steps_) {
+      fill_ws_ = Workspace{};  // the frozen layers run no more
+      add_gate_keys(train_features_.at(0, 0));  // view 0: the samples as they are
+    }
     return true;
   }
   if (!trainer_->in_epoch()) trainer_->begin_epoch();
@@ -278,6 +332,7 @@ void FineTune::keep_priors() {
   std::vector<float> probs;
   {
     const UnitTemperature raw(model_);  // the shift below is added to the logits: solve for it in their scale
+    const NoGate whole(model_);
     evaluate(model_, trainer_->eval_ws, replay_set_, kEvalBatch, false, &probs, &replay_view_);
   }
   const size_t n = probs.size() / kNumClasses;

@@ -257,6 +257,7 @@ void Workspace::reserve(const Model& model, int batch, bool for_training, int fr
   dcol.assign(training ? dcol_size : 0, 0.0f);
   const size_t logits = static_cast<size_t>(batch) * model.num_classes();
   probs.assign(logits, 0.0f);
+  gated.assign(logits, 0.0f);
   dlogits.assign(training ? logits : 0, 0.0f);
 }
 
@@ -268,9 +269,8 @@ AddGeom add_geom(const Model& m, const LayerPlan& p) {
 namespace {
 
 // The layers that run the same way in training and inference.
-void layer_forward_common(Model& model, Workspace& ws, size_t i, int n, bool keep_argmax) {
+void layer_forward_common(Model& model, const float* P, Workspace& ws, size_t i, int n, bool keep_argmax) {
   const LayerPlan& p = model.layers[i];
-  const float* P = model.params.data();
   const float* x = ws.act[i].data();
   float* y = ws.act[i + 1].data();
   const size_t count = static_cast<size_t>(n) * p.out.size();
@@ -315,7 +315,7 @@ void forward_train(Model& model, Workspace& ws, int n, size_t from, size_t end, 
         else batchnorm_forward_infer(x, rows, p.out.c, bp, ws.aux[i].data(), y);
         break;
       }
-      default: layer_forward_common(model, ws, i, n, true);
+      default: layer_forward_common(model, P, ws, i, n, true);
     }
   }
 }
@@ -324,9 +324,9 @@ void forward_train(Model& model, Workspace& ws, int n, size_t from, size_t end, 
 // batch norm folded into its weights, straight into the batch norm's output, or with a ReLU after it (in the
 // convolution's output stores) into the ReLU's; a batch norm followed by a ReLU runs both in one pass. The skipped
 // layers' outputs are not written (nothing reads them in inference).
-void forward_infer(Model& model, Workspace& ws, int n, size_t from, size_t end, const InferencePlan* plan,
+// P: the parameters (model.params, or a gate's base weights of the same layout).
+void forward_infer(Model& model, float* P, Workspace& ws, int n, size_t from, size_t end, const InferencePlan* plan,
                    bool keep_argmax) {
-  float* P = model.params.data();
   const auto next_is = [&](size_t i, LayerKind k) { return i < end && model.layers[i].spec.kind == k; };
   for (size_t i = from; i < end; ++i) {
     const LayerPlan& p = model.layers[i];
@@ -364,7 +364,7 @@ void forward_infer(Model& model, Workspace& ws, int n, size_t from, size_t end, 
         i += relu ? 1 : 0;
         break;
       }
-      default: layer_forward_common(model, ws, i, n, keep_argmax);
+      default: layer_forward_common(model, P, ws, i, n, keep_argmax);
     }
   }
 }
@@ -393,9 +393,47 @@ const float* forward(Model& model, Workspace& ws, int n, const ForwardOptions& o
                plan->conv.size() != model.layers.size() || plan->bias.size() != model.layers.size()))
     throw std::logic_error("forward: the inference plan was made for other weights");
   const size_t from = static_cast<size_t>(opt.from_layer), stop = static_cast<size_t>(end);
-  if (opt.train) forward_train(model, ws, n, from, stop, opt);
-  else forward_infer(model, ws, n, from, stop, plan, opt.keep_argmax);
-  return ws.act[stop].data();
+  if (opt.train) {
+    forward_train(model, ws, n, from, stop, opt);
+    return ws.act[stop].data();
+  }
+  TeachGate& g = model.gate;
+  if (!g.active() || from > static_cast<size_t>(g.layer) || stop != model.layers.size()) {
+    forward_infer(model, model.params.data(), ws, n, from, stop, plan, opt.keep_argmax);
+    return ws.act[stop].data();
+  }
+  // Gated (TeachGate): the base's head over the head input, then the taught head (whose activations stay in the
+  // workspace, for a backward pass over the model's own weights), mixed per face.
+  const size_t head = static_cast<size_t>(g.layer), classes = static_cast<size_t>(model.num_classes());
+  const size_t d = static_cast<size_t>(model.layers[head].in.size());
+  if (g.base.size() != model.params.size() || g.keys.size() % d)
+    throw std::logic_error("forward: the teach gate does not fit the model");
+  forward_infer(model, model.params.data(), ws, n, from, head, plan, opt.keep_argmax);
+  forward_infer(model, g.base.data(), ws, n, head, stop, nullptr, opt.keep_argmax);
+  float* z = ws.act[stop].data();
+  std::copy(z, z + static_cast<size_t>(n) * classes, ws.gated.begin());
+  forward_infer(model, model.params.data(), ws, n, head, stop, plan, opt.keep_argmax);
+  const float* f = ws.act[head].data();
+  const size_t keys = g.keys.size() / d;
+  for (int i = 0; i < n; ++i) {
+    const float* x = f + static_cast<size_t>(i) * d;
+    double norm = 0, best = -1;
+    for (size_t j = 0; j < d; ++j) norm += double(x[j]) * x[j];
+    for (size_t k = 0; k < keys; ++k) {
+      const float* key = g.keys.data() + k * d;
+      double dot = 0;
+      for (size_t j = 0; j < d; ++j) dot += double(x[j]) * key[j];
+      best = std::max(best, dot);
+    }
+    const double s = norm > 0 ? best / std::sqrt(norm) : 0;
+    const float w = static_cast<float>(std::exp((s - 1) / g.tau));
+    for (size_t c = 0; c < classes; ++c) {
+      float& zt = z[static_cast<size_t>(i) * classes + c];
+      const float zb = ws.gated[static_cast<size_t>(i) * classes + c];
+      zt = zb + w * (zt - zb);
+    }
+  }
+  return z;
 }
 
 void zero_grads(Model& model) {

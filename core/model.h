@@ -44,6 +44,19 @@ struct Preprocess {
   float std = 1.0f;
 };
 
+// A taught model's gate (core/finetune.h, docs/teaching.md): what teaching changed applies only near the faces it
+// was taught. Inference runs the head (layers from `layer` on) twice, with the model's weights and with the base's,
+// and gives logits base + g * (taught - base), g = exp((s - 1) / tau), s the largest cosine similarity between the
+// face's head input and a key (a taught sample's, of unit length). Training ignores it; after a gated pass the
+// workspace holds the taught head's activations, so a backward pass (explain.h) goes through the taught head only.
+struct TeachGate {
+  int layer = 0;
+  float tau = 0;  // 0: no gate
+  Floats base;    // the base model's parameters, all of them (the layers before `layer` equal the model's own)
+  Floats keys;    // count x the head's input size
+  bool active() const { return tau > 0 && !base.empty() && !keys.empty(); }
+};
+
 class Model {
  public:
   Model() = default;
@@ -66,6 +79,7 @@ class Model {
   // so that a face read at 0.8 is right about 80% of the time. Fitted by fit_temperature (train.h); training's
   // loss ignores it. 1: uncalibrated.
   float temperature = 1.0f;
+  TeachGate gate;  // inactive unless the model was taught (fine-tuned head only)
   // Layers before this index are frozen: no gradients, batch-norm uses running statistics.
   int first_trainable = 0;
 
@@ -96,6 +110,7 @@ struct Workspace {
   std::vector<std::vector<int32_t>> argmax;  // maxpool
   Floats dcol;               // conv backward scratch (shared)
   Floats probs, dlogits;
+  Floats gated;  // a gated model's taught logits while its base head runs (TeachGate)
   // Makes the buffers fit model for batches of up to `batch` (never shrinks capacity). Buffers made for another
   // model are re-made where they do not fit, so one workspace may serve several models in turn.
   void reserve(const Model& model, int batch, bool for_training = false, int from_layer = 0);

@@ -110,6 +110,38 @@ void get_int8(const uint8_t* p, Model& m) {
 }
 }  // namespace
 
+namespace {
+// Where layer `layer`'s parameters begin (tensors are in layer order): a gate stores the base's from there on.
+size_t params_from_layer(const Model& model, int layer) {
+  for (const TensorRef& t : model.tensors)
+    if (t.layer >= layer) return t.offset;
+  return model.params.size();
+}
+
+// The header's "gate" {layer, tau, keys} and its two blobs into model.gate (TeachGate), every size checked.
+void read_gate(const nlohmann::json& j, Floats& base, Floats& keys, Model& model) {
+  const int layers = static_cast<int>(model.layers.size());
+  if (!j.is_object() || !j.contains("layer") || !j["layer"].is_number_integer() || j["layer"].get<int>() < 1 ||
+      j["layer"].get<int>() >= layers)
+    bad("'gate' needs a 'layer' from 1 to " + std::to_string(layers - 1));
+  if (!j.contains("tau") || !j["tau"].is_number() || !(j["tau"].get<double>() > 0 && j["tau"].get<double>() <= 100))
+    bad("'gate' needs a 'tau' above 0 and at most 100");
+  const int layer = j["layer"].get<int>();
+  const size_t from = params_from_layer(model, layer), d = static_cast<size_t>(model.layers[layer].in.size());
+  if (base.size() != model.params.size() - from)
+    bad("blob 'gate_base' must hold the " + std::to_string(model.params.size() - from) +
+        " parameters from layer " + std::to_string(layer) + " on, it holds " + std::to_string(base.size()));
+  if (keys.empty() || keys.size() % d)
+    bad("blob 'gate_keys' must hold whole keys of " + std::to_string(d) + " values (the gate layer's input)");
+  TeachGate& g = model.gate;
+  g.layer = layer;
+  g.tau = j["tau"].get<float>();
+  g.base = model.params;  // the layers before `layer` are the model's own
+  std::copy(base.begin(), base.end(), g.base.begin() + static_cast<ptrdiff_t>(from));
+  g.keys = std::move(keys);
+}
+}  // namespace
+
 uint32_t crc32(const uint8_t* data, size_t size, uint32_t crc) {
   static const auto table = [] {
     std::vector<uint32_t> t(256);
@@ -143,6 +175,13 @@ std::vector<uint8_t> save_model(const Model& model, const nlohmann::json& metada
     blobs.push_back({{"name", "params"}, {"dtype", f16 ? "f16" : "f32"}, {"count", model.params.size()}});
   for (const Blob& b : extra)
     blobs.push_back({{"name", b.name}, {"dtype", b.f16 ? "f16" : "f32"}, {"count", b.data.size()}});
+  const TeachGate& gate = model.gate;
+  const size_t gate_from = gate.active() ? params_from_layer(model, gate.layer) : 0;
+  if (gate.active()) {
+    header["gate"] = {{"layer", gate.layer}, {"tau", gate.tau}, {"keys", gate.keys.size() / model.layers[gate.layer].in.size()}};
+    blobs.push_back({{"name", "gate_base"}, {"dtype", "f32"}, {"count", gate.base.size() - gate_from}});
+    blobs.push_back({{"name", "gate_keys"}, {"dtype", "f16"}, {"count", gate.keys.size()}});
+  }
   header["blobs"] = blobs;
   const std::string h = header.dump();
   std::vector<uint8_t> out(kMagic, kMagic + 8);
@@ -156,6 +195,10 @@ std::vector<uint8_t> save_model(const Model& model, const nlohmann::json& metada
   else
     put_floats(out, model.params);
   for (const Blob& b : extra) b.f16 ? put_halves(out, b.data) : put_floats(out, b.data);
+  if (gate.active()) {
+    put_floats(out, Floats(gate.base.begin() + static_cast<ptrdiff_t>(gate_from), gate.base.end()));
+    put_halves(out, gate.keys);
+  }
   put_u32(out, crc32(out.data(), out.size()));
   return out;
 }
@@ -274,23 +317,26 @@ void load_model(const uint8_t* data, size_t size, Model& into, nlohmann::json* m
     model.temperature = t.get<float>();
   }
   if (metadata) *metadata = header.contains("metadata") ? header["metadata"] : nlohmann::json::object();
-  if (extra) {
-    extra->clear();
-    for (size_t i = 1; i < blobs->size(); ++i) {
-      const uint64_t count = (*blobs)[i]["count"].get<uint64_t>();
-      const bool f16 = (*blobs)[i].value("dtype", "f32") == "f16";
-      Blob b{(*blobs)[i]["name"].get<std::string>(), Floats(count), f16};
-      if (f16) {
-        get_halves(p, count, b.data.data());
-      } else if (count) {
-        std::memcpy(b.data.data(), p, count * 4);
-      }
-      p += count * (f16 ? 2 : 4);
-      for (float f : b.data)
-        if (!std::isfinite(f)) bad("blob '" + b.name + "' contains NaN or infinity");
-      extra->push_back(std::move(b));
+  if (extra) extra->clear();
+  Floats gate_base, gate_keys;
+  for (size_t i = 1; i < blobs->size(); ++i) {
+    const uint64_t count = (*blobs)[i]["count"].get<uint64_t>();
+    const bool f16 = (*blobs)[i].value("dtype", "f32") == "f16";
+    Blob b{(*blobs)[i]["name"].get<std::string>(), Floats(count), f16};
+    if (f16) {
+      get_halves(p, count, b.data.data());
+    } else if (count) {
+      std::memcpy(b.data.data(), p, count * 4);
     }
+    p += count * (f16 ? 2 : 4);
+    for (float f : b.data)
+      if (!std::isfinite(f)) bad("blob '" + b.name + "' contains NaN or infinity");
+    if (b.name == "gate_base") gate_base = std::move(b.data);
+    else if (b.name == "gate_keys") gate_keys = std::move(b.data);
+    else if (extra) extra->push_back(std::move(b));
   }
+  if (header.contains("gate")) read_gate(header["gate"], gate_base, gate_keys, model);
+  else if (!gate_base.empty() || !gate_keys.empty()) bad("blobs 'gate_base'/'gate_keys' without a header 'gate'");
   into = std::move(model);
 }
 

@@ -41,6 +41,7 @@ bool Pipeline::same_weights_in_place(const Model& model) {
   model_.class_names = model.class_names;
   model_.preprocess = model.preprocess;
   model_.temperature = model.temperature;
+  model_.gate = model.gate;
   plan_inference(model_, plan_);
   return true;
 }

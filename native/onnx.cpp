@@ -123,6 +123,10 @@ struct Value {
 
 std::vector<uint8_t> export_onnx(const Model& model, const nlohmann::json& metadata) {
   if (model.params.size() != model.planned_params()) throw std::runtime_error("export_onnx: the model has no weights");
+  if (model.gate.active())
+    throw std::runtime_error("export_onnx: the model carries a teach gate (docs/teaching.md), which an ONNX graph here "
+                             "does not express: export it with the gate dropped (fer-train export --no-gate), where "
+                             "the taught change applies to every face");
   onnx::ModelProto m;
   m.set_ir_version(7);
   m.set_producer_name("ferkit");

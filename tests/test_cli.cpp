@@ -1371,4 +1371,31 @@ TEST(CliOnnx, ExportThenImportPredictsTheSame) {
   EXPECT_TRUE(contains(bad.err, model + ": not an ONNX model")) << bad.err;
   EXPECT_FALSE(fs::exists(tmp / "x.ferkit"));
 }
+
+// A taught model carries its teach gate (docs/teaching.md): info says so, ONNX export refuses it unless dropped,
+// and --gate 0 teaches without one.
+TEST(CliOnnx, ATaughtModelsGateIsShownAndOnlyDroppedOnRequest) {
+  const fs::path tmp = make_temp_dir("gate");
+  write_folder_dataset(tmp, 3, 0);
+  const std::string model = FERKIT_SOURCE_DIR "/assets/models/default.ferkit", taught = (tmp / "t.ferkit").string();
+  RunResult f = run_cli({"finetune", "--model", model, "--samples", (tmp / "train").string(), "--out", taught,
+                         "--epochs", "2", "--threads", "1"});
+  ASSERT_EQ(f.rc, 0) << describe(f);
+  EXPECT_TRUE(contains(f.err, "teach gate: tau 0.4 over")) << f.err;
+  RunResult info = run_cli({"info", "--model", taught});
+  ASSERT_EQ(info.rc, 0) << describe(info);
+  EXPECT_TRUE(contains(info.out, "teach gate: from layer")) << info.out;
+  RunResult refused = run_cli({"export", "--checkpoint", taught, "--onnx", (tmp / "t.onnx").string()});
+  EXPECT_EQ(refused.rc, 1);
+  EXPECT_TRUE(contains(refused.err, "teach gate")) << refused.err;
+  EXPECT_FALSE(fs::exists(tmp / "t.onnx"));
+  RunResult dropped = run_cli({"export", "--checkpoint", taught, "--no-gate", "--onnx", (tmp / "t.onnx").string()});
+  EXPECT_EQ(dropped.rc, 0) << describe(dropped);
+  EXPECT_TRUE(contains(dropped.err, "dropped the teach gate")) << dropped.err;
+  RunResult plain = run_cli({"finetune", "--model", model, "--samples", (tmp / "train").string(), "--out", taught,
+                             "--epochs", "2", "--threads", "1", "--gate", "0"});
+  ASSERT_EQ(plain.rc, 0) << describe(plain);
+  RunResult info0 = run_cli({"info", "--model", taught});
+  EXPECT_FALSE(contains(info0.out, "teach gate")) << info0.out;
+}
 #endif

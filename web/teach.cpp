@@ -272,6 +272,14 @@ void teach_panel(App& app) {
       ImGui::SetTooltip("After training, the weights go back toward the base model's (weight-space ensembling):\n"
                         "1 keeps the trained weights; 0.4 with learning rate 0.004 keeps the expressions you did\n"
                         "not show closer to before, and learns your samples less");
+    ImGui::BeginDisabled(t.cfg.whole_network);
+    ImGui::SliderFloat("reach beyond your samples", &t.cfg.gate, 0.0f, 2.0f, t.cfg.gate > 0 ? "%.2f" : "everywhere");
+    ImGui::EndDisabled();
+    if (ImGui::IsItemHovered(ImGuiHoveredFlags_AllowWhenDisabled))
+      ImGui::SetTooltip("Teach gate (last layers only): what teaching changed applies in full to faces like your\n"
+                        "samples and fades on faces unlike them, so the expressions you did not show read as before.\n"
+                        "0.4 keeps every other expression within 2 points; larger reaches further and forgets more;\n"
+                        "0 applies the change to every face");
     ImGui::Checkbox("Vary the samples (flip, shift, rotate, brightness)", &t.cfg.augment);
     ImGui::Checkbox("Keep how often each expression is given", &t.cfg.keep_priors);
     if (ImGui::IsItemHovered())
@@ -307,8 +315,10 @@ void teach_panel(App& app) {
                          "to check).", names[few].c_str());
     else if (shown == 1 && app.models.replay_faces > 0)
       ImGui::TextWrapped("One expression only: it learns how you show it, and the other expressions are held "
-                         "where they were by replaying %d reference faces stored with the model.",
-                         app.models.replay_faces);
+                         "where they were by replaying %d reference faces stored with the model%s.",
+                         app.models.replay_faces,
+                         !t.cfg.whole_network && t.cfg.gate > 0 ? " and by the teach gate (the change applies to "
+                                                                  "faces like your samples)" : "");
     else if (shown == 1)
       ImGui::TextWrapped("One expression only, and this model has no reference faces to replay: the others may "
                          "drift toward it. Show two or more expressions.");

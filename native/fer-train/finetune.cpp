@@ -54,6 +54,9 @@ int cmd_finetune(const std::string& model_path, const std::string& samples_dir, 
   if (ft.replay_count())
     std::fprintf(stderr, "the base model's class kept on %.1f%% of the %zu replayed faces\n",
                  100 * m["finetune"]["replay_agreement_after"].get<double>(), ft.replay_count());
+  if (ft.model().gate.active())
+    std::fprintf(stderr, "teach gate: tau %g over %zu taught samples (faces unlike them get less of the change)\n", ft.model().gate.tau,
+                 ft.model().gate.keys.size() / ft.model().layers[static_cast<size_t>(ft.model().gate.layer)].in.size());
   std::fprintf(stderr, "wrote %s (%.2f s)\n", out.c_str(), now() - t0);
   return 0;
 }
@@ -92,6 +95,10 @@ void add_finetune_command(CLI::App& app, Context& ctx) {
   fine->add_option("--batch", fc.batch, "batch size")->capture_default_str()->check(CLI::Range(1, 1024));
   fine->add_option("--holdout", fc.holdout, "fraction of each class held back to measure accuracy")
       ->capture_default_str()->check(CLI::Range(0.0, 0.9));
+  fine->add_option("--gate", fc.gate, "head only: the teach gate's width TAU; the change applies to a face in "
+                                      "proportion to exp((s - 1) / TAU), s its similarity to the nearest taught "
+                                      "sample (0: everywhere, no gate)")
+      ->capture_default_str()->check(CLI::Range(0.0, 100.0));
   fine->add_flag("--no-augment", a->no_augment, "no flips, shifts, rotations or brightness changes");
   fine->add_option("--replay", fc.replay, "head only: reference faces of the base model's replay bank trained on "
                                           "per epoch, toward its own answers (0: off)")

@@ -17,7 +17,7 @@ namespace {
 
 struct ExportArgs {
   std::string ckpt_path, out, onnx, meta_path;
-  bool last = false, fp16 = false, int8 = false;
+  bool last = false, fp16 = false, int8 = false, no_gate = false;
 };
 
 // The options of 'recalibrate' and 'average', a copy each: 'recalibrate' reads its --model into model_path,
@@ -34,7 +34,7 @@ struct ModelFileArgs {
 // before it ends; or a copy of a model file. Optionally with half-precision or int8 weights and extra metadata (a
 // JSON object file whose keys are added to, or replace, the model's metadata: e.g. its evaluation for the card).
 int cmd_export(const std::string& ckpt_path, const std::string& out, const std::string& onnx, bool last,
-               WeightStorage storage, const std::string& meta_path) {
+               WeightStorage storage, const std::string& meta_path, bool no_gate) {
   if (out.empty() && onnx.empty()) throw std::runtime_error("export: give --out (a model file), --onnx, or both");
   std::vector<uint8_t> bytes = read_file(ckpt_path);
   json meta;
@@ -44,6 +44,10 @@ int cmd_export(const std::string& ckpt_path, const std::string& out, const std::
     model = load_model(bytes.data(), bytes.size(), &meta, &blobs);
   } catch (const ModelFormatError& e) {
     throw std::runtime_error(ckpt_path + ": " + e.what());
+  }
+  if (no_gate && model.gate.active()) {
+    std::fprintf(stderr, "dropped the teach gate: the taught change now applies to every face\n");
+    model.gate = TeachGate{};
   }
   const char* which = meta.contains("checkpoint") ? "last" : "the model's";
   if (!last)
@@ -105,8 +109,12 @@ void recalibrate_on_training_images(Model& model, const FerSplits& splits, const
 }
 
 // Writes a model whose weights changed after its evaluation: float32, the stale evaluation and calibration figures
-// dropped (atomic). The temperature stays, as a starting point: say so when there is one.
-void write_changed_model(const Model& model, json& meta, const std::string& out) {
+// and teach gate dropped (atomic). The temperature stays, as a starting point: say so when there is one.
+void write_changed_model(Model& model, json& meta, const std::string& out) {
+  if (model.gate.active()) {
+    std::fprintf(stderr, "dropped the teach gate: its keys came from the weights before (teach again)\n");
+    model.gate = TeachGate{};
+  }
   meta.erase("eval");
   meta.erase("eval_tta");
   meta.erase("calibration");
@@ -240,6 +248,9 @@ int cmd_info(const std::string& model_path) {
   for (const auto& c : model.class_names) std::printf("%s ", c.c_str());
   std::printf("\n");
   if (model.temperature != 1.0f) std::printf("temperature: %g (calibrated probabilities)\n", model.temperature);
+  if (model.gate.active())
+    std::printf("teach gate: from layer %d, tau %g, %zu taught samples\n", model.gate.layer, model.gate.tau,
+                model.gate.keys.size() / model.layers[static_cast<size_t>(model.gate.layer)].in.size());
   std::printf("architecture:\n%s", format_spec(model.spec).c_str());
   if (meta.contains("checkpoint")) meta["checkpoint"].erase("history");
   std::printf("metadata:\n%s\n", meta.dump(2).c_str());
@@ -252,7 +263,7 @@ void add_export_command(CLI::App& app, Context& ctx) {
   auto [exp, a] = add_command<ExportArgs>(
       app, ctx, "export", "write a model file from a training checkpoint (or a model file)", [](const ExportArgs& a) {
         const WeightStorage storage = a.int8 ? WeightStorage::I8 : a.fp16 ? WeightStorage::F16 : WeightStorage::F32;
-        return cmd_export(a.ckpt_path, a.out, a.onnx, a.last, storage, a.meta_path);
+        return cmd_export(a.ckpt_path, a.out, a.onnx, a.last, storage, a.meta_path, a.no_gate);
       });
   exp->add_option("--checkpoint", a->ckpt_path, "checkpoint.ferkit, or a model file to convert")->required();
   exp->add_option("--out", a->out, "model file to write");
@@ -266,6 +277,8 @@ void add_export_command(CLI::App& app, Context& ctx) {
                 "quarter of the size)")
       ->excludes(fp16_flag);
   exp->add_option("--meta", a->meta_path, "JSON object file: keys added to the model's metadata");
+  exp->add_flag("--no-gate", a->no_gate, "a taught model: drop its teach gate (the taught change then applies to "
+                                         "every face; ONNX needs it)");
 }
 
 namespace {

@@ -257,6 +257,13 @@ int main(int argc, char** argv) {
       // A replay bank (core/finetune.h): the dense layer's inputs (2 values) for 3 reference faces.
       put("model", "mini_replay.ferkit",
           ferkit::save_model(mini, {{"replay_layer", 4}, {"replay_faces", 3}}, {{"replay", ferkit::Floats(6, 0.5f)}}));
+      // A teach gate (TeachGate, core/model.h): the dense layer's base weights and 2 keys of its 2 inputs.
+      {
+        ferkit::Model gated = mini;
+        gated.gate = {4, 0.4f, mini.params, {0.6f, 0.8f, 1.0f, 0.0f}};
+        for (float& w : gated.params) w *= 0.9f;
+        put("model", "mini_gate.ferkit", ferkit::save_model(gated, nlohmann::json::object()));
+      }
       // Residual and depthwise layers: a strided depthwise block whose shortcut is pooled and zero-padded.
       ferkit::Model residual(ferkit::parse_spec(
           "input 6 6 1; conv 2 3 same; save a; dwconv 3 2 same; bn; conv 3 1; add a; relu; gap; dense 2; softmax"));
