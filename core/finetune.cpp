@@ -264,9 +264,8 @@ void FineTune::set_gate() {
   }
   TeachGate& g = model_.gate;
   if (!g.active() || g.layer != layer) g = TeachGate{layer, 0.0f, model_.params, {}};
-  const size_t d = static_cast<size_t>(model_.layers[static_cast<size_t>(layer)].in.size());
-  if (g.keys.size() / d + split_.train.size() > FinetuneConfig::kMaxGateKeys)
-    throw std::invalid_argument("teach gate: " + std::to_string(g.keys.size() / d) + " samples taught before and " +
+  if (gate_samples(model_) + split_.train.size() > FinetuneConfig::kMaxGateKeys)
+    throw std::invalid_argument("teach gate: " + std::to_string(gate_samples(model_)) + " samples taught before and " +
                                 std::to_string(split_.train.size()) + " now pass its " +
                                 std::to_string(FinetuneConfig::kMaxGateKeys) +
                                 " (each face is compared with every one); teach with 'gate' 0 (no gate), or from "

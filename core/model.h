@@ -95,6 +95,11 @@ class Model {
 
 // Activation and scratch buffers for batches of up to `capacity` images. An inference-only workspace
 // (training = false) has no gradient buffers.
+// The samples a model's teach gate holds (its keys; 0: none).
+inline size_t gate_samples(const Model& m) {
+  return m.gate.keys.empty() ? 0 : m.gate.keys.size() / m.layers[static_cast<size_t>(m.gate.layer)].in.size();
+}
+
 struct Workspace {
   int capacity = 0;
   bool training = false;

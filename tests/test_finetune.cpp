@@ -218,6 +218,14 @@ Model base_that_knows_the_blobs() {
   return pre.model();
 }
 
+// 12 images of class 2 labelled 3 (a person whose fear the base reads as something else): a teaching that shifts
+// the priors toward class 3.
+Dataset class_2_taught_as_class_3() {
+  Dataset samples = blobs({0, 0, 12, 0, 0, 0, 0}, 31);
+  std::fill(samples.labels.begin(), samples.labels.end(), 3);
+  return samples;
+}
+
 // Samples of class 3 only, with a mark of their own (one person's look): the bottom rows dark.
 Dataset marked_samples_of_class_3() {
   Dataset samples = blobs({0, 0, 0, 12, 0, 0, 0}, 31);
@@ -305,8 +313,7 @@ TEST(Finetune, KeepPriorsGivesTheBankTheBaseModelsMeanProbabilities) {
     cfg.gate = 0;  // the shift is solved for the head's own answers (the gate, when on, mixes them afterwards)
     // Images of class 2 taught as class 3 (a person whose fear the base reads as something else): class 3 then
     // takes over part of class 2's faces in the bank, and its mean probability rises.
-    Dataset samples = blobs({0, 0, 12, 0, 0, 0, 0}, 31);
-    std::fill(samples.labels.begin(), samples.labels.end(), 3);
+    const Dataset samples = class_2_taught_as_class_3();
     auto ft = std::make_unique<FineTune>(base, samples, cfg, &bank);
     ft->run();
     return ft;
@@ -329,8 +336,7 @@ TEST(Finetune, KeepPriorsGivesTheBankTheBaseModelsMeanProbabilities) {
 TEST(Finetune, TheTemperatureDoesNotChangeWhatIsLearnt) {
   Model base = base_that_knows_the_blobs();
   const ReplayBank bank = make_replay_bank(base, blobs({10, 10, 10, 10, 10, 10, 10}, 21));
-  Dataset samples = blobs({0, 0, 12, 0, 0, 0, 0}, 31);
-  std::fill(samples.labels.begin(), samples.labels.end(), 3);
+  const Dataset samples = class_2_taught_as_class_3();
   FinetuneConfig cfg;
   cfg.epochs = 10;
   cfg.replay = 7;
@@ -376,8 +382,7 @@ TEST(Finetune, ResidualDepthwiseNetworksTrainHeadOnlyOrWhole) {
 TEST(Finetune, TheGateKeepsTheChangeAtTheTaughtFacesAndTheBaseAwayFromThem) {
   Model base = base_that_knows_the_blobs();
   const ReplayBank bank = make_replay_bank(base, blobs({10, 10, 10, 10, 10, 10, 10}, 21));
-  Dataset samples = blobs({0, 0, 12, 0, 0, 0, 0}, 31);
-  std::fill(samples.labels.begin(), samples.labels.end(), 3);
+  const Dataset samples = class_2_taught_as_class_3();
   FinetuneConfig cfg;
   cfg.epochs = 10;
   cfg.lr = 1e-2f;

@@ -56,7 +56,7 @@ int cmd_finetune(const std::string& model_path, const std::string& samples_dir, 
                  100 * m["finetune"]["replay_agreement_after"].get<double>(), ft.replay_count());
   if (ft.model().gate.active())
     std::fprintf(stderr, "teach gate: tau %g over %zu taught samples (faces unlike them get less of the change)\n", ft.model().gate.tau,
-                 ft.model().gate.keys.size() / ft.model().layers[static_cast<size_t>(ft.model().gate.layer)].in.size());
+                 gate_samples(ft.model()));
   std::fprintf(stderr, "wrote %s (%.2f s)\n", out.c_str(), now() - t0);
   return 0;
 }

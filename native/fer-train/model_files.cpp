@@ -250,7 +250,7 @@ int cmd_info(const std::string& model_path) {
   if (model.temperature != 1.0f) std::printf("temperature: %g (calibrated probabilities)\n", model.temperature);
   if (model.gate.active())
     std::printf("teach gate: from layer %d, tau %g, %zu taught samples\n", model.gate.layer, model.gate.tau,
-                model.gate.keys.size() / model.layers[static_cast<size_t>(model.gate.layer)].in.size());
+                gate_samples(model));
   std::printf("architecture:\n%s", format_spec(model.spec).c_str());
   if (meta.contains("checkpoint")) meta["checkpoint"].erase("history");
   std::printf("metadata:\n%s\n", meta.dump(2).c_str());
