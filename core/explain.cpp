@@ -45,6 +45,7 @@ void layer_input_gradient(const Model& m, const Workspace& ws, size_t i, const f
     case LayerKind::Dropout:
     case LayerKind::Flatten: std::memcpy(dx, dy, sizeof(float) * p.out.size()); break;
     case LayerKind::GlobalAvgPool: gap_backward(dy, 1, p.in.h * p.in.w, p.in.c, dx); break;
+    case LayerKind::Head: throw std::logic_error("explain: a model with heads has no classes to explain");
   }
 }
 
@@ -113,6 +114,7 @@ SaliencyMethod saliency_method_from_name(const std::string& name) {
 Explainer::Explainer(const Model& model, bool planned) : model_(&model) {
   if (model.layers.empty() || model.params.size() != model.planned_params())
     throw std::invalid_argument("explain: the model has no weights (allocate or load it first)");
+  if (model.spec.has_heads()) throw std::invalid_argument("explain: a model with heads has no classes to explain");
   ws_.reserve(model, 1);
   const size_t L = model.layers.size();
   grad_.assign(L + 1, {});

@@ -157,7 +157,9 @@ std::string check_png_chunks(const uint8_t* d, size_t n) {
 }
 }  // namespace
 
-GrayImage decode_image(const uint8_t* data, size_t size) {
+namespace {
+// Checks the file and decodes it with stb_image: `want` channels (0: the file's own, in *channels). The caller frees.
+uint8_t* decode_checked(const uint8_t* data, size_t size, int want, int* width, int* height, int* channels) {
   if (!data || size == 0) throw std::runtime_error("cannot decode image: no data");
   if (const std::string bad = check_jpeg_huffman_tables(data, size); !bad.empty())
     throw std::runtime_error("cannot decode image: " + bad);
@@ -178,8 +180,26 @@ GrayImage decode_image(const uint8_t* data, size_t size) {
   if (static_cast<long long>(w) * h > kMaxPixelsPerByte * static_cast<long long>(len) + 65536)
     throw std::runtime_error("image claims " + std::to_string(w) + " x " + std::to_string(h) + " pixels, more than its " +
                              std::to_string(len) + " bytes can hold");
-  uint8_t* px = stbi_load_from_memory(data, len, &w, &h, &comp, 0);
+  uint8_t* px = stbi_load_from_memory(data, len, &w, &h, &comp, want);
   if (!px) throw std::runtime_error(failure());
+  *width = w, *height = h, *channels = comp;
+  return px;
+}
+}  // namespace
+
+RgbImage decode_image_rgb(const uint8_t* data, size_t size) {
+  int w = 0, h = 0, comp = 0;
+  uint8_t* px = decode_checked(data, size, 3, &w, &h, &comp);
+  RgbImage img;
+  img.width = w, img.height = h;
+  img.pixels.assign(px, px + static_cast<size_t>(w) * static_cast<size_t>(h) * 3);
+  stbi_image_free(px);
+  return img;
+}
+
+GrayImage decode_image(const uint8_t* data, size_t size) {
+  int w = 0, h = 0, comp = 0;
+  uint8_t* px = decode_checked(data, size, 0, &w, &h, &comp);
   try {
     GrayImage g = rgba_to_gray(px, w, h, comp);
     stbi_image_free(px);

@@ -13,6 +13,11 @@ struct GrayImage {
   std::vector<uint8_t> pixels;  // width * height, row-major
 };
 
+struct RgbImage {
+  int width = 0, height = 0;
+  std::vector<uint8_t> pixels;  // width * height * 3 (R, G, B), row-major
+};
+
 // Largest image accepted by decode_image (width * height), to bound memory on hostile input.
 constexpr long long kMaxImagePixels = 40LL * 1000 * 1000;
 // Largest pixel count per byte of file accepted (beyond the first 65,536 pixels): real images stay far below it.
@@ -21,6 +26,8 @@ constexpr long long kMaxPixelsPerByte = 4096;
 // Decodes an encoded image to 8-bit grayscale (ITU-R BT.601 luma). Throws std::runtime_error with the
 // reason (unknown format, truncated, too large: W x H) on failure.
 GrayImage decode_image(const uint8_t* data, size_t size);
+// The same image in colour (a grey one with its value in all three channels), with the same checks.
+RgbImage decode_image_rgb(const uint8_t* data, size_t size);
 // RGBA (or RGB when channels == 3) to grayscale.
 GrayImage rgba_to_gray(const uint8_t* rgba, int width, int height, int channels = 4);
 // Resamples a grayscale region to dw x dh: area averaging when shrinking, bilinear when enlarging.

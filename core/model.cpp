@@ -25,6 +25,14 @@ Model::Model(const Spec& s, bool alloc) : spec(s) {
     const LayerSpec& l = spec.layers[i];
     LayerPlan p;
     p.spec = l;
+    if (l.kind == LayerKind::Head) {  // reads the activation its save remembered, not the layer before it
+      for (const auto& [name, at] : saved)
+        if (name == l.tap) p.tap = at;
+      if (p.tap < 0)
+        throw std::runtime_error("architecture: layer " + std::to_string(i + 1) + " (head) '" + l.tap +
+                                 "' was not saved before it");
+      cur = layers[static_cast<size_t>(p.tap)].out;
+    }
     p.in = cur;
     const std::string pre = "l" + std::to_string(i) + "." + layer_name(l.kind) + ".";
     auto bad = [&](const std::string& why) {
@@ -33,16 +41,18 @@ Model::Model(const Spec& s, bool alloc) : spec(s) {
     };
     // Sizes in 64 bits before any int arithmetic on them.
     const long long in_size = 1LL * cur.h * cur.w * cur.c;
-    const long long weights = l.kind == LayerKind::Conv            ? 1LL * l.kernel * l.kernel * cur.c * l.units
+    const bool conv = l.kind == LayerKind::Conv || l.kind == LayerKind::Head;
+    const long long weights = conv                                 ? 1LL * l.kernel * l.kernel * cur.c * l.units
                               : l.kind == LayerKind::DepthwiseConv ? 1LL * l.kernel * l.kernel * cur.c
                               : l.kind == LayerKind::Dense         ? in_size * l.units
                                                                    : 0;
     if (in_size > kMaxActivation || weights > static_cast<long long>(kMaxModelParams) ||
-        (l.kind == LayerKind::Conv && 1LL * cur.h * cur.w * l.units > kMaxActivation))
+        (conv && 1LL * cur.h * cur.w * l.units > kMaxActivation))
       bad("is too large (over " + std::to_string(kMaxModelParams) + " weights or " +
           std::to_string(kMaxActivation) + " values per image)");
     switch (l.kind) {
       case LayerKind::Conv:
+      case LayerKind::Head:
         p.geom = ConvGeom::make(cur.h, cur.w, cur.c, l.units, l.kernel, l.stride, l.same);
         if (p.geom.ho <= 0 || p.geom.wo <= 0) bad("leaves no output pixels for a " + std::to_string(cur.h) + "x" +
                                                   std::to_string(cur.w) + " input");
@@ -102,8 +112,13 @@ Model::Model(const Spec& s, bool alloc) : spec(s) {
     cur = p.out;
     layers.push_back(p);
   }
-  if (cur.h != 1 || cur.w != 1) throw std::runtime_error("architecture: the output before softmax must be flat");
-  if (cur.c > kMaxClasses)
+  if (spec.has_heads()) {
+    if (num_outputs() > kMaxActivation)
+      throw std::runtime_error("architecture: the heads make " + std::to_string(num_outputs()) +
+                               " values per image, over the limit of " + std::to_string(kMaxActivation));
+  } else if (cur.h != 1 || cur.w != 1) {
+    throw std::runtime_error("architecture: the output before softmax must be flat");
+  } else if (cur.c > kMaxClasses)
     throw std::runtime_error("architecture: the output before softmax has " + std::to_string(cur.c) +
                              " values, over the limit of " + std::to_string(kMaxClasses) + " classes");
   if (off > kMaxModelParams)
@@ -112,8 +127,15 @@ Model::Model(const Spec& s, bool alloc) : spec(s) {
   if (alloc) allocate();
 }
 
+int Model::num_outputs() const {
+  if (!spec.has_heads()) return layers.empty() ? 0 : layers.back().out.size();
+  long long n = 0;
+  for (const LayerPlan& p : layers) n += p.spec.kind == LayerKind::Head ? p.out.size() : 0;
+  return static_cast<int>(std::min<long long>(n, kMaxActivation + 1));
+}
+
 void Model::allocate(bool initialize) {
-  const int classes = layers.empty() ? 0 : layers.back().out.c;
+  const int classes = num_classes();
   params.assign(planned_params(), 0.0f);
   class_names.clear();
   for (int c = 0; c < classes; ++c)
@@ -131,7 +153,8 @@ size_t Model::num_trainable() const {
 long long Model::macs_per_image() const {
   long long macs = 0;
   for (const auto& p : layers) {
-    if (p.spec.kind == LayerKind::Conv) macs += 1LL * p.out.h * p.out.w * p.out.c * p.geom.patch();
+    if (p.spec.kind == LayerKind::Conv || p.spec.kind == LayerKind::Head)
+      macs += 1LL * p.out.h * p.out.w * p.out.c * p.geom.patch();
     if (p.spec.kind == LayerKind::Dense) macs += 1LL * p.in.size() * p.out.c;
     if (p.spec.kind == LayerKind::DepthwiseConv) macs += 1LL * p.out.h * p.out.w * p.out.c * p.geom.k * p.geom.k;
   }
@@ -142,7 +165,7 @@ void Model::init(uint64_t seed) {
   Rng rng(seed);
   for (size_t i = 0; i < layers.size(); ++i) {
     const LayerPlan& p = layers[i];
-    const LayerKind kind = p.spec.kind;
+    const LayerKind kind = p.spec.kind == LayerKind::Head ? LayerKind::Conv : p.spec.kind;
     if (kind == LayerKind::Conv || kind == LayerKind::Dense || kind == LayerKind::DepthwiseConv) {
       // A depthwise filter sees k*k inputs and feeds k*k outputs of its channel.
       const size_t taps = 1ull * p.spec.kernel * p.spec.kernel;
@@ -202,11 +225,13 @@ void Workspace::reserve(const Model& model, int batch, bool for_training, int fr
     for (size_t i = static_cast<size_t>(from_layer); i < model.layers.size(); ++i) {
       const LayerPlan& p = model.layers[i];
       if (act[i + 1].size() != static_cast<size_t>(capacity) * p.out.size()) return false;
-      if (p.spec.kind == LayerKind::Conv && !p.geom.direct() && col[i].size() != conv2d_scratch_floats(p.geom, capacity))
+      if ((p.spec.kind == LayerKind::Conv || p.spec.kind == LayerKind::Head) && !p.geom.direct() &&
+          col[i].size() != conv2d_scratch_floats(p.geom, capacity))
         return false;
     }
     return act[from_layer].size() == static_cast<size_t>(capacity) * model.layers[from_layer].in.size() &&
-           probs.size() == static_cast<size_t>(capacity) * model.num_classes();
+           probs.size() == static_cast<size_t>(capacity) * model.num_classes() &&
+           heads.size() == (model.spec.has_heads() ? static_cast<size_t>(capacity) * model.num_outputs() : 0);
   };
   if (batch <= capacity && act.size() == model.layers.size() + 1 && (training || !for_training) &&
       (!for_training || trainable >= grad_from) && from >= from_layer && same_shapes())
@@ -234,7 +259,8 @@ void Workspace::reserve(const Model& model, int batch, bool for_training, int fr
     act[i + 1].assign(out, 0.0f);
     if (trains) dact[i + 1].assign(out, 0.0f);
     switch (p.spec.kind) {
-      case LayerKind::Conv: {
+      case LayerKind::Conv:
+      case LayerKind::Head: {
         if (p.geom.direct()) break;
         col[i].assign(conv2d_scratch_floats(p.geom, batch), 0.0f);
         if (trains) dcol_size = std::max(dcol_size, static_cast<size_t>(batch) * p.out.h * p.out.w * p.geom.patch());
@@ -259,6 +285,7 @@ void Workspace::reserve(const Model& model, int batch, bool for_training, int fr
   probs.assign(logits, 0.0f);
   gated.assign(logits, 0.0f);
   dlogits.assign(training ? logits : 0, 0.0f);
+  heads.assign(model.spec.has_heads() ? static_cast<size_t>(batch) * model.num_outputs() : 0, 0.0f);
 }
 
 AddGeom add_geom(const Model& m, const LayerPlan& p) {
@@ -355,6 +382,10 @@ void forward_infer(Model& model, float* P, Workspace& ws, int n, size_t from, si
                              P + p.b, ws.col[i].data(), y);
         break;
       }
+      case LayerKind::Head:  // of the activation its save copied
+        conv2d_forward_infer(ws.act[static_cast<size_t>(p.tap) + 1].data(), n, p.geom, P + p.w, nullptr, P + p.b,
+                             ws.col[i].data(), y);
+        break;
       case LayerKind::Dropout: std::memcpy(y, x, sizeof(float) * count); break;
       case LayerKind::BatchNorm: {
         BatchNormParams bp{P + p.w, P + p.b, P + p.mean, P + p.var};
@@ -367,6 +398,20 @@ void forward_infer(Model& model, float* P, Workspace& ws, int n, size_t from, si
       default: layer_forward_common(model, P, ws, i, n, keep_argmax);
     }
   }
+}
+// A model with heads: each image's outputs, its heads' one after another (ws.heads).
+const float* gather_heads(const Model& model, Workspace& ws, int n) {
+  const size_t total = static_cast<size_t>(model.num_outputs());
+  size_t at = 0;
+  for (size_t i = 0; i < model.layers.size(); ++i) {
+    const LayerPlan& p = model.layers[i];
+    if (p.spec.kind != LayerKind::Head) continue;
+    const size_t size = static_cast<size_t>(p.out.size());
+    for (int k = 0; k < n; ++k)
+      std::memcpy(ws.heads.data() + k * total + at, ws.act[i + 1].data() + k * size, sizeof(float) * size);
+    at += size;
+  }
+  return ws.heads.data();
 }
 }  // namespace
 
@@ -393,6 +438,11 @@ const float* forward(Model& model, Workspace& ws, int n, const ForwardOptions& o
                plan->conv.size() != model.layers.size() || plan->bias.size() != model.layers.size()))
     throw std::logic_error("forward: the inference plan was made for other weights");
   const size_t from = static_cast<size_t>(opt.from_layer), stop = static_cast<size_t>(end);
+  if (model.spec.has_heads()) {
+    if (opt.train) throw std::logic_error("forward: a model with heads runs for inference only");
+    forward_infer(model, model.params.data(), ws, n, from, stop, plan, opt.keep_argmax);
+    return stop == model.layers.size() ? gather_heads(model, ws, n) : ws.act[stop].data();
+  }
   if (opt.train) {
     forward_train(model, ws, n, from, stop, opt);
     return ws.act[stop].data();
@@ -449,6 +499,7 @@ size_t first_trainable_offset(const Model& model) {
 }
 
 void backward(Model& model, Workspace& ws, int n, const float* dlogits, Collective* across) {
+  if (model.spec.has_heads()) throw std::logic_error("backward: a model with heads runs for inference only");
   const float* P = model.params.data();
   float* G = model.grads.data();
   const size_t L = model.layers.size();
@@ -503,6 +554,7 @@ void backward(Model& model, Workspace& ws, int n, const float* dlogits, Collecti
       case LayerKind::GlobalAvgPool:
         if (dx) gap_backward(dy, n, p.in.h * p.in.w, p.in.c, dx);
         break;
+      case LayerKind::Head: break;  // refused above
     }
   }
 }
@@ -542,7 +594,8 @@ std::string widen(const Model& src, Model& dst, uint64_t seed, float noise) {
     const LayerSpec &a = src.layers[i].spec, &b = dst.layers[i].spec;
     const std::string kind = layer_name(a.kind);
     if (a.kind != b.kind) bad(i, "is " + kind + " in one model and " + layer_name(b.kind) + " in the other");
-    if (a.kind == LayerKind::DepthwiseConv || a.kind == LayerKind::Add || a.kind == LayerKind::Save)
+    if (a.kind == LayerKind::DepthwiseConv || a.kind == LayerKind::Add || a.kind == LayerKind::Save ||
+        a.kind == LayerKind::Head)
       bad(i, "(" + kind + "): widening covers chains of conv, dense and batch norm, not depthwise or residual layers");
     if (a.kernel != b.kernel || a.stride != b.stride || a.same != b.same)
       bad(i, "(" + kind + ") has another kernel, stride or padding");

@@ -32,7 +32,7 @@ struct LayerPlan {
   ConvGeom geom;          // conv and maxpool
   size_t w = 0, b = 0;    // param offsets: conv/dense weight+bias; bn gamma+beta
   size_t mean = 0, var = 0;  // bn running statistics
-  int tap = -1;           // add: the index of the save layer whose output it adds back
+  int tap = -1;           // add and head: the index of the save layer whose output it adds back (reads)
 };
 
 // How the input pixels are turned into the model's input: x = (pixel * scale - mean) / std.
@@ -83,7 +83,10 @@ class Model {
   // Layers before this index are frozen: no gradients, batch-norm uses running statistics.
   int first_trainable = 0;
 
-  int num_classes() const { return layers.empty() ? 0 : layers.back().out.size(); }
+  // The values a forward pass gives per image: the logits, or with heads (spec.h) every head's outputs.
+  int num_outputs() const;
+  // A classifier's classes; 0 for a model with heads (a detector), which has no class names.
+  int num_classes() const { return spec.has_heads() ? 0 : num_outputs(); }
   Shape input_shape() const { return spec.input; }
   size_t num_params() const { return params.size(); }
   size_t num_trainable() const;
@@ -116,6 +119,7 @@ struct Workspace {
   Floats dcol;               // conv backward scratch (shared)
   Floats probs, dlogits;
   Floats gated;  // a gated model's taught logits while its base head runs (TeachGate)
+  Floats heads;  // a model with heads: each image's outputs, its heads' one after another
   // Makes the buffers fit model for batches of up to `batch` (never shrinks capacity). Buffers made for another
   // model are re-made where they do not fit, so one workspace may serve several models in turn.
   void reserve(const Model& model, int batch, bool for_training = false, int from_layer = 0);
@@ -182,8 +186,8 @@ AddGeom add_geom(const Model& model, const LayerPlan& p);
 // from before it: such a pass reads that activation from the workspace as an earlier whole pass left it.
 bool inside_residual_block(const Model& model, int layer);
 
-// Runs n images (already in ws.input(), n <= capacity) through the model; returns the logits (n x classes), or
-// with opt.until_layer that layer's input.
+// Runs n images (already in ws.input(), n <= capacity) through the model; returns the logits (n x classes), a model
+// with heads its outputs (n x num_outputs(), in ws.heads; inference only), or with opt.until_layer that layer's input.
 const float* forward(Model& model, Workspace& ws, int n, const ForwardOptions& opt);
 // Back-propagates dlogits (n x classes); accumulates into model.grads (call zero_grads first). across: as the
 // forward pass's (ForwardOptions::across); the gradients are then this process's part, to be summed across.

@@ -50,7 +50,8 @@ size_t int8_channels(const Model& m, const TensorRef& t) {
   const LayerPlan& l = m.layers[t.layer];
   const LayerKind k = l.spec.kind;
   const bool weights =
-      (k == LayerKind::Conv || k == LayerKind::Dense || k == LayerKind::DepthwiseConv) && t.offset == l.w;
+      (k == LayerKind::Conv || k == LayerKind::Head || k == LayerKind::Dense || k == LayerKind::DepthwiseConv) &&
+      t.offset == l.w;
   return weights && l.out.c > 0 ? static_cast<size_t>(l.out.c) : 0;
 }
 // Bytes of "params" stored as int8 (the layout in model_io.h).

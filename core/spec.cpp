@@ -20,6 +20,7 @@ const char* layer_name(LayerKind kind) {
     case LayerKind::DepthwiseConv: return "dwconv";
     case LayerKind::Save: return "save";
     case LayerKind::Add: return "add";
+    case LayerKind::Head: return "head";
   }
   return "?";
 }
@@ -68,6 +69,7 @@ Spec parse_spec(const std::string& text) {
     }
   }
   std::vector<std::string> saved;  // the names saved so far
+  bool in_heads = false;
   for (const auto& layer_text : layer_texts) {
     const int lineno = layer_text.first;  // (not a structured binding: C++17 lambdas below cannot capture one)
     const std::string& raw = layer_text.second;
@@ -77,6 +79,7 @@ Spec parse_spec(const std::string& text) {
     if (tok.empty()) continue;
     if (have_softmax) fail(lineno, "nothing may follow 'softmax'");
     const std::string& op = tok[0];
+    if (in_heads && op != "head" && op != "softmax") fail(lineno, "only heads may follow a 'head'");
     // Named options (init=...) may come anywhere after the op.
     LayerSpec l;
     std::vector<std::string> pos;
@@ -121,16 +124,22 @@ Spec parse_spec(const std::string& text) {
         else if (pos[i] == "valid") l.same = false;
         else l.stride = parse_int(pos[i], lineno, "stride", 1, 8);
       }
-    } else if (op == "save" || op == "add") {
-      want(1, 1, op == "save" ? "save <name>" : "add <name>");
-      l.kind = op == "save" ? LayerKind::Save : LayerKind::Add;
+    } else if (op == "save" || op == "add" || op == "head") {
+      const bool head = op == "head";
+      want(head ? 3 : 1, head ? 3 : 1, op == "save" ? "save <name>" : head ? "head <name> <filters> <kernel>" : "add <name>");
+      l.kind = op == "save" ? LayerKind::Save : head ? LayerKind::Head : LayerKind::Add;
       l.tap = pos[0];
+      if (head) {
+        l.units = parse_int(pos[1], lineno, "filters", 1, 4096);
+        l.kernel = parse_int(pos[2], lineno, "kernel", 1, 15);
+        in_heads = true;
+      }
       if (l.tap.size() > 64 || l.tap.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
                                    std::string::npos)
         fail(lineno, "expected a name of letters, digits, '_' or '-' (at most 64), got '" + l.tap + "'");
       if (op == "save") saved.push_back(l.tap);
       else if (std::find(saved.begin(), saved.end(), l.tap) == saved.end())
-        fail(lineno, "'add " + l.tap + "' needs a 'save " + l.tap + "' before it");
+        fail(lineno, "'" + op + " " + l.tap + "' needs a 'save " + l.tap + "' before it");
     } else if (op == "maxpool") {
       want(1, 2, "maxpool <size> [stride]");
       l.kind = LayerKind::MaxPool;
@@ -152,16 +161,17 @@ Spec parse_spec(const std::string& text) {
                                  : LayerKind::GlobalAvgPool;
     } else if (op == "softmax") {
       want(0, 0, "softmax");
+      if (in_heads) fail(lineno, "a network with heads has no 'softmax': its heads are its outputs");
       have_softmax = true;
       continue;
     } else {
       fail(lineno, "unknown layer '" + op +
-                       "' (expected conv, dwconv, maxpool, dropout, dense, relu, bn, flatten, gap, save, add, softmax)");
+                       "' (expected conv, dwconv, maxpool, dropout, dense, relu, bn, flatten, gap, save, add, head, softmax)");
     }
     spec.layers.push_back(l);
   }
   if (!have_input) fail(last_line, "missing 'input <height> <width> <channels>'");
-  if (!have_softmax) fail(last_line, "missing 'softmax' as the last line");
+  if (!have_softmax && !in_heads) fail(last_line, "missing 'softmax' (or heads) as the last line");
   if (spec.layers.empty()) fail(last_line, "no layers");
   return spec;
 }
@@ -178,6 +188,7 @@ std::string format_spec(const Spec& spec) {
       case LayerKind::DepthwiseConv: o << ' ' << l.kernel << ' ' << l.stride << (l.same ? " same" : " valid"); break;
       case LayerKind::Save:
       case LayerKind::Add: o << ' ' << l.tap; break;
+      case LayerKind::Head: o << ' ' << l.tap << ' ' << l.units << ' ' << l.kernel; break;
       case LayerKind::MaxPool: o << ' ' << l.kernel << ' ' << l.stride; break;
       case LayerKind::Dropout: o << ' ' << l.rate; break;
       case LayerKind::Dense: o << ' ' << l.units; break;
@@ -187,7 +198,7 @@ std::string format_spec(const Spec& spec) {
     if (l.init == Init::Glorot) o << " init=glorot";
     o << '\n';
   }
-  o << "softmax\n";
+  if (!spec.has_heads()) o << "softmax\n";
   return o.str();
 }
 

@@ -20,13 +20,21 @@
 //                       # if it added channels
 //
 // A BlazeFace block, for example: "save b; dwconv 5 same; conv 24 1; add b; relu".
+//
+// A network with several outputs (a detector's score and box maps) ends with heads instead of 'softmax':
+//
+//   head a 2 1          # a convolution (filters kernel, stride 1, 'same') of the activation 'save a' remembered
+//
+// Heads come last, one after another; the model's output is every head's output, each flattened (NHWC), one after
+// another in the spec's order. Such a model has no classes: it runs for inference (a converted detector), not
+// training.
 #pragma once
 #include <string>
 #include <vector>
 
 namespace ferkit {
 
-enum class LayerKind { Conv, MaxPool, Dropout, Dense, ReLU, BatchNorm, Flatten, GlobalAvgPool, DepthwiseConv, Save, Add };
+enum class LayerKind { Conv, MaxPool, Dropout, Dense, ReLU, BatchNorm, Flatten, GlobalAvgPool, DepthwiseConv, Save, Add, Head };
 enum class Init { Auto, He, Glorot };
 
 struct LayerSpec {
@@ -37,7 +45,7 @@ struct LayerSpec {
   bool same = true;     // conv padding
   float rate = 0.0f;    // dropout probability
   Init init = Init::Auto;
-  std::string tap;      // save and add: the name
+  std::string tap;      // save, add and head: the name
 };
 
 struct Shape {
@@ -49,6 +57,7 @@ struct Shape {
 struct Spec {
   Shape input;
   std::vector<LayerSpec> layers;
+  bool has_heads() const { return !layers.empty() && layers.back().kind == LayerKind::Head; }
 };
 
 // Parses a spec; throws std::runtime_error naming the line and what was expected.

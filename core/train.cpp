@@ -294,6 +294,9 @@ Trainer::Trainer(Model& m, const Dataset& t, const Dataset* v, const TrainConfig
     : model(m), train(t), val(v), cfg(c), opt(c.optim), sched(c.schedule, c.optim.lr, c.epochs), train_features(tf),
       val_features(vf), across(a) {
   if (cfg.batch < 1) throw std::runtime_error("batch size must be at least 1");
+  if (model.spec.has_heads())
+    throw std::runtime_error("the model has heads (a detector's outputs, spec.h) and no classes: it runs for "
+                             "inference only and cannot be trained here");
   if (train.size() == 0) throw std::runtime_error("the training set is empty");
   if (!cfg.class_weights.empty() && cfg.class_weights.size() != static_cast<size_t>(model.num_classes()))
     throw std::runtime_error("class weights: expected " + std::to_string(model.num_classes()) + " values, got " +

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <set>
 #include <memory>
 #include <stdexcept>
 #include <type_traits>
@@ -20,7 +21,8 @@ namespace ferkit {
 const char* const kOnnxOperators =
     "Conv (group 1 or depthwise), BatchNormalization, Relu, MaxPool, GlobalAveragePool, Flatten, Reshape, Gemm, "
     "MatMul, Add, Pad, Concat (a zero channel pad), Dropout, Identity, Softmax; Mul/Add/Sub/Div by a scalar at the "
-    "start; Mul/Div of the logits by a scalar just before the Softmax (a temperature); Transpose to NCHW of the input";
+    "start; Mul/Div of the logits by a scalar just before the Softmax (a temperature); Transpose to NCHW of the input; "
+    "in a graph with several outputs, each a head: a Conv of the main chain, then Transpose to NHWC and Reshape";
 
 #ifndef FERKIT_HAVE_ONNX
 
@@ -127,6 +129,9 @@ std::vector<uint8_t> export_onnx(const Model& model, const nlohmann::json& metad
     throw std::runtime_error("export_onnx: the model carries a teach gate (docs/teaching.md), which an ONNX graph here "
                              "does not express: export it with the gate dropped (fer-train export --no-gate), where "
                              "the taught change applies to every face");
+  if (model.spec.has_heads())
+    throw std::runtime_error("export_onnx: a model with heads (a detector) is not exported: ONNX export writes a "
+                             "classifier's one 'probabilities' output");
   onnx::ModelProto m;
   m.set_ir_version(7);
   m.set_producer_name("ferkit");
@@ -271,6 +276,7 @@ std::vector<uint8_t> export_onnx(const Model& model, const nlohmann::json& metad
         x.name = name;
         break;
       }
+      case LayerKind::Head: break;  // refused above
     }
   }
   if (x.rank == 4) {
@@ -335,6 +341,10 @@ struct Val {
   bool pooled = false;
   int pad_channels = 0;
   int64_t pad[4] = {0, 0, 0, 0};  // a spatial Pad waiting for its convolution (top, left, bottom, right)
+  // A head's output on its way to one of the graph's outputs (index into Importer::heads_; -1: not a head's), and
+  // whether it was transposed to N x H x W x C, ferkit's order.
+  int head = -1;
+  bool nhwc = false;
   bool padded() const { return pad[0] || pad[1] || pad[2] || pad[3]; }
 };
 
@@ -454,6 +464,8 @@ class Importer {
     return v;
   }
   bool shortcut_op(int index) const;
+  bool head_op(int index) const;
+  void head_step();
   std::vector<int64_t> zero_pads();
   void check_unpadded_pool() const;
   bool fold_constant();
@@ -485,6 +497,8 @@ class Importer {
   std::map<std::string, std::vector<int>> consumers_;
   std::string cur_, input_name_, output_;
   std::vector<Built> built_;
+  std::vector<Built> heads_;         // a graph with several outputs: its heads, in graph order
+  std::set<std::string> outputs_;
   std::map<size_t, std::string> saves_;  // position -> save name
   double pre_a_ = 1, pre_b_ = 0;       // the preprocessing so far: x = pixel * a + b
   bool softmax_ = false;
@@ -565,6 +579,46 @@ bool Importer::shortcut_op(int index) const {
     out = next.output(0);
   }
   return false;
+}
+
+// Whether node `index`, a Conv, is a head of a graph with several outputs (a detector's score and box maps): its
+// output reaches one of the graph's outputs through a Transpose and a Reshape or Flatten, or directly.
+bool Importer::head_op(int index) const {
+  if (outputs_.size() < 2 || g_.node(index).output_size() < 1) return false;
+  std::string v = g_.node(index).output(0);
+  for (int step = 0; step < 3 && !outputs_.count(v); ++step) {
+    auto it = consumers_.find(v);
+    if (it == consumers_.end() || it->second.size() != 1) return false;
+    const onnx::NodeProto& n = g_.node(it->second[0]);
+    if ((n.op_type() != "Transpose" && n.op_type() != "Reshape" && n.op_type() != "Flatten") || n.output_size() < 1)
+      return false;
+    v = n.output(0);
+  }
+  return outputs_.count(v) > 0;
+}
+
+// A Transpose, Reshape or Flatten of a head's output: only what keeps each image's values in ferkit's order.
+void Importer::head_step() {
+  Val v = value(node_->input(0));
+  const std::string& op = node_->op_type();
+  if (op == "Transpose") {
+    if (v.nhwc || ints_attr("perm") != std::vector<int64_t>{0, 2, 3, 1})
+      fail("only a Transpose of a head's N x C x H x W output to N x H x W x C is supported");
+    v.nhwc = true;
+  } else if (op == "Flatten") {
+    if (int_attr("axis", 1) != 1) fail("only axis 1 is supported");
+  } else {  // Reshape to (N, ...): every image's values in one run
+    const Const* shape = node_->input_size() > 1 ? constant(node_->input(1)) : nullptr;
+    int64_t known = 1, unknown = 0;
+    if (shape)
+      for (size_t j = 1; j < shape->i.size(); ++j) shape->i[j] == -1 ? ++unknown : known *= shape->i[j];
+    if (!shape || shape->i.empty() || !(shape->i[0] == 0 || shape->i[0] == 1 || shape->i[0] == -1) || unknown > 1 ||
+        known <= 0 || (unknown ? v.shape.size() % known : known != v.shape.size()))
+      fail("only a Reshape of a head's output to (N, ...) with " + std::to_string(v.shape.size()) +
+           " values an image, given as a constant shape, is supported");
+  }
+  if (node_->output_size() < 1) fail("has no output");
+  vals_[node_->output(0)] = v;
 }
 
 // Evaluates a node whose inputs are all constants (the shape arithmetic exporters leave in graphs: PyTorch's F.pad
@@ -818,7 +872,11 @@ void Importer::preprocess_op(const std::string& op, float c) {
 }
 
 void Importer::conv() {
-  Val x = main_input(0);
+  // A head reads any value of the main chain (the activation a save will remember) and ends at a graph output.
+  const bool head = head_op(node_index_);
+  if (head && (node_->input_size() < 1 || value(node_->input(0)).shortcut || value(node_->input(0)).stale))
+    fail("a head must read a value of the main chain of layers");
+  Val x = head ? value(node_->input(0)) : main_input(0);
   if (x.rank != 4) fail("expects an N x C x H x W input");
   const Const& W = const_input(1, "the weights");
   if (W.dims.size() != 4 || W.dims[2] != W.dims[3] || W.dims[2] < 1 || W.dims[2] > 64)
@@ -906,6 +964,21 @@ void Importer::conv() {
     if (B.count != static_cast<size_t>(M)) fail("the bias has " + std::to_string(B.count) + " values, expected " +
                                                 std::to_string(M));
     b.b = B.f;
+  }
+  if (head) {
+    if (dw || stride != 1 || (!same && k != 1) || x.padded())
+      fail("a head must be a stride-1 'same' convolution (not depthwise, no Pad before it)");
+    std::string& name = saves_[x.pos];
+    if (name.empty()) name = "s" + std::to_string(saves_.size());
+    b.spec.kind = LayerKind::Head;
+    b.spec.tap = name;
+    heads_.push_back(std::move(b));
+    Val out;
+    out.shape = {g.ho, g.wo, M};
+    out.head = static_cast<int>(heads_.size()) - 1;
+    if (node_->output_size() < 1) fail("has no output");
+    vals_[node_->output(0)] = out;
+    return;
   }
   advance(emit(std::move(b), {g.ho, g.wo, M}, 4));
 }
@@ -1119,9 +1192,11 @@ OnnxImport Importer::run() {
     input = &v;
   }
   if (!input) fail("the graph has no input");
-  if (g_.output_size() != 1)
-    fail("the graph has " + std::to_string(g_.output_size()) + " outputs: a ferkit model has one (the class scores)");
+  if (g_.output_size() < 1) fail("the graph has no output");
   output_ = g_.output(0).name();
+  // Several outputs: each must be a head, a convolution of a value of the main chain (spec.h's 'head').
+  for (const auto& o : g_.output()) outputs_.insert(o.name());
+  if (outputs_.size() != static_cast<size_t>(g_.output_size())) fail("the graph names an output twice");
   for (int i = 0; i < g_.node_size(); ++i)
     for (const auto& s : g_.node(i).input()) consumers_[s].push_back(i);
   // Its shape: N x C x H x W, or N x H x W x C when a Transpose to NCHW reads it.
@@ -1171,6 +1246,9 @@ OnnxImport Importer::run() {
       else
         vals_[node_->output(0)] = value(node_->input(0));
       if (node_->output_size() > 1 && !consumers_[node_->output(1)].empty()) fail("its mask output is not supported");
+    } else if ((op == "Transpose" || op == "Reshape" || op == "Flatten") && node_->input_size() > 0 &&
+               vals_.count(node_->input(0)) && vals_.at(node_->input(0)).head >= 0) {
+      head_step();
     } else if (op == "Transpose") {
       if (!nhwc || node_->input(0) != input_name_ || ints_attr("perm") != std::vector<int64_t>{0, 3, 1, 2})
         fail("only a Transpose of the N x H x W x C input to N x C x H x W is supported");
@@ -1245,8 +1323,29 @@ OnnxImport Importer::run() {
   }
   node_ = nullptr;
   if (scaled_logits_ && !softmax_) fail("a scalar Mul or Div of the logits is read as a temperature only before a Softmax");
-  if (cur_ != output_) fail("the graph's output '" + output_ + "' is not the end of its chain of layers");
+  if (outputs_.size() == 1 && cur_ != output_)
+    fail("the graph's output '" + output_ + "' is not the end of its chain of layers");
   if (built_.empty()) fail("the graph has no layers");
+  // Heads in the order of the graph's outputs, each flattened in ferkit's (NHWC) order.
+  std::vector<int> head_order;
+  if (outputs_.size() > 1) {
+    for (const auto& o : g_.output()) {
+      auto it = vals_.find(o.name());
+      if (it == vals_.end() || it->second.head < 0)
+        fail("the graph has " + std::to_string(g_.output_size()) + " outputs, and '" + o.name() +
+             "' is not a head (a convolution of the main chain, then at most a Transpose and a Reshape): a ferkit "
+             "model with one output ends in its class scores");
+      const Val& v = it->second;
+      if (!v.nhwc && v.shape.c > 1 && v.shape.h * v.shape.w > 1)
+        fail("output '" + o.name() + "' keeps its head's N x C x H x W order: transpose it to N x H x W x C first");
+      head_order.push_back(v.head);
+    }
+    std::vector<int> sorted = head_order;
+    std::sort(sorted.begin(), sorted.end());
+    if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end() ||
+        sorted.size() != heads_.size())
+      fail("the graph's outputs do not map one to one to its heads");
+  }
 
   // The spec: the layers, with a save before each value a shortcut starts from.
   Spec spec;
@@ -1261,6 +1360,10 @@ OnnxImport Importer::run() {
     }
     if (i < built_.size()) spec.layers.push_back(built_[i].spec);
   }
+  for (int h : head_order) {
+    spec.layers.push_back(heads_[static_cast<size_t>(h)].spec);
+    built_.push_back(heads_[static_cast<size_t>(h)]);
+  }
   OnnxImport r;
   try {
     r.model = Model(spec, false);
@@ -1274,7 +1377,8 @@ OnnxImport Importer::run() {
     const Built& b = built_[k++];
     float* P = r.model.params.data();
     auto put = [&](size_t off, const std::vector<float>& v) { std::copy(v.begin(), v.end(), P + off); };
-    if (p.spec.kind == LayerKind::Conv || p.spec.kind == LayerKind::DepthwiseConv || p.spec.kind == LayerKind::Dense)
+    if (p.spec.kind == LayerKind::Conv || p.spec.kind == LayerKind::DepthwiseConv || p.spec.kind == LayerKind::Dense ||
+        p.spec.kind == LayerKind::Head)
       put(p.w, b.w), put(p.b, b.b);
     if (p.spec.kind == LayerKind::BatchNorm) put(p.w, b.w), put(p.b, b.b), put(p.mean, b.mean), put(p.var, b.var);
   }

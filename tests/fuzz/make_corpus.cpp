@@ -271,6 +271,11 @@ int main(int argc, char** argv) {
       put("model", "mini_residual.ferkit", ferkit::save_model(residual, nlohmann::json::object()));
       put("model", "mini_residual_i8.ferkit",
           ferkit::save_model(residual, nlohmann::json::object(), {}, ferkit::WeightStorage::I8));
+      // Heads (a detector's outputs): two convolutions of saved maps, the model's outputs one after another.
+      ferkit::Model heads(ferkit::parse_spec("input 8 8 3; conv 2 3 2 same; relu; save a; dwconv 3 2 same; save b; "
+                                             "head a 1 1; head b 2 1; head a 4 1; head b 8 1"));
+      heads.init(5);
+      put("model", "mini_heads.ferkit", ferkit::save_model(heads, nlohmann::json::object()));
       ferkit::Model flat(ferkit::parse_spec("input 2 2 1; flatten; dense 2; softmax"));
       put("model", "flat_extra_blobs.ferkit",
           ferkit::save_model(flat, {{"best_epoch", 1}},
@@ -301,6 +306,9 @@ int main(int argc, char** argv) {
         std::string("input 32 32 3\nconv 16 3 2 same\nrelu\nsave a\ndwconv 5 same\nconv 16 1\nadd a\nrelu\n"
                     "save b        # a halving block that adds channels: the shortcut is pooled and padded\n"
                     "dwconv 3 2 same\nbn\nconv 24 1\nadd b\nrelu\ngap\ndense 7\nsoftmax\n"));
+    put("spec", "heads.txt", std::string("input 16 16 3\nconv 4 3 2 same\nrelu\nsave a\ndwconv 3 2 same\nsave b\n"
+                                         "head a 2 1\nhead b 6 1\nhead a 32 1\nhead b 96 3\n"));
+    put("spec", "head_then_layer.txt", std::string("input 8 8 1; save a; head a 2 1; relu\n"));
     put("spec", "add_bad_shape.txt", std::string("input 8 8 4\nsave x; dwconv 3 2 valid; add x\nflatten; dense 2\nsoftmax\n"));
     {
       std::string blazeface = "input 128 128 3\nconv 24 5 2 same\nrelu\n";

@@ -1,6 +1,7 @@
 // ONNX Runtime (onnxruntime-web's WebAssembly CPU backend, under node) as the reference for tests/test_onnx.cpp:
 //   node tests/onnx/ort_run.mjs MODEL.onnx INPUT.f32 N C H W OUTPUT.f32
-// INPUT.f32: N*C*H*W float32 values (little-endian) fed to the graph's only input; OUTPUT.f32: its only output.
+// INPUT.f32: N*C*H*W float32 values (little-endian) fed to the graph's only input; OUTPUT.f32: its outputs, one after
+// another in the graph's order.
 import { readFileSync, writeFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-web';
 
@@ -16,6 +17,7 @@ const data = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
 const dims = [n, c, h, w].map(Number);
 const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', data, dims) };
 const result = await session.run(feeds);
-const out = result[session.outputNames[0]].data;
-writeFileSync(output, Buffer.from(out.buffer, out.byteOffset, out.byteLength));
-console.log(`${session.inputNames[0]} [${dims}] -> ${session.outputNames[0]} [${result[session.outputNames[0]].dims}]`);
+const parts = session.outputNames.map((name) => result[name].data);
+writeFileSync(output, Buffer.concat(parts.map((d) => Buffer.from(d.buffer, d.byteOffset, d.byteLength))));
+console.log(`${session.inputNames[0]} [${dims}] -> ` +
+            session.outputNames.map((name) => `${name} [${result[name].dims}]`).join(', '));
