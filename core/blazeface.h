@@ -50,6 +50,15 @@ struct BlazeFaceOptions {
   float iou = 0.3f;        // weighted NMS: detections that overlap the best one by more than this merge into it
 };
 
+// A search of a still image (BlazeFace::find): the whole frame, then overlapping tiles down to the smallest face
+// wanted, every candidate looked at again in its own region, centred and turned upright.
+struct FindOptions {
+  float min_score = 0.5f;     // a candidate, in any view
+  float verify_score = 0.7f;  // the candidate looked at again at five sizes: their mean (the face's reported score)
+  int min_face = 32;          // the smallest face searched, in frame pixels (views are tiled down to it)
+  float iou = 0.3f;           // candidates of different views that overlap more are one face
+};
+
 // One anchor: its centre in the input, as a fraction of the side.
 struct Anchor {
   float x = 0, y = 0;
@@ -69,6 +78,19 @@ class BlazeFace {
   // empty region.
   const std::vector<Detection>& detect(const uint8_t* pixels, int width, int height, int channels, const Roi& roi,
                                        const BlazeFaceOptions& o = {});
+  // Every face in a still image (a photo: fer-train detect, imported images), best first: the search of
+  // FindOptions. The network finds faces that take up about 15% to 80% of its view, at any roll up to about 60
+  // degrees; the tiles bring small faces into that range.
+  const std::vector<Detection>& find(const uint8_t* pixels, int width, int height, int channels,
+                                     const FindOptions& o = {});
+  // The region in which a face is looked at again (find, and a tracker's next frame): centred on its box, turned
+  // upright by its roll, the face taking up as much of it as in a typical whole-frame detection.
+  static Roi region_of(const Detection& face);
+  // The detection in region roi that is the face expected there: the best one whose centre lies within half the
+  // face's width of the region's centre; false if none scores at least min_score.
+  bool look_again(const uint8_t* pixels, int width, int height, int channels, const Roi& roi, float min_score,
+                  Detection* out);
+
   // The same on the network's input itself: side x side x 3 RGB bytes (boxes in input pixels).
   const std::vector<Detection>& detect_input(const uint8_t* rgb, const BlazeFaceOptions& o = {});
 
@@ -92,11 +114,31 @@ class BlazeFace {
   };
   std::vector<Candidate> candidates_, rest_;
   std::vector<Detection> decoded_, faces_;
+  std::vector<Detection> found_, candidates_found_;
+  std::vector<Roi> views_;
 };
 
-// Samples roi of a frame (1, 3 or 4 channels) into a side x side RGB image, bilinearly, black outside the frame.
-// Where the region is much larger than the output, each output pixel averages a grid of bilinear samples, so a
-// large photo is not aliased.
-void sample_roi(const uint8_t* pixels, int width, int height, int channels, const Roi& roi, int side, uint8_t* rgb);
+// The views find() runs: the whole frame, then levels of overlapping square tiles (half a tile apart) whose side
+// shrinks geometrically to min_face / 0.15.
+std::vector<Roi> search_views(int width, int height, int min_face);
+
+// Samples roi of a frame (1, 3 or 4 channels) into a side x side image of out_channels (3: RGB, 1: grey, BT.601
+// luma), bilinearly, black outside the frame. Where the region is much larger than the output, each output pixel
+// averages a grid of bilinear samples, so a large photo is not aliased.
+void sample_roi(const uint8_t* pixels, int width, int height, int channels, const Roi& roi, int side, uint8_t* out,
+                int out_channels);
+
+// The aligned crop: where a face's keypoints sit in the classifier's 48x48 input. FER-2013's faces are registered;
+// these are the medians of where this detector puts the keypoints on its training faces (bench/fer_geometry, run
+// over all 28,709; docs/detector.md). The crop turns the face so that its eyes are level and scales and places it so
+// that its eyes, nose tip and mouth fall closest to these.
+constexpr Point kCropTarget[kNumFaceKeypoints] = {{14.77f, 18.71f}, {32.70f, 18.86f}, {23.49f, 28.31f},
+                                                  {23.42f, 37.08f}, {5.83f, 22.49f},  {42.37f, 22.71f}};
+// The square of the frame that the aligned crop shows (its centre, side and turn), for drawing on the frame what was
+// computed on the crop.
+Roi aligned_region(const Detection& face);
+// The aligned 48x48 grey crop of a face in a frame of 1, 3 or 4 channels (black where the region leaves the frame).
+void crop_aligned(const uint8_t* pixels, int width, int height, int channels, const Detection& face,
+                  uint8_t* out48x48);
 
 }  // namespace ferkit
