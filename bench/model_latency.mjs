@@ -32,13 +32,13 @@ const engineFile = path.join(process.env.FERKIT_DIST || path.join(root, 'build/w
 const { default: createEngine } = await import(pathToFileURL(engineFile).href);
 const M = await createEngine({ print: () => {}, printErr: (s) => console.error(s) });
 const lastError = () => M.UTF8ToString(M._fk_last_error());
-const cascade = new Uint8Array(readFileSync(path.join(root, 'assets/cascades/frontalface.cascade')));
+const detector = new Uint8Array(readFileSync(path.join(root, 'assets/detector/blazeface.ferkit')));
 
-function use(bytes, withCascade) {
-  const m = M._malloc(bytes.length), c = withCascade ? M._malloc(cascade.length) : 0;
+function use(bytes, withDetector) {
+  const m = M._malloc(bytes.length), c = withDetector ? M._malloc(detector.length) : 0;
   M.HEAPU8.set(bytes, m);
-  if (c) M.HEAPU8.set(cascade, c);
-  const ok = M._fk_create(m, bytes.length, c, c ? cascade.length : 0);
+  if (c) M.HEAPU8.set(detector, c);
+  const ok = M._fk_create(m, bytes.length, c, c ? detector.length : 0);
   M._free(m);
   if (c) M._free(c);
   if (ok !== 1) throw new Error(lastError());

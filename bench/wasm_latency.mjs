@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Batch-1 latency of the "seed" CNN in WebAssembly under node, side by side in one process:
 //   ferkit   ferkit's own wasm engine, build/wasm/dist/ferkit-engine.mjs (cmake --preset wasm && cmake --build
-//            build/wasm); its C API: _fk_create(model, len, cascade, len), _fk_buffer(bytes) -> input pointer,
+//            build/wasm); its C API: _fk_create(model, len, detector, len), _fk_buffer(bytes) -> input pointer,
 //            _fk_classify_crops(n, out) -> n*7 probabilities, _fk_last_error()
 //   ort      onnxruntime-web (npm), wasm backend, 1 thread, SIMD (its only wasm build has SIMD)
 //   tfjs     @tensorflow/tfjs layers model (tf.sequential) on @tensorflow/tfjs-backend-wasm, SIMD, 1 thread
@@ -20,7 +20,7 @@
 //   --engines LIST    comma-separated subset/order of ferkit,ort,tfjs,tfjs-ops (default ferkit,ort,tfjs)
 //   --engine PATH     ferkit engine module (default build/wasm/dist/ferkit-engine.mjs)
 //   --model PATH      model file holding the seed architecture (default assets/models/seed/seed.ferkit)
-//   --cascade PATH    cascade passed to _fk_create (default assets/cascades/frontalface.cascade)
+//   --detector PATH   face detector passed to _fk_create (default assets/detector/blazeface.ferkit)
 //   --native PATH     native Google Benchmark binary for context (default build/release/bench/bench_seed;
 //                     run with --benchmark_filter=Inference/seed/1, OMP_NUM_THREADS=--native-threads)
 //   --native-threads N  (default 1, like the wasm engines); --no-native skips it
@@ -60,7 +60,7 @@ function parseArgs(argv) {
     runs: 300, warmup: 50, json: false, engines: ['ferkit', 'ort', 'tfjs'],
     engine: path.join(root, 'build/wasm/dist/ferkit-engine.mjs'),
     model: path.join(root, 'assets/models/seed/seed.ferkit'),
-    cascade: path.join(root, 'assets/cascades/frontalface.cascade'),
+    detector: path.join(root, 'assets/detector/blazeface.ferkit'),
     native: path.join(root, 'build/release/bench/bench_seed'), nativeThreads: 1, noNative: false,
     check: 6, tol: 1e-4, checkOnly: false,
   };
@@ -87,7 +87,7 @@ function parseArgs(argv) {
       case '--engines': o.engines = val().split(',').map((s) => s.trim()).filter(Boolean); break;
       case '--engine': o.engine = path.resolve(val()); break;
       case '--model': o.model = path.resolve(val()); break;
-      case '--cascade': o.cascade = path.resolve(val()); break;
+      case '--detector': o.detector = path.resolve(val()); break;
       case '--native': o.native = path.resolve(val()); break;
       case '--native-threads': o.nativeThreads = int(1); break;
       case '--no-native': o.noNative = true; break;
@@ -172,10 +172,10 @@ async function initFerkit(model, opts) {
     return p;
   };
   const modelPtr = copyIn(model.bytes);
-  const cascade = existsSync(opts.cascade) ? new Uint8Array(readFileSync(opts.cascade)) : null;
-  const cascadePtr = cascade ? copyIn(cascade) : 0;
+  const detector = existsSync(opts.detector) ? new Uint8Array(readFileSync(opts.detector)) : null;
+  const detectorPtr = detector ? copyIn(detector) : 0;
   // fk_create: 1 on success, 0 with fk_last_error() set on failure.
-  const rc = M._fk_create(modelPtr, model.bytes.length, cascadePtr, cascade ? cascade.length : 0);
+  const rc = M._fk_create(modelPtr, model.bytes.length, detectorPtr, detector ? detector.length : 0);
   const err = lastError();
   if (rc !== 1 || err) throw new Error(`_fk_create returned ${rc}: ${err || '(no message)'}`);
   const outPtr = M._malloc(4 * NUM_CLASSES);

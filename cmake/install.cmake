@@ -7,7 +7,7 @@
 #   lib/libferkit_core.a     the core (CMAKE_INSTALL_LIBDIR)
 #   lib/cmake/ferkit/        ferkitConfig.cmake, ferkitConfigVersion.cmake, ferkitTargets*.cmake: find_package(ferkit)
 #                            gives the imported target ferkit::core
-#   share/ferkit/            default.ferkit (the default model) and its card default.md, frontalface.cascade (the
+#   share/ferkit/            default.ferkit (the default model) and its card default.md, blazeface.ferkit (the
 #                            face detector) and its licence; the package sets ferkit_DEFAULT_MODEL and
 #                            ferkit_DEFAULT_DETECTOR to their paths
 #
@@ -59,8 +59,8 @@ install(FILES ${FERKIT_PUBLIC_HEADERS} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/f
 install(EXPORT ferkitTargets NAMESPACE ferkit:: DESTINATION ${FERKIT_INSTALL_CMAKEDIR})
 install(FILES ${PROJECT_SOURCE_DIR}/assets/models/default.ferkit
               ${PROJECT_SOURCE_DIR}/assets/models/default.md
-              ${PROJECT_SOURCE_DIR}/assets/cascades/frontalface.cascade
-              ${PROJECT_SOURCE_DIR}/assets/cascades/LICENSE-opencv.txt
+              ${PROJECT_SOURCE_DIR}/assets/detector/blazeface.ferkit
+              ${PROJECT_SOURCE_DIR}/assets/detector/LICENSE-blazeface.txt
         DESTINATION ${FERKIT_INSTALL_DATADIR})
 
 # The version file: 0.x releases may change the API between minor versions, so find_package(ferkit 0.1) takes

@@ -17,10 +17,14 @@
 #include <cstdint>
 #include <vector>
 
-#include "detect.h"
 #include "model.h"
 
 namespace ferkit {
+
+struct Box {
+  float x = 0, y = 0, w = 0, h = 0;  // pixels in the input frame
+  float score = 0;
+};
 
 // MediaPipe's keypoint order. Right and left are the person's: in a frontal view the right eye is on the image's left.
 enum FaceKeypoint { kRightEye = 0, kLeftEye, kNoseTip, kMouth, kRightEar, kLeftEar, kNumFaceKeypoints };

@@ -14,7 +14,7 @@ const char* version() { return FERKIT_VERSION; }
 std::unique_ptr<Pipeline> open_pipeline(const std::vector<uint8_t>& model_file,
                                         const std::vector<uint8_t>& detector_file) {
   Model model = load_model(model_file.data(), model_file.size());
-  Cascade detector = load_cascade(detector_file.data(), detector_file.size());
+  Model detector = load_model(detector_file.data(), detector_file.size());
   return std::make_unique<Pipeline>(std::move(model), std::move(detector));
 }
 

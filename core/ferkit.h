@@ -1,7 +1,7 @@
-// ferkit.h: the one header an application includes. It opens the pipeline (a model file and a face detector),
-// runs it on frames or photos, and hands back each face's box, 48x48 crop and seven expression probabilities in
-// FER-2013's order (0 angry, 1 disgust, 2 fear, 3 happy, 4 sad, 5 surprise, 6 neutral). The core reads no files:
-// the application hands it bytes. Errors are exceptions whose message says what was wrong.
+// ferkit.h: the one header an application includes. It opens the pipeline (a model file and a face detector's),
+// runs it on frames or photos, and hands back each face's box, landmarks, aligned 48x48 crop and seven expression
+// probabilities in FER-2013's order (0 angry, 1 disgust, 2 fear, 3 happy, 4 sad, 5 surprise, 6 neutral). The core
+// reads no files: the application hands it bytes. Errors are exceptions whose message says what was wrong.
 //
 // Basic usage (tests/CMakeLists.txt compiles the lines between the markers and runs them on a photo):
 //
@@ -24,7 +24,7 @@
 //     std::unique_ptr<ferkit::Pipeline> pipe = ferkit::open_pipeline(model, detector);
 //     ferkit::GrayImage image = ferkit::decode_image(photo.data(), photo.size());
 //     ferkit::PipelineOptions still;
-//     still.smooth = false;  // a photo: no averaging over frames
+//     still.still = true;  // a photo: the whole search for faces, no tracking or averaging over frames
 //     for (const ferkit::FaceResult& face : pipe->process_gray(image.pixels.data(), image.width, image.height, still))
 //       std::printf("face at %.0f,%.0f (%.0f px): %s %.0f%%\n", face.box.x, face.box.y, face.box.w,
 //                   pipe->model().class_names[face.label].c_str(), 100 * face.probs[face.label]);
@@ -43,16 +43,16 @@
 
 #include "image.h"     // GrayImage, decode_image (PNG, JPEG, BMP, ... bytes to grey), rgba_to_gray
 #include "model_io.h"  // load_model, ModelFormatError
-#include "pipeline.h"  // Pipeline, PipelineOptions, FaceResult, Box, DetectOptions, Model
+#include "pipeline.h"  // Pipeline, PipelineOptions, FaceResult, Box, Detection, Model
 
 namespace ferkit {
 
 // The library's version (CMake's project version).
 const char* version();
 
-// A pipeline from a model file's bytes (.ferkit) and the face detector's (the cascade asset). Throws
-// ModelFormatError for a model file that is not one, std::runtime_error for a detector file that is not one, and
-// std::invalid_argument for a model that does not classify 48x48 grey faces into FER-2013's seven expressions.
+// A pipeline from a model file's bytes (.ferkit) and the face detector's (assets/detector/blazeface.ferkit). Throws
+// ModelFormatError for a file that is not a model, and std::invalid_argument for a model that does not classify
+// 48x48 grey faces into FER-2013's seven expressions or a detector that is not one.
 std::unique_ptr<Pipeline> open_pipeline(const std::vector<uint8_t>& model_file,
                                         const std::vector<uint8_t>& detector_file);
 

@@ -1,6 +1,7 @@
 #include "pipeline.h"
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstring>
 #include <stdexcept>
@@ -28,7 +29,7 @@ void copy_view(const uint8_t* crop, bool mirrored, uint8_t* out) {
 }
 }  // namespace
 
-Pipeline::Pipeline(Model model, Cascade cascade) : detector_(std::move(cascade)) { set_model(std::move(model)); }
+Pipeline::Pipeline(Model model, Model detector) : detector_(std::move(detector)) { set_model(std::move(model)); }
 
 bool Pipeline::same_weights_in_place(const Model& model) {
   if (model.num_classes() != kNumClasses || !(model.spec.input == Shape{kSide, kSide, 1}))
@@ -73,102 +74,163 @@ void Pipeline::classify(const uint8_t* crops, int n, float* probs, bool flip_tta
 
 bool Pipeline::largest_face_crop(const uint8_t* gray, int width, int height, const PipelineOptions& o,
                                  uint8_t* out48x48) {
-  std::vector<Box> boxes;
-  detector_.detect(gray, width, height, o.detect, boxes);
-  if (boxes.empty()) return false;
-  const Box& best = *std::max_element(boxes.begin(), boxes.end(),
-                                      [](const Box& a, const Box& b) { return a.w * a.h < b.w * b.h; });
-  crop_face(gray, width, height, best, o.margin, out48x48);
+  const std::vector<Detection>& faces = detector_.find(gray, width, height, 1, o.find);
+  if (faces.empty()) return false;
+  const Detection& best = *std::max_element(faces.begin(), faces.end(), [](const Detection& a, const Detection& b) {
+    return a.box.w * a.box.h < b.box.w * b.box.h;
+  });
+  crop_aligned(gray, width, height, 1, best, out48x48);
   return true;
 }
 
 const std::vector<FaceResult>& Pipeline::process_rgba(const uint8_t* rgba, int width, int height,
                                                       const PipelineOptions& o) {
-  const auto t0 = std::chrono::steady_clock::now();
-  if (width <= 0 || height <= 0) throw std::invalid_argument("pipeline: empty frame");
-  const size_t n = static_cast<size_t>(width) * height;
-  if (gray_.size() < n) gray_.resize(n);
-  for (size_t i = 0; i < n; ++i) {  // BT.601 luma, integer arithmetic (as rgba_to_gray)
-    const uint8_t* p = rgba + 4 * i;
-    gray_[i] = static_cast<uint8_t>((77 * p[0] + 150 * p[1] + 29 * p[2] + 128) >> 8);
-  }
-  const double gray_ms = ms_since(t0);
-  process_gray(gray_.data(), width, height, o);
-  times_.gray_ms = gray_ms;
-  return faces_;
+  return process(rgba, 4, width, height, o);
+}
+
+const std::vector<FaceResult>& Pipeline::process_rgb(const uint8_t* rgb, int width, int height,
+                                                     const PipelineOptions& o) {
+  return process(rgb, 3, width, height, o);
 }
 
 const std::vector<FaceResult>& Pipeline::process_gray(const uint8_t* gray, int width, int height,
                                                       const PipelineOptions& o) {
+  return process(gray, 1, width, height, o);
+}
+
+namespace {
+Detection as_detection(const FaceResult& f) {
+  Detection d;
+  d.box = f.box;
+  d.keypoints = f.keypoints;
+  return d;
+}
+// A tracked face's box and keypoints moved toward this frame's detection: part of the way when the detection moved
+// less than a tenth of the face's width (jitter), all of the way when more (motion).
+void steady_toward(const FaceResult& prev, float steady, Detection& d) {
+  const float w = std::max(prev.box.w, 1.0f);
+  const float dx = d.box.x + 0.5f * d.box.w - (prev.box.x + 0.5f * prev.box.w);
+  const float dy = d.box.y + 0.5f * d.box.h - (prev.box.y + 0.5f * prev.box.h);
+  if (std::hypot(dx, dy) > 0.1f * w || std::fabs(d.box.w - prev.box.w) > 0.1f * w) return;
+  const float k = std::clamp(steady, 0.0f, 1.0f);
+  const auto move = [k](float from, float to) { return from + k * (to - from); };
+  d.box = {move(prev.box.x, d.box.x), move(prev.box.y, d.box.y), move(prev.box.w, d.box.w),
+           move(prev.box.h, d.box.h), d.box.score};
+  for (int j = 0; j < kNumFaceKeypoints; ++j)
+    d.keypoints[j] = {move(prev.keypoints[j].x, d.keypoints[j].x), move(prev.keypoints[j].y, d.keypoints[j].y)};
+}
+}  // namespace
+
+const std::vector<FaceResult>& Pipeline::process(const uint8_t* pixels, int channels, int width, int height,
+                                                 const PipelineOptions& o) {
   auto t0 = std::chrono::steady_clock::now();
-  times_.gray_ms = 0;
-  const bool same_size = width == last_w_ && height == last_h_;
-  if (!same_size || o.detect_every <= 1 || frame_ % o.detect_every == 0) {
-    detector_.detect(gray, width, height, o.detect, boxes_);
-    // Keep the largest faces.
-    std::stable_sort(boxes_.begin(), boxes_.end(), [](const Box& a, const Box& b) { return a.w * a.h > b.w * b.h; });
-    if (static_cast<int>(boxes_.size()) > o.max_faces) boxes_.resize(std::max(o.max_faces, 0));
-    frame_ = 0;
-  }
-  ++frame_;
+  if (!pixels || width <= 0 || height <= 0) throw std::invalid_argument("pipeline: empty frame");
+  if (width != last_w_ || height != last_h_ || o.still) faces_.clear();  // tracks do not survive a new size
   last_w_ = width;
   last_h_ = height;
+  previous_.swap(faces_);
+  // Detection: a still image's whole search; a frame's whole-frame pass, and each tracked face it missed looked for
+  // again in its last region.
+  times_.passes = 0;
+  const bool video = o.video && !o.still;
+  if (o.still) {
+    found_ = detector_.find(pixels, width, height, channels, o.find);
+  } else {
+    found_ = detector_.detect(pixels, width, height, channels, Roi::whole(width, height), o.detect);
+    times_.passes = 1;
+    for (const FaceResult& p : previous_) {
+      if (!video) break;
+      bool seen = false;
+      for (const Detection& d : found_) seen = seen || iou(d.box, p.box) > 0.3f;
+      if (seen) continue;
+      Detection d;
+      ++times_.passes;
+      if (!detector_.look_again(pixels, width, height, channels, BlazeFace::region_of(as_detection(p)),
+                                o.detect.min_score, &d))
+        continue;
+      bool dup = false;
+      for (const Detection& e : found_) dup = dup || iou(d.box, e.box) > 0.3f;
+      if (!dup) found_.push_back(d);
+    }
+  }
+  // Keep the largest faces.
+  std::stable_sort(found_.begin(), found_.end(),
+                   [](const Detection& a, const Detection& b) { return a.box.w * a.box.h > b.box.w * b.box.h; });
+  if (static_cast<int>(found_.size()) > o.max_faces) found_.resize(static_cast<size_t>(std::max(o.max_faces, 0)));
   times_.detect_ms = ms_since(t0);
 
   t0 = std::chrono::steady_clock::now();
-  const int nf = static_cast<int>(boxes_.size());
-  previous_.swap(faces_);
-  faces_.resize(nf);
-  if (batch_.size() < static_cast<size_t>(nf) * kPixels) batch_.resize(static_cast<size_t>(nf) * kPixels);
-  if (probs_.size() < static_cast<size_t>(nf) * kNumClasses) probs_.resize(static_cast<size_t>(nf) * kNumClasses);
-  const bool alternate = o.smooth && o.alternate_flip && !o.flip_tta;
-  const bool mirror = alternate && calls_++ % 2 == 1;
-  const int first_new_track = next_track_;
-  for (int i = 0; i < nf; ++i) {
-    faces_[i].box = boxes_[i];
-    faces_[i].crop_box = crop_region(width, height, boxes_[i], o.margin);
-    faces_[i].mirrored = mirror;
-    crop_face(gray, width, height, boxes_[i], o.margin, faces_[i].crop);
-    copy_view(faces_[i].crop, mirror, batch_.data() + static_cast<size_t>(i) * kPixels);
-  }
-  classify(batch_.data(), nf, probs_.data(), o.flip_tta);
   // Track: each face takes the unclaimed previous face it overlaps most (IoU > 0.3).
+  const int nf = static_cast<int>(found_.size());
   std::vector<bool>& used = used_;
   used.assign(previous_.size(), false);
+  faces_.resize(static_cast<size_t>(nf));
+  std::vector<int>& from = from_;  // the previous face each one continues, or -1
+  from.assign(static_cast<size_t>(nf), -1);
   for (int i = 0; i < nf; ++i) {
-    FaceResult& f = faces_[i];
-    std::copy_n(probs_.data() + static_cast<size_t>(i) * kNumClasses, kNumClasses, f.probs.begin());
     int best = -1;
     float best_iou = 0.3f;
     for (size_t j = 0; j < previous_.size(); ++j) {
-      const float v = used[j] ? 0.0f : iou(f.box, previous_[j].box);
+      const float v = used[j] ? 0.0f : iou(found_[static_cast<size_t>(i)].box, previous_[j].box);
       if (v > best_iou) best_iou = v, best = static_cast<int>(j);
     }
-    const float a = o.smooth ? std::clamp(o.smoothing, 0.0f, 0.99f) : 0.0f;
-    if (best >= 0) {
-      used[best] = true;
-      f.track = previous_[best].track;
-      for (int c = 0; c < kNumClasses; ++c) f.smoothed[c] = a * previous_[best].smoothed[c] + (1 - a) * f.probs[c];
+    if (best >= 0) used[static_cast<size_t>(best)] = true;
+    from[static_cast<size_t>(i)] = best;
+  }
+  if (batch_.size() < static_cast<size_t>(nf) * kPixels) batch_.resize(static_cast<size_t>(nf) * kPixels);
+  if (probs_.size() < static_cast<size_t>(nf) * kNumClasses) probs_.resize(static_cast<size_t>(nf) * kNumClasses);
+  const bool alternate = !o.still && o.smooth && o.alternate_flip && !o.flip_tta;
+  const bool mirror = alternate && calls_++ % 2 == 1;
+  for (int i = 0; i < nf; ++i) {
+    Detection d = found_[static_cast<size_t>(i)];
+    const int p = from[static_cast<size_t>(i)];
+    if (p >= 0 && video) steady_toward(previous_[static_cast<size_t>(p)], o.steady, d);
+    FaceResult& f = faces_[static_cast<size_t>(i)];
+    f.box = d.box;
+    f.keypoints = d.keypoints;
+    f.crop_region = aligned_region(d);
+    f.mirrored = mirror;
+    f.missed = 0;
+    crop_aligned(pixels, width, height, channels, d, f.crop);
+    copy_view(f.crop, mirror, batch_.data() + static_cast<size_t>(i) * kPixels);
+  }
+  classify(batch_.data(), nf, probs_.data(), o.flip_tta);
+  const float a = o.smooth && !o.still ? std::clamp(o.smoothing, 0.0f, 0.99f) : 0.0f;
+  std::vector<int>& fresh = fresh_;  // faces seen for the first time
+  fresh.clear();
+  for (int i = 0; i < nf; ++i) {
+    FaceResult& f = faces_[static_cast<size_t>(i)];
+    std::copy_n(probs_.data() + static_cast<size_t>(i) * kNumClasses, kNumClasses, f.probs.begin());
+    const int p = from[static_cast<size_t>(i)];
+    if (p >= 0) {
+      const FaceResult& prev = previous_[static_cast<size_t>(p)];
+      f.track = prev.track;
+      for (int c = 0; c < kNumClasses; ++c) f.smoothed[c] = a * prev.smoothed[c] + (1 - a) * f.probs[c];
     } else {
-      f.track = next_track_++;
+      f.track = o.still ? i + 1 : next_track_++;
       f.smoothed = f.probs;
+      fresh.push_back(i);
     }
   }
   // Alternating views: a face seen for the first time also gets the other view now, so that its first label is
   // flip-averaged too (one extra classification when a face appears, none while it is tracked).
-  if (alternate) {
-    int m = 0;
-    for (int i = 0; i < nf; ++i)
-      if (faces_[i].track >= first_new_track)  // the view this frame did not classify
-        copy_view(faces_[i].crop, !mirror, batch_.data() + static_cast<size_t>(m++) * kPixels);
-    classify(batch_.data(), m, probs_.data());
-    for (int i = 0, j = 0; i < nf; ++i)
-      if (faces_[i].track >= first_new_track) {
-        FaceResult& f = faces_[i];
-        const float* q = probs_.data() + static_cast<size_t>(j++) * kNumClasses;
-        for (int c = 0; c < kNumClasses; ++c) f.smoothed[c] = 0.5f * (f.probs[c] + q[c]);
-      }
+  if (alternate && !fresh.empty()) {
+    for (size_t m = 0; m < fresh.size(); ++m)
+      copy_view(faces_[static_cast<size_t>(fresh[m])].crop, !mirror, batch_.data() + m * kPixels);
+    classify(batch_.data(), static_cast<int>(fresh.size()), probs_.data());
+    for (size_t m = 0; m < fresh.size(); ++m) {
+      FaceResult& f = faces_[static_cast<size_t>(fresh[m])];
+      const float* q = probs_.data() + m * kNumClasses;
+      for (int c = 0; c < kNumClasses; ++c) f.smoothed[c] = 0.5f * (f.probs[c] + q[c]);
+    }
   }
+  // A tracked face missed in this frame keeps its last box and results for up to keep_missed frames.
+  if (video)
+    for (size_t j = 0; j < previous_.size(); ++j)
+      if (!used[j] && previous_[j].missed < o.keep_missed && static_cast<int>(faces_.size()) < o.max_faces) {
+        faces_.push_back(previous_[j]);
+        ++faces_.back().missed;
+      }
   for (FaceResult& f : faces_)
     f.label = static_cast<int>(std::max_element(f.smoothed.begin(), f.smoothed.end()) - f.smoothed.begin());
   times_.classify_ms = ms_since(t0);

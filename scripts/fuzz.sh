@@ -22,7 +22,7 @@ cd "$root"
 seconds=${SECONDS_PER_TARGET:-30}
 jobs=${JOBS:-$(nproc)}
 build="$root/build/fuzz"
-all_targets=(model spec csv csv_gz image image_folder cascade onnx)
+all_targets=(model spec csv csv_gz image image_folder onnx)
 targets=("$@")
 ((${#targets[@]})) || targets=("${all_targets[@]}")
 
@@ -32,7 +32,7 @@ targets=("$@")
 # malformed rows).
 max_len() {
   case "$1" in
-    model | cascade | csv) echo 65536 ;;
+    model | csv) echo 65536 ;;
     onnx) echo 131072 ;;  # the PyTorch seed (tests/onnx/torch_cnn.onnx) is 89 KB
     image | image_folder) echo 32768 ;;
     csv_gz) echo 8192 ;;

@@ -24,7 +24,7 @@ packages=(cmake make g++ libeigen3-dev libstb-dev libcli11-dev nlohmann-json3-de
           libonnx-dev libprotobuf-dev  # ONNX export and import (native/onnx.cpp)
           libopenmpi-dev openmpi-bin  # data-parallel training (native/mpi_collective.cpp, mpirun in test_cli)
           googletest libgtest-dev libbenchmark-dev
-          opencv-data opencv-doc  # the Haar cascade XML (converted at build time) and the photos of test_detect
+          opencv-doc  # photos for the detector tests (test_blazeface, test_pipeline, test_cli)
           python3-skimage)  # more photos for the detector tests (astronaut.png, chelsea.png, ...)
 ((bench)) && packages+=(python3-torch)
 ((web)) && packages+=(emscripten wabt dpkg-dev nodejs npm chromium python3)

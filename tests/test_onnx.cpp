@@ -16,7 +16,6 @@
 
 #include "blazeface.h"
 #include "dataio.h"
-#include "detect.h"
 #include "ferkit.h"
 #include "files.h"
 #include "image.h"
@@ -94,11 +93,11 @@ std::vector<uint8_t> real_faces(int* count) {
     }
     gzclose(f);
   }
-  const auto cascade_bytes = read_file(kSource + "/assets/cascades/frontalface.cascade");
+  const auto detector = read_file(kSource + "/assets/detector/blazeface.ferkit");
   Model tiny(parse_spec("input 48 48 1; flatten; dense 7; softmax"));
-  Pipeline p(tiny, load_cascade(cascade_bytes.data(), cascade_bytes.size()));
+  Pipeline p(tiny, load_model(detector.data(), detector.size()));
   for (const char* photo : {"/usr/share/doc/opencv-doc/examples/data/messi5.jpg",
-                            "/usr/share/doc/opencv-doc/examples/data/lena.jpg"}) {
+                            "/usr/lib/python3/dist-packages/skimage/data/astronaut.png"}) {
     if (!file_exists(photo)) continue;
     const auto bytes = read_file(photo);
     const GrayImage img = decode_image(bytes.data(), bytes.size());

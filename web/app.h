@@ -18,16 +18,9 @@
 #include "teach.h"
 #include "why.h"
 
-// The live view's pipeline settings. Detection slides its window in steps of 2 pyramid-level pixels at every
-// scale (OpenCV, and the native CLI, step 1 pixel from scale 2 up), which finds the same faces for less work, and
-// runs on every second frame (the other reuses its boxes; crops and classification run on every frame). The
-// panel can switch both back.
-inline ferkit::PipelineOptions live_options() {
-  ferkit::PipelineOptions o;
-  o.detect.step = 2;
-  o.detect_every = 2;
-  return o;
-}
+// The live view's pipeline settings: the core's defaults (the detector on every frame, tracked faces looked for
+// again where the whole-frame pass misses them).
+inline ferkit::PipelineOptions live_options() { return ferkit::PipelineOptions(); }
 
 // A texture for ImGui::Image: linear filtering, clamped edges; bound to nothing afterwards.
 inline GLuint make_texture() {
@@ -52,6 +45,7 @@ struct App {
   ferkit::PipelineOptions options = live_options();
   PageModels models;
   bool mirror = true;
+  bool landmarks = false;  // draw the detector's six keypoints on each face
   double grab_ms = 0, draw_ms = 0;
   std::string published;           // window.ferkit.latest's JSON, reused
   nlohmann::json published_teach;  // its "teach" part, as last published

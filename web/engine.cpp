@@ -3,15 +3,19 @@
 // (target ferkit_engine); web/ferkit.mjs wraps it in the public API (loadFerkit -> classify(image)).
 //
 // C interface (every pointer is into wasm memory; one engine per module instance, single-threaded):
-//   int fk_create(model, model_len, cascade, cascade_len)  1 ok, 0 error (fk_last_error). Called again it
-//       replaces the model; with cascade_len == 0 it keeps the current face detector. On error the previous
-//       model and detector stay in use.
+//   int fk_create(model, model_len, detector, detector_len)  1 ok, 0 error (fk_last_error): the classifier's and
+//       the face detector's model files (assets/blazeface.ferkit). Called again it replaces the model; with
+//       detector_len == 0 it keeps the current face detector. On error the previous model and detector stay in use.
 //   uint8_t* fk_buffer(bytes)         the input buffer: grows, never shrinks (the pointer changes when it grows;
 //                                     null, with fk_last_error, when memory runs out)
-//   int fk_classify_rgba(w, h, smooth)  faces in the w*h RGBA frame in the buffer (-1: error); fk_results()
-//       then holds 16 floats a face: x, y, w, h, 7 probabilities (smoothed over calls if smooth, every other
-//       call on the mirrored faces: PipelineOptions::alternate_flip), label index, and the square the crop was
-//       taken from (x, y, side, side); fk_face_crop(i) is face i's 48x48 crop (null past the last face)
+//   int fk_classify_rgba(w, h, flags)  faces in the w*h RGBA frame in the buffer (-1: error). flags: 1 smooth
+//       (successive calls are one video's frames: probabilities averaged over calls, every other call on the
+//       mirrored faces, PipelineOptions::alternate_flip; faces tracked, PipelineOptions::video), 2 still (a photo:
+//       the whole search of FindOptions, no tracking).
+//       fk_results() then holds 31 floats a face: box x, y, w, h, detector score, 7 probabilities, label index,
+//       the aligned crop's region (centre x, y, side, angle in radians), 6 keypoints (x, y each: right eye, left
+//       eye, nose tip, mouth, right ear, left ear), track id, frames missed; fk_face_crop(i) is face i's 48x48
+//       crop (null past the last face)
 //   void fk_classify_crops(n, out)    n 48x48 grey crops in the buffer -> n*7 probabilities at out (NaN on error)
 //   int fk_explain(method, cls, out)  the saliency map (core/explain.h) of the 48x48 grey crop in the buffer:
 //       method 0 Grad-CAM, 1 gradient x input, 2 SmoothGrad; cls -1 for the predicted class; 2304 floats in
@@ -39,7 +43,6 @@
 #include <string>
 #include <vector>
 
-#include "detect.h"
 #include "explain.h"
 #include "finetune.h"
 #include "model_io.h"
@@ -47,7 +50,7 @@
 
 namespace {
 
-constexpr int kResultFloats = 4 + ferkit::kNumClasses + 1 + 4;
+constexpr int kResultFloats = 5 + ferkit::kNumClasses + 1 + 4 + 2 * ferkit::kNumFaceKeypoints + 2;
 
 struct Engine {
   std::unique_ptr<ferkit::Pipeline> pipe;
@@ -87,7 +90,7 @@ extern "C" {
 
 EMSCRIPTEN_KEEPALIVE const char* fk_last_error() { return g_engine.error.c_str(); }
 
-EMSCRIPTEN_KEEPALIVE int fk_create(const uint8_t* model, int model_len, const uint8_t* cascade, int cascade_len) {
+EMSCRIPTEN_KEEPALIVE int fk_create(const uint8_t* model, int model_len, const uint8_t* detector, int detector_len) {
   Engine& e = g_engine;
   e.error.clear();
   std::string what = "model file";
@@ -96,15 +99,16 @@ EMSCRIPTEN_KEEPALIVE int fk_create(const uint8_t* model, int model_len, const ui
     nlohmann::json meta;
     ferkit::Model m = ferkit::load_model(model, static_cast<size_t>(model_len), &meta);
     std::string info = model_info(m, meta);
-    if (cascade && cascade_len > 0) {
-      what = "face-detector cascade";
-      ferkit::Cascade c = ferkit::load_cascade(cascade, static_cast<size_t>(cascade_len));
+    if (detector && detector_len > 0) {
+      what = "face detector";
+      ferkit::Model d = ferkit::load_model(detector, static_cast<size_t>(detector_len));
+      ferkit::BlazeFace check(d);  // says what is wrong with a file that is not a detector
       what = "model file";
-      e.pipe = std::make_unique<ferkit::Pipeline>(std::move(m), std::move(c));
+      e.pipe = std::make_unique<ferkit::Pipeline>(std::move(m), std::move(d));
     } else if (e.pipe) {
       e.pipe->set_model(std::move(m));  // checks the model's shape before replacing anything
     } else {
-      what = "face-detector cascade";
+      what = "face detector";
       throw std::invalid_argument("missing (the first fk_create needs one)");
     }
     e.explainer.reset();  // it was made for the previous model's architecture
@@ -131,7 +135,7 @@ EMSCRIPTEN_KEEPALIVE uint8_t* fk_buffer(int bytes) {
   return b.data();
 }
 
-EMSCRIPTEN_KEEPALIVE int fk_classify_rgba(int width, int height, int smooth) {
+EMSCRIPTEN_KEEPALIVE int fk_classify_rgba(int width, int height, int flags) {
   Engine& e = g_engine;
   e.error.clear();
   try {
@@ -139,7 +143,10 @@ EMSCRIPTEN_KEEPALIVE int fk_classify_rgba(int width, int height, int smooth) {
     if (width <= 0 || height <= 0) throw std::invalid_argument("empty frame");
     if (static_cast<uint64_t>(width) * static_cast<uint64_t>(height) * 4 > e.buffer.size())
       throw std::invalid_argument("frame larger than the buffer (fk_buffer(width * height * 4) first)");
-    e.options.smooth = smooth != 0;
+    const bool smooth = flags & 1;
+    e.options.smooth = smooth;
+    e.options.video = smooth;  // successive calls are one video's frames
+    e.options.still = (flags & 2) != 0;
     const auto& faces = e.pipe->process_rgba(e.buffer.data(), width, height, e.options);
     const size_t need = faces.size() * kResultFloats;
     if (e.results.size() < need) e.results.resize(need);
@@ -149,12 +156,16 @@ EMSCRIPTEN_KEEPALIVE int fk_classify_rgba(int width, int height, int smooth) {
       *r++ = f.box.y;
       *r++ = f.box.w;
       *r++ = f.box.h;
+      *r++ = f.box.score;
       for (int c = 0; c < ferkit::kNumClasses; ++c) *r++ = smooth ? f.smoothed[c] : f.probs[c];
       *r++ = static_cast<float>(f.label);
-      *r++ = f.crop_box.x;
-      *r++ = f.crop_box.y;
-      *r++ = f.crop_box.w;
-      *r++ = f.crop_box.h;
+      *r++ = f.crop_region.cx;
+      *r++ = f.crop_region.cy;
+      *r++ = f.crop_region.side;
+      *r++ = f.crop_region.angle;
+      for (const ferkit::Point& k : f.keypoints) *r++ = k.x, *r++ = k.y;
+      *r++ = static_cast<float>(f.track);
+      *r++ = static_cast<float>(f.missed);
     }
     return static_cast<int>(faces.size());
   } catch (const std::exception& ex) {

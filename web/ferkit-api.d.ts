@@ -15,16 +15,47 @@ export interface Box {
 /** One probability per expression, in classNames order; they sum to 1. */
 export type Probabilities = Record<ExpressionName, number>;
 
+/** A point in the source's pixels. */
+export interface Point {
+  x: number;
+  y: number;
+}
+
+/** The detector's six landmarks (right and left are the person's: the right eye is on the image's left). */
+export interface Landmarks {
+  rightEye: Point;
+  leftEye: Point;
+  noseTip: Point;
+  mouth: Point;
+  rightEar: Point;
+  leftEar: Point;
+}
+
+/** A square of the source, turned by angle (radians, clockwise on screen) about its centre (x, y). */
+export interface Region {
+  x: number;
+  y: number;
+  side: number;
+  angle: number;
+}
+
 /** A face found by classify(). */
 export interface Face {
   box: Box;
+  /** The detector's confidence that this is a face (0..1). */
+  score: number;
   probabilities: Probabilities;
   /** The most probable expression. */
   label: ExpressionName;
-  /** The 48x48 grey crop the model saw (2304 bytes, row-major). */
+  landmarks: Landmarks;
+  /** The 48x48 grey crop the model saw (2304 bytes, row-major), turned so the eyes are level. */
   crop: Uint8Array;
   /** The square of the source the crop was resampled from (where to draw a saliency map over the source). */
-  cropBox: Box;
+  cropRegion: Region;
+  /** A stable id while the face stays in view over successive calls. */
+  track: number;
+  /** Calls since the detector last found this face (0: found in this one; with smooth, a face missed once keeps its box). */
+  missed: number;
 }
 
 /** RGBA pixels, 4 bytes a pixel, row-major (an ImageData or any object of that shape). */
@@ -39,10 +70,13 @@ export type BinaryData = ArrayBuffer | ArrayBufferView;
 
 export interface ClassifyOptions {
   /**
-   * Average each tracked face's probabilities over successive calls (for video); every other call classifies the
-   * mirrored faces, so the average covers both views. Default false.
+   * Successive calls are frames of one video: average each tracked face's probabilities over them (every other call
+   * classifies the mirrored faces, so the average covers both views), steady the boxes, look again for a face the
+   * detector misses where it was and keep its box for one call. Default false.
    */
   smooth?: boolean;
+  /** A photo: search the whole image in tiles for small faces as well (slower; no tracking). Default false. */
+  still?: boolean;
 }
 
 export type ExplainMethod = 'gradcam' | 'gradient-x-input' | 'smoothgrad';
@@ -79,8 +113,8 @@ export interface LoadOptions {
   baseUrl?: UrlLike;
   /** A .ferkit model file to use instead of assets/default.ferkit. */
   modelUrl?: UrlLike;
-  /** A face-detector cascade to use instead of assets/frontalface.cascade. */
-  cascadeUrl?: UrlLike;
+  /** A face detector model to use instead of assets/blazeface.ferkit. */
+  detectorUrl?: UrlLike;
 }
 
 /** The raw Emscripten module (web/engine.cpp): pointers are byte offsets into HEAPU8. */
@@ -90,10 +124,10 @@ export interface FerkitEngine {
   UTF8ToString(ptr: number): string;
   _malloc(bytes: number): number;
   _free(ptr: number): void;
-  _fk_create(model: number, modelLen: number, cascade: number, cascadeLen: number): number;
+  _fk_create(model: number, modelLen: number, detector: number, detectorLen: number): number;
   _fk_last_error(): number;
   _fk_buffer(bytes: number): number;
-  _fk_classify_rgba(width: number, height: number, smooth: number): number;
+  _fk_classify_rgba(width: number, height: number, flags: number): number;
   _fk_results(): number;
   _fk_face_crop(i: number): number;
   _fk_explain(method: number, cls: number, out: number): number;

@@ -3,7 +3,10 @@
 // No I/O and no platform module here. See ferkit.mjs for the API's documentation, ferkit.d.ts for its types.
 
 const CROP_BYTES = 48 * 48;
-const RESULT_FLOATS = 16;  // x, y, w, h, 7 probabilities, label index, crop square x, y, w, h
+// Per face (web/engine.cpp's fk_classify_rgba): box x, y, w, h, score, 7 probabilities, label index, the crop's
+// region (centre x, y, side, angle), 6 keypoints (x, y), track, frames missed.
+const RESULT_FLOATS = 31;
+const KEYPOINTS = ['rightEye', 'leftEye', 'noseTip', 'mouth', 'rightEar', 'leftEar'];
 const METHODS = ['gradcam', 'gradient-x-input', 'smoothgrad'];
 
 function toBytes(data) {
@@ -14,8 +17,8 @@ function toBytes(data) {
 }
 
 // The API object of ferkit.mjs's loadFerkit over the engine module M (createFerkitEngine's result), with the model
-// and cascade files' bytes. Throws an Error with the engine's message if either is bad.
-export function ferkitApi(M, modelBytes, cascadeBytes) {
+// and face detector files' bytes. Throws an Error with the engine's message if either is bad.
+export function ferkitApi(M, modelBytes, detectorBytes) {
   const lastError = () => M.UTF8ToString(M._fk_last_error());
   // Copies byte arrays into wasm memory for the duration of fn(pointers...).
   function withCopies(arrays, fn) {
@@ -33,8 +36,8 @@ export function ferkitApi(M, modelBytes, cascadeBytes) {
     info = JSON.parse(M.UTF8ToString(M._fk_model_info()));
     classNames = Array.from({ length: 7 }, (_, i) => M.UTF8ToString(M._fk_class_name(i)));
   }
-  const ok = withCopies([modelBytes, cascadeBytes],
-                        (m, c) => M._fk_create(m, modelBytes.length, c, cascadeBytes.length));
+  const ok = withCopies([modelBytes, detectorBytes],
+                        (m, d) => M._fk_create(m, modelBytes.length, d, detectorBytes.length));
   if (!ok) throw new Error(`ferkit: ${lastError()}`);
   refresh();
 
@@ -75,25 +78,28 @@ export function ferkitApi(M, modelBytes, cascadeBytes) {
     return ctx.getImageData(0, 0, w, h);
   }
 
-  function classify(source, { smooth = false } = {}) {
+  function classify(source, { smooth = false, still = false } = {}) {
     const img = pixelsOf(source);
     if (!img) return [];
     const { width, height, data } = img;
     const ptr = buffer(width * height * 4);
     M.HEAPU8.set(data, ptr);
-    const n = M._fk_classify_rgba(width, height, smooth ? 1 : 0);
+    const n = M._fk_classify_rgba(width, height, (smooth ? 1 : 0) | (still ? 2 : 0));
     if (n < 0) throw new Error(`ferkit: ${lastError()}`);
     const F = M.HEAPF32, r0 = M._fk_results() >> 2;
     const faces = [];
     for (let i = 0; i < n; ++i) {
       const r = r0 + i * RESULT_FLOATS;
       const probabilities = {};
-      classNames.forEach((name, c) => { probabilities[name] = F[r + 4 + c]; });
+      classNames.forEach((name, c) => { probabilities[name] = F[r + 5 + c]; });
       const c = M._fk_face_crop(i);
       const crop = M.HEAPU8.slice(c, c + CROP_BYTES);
-      faces.push({ box: { x: F[r], y: F[r + 1], w: F[r + 2], h: F[r + 3] }, probabilities,
-                   label: classNames[F[r + 11]], crop,
-                   cropBox: { x: F[r + 12], y: F[r + 13], w: F[r + 14], h: F[r + 15] } });
+      const landmarks = {};
+      KEYPOINTS.forEach((name, k) => { landmarks[name] = { x: F[r + 17 + 2 * k], y: F[r + 18 + 2 * k] }; });
+      faces.push({ box: { x: F[r], y: F[r + 1], w: F[r + 2], h: F[r + 3] }, score: F[r + 4], probabilities,
+                   label: classNames[F[r + 12]], crop, landmarks,
+                   cropRegion: { x: F[r + 13], y: F[r + 14], side: F[r + 15], angle: F[r + 16] },
+                   track: F[r + 29], missed: F[r + 30] });
     }
     return faces;
   }

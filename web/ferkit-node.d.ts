@@ -6,5 +6,5 @@ export type * from './ferkit-api.js';
 /** What classify() takes under node. */
 export type FerkitSource = ImageDataLike;
 
-/** Reads the engine, the model and the face-detector cascade (file paths or file: URLs), and starts the engine. */
+/** Reads the engine, the model and the face detector (file paths or file: URLs), and starts the engine. */
 export declare function loadFerkit(options?: LoadOptions): Promise<Ferkit<FerkitSource>>;

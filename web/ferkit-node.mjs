@@ -6,7 +6,7 @@
 //   ferkit.classify({ data, width, height });             // RGBA pixels (ImageData-like): node has no canvas
 //   ferkit.classifyCrops(crops);                          // n * 2304 bytes of 48x48 grey crops
 //
-// loadFerkit({ baseUrl, modelUrl, cascadeUrl }): as in ferkit.mjs, with file paths or file: URLs (relative paths
+// loadFerkit({ baseUrl, modelUrl, detectorUrl }): as in ferkit.mjs, with file paths or file: URLs (relative paths
 // are taken from the current directory); baseUrl is the folder holding ferkit-engine.wasm and assets/.
 // classify() takes ImageData-like objects only ({data: RGBA bytes, width, height}).
 import { readFile } from 'node:fs/promises';
@@ -30,7 +30,7 @@ async function readBytes(url, what) {
   }
 }
 
-export async function loadFerkit({ baseUrl, modelUrl, cascadeUrl } = {}) {
+export async function loadFerkit({ baseUrl, modelUrl, detectorUrl } = {}) {
   let base = new URL('.', import.meta.url);
   if (baseUrl !== undefined) {
     base = fileUrl(baseUrl);
@@ -38,9 +38,9 @@ export async function loadFerkit({ baseUrl, modelUrl, cascadeUrl } = {}) {
   }
   const wasm = new URL('ferkit-engine.wasm', base);
   const model = modelUrl ? fileUrl(modelUrl) : new URL('assets/default.ferkit', base);
-  const cascade = cascadeUrl ? fileUrl(cascadeUrl) : new URL('assets/frontalface.cascade', base);
-  const [wasmBinary, modelBytes, cascadeBytes] = await Promise.all([
-    readBytes(wasm, 'engine'), readBytes(model, 'model'), readBytes(cascade, 'face-detector cascade')]);
+  const detector = detectorUrl ? fileUrl(detectorUrl) : new URL('assets/blazeface.ferkit', base);
+  const [wasmBinary, modelBytes, detectorBytes] = await Promise.all([
+    readBytes(wasm, 'engine'), readBytes(model, 'model'), readBytes(detector, 'face detector')]);
   const M = await createFerkitEngine({ wasmBinary });
-  return ferkitApi(M, modelBytes, cascadeBytes);
+  return ferkitApi(M, modelBytes, detectorBytes);
 }

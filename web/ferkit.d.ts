@@ -7,5 +7,5 @@ export type * from './ferkit-api.js';
 export type FerkitSource = ImageData | ImageDataLike | HTMLVideoElement | HTMLCanvasElement | OffscreenCanvas |
   ImageBitmap | HTMLImageElement;
 
-/** Fetches the engine, the model and the face-detector cascade, and starts the engine. */
+/** Fetches the engine, the model and the face detector, and starts the engine. */
 export declare function loadFerkit(options?: LoadOptions): Promise<Ferkit<FerkitSource>>;

@@ -3,25 +3,30 @@
 // browsers, workers and bundlers; ferkit-node.mjs is the same API for node (the npm package's "node" export).
 //
 //   import { loadFerkit } from './ferkit.mjs';
-//   const ferkit = await loadFerkit();            // fetches the engine, assets/default.ferkit, assets/frontalface.cascade
+//   const ferkit = await loadFerkit();            // fetches the engine, assets/default.ferkit, assets/blazeface.ferkit
 //   const faces = ferkit.classify(videoOrImage);  // ImageData, <video>, <canvas>, OffscreenCanvas, ImageBitmap, <img>
-//   // -> [{ box: {x, y, w, h}, probabilities: {angry, disgust, fear, happy, sad, surprise, neutral}, label: 'happy',
-//   //       crop: Uint8Array(2304), cropBox: {x, y, w, h} }]
+//   // -> [{ box: {x, y, w, h}, score, probabilities: {angry, disgust, fear, happy, sad, surprise, neutral},
+//   //       label: 'happy', landmarks: {rightEye, leftEye, noseTip, mouth, rightEar, leftEar: {x, y}},
+//   //       crop: Uint8Array(2304), cropRegion: {x, y, side, angle}, track, missed }]
 //   const map = ferkit.explain(faces[0]);         // Float32Array(48 * 48): what the label rests on
 //
-// loadFerkit({ baseUrl, modelUrl, cascadeUrl }): baseUrl is where ferkit-engine.wasm and assets/ live (default:
+// loadFerkit({ baseUrl, modelUrl, detectorUrl }): baseUrl is where ferkit-engine.wasm and assets/ live (default:
 // this module's folder, so the folder works from any path; a bundler that follows new URL('...', import.meta.url),
-// such as Vite, copies them into its output); modelUrl / cascadeUrl (relative to the page; in a worker, to the
-// worker's script) replace the default model and face-detector cascade. ferkit-engine.mjs is imported statically
+// such as Vite, copies them into its output); modelUrl / detectorUrl (relative to the page; in a worker, to the
+// worker's script) replace the default model and face detector. ferkit-engine.mjs is imported statically
 // from beside this module (bundlers include it), and nothing here imports a node module, so a browser bundle
 // carries none.
 // The returned object:
-//   classify(source, { smooth = false })  faces in the frame, largest first, boxes in the source's pixels. With
-//       smooth, probabilities are averaged over successive calls per tracked face (for video), and every other
-//       call classifies the mirrored faces, so the average covers both views (flip averaging at one view's cost;
-//       a face seen for the first time gets both views at once).
-//       Each face has its 48x48 grey crop (what the model saw) and cropBox, the square of the source it was
-//       resampled from (where to draw a saliency map over the source).
+//   classify(source, { smooth = false, still = false })  faces in the frame, largest first, boxes and landmarks in
+//       the source's pixels; track numbers a face by its overlap with the last call's. With smooth, successive calls
+//       are frames of one video: probabilities are averaged per tracked face, every other call classifies the
+//       mirrored faces, so the average covers both views (flip averaging at one view's cost; a face seen for the
+//       first time gets both views at once), boxes are steadied, a face the detector misses is looked for again
+//       where it was, and one missed for a call keeps its box (missed: 1). With still (a
+//       photo), the whole image is searched in tiles for small faces as well (slower; no tracking).
+//       Each face has its 48x48 grey crop (what the model saw: turned so the eyes are level, framed as FER-2013's
+//       faces) and cropRegion, the square of the source it was resampled from (centre x, y, side, and the angle
+//       in radians it is turned by: where to draw a saliency map over the source).
 //   classifyCrops(Uint8Array)  n 48x48 grey crops (n * 2304 bytes, row-major) -> n arrays of 7 probabilities
 //   explain(faceOrCrop, { method = 'gradcam', class })  a saliency map of a face from classify() or a 48x48 crop
 //       (Uint8Array(2304)): a Float32Array of 48 * 48 values in [0, 1], row-major over the crop, 1 where the
@@ -46,7 +51,7 @@ async function fetchBytes(url) {
   return new Uint8Array(await res.arrayBuffer());
 }
 
-export async function loadFerkit({ baseUrl, modelUrl, cascadeUrl } = {}) {
+export async function loadFerkit({ baseUrl, modelUrl, detectorUrl } = {}) {
   const pageUrl = globalThis.document ? document.baseURI : globalThis.location ? location.href : import.meta.url;
   // The files' default places are written out as new URL('./file', import.meta.url), the pattern bundlers
   // recognise, and made only when needed (import.meta.url is empty in a non-module bundle given a baseUrl).
@@ -58,10 +63,10 @@ export async function loadFerkit({ baseUrl, modelUrl, cascadeUrl } = {}) {
   const wasm = base ? new URL('ferkit-engine.wasm', base) : new URL('./ferkit-engine.wasm', import.meta.url);
   const model = modelUrl ? new URL(href(modelUrl), pageUrl)
     : base ? new URL('assets/default.ferkit', base) : new URL('./assets/default.ferkit', import.meta.url);
-  const cascade = cascadeUrl ? new URL(href(cascadeUrl), pageUrl)
-    : base ? new URL('assets/frontalface.cascade', base) : new URL('./assets/frontalface.cascade', import.meta.url);
+  const detector = detectorUrl ? new URL(href(detectorUrl), pageUrl)
+    : base ? new URL('assets/blazeface.ferkit', base) : new URL('./assets/blazeface.ferkit', import.meta.url);
 
-  const [M, modelBytes, cascadeBytes] = await Promise.all([
-    createFerkitEngine({ locateFile: () => wasm.href }), fetchBytes(model), fetchBytes(cascade)]);
-  return ferkitApi(M, modelBytes, cascadeBytes);
+  const [M, modelBytes, detectorBytes] = await Promise.all([
+    createFerkitEngine({ locateFile: () => wasm.href }), fetchBytes(model), fetchBytes(detector)]);
+  return ferkitApi(M, modelBytes, detectorBytes);
 }

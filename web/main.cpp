@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cfloat>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <exception>
@@ -61,8 +62,15 @@ void publish(App& app) {
       probs[names[c]] = f.probs[c];
       smoothed[names[c]] = f.smoothed[c];
     }
+    nlohmann::json landmarks = nlohmann::json::array();
+    for (const ferkit::Point& k : f.keypoints) landmarks.push_back({{"x", k.x}, {"y", k.y}});
     faces.push_back({{"box", {{"x", f.box.x}, {"y", f.box.y}, {"w", f.box.w}, {"h", f.box.h}}},
+                     {"score", f.box.score},
+                     {"landmarks", std::move(landmarks)},
+                     {"roll", std::atan2(f.keypoints[ferkit::kLeftEye].y - f.keypoints[ferkit::kRightEye].y,
+                                         f.keypoints[ferkit::kLeftEye].x - f.keypoints[ferkit::kRightEye].x)},
                      {"track", f.track},
+                     {"missed", f.missed},
                      {"label", names[f.label]},
                      {"mirrored", f.mirrored},
                      {"why", i < app.why.explained.size() && app.why.explained[i] >= 0
@@ -74,7 +82,8 @@ void publish(App& app) {
       {"frame", {{"width", app.frame_w}, {"height", app.frame_h}, {"source", app.source ? "image" : "camera"},
                  {"index", app.frames}, {"flip_averaged", app.flip_averaged}}},
       {"fps", ImGui::GetIO().Framerate},
-      {"timings", {{"grab_ms", app.grab_ms}, {"detect_ms", t.detect_ms + t.gray_ms}, {"classify_ms", t.classify_ms},
+      {"timings", {{"grab_ms", app.grab_ms}, {"detect_ms", t.detect_ms}, {"detect_passes", t.passes},
+                   {"classify_ms", t.classify_ms},
                    {"draw_ms", app.draw_ms}}},
       {"faces", std::move(faces)},
       {"why", why_json(app)},
@@ -104,7 +113,12 @@ void draw_video(App& app, ImVec2 avail) {
   for (const auto& f : app.pipe->faces()) {
     float x = mirror ? app.frame_w - f.box.x - f.box.w : f.box.x;
     ImVec2 a(p0.x + x * scale, p0.y + f.box.y * scale), b(a.x + f.box.w * scale, a.y + f.box.h * scale);
-    dl->AddRect(a, b, IM_COL32(80, 220, 120, 255), 0, 0, 2.5f);
+    // A face the detector missed in this frame keeps its box, drawn fainter.
+    dl->AddRect(a, b, f.missed ? IM_COL32(80, 220, 120, 110) : IM_COL32(80, 220, 120, 255), 0, 0, 2.5f);
+    if (app.landmarks)
+      for (const ferkit::Point& k : f.keypoints)
+        dl->AddCircleFilled(ImVec2(p0.x + (mirror ? app.frame_w - k.x : k.x) * scale, p0.y + k.y * scale), 3.5f,
+                            IM_COL32(255, 210, 60, 255));
     char label[64];
     std::snprintf(label, sizeof label, "%s %.0f%%", names[f.label].c_str(), 100 * f.smoothed[f.label]);
     const ImVec2 ts = ImGui::CalcTextSize(label);
@@ -208,18 +222,14 @@ bool draw_advanced(App& app) {
                       "the labels average both views over time at one view's cost.");
   ImGui::Checkbox("Both views on every frame (twice the work)", &app.options.flip_tta);
   ImGui::TextDisabled("Face detection");
-  labelled_slider_int("Smallest face to look for", &app.options.detect.min_size, 24, 240, "%d pixels");
-  bool fast = app.options.detect.step == 2;
-  if (ImGui::Checkbox("Coarser face search (faster)", &fast)) app.options.detect.step = fast ? 2 : 0;
-  if (ImGui::IsItemHovered())
-    ImGui::SetTooltip("The detector's window moves 2 pixels at a time at every scale\n"
-                      "(1 pixel at the finer scales when off, as OpenCV and the command line do).");
-  labelled_slider_int("Look for faces every n-th frame (the frames between reuse their boxes)",
-                      &app.options.detect_every, 1, 4, app.options.detect_every == 1 ? "every frame" : "every %d frames");
+  ImGui::Checkbox("Draw the landmarks (eyes, nose, mouth, ears)", &app.landmarks);
+  labelled_slider_float("How sure the detector must be", &app.options.detect.min_score, 0.3f, 0.9f, "%.2f");
+  labelled_slider_int("Smallest face to look for in an opened image", &app.options.find.min_face, 16, 160,
+                      "%d pixels");
   ImGui::TextDisabled("Speed");
   const auto& t = app.pipe->times();
   ImGui::Text("%.1f frames/s", ImGui::GetIO().Framerate);
-  ImGui::Text("grab %.2f ms  detect %.2f ms", app.grab_ms, t.detect_ms + t.gray_ms);
+  ImGui::Text("grab %.2f ms  detect %.2f ms (%d passes)", app.grab_ms, t.detect_ms, t.passes);
   ImGui::Text("classify %.2f ms  draw %.2f ms", t.classify_ms, app.draw_ms);
   ImGui::TextDisabled("Model");
   const ferkit::Model& m = app.pipe->model();
@@ -302,10 +312,10 @@ bool process_frame(App& app) {
   app.frame_w = fw;
   app.frame_h = fh;
   app.source = source;
-  // A still image is processed once: it gets the thorough detector settings (OpenCV's window steps, every frame)
-  // and both views of each face (flip averaging, which video gets over frames from alternate_flip).
+  // A still image is processed once: it gets the still-image search (tiles for small faces) and both views of each
+  // face (flip averaging, which video gets over frames from alternate_flip).
   ferkit::PipelineOptions o = app.options;
-  if (source == 1) o.detect.step = 0, o.detect_every = 1, o.flip_tta = true;
+  if (source == 1) o.still = true, o.flip_tta = true;
   app.pipe->process_rgba(app.frame.data(), fw, fh, o);
   app.flip_averaged = o.flip_tta;
   ++app.frames;
@@ -431,7 +441,7 @@ int main(int, char**) {
   // The bundled default model and face detector (index.data, same origin).
   g_app.models.default_file = read_bundled("/assets/default.ferkit");
   try {
-    g_app.pipe = ferkit::open_pipeline(g_app.models.default_file, read_bundled("/assets/frontalface.cascade"));
+    g_app.pipe = ferkit::open_pipeline(g_app.models.default_file, read_bundled("/assets/blazeface.ferkit"));
   } catch (const std::exception& e) {
     ferkit_js_fail((std::string("The bundled model or face detector could not be loaded: ") + e.what()).c_str());
     return 1;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 
 #include "app.h"
@@ -95,10 +96,14 @@ void why_draw_overlay(App& app, ImDrawList* dl, ImVec2 p0, float scale, bool mir
   const auto& faces = app.pipe->faces();
   for (size_t i = 0; i < w.explained.size() && i < faces.size(); ++i) {
     if (w.explained[i] < 0) continue;
-    const ferkit::Box& r = faces[i].crop_box;  // the map covers the crop, which came from this square
-    const float x = mirror ? app.frame_w - r.x - r.w : r.x;
-    const ImVec2 a(p0.x + x * scale, p0.y + r.y * scale), b(a.x + r.w * scale, a.y + r.h * scale);
-    dl->AddImage(id(w.face_tex[i]), a, b, mirror ? ImVec2(1, 0) : ImVec2(0, 0), mirror ? ImVec2(0, 1) : ImVec2(1, 1));
+    // The map covers the crop, which came from this square of the frame, turned by its angle: its corners.
+    const ferkit::Roi& r = faces[i].crop_region;
+    const float c = std::cos(r.angle) * 0.5f * r.side, s = std::sin(r.angle) * 0.5f * r.side;
+    const auto corner = [&](float u, float v) {  // u, v in {-1, 1}: the crop's left/right, top/bottom
+      const float x = r.cx + c * u - s * v, y = r.cy + s * u + c * v;
+      return ImVec2(p0.x + (mirror ? app.frame_w - x : x) * scale, p0.y + y * scale);
+    };
+    dl->AddImageQuad(id(w.face_tex[i]), corner(-1, -1), corner(1, -1), corner(1, 1), corner(-1, 1));
   }
 }
 

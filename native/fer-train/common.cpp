@@ -25,6 +25,17 @@ bool read_image(const std::string& path, GrayImage& img) {
   }
 }
 
+bool read_image(const std::string& path, RgbImage& img) {
+  try {
+    std::vector<uint8_t> bytes = read_file(path);
+    img = decode_image_rgb(bytes.data(), bytes.size());
+    return true;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", path.c_str(), e.what());
+    return false;
+  }
+}
+
 void add_model_option(CLI::App* c, std::string& path, const char* help) {
   c->add_option("--model", path, help)->required();
 }
@@ -61,6 +72,15 @@ Model load_model_file(const std::string& path, json* meta, std::vector<Blob>* bl
     return load_model(bytes.data(), bytes.size(), meta, blobs);
   } catch (const ModelFormatError& e) {
     throw std::runtime_error(path + ": " + e.what());
+  }
+}
+
+Pipeline open_pipeline_files(const std::string& model_path, const std::string& detector_path) {
+  Model model = load_model_file(model_path), detector = load_model_file(detector_path);
+  try {
+    return Pipeline(std::move(model), std::move(detector));
+  } catch (const std::invalid_argument& e) {  // says which model does not fit
+    throw std::runtime_error(model_path + ", " + detector_path + ": " + e.what());
   }
 }
 

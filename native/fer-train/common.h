@@ -14,6 +14,7 @@
 #include "dataio.h"
 #include "image.h"
 #include "metrics.h"
+#include "pipeline.h"
 #include "model_io.h"
 #include "train.h"
 
@@ -65,6 +66,8 @@ void set_threads(int threads);
 int thread_count();
 
 Model load_model_file(const std::string& path, json* meta = nullptr, std::vector<Blob>* blobs = nullptr);
+// The live pipeline from a classifier's and a face detector's model files (errors name them).
+Pipeline open_pipeline_files(const std::string& model_path, const std::string& detector_path);
 // Loads models that classify FER-2013's seven expressions (role: what the error calls them, "teacher" or "model").
 std::vector<Model> load_classifiers(const std::vector<std::string>& paths, const char* role,
                                     json* first_meta = nullptr);
@@ -73,6 +76,7 @@ std::vector<Model*> pointers(std::vector<Model>& models);
 // Reads and decodes an image file into img; on failure prints "path: why" and returns false (the commands that
 // run on image files go on past an unreadable one, and exit 1 at the end).
 bool read_image(const std::string& path, GrayImage& img);
+bool read_image(const std::string& path, RgbImage& img);  // in colour (the face detector's input)
 
 void print_load_report(const LoadReport& r);
 // The data set of a command that runs saved models, its load report printed.

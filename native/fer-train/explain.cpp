@@ -21,9 +21,9 @@ namespace {
 constexpr int kMagnify = 4;  // the PNG is 192x192: the crop's pixels as blocks, the map blended over them
 
 struct ExplainArgs {
-  std::string model_path, cascade_path = FERKIT_DEFAULT_CASCADE, out, method = "gradcam", cls;
+  std::string model_path, detector_path = FERKIT_DEFAULT_DETECTOR, out, method = "gradcam", cls;
   std::vector<std::string> images;
-  int min_size = 40;
+  int min_size = 32;
   bool face_crops = false, as_json = false;
 };
 
@@ -68,24 +68,19 @@ int cmd_explain(const ExplainArgs& a) {
   const std::vector<std::string> names = model.class_names;
   std::unique_ptr<Pipeline> pipe;
   if (!a.face_crops) {
-    std::vector<uint8_t> cbytes = read_file(a.cascade_path);
-    try {
-      pipe = std::make_unique<Pipeline>(model, load_cascade(cbytes.data(), cbytes.size()));
-    } catch (const std::exception& e) {
-      throw std::runtime_error(a.cascade_path + ": " + e.what());
-    }
+    pipe = std::make_unique<Pipeline>(open_pipeline_files(a.model_path, a.detector_path));
   }
   // The explainer reads the pipeline's model when there is one (the same weights), else the loaded one.
   Explainer explainer(pipe ? pipe->model() : model, /*planned=*/true);
   PipelineOptions opt;
-  opt.smooth = false;
-  opt.detect.min_size = a.min_size;
+  opt.still = true;
+  opt.find.min_face = a.min_size;
   make_dirs(a.out);
   std::vector<float> map(kPixels), probs(kNumClasses);
   int failures = 0;
   json all = json::array();
   for (const std::string& path : a.images) {
-    GrayImage img;
+    RgbImage img;  // in colour, as fer-train detect reads a photo
     if (!read_image(path, img)) {
       ++failures;
       continue;
@@ -94,13 +89,13 @@ int cmd_explain(const ExplainArgs& a) {
     std::vector<std::vector<uint8_t>> crops;
     std::vector<Box> boxes;
     if (pipe) {
-      for (const FaceResult& f : pipe->process_gray(img.pixels.data(), img.width, img.height, opt)) {
+      for (const FaceResult& f : pipe->process_rgb(img.pixels.data(), img.width, img.height, opt)) {
         crops.emplace_back(f.crop, f.crop + kPixels);
         boxes.push_back(f.box);
       }
     } else {
       crops.emplace_back(kPixels);
-      to_face_pixels(img, crops.back().data());
+      to_face_pixels(rgba_to_gray(img.pixels.data(), img.width, img.height, 3), crops.back().data());
       boxes.push_back(Box{0, 0, static_cast<float>(img.width), static_cast<float>(img.height), 1});
     }
     const std::string base = path.substr(path.find_last_of('/') + 1);
@@ -143,8 +138,8 @@ void add_explain_command(CLI::App& app, Context& ctx) {
       ->capture_default_str()->check(CLI::IsMember({"gradcam", "gradient-x-input", "smoothgrad"}));
   sub->add_option("--class", a->cls, "the class to explain, by name or index (default: the predicted one)");
   sub->add_flag("--face-crops", a->face_crops, "each image is one face crop (any size, as predict reads them)");
-  sub->add_option("--cascade", a->cascade_path, "face-detector cascade asset")->capture_default_str();
-  sub->add_option("--min-size", a->min_size, "smallest face side searched, pixels")->capture_default_str();
+  sub->add_option("--detector", a->detector_path, "face detector model (BlazeFace, docs/detector.md)")->capture_default_str();
+  sub->add_option("--min-size", a->min_size, "smallest face width searched, pixels")->capture_default_str();
   sub->add_flag("--json", a->as_json, "print JSON, with each map's values (row-major, 0..1)");
 }
 

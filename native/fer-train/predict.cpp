@@ -22,9 +22,9 @@ struct PredictArgs {
 };
 
 struct DetectArgs {
-  std::string model_path, cascade_path = FERKIT_DEFAULT_CASCADE, crops_dir;
+  std::string model_path, detector_path = FERKIT_DEFAULT_DETECTOR, crops_dir;
   std::vector<std::string> images;
-  int min_size = 40;
+  int min_size = 32;
   bool as_json = false, tta = false;
 };
 
@@ -63,31 +63,23 @@ int cmd_predict(const std::string& model_path, const std::vector<std::string>& i
 }
 
 // Finds the faces in whole photos and classifies each (the page's pipeline, natively).
-int cmd_detect(const std::string& model_path, const std::string& cascade_path, const std::vector<std::string>& images,
+int cmd_detect(const std::string& model_path, const std::string& detector_path, const std::vector<std::string>& images,
                bool as_json, const std::string& crops_dir, int min_size, bool tta) {
-  Model model = load_model_file(model_path);
-  std::vector<uint8_t> cbytes = read_file(cascade_path);
-  Cascade cascade;
-  try {
-    cascade = load_cascade(cbytes.data(), cbytes.size());
-  } catch (const std::exception& e) {
-    throw std::runtime_error(cascade_path + ": " + e.what());
-  }
-  Pipeline pipe(std::move(model), std::move(cascade));
+  Pipeline pipe = open_pipeline_files(model_path, detector_path);
   PipelineOptions opt;
-  opt.smooth = false;
+  opt.still = true;
   opt.flip_tta = tta;  // as the page classifies a still image
-  opt.detect.min_size = min_size;
+  opt.find.min_face = min_size;
   if (!crops_dir.empty()) make_dirs(crops_dir);
   int failures = 0;
   json all = json::array();
   for (const std::string& path : images) {
-    GrayImage img;
+    RgbImage img;
     if (!read_image(path, img)) {
       ++failures;
       continue;
     }
-    const auto& faces = pipe.process_gray(img.pixels.data(), img.width, img.height, opt);
+    const auto& faces = pipe.process_rgb(img.pixels.data(), img.width, img.height, opt);
     const auto& names = pipe.model().class_names;
     json jfaces = json::array();
     if (!as_json) std::printf("%s: %zu face(s)\n", path.c_str(), faces.size());
@@ -95,10 +87,13 @@ int cmd_detect(const std::string& model_path, const std::string& cascade_path, c
       const FaceResult& f = faces[i];
       json probs = json::object();
       for (int c = 0; c < kNumClasses; ++c) probs[names[c]] = f.probs[c];
-      jfaces.push_back({{"box", {f.box.x, f.box.y, f.box.w, f.box.h}}, {"label", names[f.label]}, {"probabilities", probs}});
+      json keypoints = json::array();
+      for (const Point& k : f.keypoints) keypoints.push_back({k.x, k.y});
+      jfaces.push_back({{"box", {f.box.x, f.box.y, f.box.w, f.box.h}}, {"score", f.box.score},
+                        {"keypoints", keypoints}, {"label", names[f.label]}, {"probabilities", probs}});
       if (!as_json) {
-        std::printf("  face %zu at %.0f,%.0f %.0fx%.0f: %s (%.3f)", i + 1, f.box.x, f.box.y, f.box.w, f.box.h,
-                    names[f.label].c_str(), f.probs[f.label]);
+        std::printf("  face %zu at %.0f,%.0f %.0fx%.0f (face %.2f): %s (%.3f)", i + 1, f.box.x, f.box.y, f.box.w,
+                    f.box.h, f.box.score, names[f.label].c_str(), f.probs[f.label]);
         for (int c = 0; c < kNumClasses; ++c) std::printf("  %s=%.4f", names[c].c_str(), f.probs[c]);
         std::printf("\n");
       }
@@ -133,13 +128,13 @@ void add_predict_command(CLI::App& app, Context& ctx) {
 void add_detect_command(CLI::App& app, Context& ctx) {
   auto [det, a] = add_command<DetectArgs>(
       app, ctx, "detect", "find the faces in photos and classify each one", [](const DetectArgs& a) {
-        return cmd_detect(a.model_path, a.cascade_path, a.images, a.as_json, a.crops_dir, a.min_size, a.tta);
+        return cmd_detect(a.model_path, a.detector_path, a.images, a.as_json, a.crops_dir, a.min_size, a.tta);
       });
   add_model_option(det, a->model_path);
-  det->add_option("--cascade", a->cascade_path, "face-detector cascade asset")->capture_default_str();
+  det->add_option("--detector", a->detector_path, "face detector model (BlazeFace, docs/detector.md)")->capture_default_str();
   det->add_option("images", a->images, "image files")->required();
-  det->add_option("--crops", a->crops_dir, "write each face's 48x48 crop as PNG into this folder");
-  det->add_option("--min-size", a->min_size, "smallest face side searched, pixels")->capture_default_str();
+  det->add_option("--crops", a->crops_dir, "write each face's aligned 48x48 crop as PNG into this folder");
+  det->add_option("--min-size", a->min_size, "smallest face width searched, pixels")->capture_default_str();
   det->add_flag("--json", a->as_json, "print JSON");
   det->add_flag("--tta", a->tta, "average each face with its mirror image (as the page does for a still image)");
 }

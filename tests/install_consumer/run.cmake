@@ -70,7 +70,7 @@ set(prefix "${WORK_DIR}/prefix")
 
 # 1. Install.
 run_step("cmake --install" out "${CMAKE_COMMAND}" --install "${FERKIT_BUILD_DIR}" --prefix "${prefix}")
-foreach(f include/ferkit/ferkit.h share/ferkit/default.ferkit share/ferkit/frontalface.cascade)
+foreach(f include/ferkit/ferkit.h share/ferkit/default.ferkit share/ferkit/blazeface.ferkit)
   if(NOT EXISTS "${prefix}/${f}")
     message(FATAL_ERROR "cmake --install left no ${prefix}/${f}")
   endif()
@@ -91,7 +91,7 @@ endforeach()
 
 # 2. A face crop from the photo, with the tree's model and detector.
 run_step("fer-train detect" out "${FER_TRAIN}" detect --model "${FERKIT_SOURCE_DIR}/assets/models/default.ferkit"
-         --cascade "${FERKIT_SOURCE_DIR}/assets/cascades/frontalface.cascade" --crops "${WORK_DIR}/crops" "${PHOTO}")
+         --detector "${FERKIT_SOURCE_DIR}/assets/detector/blazeface.ferkit" --crops "${WORK_DIR}/crops" "${PHOTO}")
 file(GLOB crops "${WORK_DIR}/crops/*.png")
 list(SORT crops)
 if(NOT crops)
@@ -115,7 +115,7 @@ if(NOT "${MAKE_PROGRAM}" STREQUAL "")
   list(APPEND configure_args "-DCMAKE_MAKE_PROGRAM=${MAKE_PROGRAM}")
 endif()
 run_step("configuring the consumer" out "${CMAKE_COMMAND}" ${configure_args})
-if(NOT out MATCHES "ferkit ${FERKIT_VERSION}: model ${prefix}/share/ferkit/default.ferkit, detector ${prefix}/share/ferkit/frontalface.cascade")
+if(NOT out MATCHES "ferkit ${FERKIT_VERSION}: model ${prefix}/share/ferkit/default.ferkit, detector ${prefix}/share/ferkit/blazeface.ferkit")
   message(FATAL_ERROR "the consumer did not find the installed package in ${prefix}:\n${out}")
 endif()
 run_step("building the consumer" out "${CMAKE_COMMAND}" --build "${consumer_build}")

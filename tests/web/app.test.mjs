@@ -2,7 +2,7 @@
 // run with node's test runner:
 //   node --test tests/web/app.test.mjs
 // Needs build/wasm/dist (cmake --build --preset wasm), build/release (native fer-train and make_y4m) and the
-// photo /usr/share/doc/opencv-doc/examples/data/messi5.jpg (Debian opencv-doc). Screenshots go to
+// photo /usr/lib/python3/dist-packages/skimage/data/astronaut.png (Debian python3-skimage). Screenshots go to
 // build/web-test/ (FERKIT_SCREENSHOTS overrides).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -56,13 +56,13 @@ test('page sets a same-origin Content-Security-Policy', async () => {
     for (const s of v) assert.ok(!/^https?:|^\*$/.test(s), `${k} allows ${s}`);
 });
 
-// The fake camera's face in a published result: messi5.jpg's face, scaled into the 640x480 clip (548x342 ->
-// 640x399, 40 px down): near (263, 147), 47 px.
+// The fake camera's face in a published result: astronaut.png's face, scaled into the 640x480 clip (512x512 ->
+// 480x480, 80 px right): near (291, 117), 97 px.
 function cameraFace(latest) {
   assert.equal(latest.frame.source, 'camera');
   assert.equal(latest.frame.width, 640);
   const face = latest.faces[0];
-  assert.ok(Math.abs(face.box.x + face.box.w / 2 - 286) < 20 && Math.abs(face.box.y + face.box.h / 2 - 170) < 20,
+  assert.ok(Math.abs(face.box.x + face.box.w / 2 - 291) < 20 && Math.abs(face.box.y + face.box.h / 2 - 117) < 20,
             `face box ${JSON.stringify(face.box)}`);
   return face;
 }
@@ -228,7 +228,7 @@ test('no camera: an image dropped on the page runs through the same pipeline', a
     assert.ok((await page.textContent('#status')).length > 0, 'no message about the missing camera');
     const bytes = Array.from(readFileSync(photo));
     await page.evaluate((b) => {
-      const file = new File([new Uint8Array(b)], 'messi5.jpg', { type: 'image/jpeg' });
+      const file = new File([new Uint8Array(b)], 'astronaut.png', { type: 'image/png' });
       const dt = new DataTransfer();
       dt.items.add(file);
       document.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
@@ -236,7 +236,7 @@ test('no camera: an image dropped on the page runs through the same pipeline', a
     await page.waitForFunction(() => window.ferkit.latest && window.ferkit.latest.frame.source === 'image', null,
                                { timeout: 30000 });
     const r = await page.evaluate(() => ({ latest: window.ferkit.latest, crop: Array.from(window.ferkit.crop(0) || []) }));
-    assert.equal(r.latest.frame.width, 548);
+    assert.equal(r.latest.frame.width, 512);
     assert.ok(r.latest.faces.length >= 1, 'no face found in the dropped photo');
     // A still image is classified once, with both views (flip averaging).
     assert.equal(r.latest.frame.flip_averaged, true);

@@ -5,7 +5,7 @@
 // FERKIT_SCREENSHOTS (build/web-test/ by default): first-run-1280x720.png, camera-1280x720.png, image-1280x720.png,
 // first-run-390x844.png, camera-390x844.png.
 //   node --test tests/web/firstrun.test.mjs
-// Needs build/wasm/dist, build/release (make_y4m) and Debian opencv-doc's messi5.jpg (the fake camera's clip).
+// Needs build/wasm/dist, build/release (make_y4m) and Debian python3-skimage's astronaut.png (the fake camera's clip).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';

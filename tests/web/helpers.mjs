@@ -11,7 +11,7 @@ export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const dist = process.env.FERKIT_DIST || path.join(root, 'build', 'wasm', 'dist');
 export const native = process.env.FERKIT_NATIVE || path.join(root, 'build', 'release');
 export const shots = process.env.FERKIT_SCREENSHOTS || path.join(root, 'build', 'web-test');
-export const photo = '/usr/share/doc/opencv-doc/examples/data/messi5.jpg';
+export const photo = '/usr/lib/python3/dist-packages/skimage/data/astronaut.png';
 // FER-2013, read from ../shared (never from the repository).
 export const sharedCsv = path.join(root, '..', 'shared', 'data', 'fer2013', 'fer2013.csv.gz');
 
@@ -34,7 +34,7 @@ export function ferFaces(usage, rows) {
 // in work, and serves dist. Resolves to { server, origin, clip }.
 export async function cameraSetup(work, needed = []) {
   for (const f of [path.join(dist, 'index.html'), photo, path.join(native, 'tests', 'make_y4m'), ...needed])
-    if (!existsSync(f)) throw new Error(`${f} is missing (build the wasm and release presets; install opencv-doc)`);
+    if (!existsSync(f)) throw new Error(`${f} is missing (build the wasm and release presets; install python3-skimage)`);
   const clip = path.join(work, 'face.y4m');
   execFileSync(path.join(native, 'tests', 'make_y4m'), [photo, clip, '640', '480', '30']);
   const server = await serve(dist);

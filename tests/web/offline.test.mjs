@@ -6,7 +6,7 @@
 // not the one sw.js lists (nothing is cached then), the page works as before. No request leaves
 // the page's origin (service-worker requests included).
 //   node --test tests/web/offline.test.mjs
-// Needs build/wasm/dist and Debian opencv-doc's messi5.jpg.
+// Needs build/wasm/dist and Debian python3-skimage's astronaut.png.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -16,7 +16,7 @@ import { chromium } from 'playwright-core';
 import { launch, root, dist, shots, photo, workDir, serve } from './helpers.mjs';
 
 for (const f of [path.join(dist, 'sw.js'), path.join(dist, 'index.html'), photo])
-  if (!existsSync(f)) throw new Error(`${f} is missing (build the wasm preset's ferkit_web; install opencv-doc)`);
+  if (!existsSync(f)) throw new Error(`${f} is missing (build the wasm preset's ferkit_web; install python3-skimage)`);
 const work = workDir('offline');
 const servers = [];
 after(() => servers.forEach((s) => s.stop()));
@@ -73,7 +73,7 @@ function offOrigin(requests, origin) {
 // The photo, opened as with the Open image button; resolves to the published result once it is classified.
 async function classifyPhoto(page) {
   const bytes = Array.from(readFileSync(photo));
-  assert.ok(await page.evaluate((b) => window.ferkit.openImage(new File([new Uint8Array(b)], 'messi5.jpg', { type: 'image/jpeg' })), bytes));
+  assert.ok(await page.evaluate((b) => window.ferkit.openImage(new File([new Uint8Array(b)], 'astronaut.png', { type: 'image/png' })), bytes));
   await page.waitForFunction(() => window.ferkit.latest && window.ferkit.latest.frame.source === 'image' &&
                                    window.ferkit.latest.faces.length > 0, null, { timeout: 30000 });
   return page.evaluate(() => window.ferkit.latest);
@@ -124,7 +124,7 @@ test('offline: after one visit the page starts, classifies a photo and fine-tune
     await started(page);
     assert.equal((await page.evaluate(() => window.ferkit.offline)).build, build);
     const latest = await classifyPhoto(page);
-    assert.equal(latest.frame.width, 548, 'the photo as opened');
+    assert.equal(latest.frame.width, 512, 'the photo as opened');
     assert.ok(Object.values(latest.faces[0].probabilities).every(Number.isFinite));
 
     // Fine-tuning runs in a worker (finetune-worker.mjs, the engine and its wasm): from the cache too.

@@ -13,7 +13,10 @@ export async function start(video: HTMLVideoElement, canvas: HTMLCanvasElement):
       const map: SaliencyMap = ferkit.explain(face, { method: 'gradcam', class: 'happy' });
       const explained: ExpressionName = map.label;
       g?.strokeRect(face.box.x, face.box.y, face.box.w, face.box.h);
-      g?.fillText(`${face.label} ${Math.round(100 * p)}% (${explained}: ${map.length} values)`, face.cropBox.x, face.cropBox.y);
+      g?.fillText(`${face.label} ${Math.round(100 * p)}% (${explained}: ${map.length} values)`, face.box.x, face.box.y);
+      for (const k of Object.values(face.landmarks)) g?.fillRect(k.x - 1, k.y - 1, 3, 3);
+      const turned: number = face.cropRegion.angle;
+      console.log(face.track, face.missed, face.score, turned);
     }
     requestAnimationFrame(frame);
   };
