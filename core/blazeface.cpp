@@ -76,9 +76,65 @@ BlazeFace::BlazeFace(Model model) : model_(std::move(model)) {
   decoded_.reserve(anchors_.size());
 }
 
+namespace {
+constexpr int kMaxSide = 1024, kMaxTaps = 16384;  // sample_upright's stack arrays
+
+// sample_roi's upright shrinking case (the whole frame, tiles, an upright face's region): each output pixel is the
+// mean of the frame pixels its square covers (a box filter, pixels cut by the square's edge in part), black outside.
+void sample_upright(const uint8_t* px, int width, int height, int channels, const Roi& roi, int side, uint8_t* out,
+                    int out_channels) {
+  const double step = static_cast<double>(roi.side) / side;
+  const double x0 = roi.cx - 0.5 * roi.side, y0 = roi.cy - 0.5 * roi.side;
+  const float norm = static_cast<float>(1.0 / (step * step));
+  const bool grey_in = channels == 1;
+  // The horizontal taps of every output column, made once, on the stack (sample_roi sends only outputs of at most
+  // kMaxSide pixels whose taps fit in kMaxTaps).
+  const int per_column = static_cast<int>(std::ceil(step)) + 1;
+  float wx[kMaxTaps];
+  int first[kMaxSide], count[kMaxSide];
+  for (int ox = 0; ox < side; ++ox) {
+    const double xa = x0 + ox * step, xb = xa + step;
+    const int a = std::max(0, static_cast<int>(std::floor(xa))), b = std::min(width, static_cast<int>(std::ceil(xb)));
+    first[ox] = a;
+    count[ox] = std::max(0, b - a);
+    for (int x = a; x < b; ++x)
+      wx[ox * per_column + (x - a)] = static_cast<float>(std::min<double>(xb, x + 1) - std::max<double>(xa, x));
+  }
+  for (int oy = 0; oy < side; ++oy) {
+    const double ya = y0 + oy * step, yb = ya + step;
+    const int y_first = std::max(0, static_cast<int>(std::floor(ya))), y_end = std::min(height, static_cast<int>(std::ceil(yb)));
+    for (int ox = 0; ox < side; ++ox) {
+      const float* w = wx + ox * per_column;
+      float acc[3] = {0, 0, 0};
+      for (int y = y_first; y < y_end; ++y) {
+        const float wy = static_cast<float>(std::min<double>(yb, y + 1) - std::max<double>(ya, y));
+        const uint8_t* p = px + (static_cast<size_t>(y) * width + first[ox]) * channels;
+        float r0 = 0, r1 = 0, r2 = 0;
+        if (grey_in) {
+          for (int k = 0; k < count[ox]; ++k) r0 += w[k] * p[k];
+          r1 = r2 = r0;
+        } else {
+          for (int k = 0; k < count[ox]; ++k, p += channels) r0 += w[k] * p[0], r1 += w[k] * p[1], r2 += w[k] * p[2];
+        }
+        acc[0] += wy * r0, acc[1] += wy * r1, acc[2] += wy * r2;
+      }
+      uint8_t* o = out + (static_cast<size_t>(oy) * side + ox) * out_channels;
+      const auto byte = [&](float v) { return static_cast<uint8_t>(std::min(255.0f, v * norm + 0.5f)); };
+      if (out_channels == 1) {
+        o[0] = byte(grey_in ? acc[0] : 0.299f * acc[0] + 0.587f * acc[1] + 0.114f * acc[2]);
+      } else {
+        for (int k = 0; k < 3; ++k) o[k] = byte(acc[k]);
+      }
+    }
+  }
+}
+}  // namespace
+
 void sample_roi(const uint8_t* px, int width, int height, int channels, const Roi& roi, int side, uint8_t* out,
                 int out_channels) {
   const float step = roi.side / static_cast<float>(side);  // frame pixels per output pixel
+  if (roi.angle == 0 && step >= 1 && side <= kMaxSide && (std::ceil(step) + 1) * side <= kMaxTaps)
+    return sample_upright(px, width, height, channels, roi, side, out, out_channels);
   const int taps = std::max(1, static_cast<int>(std::ceil(step / 1.5f)));  // samples a side within one output pixel
   const float c = std::cos(roi.angle), s = std::sin(roi.angle);
   const float half = 0.5f * roi.side;

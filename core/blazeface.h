@@ -127,8 +127,9 @@ class BlazeFace {
 std::vector<Roi> search_views(int width, int height, int min_face);
 
 // Samples roi of a frame (1, 3 or 4 channels) into a side x side image of out_channels (3: RGB, 1: grey, BT.601
-// luma), bilinearly, black outside the frame. Where the region is much larger than the output, each output pixel
-// averages a grid of bilinear samples, so a large photo is not aliased.
+// luma), black outside the frame: an upright region no smaller than the output by the mean of the pixels each output
+// pixel covers; a turned one bilinearly, each output pixel averaging a grid of samples where the region is much
+// larger than the output, so a large photo is not aliased.
 void sample_roi(const uint8_t* pixels, int width, int height, int channels, const Roi& roi, int side, uint8_t* out,
                 int out_channels);
 

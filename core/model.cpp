@@ -349,8 +349,8 @@ void forward_train(Model& model, Workspace& ws, int n, size_t from, size_t end, 
 
 // Inference, with what the plan prepared: a convolution (plain or depthwise) followed by batch norm runs with the
 // batch norm folded into its weights, straight into the batch norm's output, or with a ReLU after it (in the
-// convolution's output stores) into the ReLU's; a batch norm followed by a ReLU runs both in one pass. The skipped
-// layers' outputs are not written (nothing reads them in inference).
+// convolution's output stores) into the ReLU's; a batch norm or a residual add followed by a ReLU runs both in one
+// pass. The skipped layers' outputs are not written (nothing reads them in inference).
 // P: the parameters (model.params, or a gate's base weights of the same layout).
 void forward_infer(Model& model, float* P, Workspace& ws, int n, size_t from, size_t end, const InferencePlan* plan,
                    bool keep_argmax) {
@@ -380,6 +380,13 @@ void forward_infer(Model& model, float* P, Workspace& ws, int n, size_t from, si
         conv2d_forward_infer(x, n, p.geom, P + p.w, plan && !folded && !plan->conv[i].empty() ? plan->conv[i].data()
                                                                                                 : nullptr,
                              P + p.b, ws.col[i].data(), y);
+        break;
+      }
+      case LayerKind::Add: {  // a ReLU after it runs in the same pass
+        const bool relu = next_is(i + 1, LayerKind::ReLU);
+        add_forward(x, ws.act[static_cast<size_t>(p.tap) + 1].data(), n, add_geom(model, p),
+                    relu ? ws.act[i + 2].data() : y, relu);
+        i += relu ? 1 : 0;
         break;
       }
       case LayerKind::Head:  // of the activation its save copied

@@ -307,10 +307,11 @@ inline size_t shortcut_source(const float* s_img, const AddGeom& g, int oy, int 
 }
 }  // namespace
 
-void add_forward(const float* x, const float* s, int n, const AddGeom& g, float* y) {
+void add_forward(const float* x, const float* s, int n, const AddGeom& g, float* y, bool relu) {
   const size_t out = static_cast<size_t>(g.ho) * g.wo * g.c, saved = static_cast<size_t>(g.hs) * g.ws * g.cs;
+  const float lo = relu ? 0.0f : -std::numeric_limits<float>::infinity();  // max(v, -inf) = v
   if (!g.pooled() && g.cs == g.c) {
-    for (size_t j = 0; j < static_cast<size_t>(n) * out; ++j) y[j] = x[j] + s[j];
+    for (size_t j = 0; j < static_cast<size_t>(n) * out; ++j) y[j] = std::max(x[j] + s[j], lo);
     return;
   }
   for (int img = 0; img < n; ++img) {
@@ -320,8 +321,23 @@ void add_forward(const float* x, const float* s, int n, const AddGeom& g, float*
     for (int oy = 0; oy < g.ho; ++oy)
       for (int ox = 0; ox < g.wo; ++ox) {
         const size_t o = (static_cast<size_t>(oy) * g.wo + ox) * g.c;
-        for (int ch = 0; ch < g.cs; ++ch) yi[o + ch] = xi[o + ch] + si[shortcut_source(si, g, oy, ox, ch)];
-        for (int ch = g.cs; ch < g.c; ++ch) yi[o + ch] = xi[o + ch];
+        if (g.pooled()) {  // the largest of the 2x2 window's pixels inside the saved map, channel by channel
+          const float* win[4];
+          int k = 0;
+          for (int dy = 0; dy < 2; ++dy)
+            for (int dx = 0; dx < 2; ++dx)
+              if (2 * oy + dy < g.hs && 2 * ox + dx < g.ws)
+                win[k++] = si + (static_cast<size_t>(2 * oy + dy) * g.ws + 2 * ox + dx) * g.cs;
+          for (int ch = 0; ch < g.cs; ++ch) {
+            float m = win[0][ch];
+            for (int j = 1; j < k; ++j) m = std::max(m, win[j][ch]);
+            yi[o + ch] = std::max(xi[o + ch] + m, lo);
+          }
+        } else {
+          const float* sv = si + (static_cast<size_t>(oy) * g.ws + ox) * g.cs;
+          for (int ch = 0; ch < g.cs; ++ch) yi[o + ch] = std::max(xi[o + ch] + sv[ch], lo);
+        }
+        for (int ch = g.cs; ch < g.c; ++ch) yi[o + ch] = std::max(xi[o + ch], lo);
       }
   }
 }

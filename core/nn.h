@@ -65,7 +65,8 @@ struct AddGeom {
     return cs <= c && ((ho == hs && wo == ws) || (ho == (hs + 1) / 2 && wo == (ws + 1) / 2 && hs > 1 && ws > 1));
   }
 };
-void add_forward(const float* x, const float* s, int n, const AddGeom& g, float* y);
+// relu: y = max(0, ...), a following ReLU in the same pass (inference).
+void add_forward(const float* x, const float* s, int n, const AddGeom& g, float* y, bool relu = false);
 // dx = dy (if dx != nullptr and not dy itself); ds += the shortcut's gradient (if ds != nullptr; s is read again
 // to find each pooled window's maximum).
 void add_backward(const float* dy, const float* s, int n, const AddGeom& g, float* dx, float* ds);

@@ -4,8 +4,11 @@
 // window.ferkit (documented in docs/web.md):
 //   ready            true once the app draws
 //   latest           the newest result: {frame: {width, height, source, index}, fps, timings: {grab_ms, detect_ms,
-//                    classify_ms, draw_ms}, faces: [{box: {x, y, w, h}, track, label, probabilities, smoothed,
-//                    why: the class its overlay map explains, or null}], why: {overlay, method, explain_ms},
+//                    detect_passes, classify_ms, draw_ms}, faces: [{box: {x, y, w, h}, score (the detector's),
+//                    landmarks: [{x, y}: right eye, left eye, nose tip, mouth, right ear, left ear], roll (radians),
+//                    track, missed (frames since the detector found it: a face missed once keeps its box), label,
+//                    probabilities, smoothed, why: the class its overlay map explains, or null}],
+//                    why: {overlay, method, explain_ms},
 //                    ui: {screen: 'first-run' (no frame yet) | 'main', layout: 'wide' | 'narrow' (video above the
 //                    panel), advanced_open, and on the first run start_button, open_button: {x, y, w, h} in CSS
 //                    pixels of the canvas}}. Published from the first drawn frame on (frame.width 0 before a frame).
@@ -16,6 +19,7 @@
 //                    when the face is `mirrored`)
 //   loadModel(bytes, name) -> Promise<{ok, error}>   openImage(blob) -> Promise   startCamera(index)
 //   showWhy(on, method)  the saliency overlay on or off ('gradcam', 'gradient-x-input' or 'smoothgrad')
+//   showLandmarks(on)    the detector's six landmarks (eyes, nose tip, mouth, ears) drawn on each face or not
 //   explain(i, {method, class}) -> Float32Array(2304)  face i's saliency map over its crop (values 0..1) for a
 //                    class (name or index; default its label), with .label the class explained; null: no face i
 //   teach it your face (latest.teach: {samples: [per class], total, state: 'idle'|'running'|'done'|'failed'|
@@ -97,6 +101,9 @@
     // map (Float32Array(2304) over its crop, values in [0, 1]) for a class (name or index; default its label).
     showWhy(on, method) {
       if (running()) Module._ferkit_show_why(on ? 1 : 0, Math.max(0, WHY_METHODS.indexOf(method || 'gradcam')));
+    },
+    showLandmarks(on) {
+      if (running()) Module._ferkit_show_landmarks(on ? 1 : 0);
     },
     explain(i, { method = 'gradcam', class: cls } = {}) {
       if (!running()) return null;

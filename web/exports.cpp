@@ -88,6 +88,11 @@ EMSCRIPTEN_KEEPALIVE const uint8_t* ferkit_face_crop(int i) {
   return g_app->pipe->faces()[i].crop;
 }
 
+// ---- the live view
+
+// The detector's landmarks drawn on each face (1) or not (0), as the panel's Advanced setting.
+EMSCRIPTEN_KEEPALIVE void ferkit_show_landmarks(int on) { g_app->landmarks = on != 0; }
+
 // ---- saliency maps (why.h)
 
 // The overlay on (1) or off (0), with method 0 Grad-CAM, 1 gradient x input, 2 SmoothGrad.

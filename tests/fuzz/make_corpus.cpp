@@ -1,8 +1,7 @@
-// Writes the fuzz targets' seed corpora: make_corpus <out-dir> [cascade-asset]
+// Writes the fuzz targets' seed corpora: make_corpus <out-dir>
 //   <out-dir>/<target>/<seed>, a few small valid and invalid inputs per target (each under 64 KiB). Every image and
 //   CSV row is synthetic (computed pixel patterns; nothing from FER-2013). The committed tests/fuzz/corpus/ was
-//   written by this program; scripts/fuzz.sh fuzzes a copy of it. The optional cascade asset (the converted
-//   frontal-face cascade) is added to the cascade corpus when it is under 64 KiB.
+//   written by this program; scripts/fuzz.sh fuzzes a copy of it.
 #include <zlib.h>
 
 #include <cstdint>
@@ -21,11 +20,11 @@
 #include <stb_image_write.h>
 
 #include "data.h"
-#include "detect.h"
 #include "model.h"
 #include "model_io.h"
 #ifdef FERKIT_HAVE_ONNX
 #include "onnx.h"
+#include <onnx/onnx_pb.h>
 #endif
 #include "spec.h"
 
@@ -184,50 +183,74 @@ std::string csv_valid() {
          "6," + pixels_text(3) + ",PrivateTest\n";
 }
 
-// ---- cascades ----
-
-ferkit::HaarFeature feature(std::initializer_list<ferkit::HaarRect> rects, bool tilted = false) {
-  ferkit::HaarFeature f;
-  for (const ferkit::HaarRect& r : rects) f.rects[f.num_rects++] = r;
-  f.tilted = tilted;
-  return f;
-}
-
-ferkit::HaarClassifier stump(int feat, float threshold, float left, float right) {
-  ferkit::HaarClassifier c;
-  c.nodes.push_back({feat, threshold, 0, -1});
-  c.leaves = {left, right};
-  return c;
-}
-
-// A small 24x24 cascade: two stages of stumps, optionally a third stage of one 3-node tree, optionally a tilted
-// feature.
-ferkit::Cascade cascade(bool tree, bool tilted) {
-  ferkit::Cascade c;
-  c.window_width = c.window_height = 24;
-  c.features.push_back(feature({{0, 0, 24, 12, -1}, {0, 12, 24, 12, 1}}));
-  c.features.push_back(feature({{0, 0, 8, 24, 1}, {8, 0, 8, 24, -2}, {16, 0, 8, 24, 1}}));
-  c.features.push_back(feature({{4, 4, 16, 16, 1}}));
-  if (tilted) c.features.push_back(feature({{12, 0, 8, 8, 1}, {12, 4, 4, 4, -2}}, true));
-  const int last = static_cast<int>(c.features.size()) - 1;
-  ferkit::HaarStage s0;
-  s0.threshold = -0.5f;
-  s0.classifiers = {stump(0, 0.01f, -0.4f, 0.6f), stump(1, -0.02f, 0.5f, -0.3f)};
-  ferkit::HaarStage s1;
-  s1.threshold = -1.0f;
-  s1.classifiers = {stump(2, 0.1f, 0.3f, -0.2f), stump(last, 0.0f, -0.1f, 0.4f), stump(0, -0.05f, 0.2f, 0.1f)};
-  c.stages = {s0, s1};
-  if (tree) {
-    ferkit::HaarClassifier t;
-    t.nodes = {{1, 0.0f, 1, 2}, {0, 0.02f, 0, -1}, {last, -0.01f, -2, -3}};
-    t.leaves = {0.5f, -0.5f, 0.25f, -0.25f};
-    ferkit::HaarStage s2;
-    s2.threshold = -0.6f;
-    s2.classifiers = {t, stump(2, 0.2f, -0.3f, 0.3f)};
-    c.stages.push_back(s2);
+#ifdef FERKIT_HAVE_ONNX
+// A detector-shaped graph of two outputs (native/onnx.h's heads): an NHWC input behind a Transpose, a strided
+// convolution and a ReLU, then two 1x1 convolutions of it, each transposed to NHWC and reshaped to 1 x cells x k,
+// as MediaPipe's BlazeFace ends.
+Bytes heads_graph() {
+  onnx::ModelProto m;
+  m.set_ir_version(7);
+  m.add_opset_import()->set_version(12);
+  onnx::GraphProto* g = m.mutable_graph();
+  auto value = [](onnx::ValueInfoProto* v, const std::string& name, std::vector<int64_t> dims) {
+    v->set_name(name);
+    auto* t = v->mutable_type()->mutable_tensor_type();
+    t->set_elem_type(onnx::TensorProto::FLOAT);
+    for (int64_t d : dims) t->mutable_shape()->add_dim()->set_dim_value(d);
+  };
+  auto weights = [&](const std::string& name, std::vector<int64_t> dims, float scale) {
+    onnx::TensorProto* t = g->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::FLOAT);
+    int64_t n = 1;
+    for (int64_t d : dims) t->add_dims(d), n *= d;
+    for (int64_t i = 0; i < n; ++i) t->add_float_data(scale * static_cast<float>((i * 37) % 11 - 5));
+  };
+  auto ints = [&](const std::string& name, std::vector<int64_t> v) {
+    onnx::TensorProto* t = g->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::INT64);
+    t->add_dims(static_cast<int64_t>(v.size()));
+    for (int64_t x : v) t->add_int64_data(x);
+  };
+  auto node = [&](const char* op, std::vector<std::string> in, const std::string& out) {
+    onnx::NodeProto* n = g->add_node();
+    n->set_op_type(op);
+    n->set_name(out);
+    for (const auto& i : in) n->add_input(i);
+    n->add_output(out);
+    return n;
+  };
+  auto attr = [](onnx::NodeProto* n, const char* name, std::vector<int64_t> v) {
+    onnx::AttributeProto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::INTS);
+    for (int64_t x : v) a->add_ints(x);
+  };
+  value(g->add_input(), "image", {1, 8, 8, 3});
+  attr(node("Transpose", {"image"}, "nchw"), "perm", {0, 3, 1, 2});
+  weights("w0", {4, 3, 3, 3}, 0.05f);
+  weights("b0", {4}, 0.1f);
+  onnx::NodeProto* c0 = node("Conv", {"nchw", "w0", "b0"}, "c0");
+  attr(c0, "strides", {2, 2});
+  attr(c0, "pads", {0, 0, 1, 1});
+  attr(c0, "kernel_shape", {3, 3});
+  node("Relu", {"c0"}, "r0");
+  const std::pair<const char*, int> heads[] = {{"scores", 2}, {"boxes", 32}};
+  for (const auto& [name, k] : heads) {
+    const std::string n = name;
+    weights(n + ".w", {k, 4, 1, 1}, 0.03f);
+    weights(n + ".b", {k}, 0.01f);
+    node("Conv", {"r0", n + ".w", n + ".b"}, n + ".conv");
+    attr(node("Transpose", {n + ".conv"}, n + ".nhwc"), "perm", {0, 2, 3, 1});
+    ints(n + ".shape", {1, -1, k == 2 ? 1 : 16});
+    node("Reshape", {n + ".nhwc", n + ".shape"}, n);
+    value(g->add_output(), n, {1, 4 * 4 * 2, k == 2 ? 1 : 16});
   }
-  return c;
+  const std::string bytes = m.SerializeAsString();
+  return Bytes(bytes.begin(), bytes.end());
 }
+#endif
 
 Bytes read_file(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);
@@ -237,8 +260,8 @@ Bytes read_file(const fs::path& p) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2 || argc > 3) {
-    std::fprintf(stderr, "usage: %s <out-dir> [cascade-asset]\n", argv[0]);
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: %s <out-dir>\n", argv[0]);
     return 2;
   }
   g_out = argv[1];
@@ -367,40 +390,6 @@ int main(int argc, char** argv) {
         if (n == name) put("image_folder", n, bytes);
     put("image_folder", "truncated.png", head(p, p.size() - 10));
 
-    // ---- face-detector cascades ----
-    const Bytes stumps = ferkit::save_cascade(cascade(false, false));
-    put("cascade", "stumps.cascade", stumps);
-    put("cascade", "stumps_tilted.cascade", ferkit::save_cascade(cascade(false, true)));
-    put("cascade", "tree_tilted.cascade", ferkit::save_cascade(cascade(true, true)));
-    put("cascade", "tree.cascade", ferkit::save_cascade(cascade(true, false)));
-    put("cascade", "truncated.cascade", head(stumps, stumps.size() - 9));
-    Bytes bad = stumps;
-    bad[0] = 'X';
-    put("cascade", "bad_magic.cascade", bad);
-    if (argc == 3 && fs::exists(argv[2])) {
-      // The real (converted OpenCV) cascade is over 64 KiB: its first three stages, with only their features.
-      const Bytes asset = read_file(argv[2]);
-      ferkit::Cascade full = ferkit::load_cascade(asset.data(), asset.size());
-      ferkit::Cascade part;
-      part.window_width = full.window_width;
-      part.window_height = full.window_height;
-      std::vector<int> remap(full.features.size(), -1);
-      for (size_t s = 0; s < std::min<size_t>(3, full.stages.size()); ++s) {
-        ferkit::HaarStage st = full.stages[s];
-        for (ferkit::HaarClassifier& cl : st.classifiers)
-          for (ferkit::HaarNode& nd : cl.nodes) {
-            int& to = remap[static_cast<size_t>(nd.feature)];
-            if (to < 0) {
-              to = static_cast<int>(part.features.size());
-              part.features.push_back(full.features[static_cast<size_t>(nd.feature)]);
-            }
-            nd.feature = to;
-          }
-        part.stages.push_back(std::move(st));
-      }
-      put("cascade", "frontalface_3_stages.cascade", ferkit::save_cascade(part));
-      put("cascade", "frontalface.cascade", asset);  // left out when over 64 KiB
-    }
 #ifdef FERKIT_HAVE_ONNX
     // ---- ONNX graphs (native/onnx.h): ferkit's own exports of small networks with every layer kind; the
     // PyTorch export of tests/onnx/torch_cnn.onnx is copied in by hand (its shape arithmetic, F.pad's, is worth
@@ -415,6 +404,7 @@ int main(int argc, char** argv) {
           "conv 3 1; add b; gap; dense 4; save c; dense 4; add c; softmax"));
       residual.init(6);
       put("onnx", "residual.onnx", ferkit::export_onnx(residual, nullptr));
+      put("onnx", "heads.onnx", heads_graph());
     }
 #endif
   } catch (const std::exception& e) {
