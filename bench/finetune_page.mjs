@@ -2,7 +2,7 @@
 // from a photo), the default settings, in headless Chromium; reports the fine-tuning time and the frames per
 // second the camera view keeps before and during it. Also times the same fine-tuning in the engine under node
 // (no page, same wasm) for reference.
-//   node bench/finetune_page.mjs [--photo /usr/share/doc/opencv-doc/examples/data/messi5.jpg] [--runs 2]
+//   node bench/finetune_page.mjs [--photo /usr/lib/python3/dist-packages/skimage/data/astronaut.png] [--runs 2]
 // Needs build/wasm/dist and build/release (scripts/test.sh builds both). Reports; asserts nothing.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
@@ -15,7 +15,7 @@ import { serve, launch } from '../tests/web/helpers.mjs';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const opt = (name, def) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : def; };
-const photo = opt('--photo', '/usr/share/doc/opencv-doc/examples/data/messi5.jpg');
+const photo = opt('--photo', '/usr/lib/python3/dist-packages/skimage/data/astronaut.png');
 const runs = Number(opt('--runs', 2));
 const dist = path.join(root, 'build/wasm/dist');
 const work = mkdtempSync(path.join(tmpdir(), 'ferkit-ftbench-'));

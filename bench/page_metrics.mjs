@@ -1,6 +1,6 @@
 // The live page's frame rate at 640x480 and the bytes a first load transfers, in headless Chromium with a fake
 // camera (a clip made from a photo by build/release/tests/make_y4m).
-//   node bench/page_metrics.mjs [--seconds 10] [--photo /usr/share/doc/opencv-doc/examples/data/messi5.jpg]
+//   node bench/page_metrics.mjs [--seconds 10] [--photo /usr/lib/python3/dist-packages/skimage/data/astronaut.png]
 //                               [--clip a.y4m (instead of the photo)] [--width 1100 --height 700 (viewport)]
 //                               [--why gradcam|gradient-x-input|smoothgrad (the saliency overlay on)]
 // Needs build/wasm/dist and build/release (scripts/test.sh builds both). Reports; asserts nothing.
@@ -15,7 +15,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const opt = (name, def) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : def; };
 const seconds = Number(opt('--seconds', 10));
-const photo = opt('--photo', '/usr/share/doc/opencv-doc/examples/data/messi5.jpg');
+const photo = opt('--photo', '/usr/lib/python3/dist-packages/skimage/data/astronaut.png');
 const work = mkdtempSync(path.join(tmpdir(), 'ferkit-metrics-'));
 const clip = path.join(work, 'clip.y4m');
 if (opt('--clip')) copyFileSync(opt('--clip'), clip);

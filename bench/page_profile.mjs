@@ -20,7 +20,7 @@ const seconds = Number(opt('--seconds', 6));
 const work = mkdtempSync(path.join(tmpdir(), 'ferkit-profile-'));
 const clip = path.join(work, 'clip.y4m');
 execFileSync(path.join(root, 'build/release/tests/make_y4m'),
-             ['/usr/share/doc/opencv-doc/examples/data/messi5.jpg', clip, '640', '480', '60']);
+             ['/usr/lib/python3/dist-packages/skimage/data/astronaut.png', clip, '640', '480', '60']);
 const server = await serve(path.join(root, 'build/wasm/dist'));
 const { ctx, page } = await launch(chromium, work, {
   viewport: { width: Number(opt('--width', 1100)), height: Number(opt('--height', 700)) },

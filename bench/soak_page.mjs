@@ -7,7 +7,7 @@
 // camera by itself, as it does for one.
 //   node bench/soak_page.mjs [--minutes 30] [--finetune-every 3 (minutes; 0: never)] [--sample-every 30 (s)]
 //                            [--warmup 0 (minutes; 0: until the first fine-tuning is done)] [--why gradcam]
-//                            [--width 1100 --height 700] [--photo messi5.jpg] [--out soak.json]
+//                            [--width 1100 --height 700] [--photo astronaut.png] [--out soak.json]
 // Needs build/wasm/dist and build/release (make_y4m). Reports (a line per sample, then a JSON summary); asserts
 // nothing. It keeps both cores of a small machine busy for the whole run.
 import { execFileSync } from 'node:child_process';
@@ -28,7 +28,7 @@ const num = (name, def) => {
 };
 const minutes = num('--minutes', 30), finetuneEvery = num('--finetune-every', 3), sampleEvery = num('--sample-every', 30);
 const warmupMinutes = num('--warmup', 0);
-const photo = opt('--photo', '/usr/share/doc/opencv-doc/examples/data/messi5.jpg');
+const photo = opt('--photo', '/usr/lib/python3/dist-packages/skimage/data/astronaut.png');
 const out = opt('--out');
 const work = mkdtempSync(path.join(tmpdir(), 'ferkit-soak-'));
 const clip = path.join(work, 'clip.y4m');
