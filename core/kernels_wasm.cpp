@@ -41,18 +41,22 @@ inline void simd128_block(const float* A, size_t row_step, int segs, size_t seg_
     for (int v = 0; v < NV; ++v) wasm_v128_store(C + r * ldc + 4 * v, c[r][v]);
 }
 
-// C = A * B + bias, row-major A (M x K), B (K x N), N a multiple of 8.
+// C = A * B + bias, row-major A (M x K), B (K x N), N a multiple of 4.
 void gemm_bias_simd128(const float* A, ptrdiff_t M, int K, const float* B, int N, const float* bias, float* C) {
   const size_t k = static_cast<size_t>(K);
   ptrdiff_t m = 0;
   if (M >= 4) {
-    for (int n0 = 0; n0 < N; n0 += 8)
+    int n0 = 0;
+    for (; n0 + 8 <= N; n0 += 8)
       for (m = 0; m + 4 <= M; m += 4) simd128_block<4, 2>(A + m * k, k, 1, 0, K, B + n0, N, bias + n0, C + m * N + n0, N);
+    if (n0 < N)  // N % 8 == 4 (BlazeFace's 28 and 36 channels): the last 4 columns
+      for (m = 0; m + 4 <= M; m += 4) simd128_block<4, 1>(A + m * k, k, 1, 0, K, B + n0, N, bias + n0, C + m * N + n0, N);
   }
   for (; m < M; ++m) {
     int n0 = 0;
     for (; n0 + 32 <= N; n0 += 32) simd128_block<1, 8>(A + m * k, 0, 1, 0, K, B + n0, N, bias + n0, C + m * N + n0, 0);
-    for (; n0 < N; n0 += 8) simd128_block<1, 2>(A + m * k, 0, 1, 0, K, B + n0, N, bias + n0, C + m * N + n0, 0);
+    for (; n0 + 8 <= N; n0 += 8) simd128_block<1, 2>(A + m * k, 0, 1, 0, K, B + n0, N, bias + n0, C + m * N + n0, 0);
+    if (n0 < N) simd128_block<1, 1>(A + m * k, 0, 1, 0, K, B + n0, N, bias + n0, C + m * N + n0, 0);
   }
 }
 
@@ -268,10 +272,68 @@ void depthwise_simd128(const float* x, int n, const ConvGeom& g, const float* w,
       }
   }
 }
+// 3x3 depthwise (BlazeFace's, MobileNet's), any stride and padding: a row of outputs at a time, one group of 4
+// channels at a time, so the group's nine weight vectors and bias stay in registers along the row; the pixels whose
+// window lies inside the input take all nine taps without bounds checks, the others (the edges) go through
+// depthwise_simd128's per-pixel loop.
+void depthwise3x3_simd128(const float* x, int n, const ConvGeom& g, const float* w, const float* b, float* y, bool relu) {
+  const int c = g.cin;
+  const v128_t lo = wasm_f32x4_splat(relu ? 0.0f : -std::numeric_limits<float>::infinity());
+  const size_t row = static_cast<size_t>(g.wi) * c, step = static_cast<size_t>(g.stride) * c;
+  // The outputs whose three input columns lie inside: ox in [ox_lo, ox_hi).
+  const int ox_lo = std::min(g.wo, (g.pad_left + g.stride - 1) / g.stride);
+  const int ox_hi = std::max(ox_lo, std::min(g.wo, (g.wi - 3 + g.pad_left) / g.stride + 1));
+  for (int img = 0; img < n; ++img) {
+    const float* xi = x + static_cast<size_t>(img) * g.hi * g.wi * c;
+    float* yi = y + static_cast<size_t>(img) * g.ho * g.wo * c;
+    for (int oy = 0; oy < g.ho; ++oy) {
+      const int iy0 = oy * g.stride - g.pad_top;
+      const bool rows_inside = iy0 >= 0 && iy0 + 2 < g.hi;
+      const int ky0 = std::max(0, -iy0), ky1 = std::min(3, g.hi - iy0);
+      float* yrow = yi + static_cast<size_t>(oy) * g.wo * c;
+      for (int ch = 0; ch < c; ch += 4) {
+        const v128_t bias = wasm_v128_load(b + ch);
+        v128_t wk[9];
+        for (int t = 0; t < 9; ++t) wk[t] = wasm_v128_load(w + static_cast<size_t>(t) * c + ch);
+        // One output by its taps inside the input (the edges).
+        const auto edge = [&](int ox) {
+          const int ix0 = ox * g.stride - g.pad_left;
+          const int kx0 = std::max(0, -ix0), kx1 = std::min(3, g.wi - ix0);
+          v128_t acc = bias;
+          for (int ky = ky0; ky < ky1; ++ky)
+            for (int kx = kx0; kx < kx1; ++kx)
+              acc = wasm_f32x4_add(acc, wasm_f32x4_mul(
+                  wasm_v128_load(xi + (static_cast<size_t>(iy0 + ky) * g.wi + ix0 + kx) * c + ch), wk[ky * 3 + kx]));
+          wasm_v128_store(yrow + static_cast<size_t>(ox) * c + ch, wasm_f32x4_pmax(acc, lo));
+        };
+        if (!rows_inside) {
+          for (int ox = 0; ox < g.wo; ++ox) edge(ox);
+          continue;
+        }
+        for (int ox = 0; ox < ox_lo; ++ox) edge(ox);
+        const float* p = xi + (static_cast<size_t>(iy0) * g.wi + (ox_lo * g.stride - g.pad_left)) * c + ch;
+        float* q = yrow + static_cast<size_t>(ox_lo) * c + ch;
+        for (int ox = ox_lo; ox < ox_hi; ++ox, p += step, q += c) {
+          v128_t a0 = wasm_f32x4_mul(wasm_v128_load(p), wk[0]);
+          v128_t a1 = wasm_f32x4_mul(wasm_v128_load(p + c), wk[1]);
+          v128_t a2 = wasm_f32x4_mul(wasm_v128_load(p + 2 * c), wk[2]);
+          a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(wasm_v128_load(p + row), wk[3]));
+          a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(wasm_v128_load(p + row + c), wk[4]));
+          a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(wasm_v128_load(p + row + 2 * c), wk[5]));
+          a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(wasm_v128_load(p + 2 * row), wk[6]));
+          a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(wasm_v128_load(p + 2 * row + c), wk[7]));
+          a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(wasm_v128_load(p + 2 * row + 2 * c), wk[8]));
+          wasm_v128_store(q, wasm_f32x4_pmax(wasm_f32x4_add(bias, wasm_f32x4_add(wasm_f32x4_add(a0, a1), a2)), lo));
+        }
+        for (int ox = ox_hi; ox < g.wo; ++ox) edge(ox);
+      }
+    }
+  }
+}
 }  // namespace
 
 bool gemm_bias(const float* A, ptrdiff_t M, int K, const float* B, int N, const float* bias, float* C, bool relu_after) {
-  if (N % 8 != 0) return false;
+  if (N % 4 != 0) return false;
   gemm_bias_simd128(A, M, K, B, N, bias, C);
   if (relu_after) relu(C, static_cast<size_t>(M) * N, C);
   return true;
@@ -317,7 +379,8 @@ bool relu(const float* x, size_t count, float* y) {
 
 bool depthwise(const float* x, int n, const ConvGeom& g, const float* w, const float* b, float* y, bool relu_after) {
   if (g.cin % 4 != 0) return false;
-  depthwise_simd128(x, n, g, w, b, y, relu_after);
+  if (g.k == 3) depthwise3x3_simd128(x, n, g, w, b, y, relu_after);
+  else depthwise_simd128(x, n, g, w, b, y, relu_after);
   return true;
 }
 

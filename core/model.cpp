@@ -349,7 +349,7 @@ void forward_train(Model& model, Workspace& ws, int n, size_t from, size_t end, 
 
 // Inference, with what the plan prepared: a convolution (plain or depthwise) followed by batch norm runs with the
 // batch norm folded into its weights, straight into the batch norm's output, or with a ReLU after it (in the
-// convolution's output stores) into the ReLU's; a batch norm or a residual add followed by a ReLU runs both in one
+// convolution's output stores) into the ReLU's, as does one followed by a ReLU alone; a batch norm or a residual add followed by a ReLU runs both in one
 // pass. The skipped layers' outputs are not written (nothing reads them in inference).
 // P: the parameters (model.params, or a gate's base weights of the same layout).
 void forward_infer(Model& model, float* P, Workspace& ws, int n, size_t from, size_t end, const InferencePlan* plan,
@@ -371,6 +371,16 @@ void forward_infer(Model& model, float* P, Workspace& ws, int n, size_t from, si
       else
         depthwise_forward(x, n, p.geom, w, plan->bias[i].data(), out, relu);
       i += relu ? 2 : 1;
+      continue;
+    }
+    if ((conv || dw) && plan && plan->bias[i].empty() && next_is(i + 1, LayerKind::ReLU)) {  // no batch norm between
+      float* out = ws.act[i + 2].data();
+      if (conv)
+        conv2d_forward_infer(x, n, p.geom, P + p.w, plan->conv[i].empty() ? nullptr : plan->conv[i].data(), P + p.b,
+                             ws.col[i].data(), out, true);
+      else
+        depthwise_forward(x, n, p.geom, P + p.w, P + p.b, out, true);
+      ++i;
       continue;
     }
     switch (p.spec.kind) {

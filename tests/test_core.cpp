@@ -210,7 +210,7 @@ TEST(Conv, InferenceAndTrainingKernelsMatchReference) {
   struct Case { int h, w, cin, cout, n; };
   for (const Case c : {Case{24, 24, 32, 64, 1}, Case{7, 5, 9, 16, 3}, Case{6, 6, 3, 12, 2}, Case{12, 10, 64, 8, 1},
                        Case{22, 18, 16, 16, 2}, Case{6, 6, 128, 128, 1}, Case{6, 6, 64, 32, 2},
-                       Case{8, 12, 9, 16, 1}, Case{10, 10, 1, 16, 2}}) {
+                       Case{8, 12, 9, 16, 1}, Case{10, 10, 1, 16, 2}, Case{9, 7, 8, 28, 2}, Case{5, 5, 4, 36, 1}}) {
     const ConvGeom g = ConvGeom::make(c.h, c.w, c.cin, c.cout, 3, 1, true);
     Rng rng(c.h * 1000 + c.cin);
     Floats x(static_cast<size_t>(c.n) * c.h * c.w * c.cin), w(static_cast<size_t>(g.patch()) * c.cout), b(c.cout);
@@ -330,7 +330,9 @@ TEST(Depthwise, MatchesReferenceAndPadsAsTensorFlow) {
   // 8 -> 4 at stride 2 with k 3: one padding row in all, at the bottom; k 5: 3 rows, 1 top and 2 bottom.
   for (const Case t : {Case{8, 8, 4, 3, 2, true, 2, 0, 0}, Case{8, 6, 8, 5, 2, true, 1, 1, 1},
                        Case{7, 9, 3, 3, 1, true, 2, 1, 1}, Case{9, 9, 12, 3, 2, false, 1, 0, 0},
-                       Case{16, 16, 24, 5, 1, true, 1, 2, 2}}) {
+                       Case{16, 16, 24, 5, 1, true, 1, 2, 2}, Case{16, 16, 8, 3, 1, true, 2, 1, 1},
+                       Case{5, 4, 4, 3, 1, true, 1, 1, 1}, Case{2, 3, 4, 3, 1, true, 1, 1, 1},
+                       Case{15, 16, 12, 3, 2, true, 1, 1, 0}}) {
     const ConvGeom g = ConvGeom::make(t.h, t.w, t.c, t.c, t.k, t.stride, t.same);
     EXPECT_EQ(g.pad_top, t.pad_top);
     EXPECT_EQ(g.pad_left, t.pad_left);
