@@ -14,27 +14,23 @@
 
 namespace ferkit::cli {
 
-bool read_image(const std::string& path, GrayImage& img) {
+namespace {
+// Reads and decodes path, or says on stderr why it cannot (and returns false).
+template <class Image>
+bool read_image_as(const std::string& path, Image& img, Image (*decode)(const uint8_t*, size_t)) {
   try {
     std::vector<uint8_t> bytes = read_file(path);
-    img = decode_image(bytes.data(), bytes.size());
+    img = decode(bytes.data(), bytes.size());
     return true;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s: %s\n", path.c_str(), e.what());
     return false;
   }
 }
+}  // namespace
 
-bool read_image(const std::string& path, RgbImage& img) {
-  try {
-    std::vector<uint8_t> bytes = read_file(path);
-    img = decode_image_rgb(bytes.data(), bytes.size());
-    return true;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s: %s\n", path.c_str(), e.what());
-    return false;
-  }
-}
+bool read_image(const std::string& path, GrayImage& img) { return read_image_as(path, img, decode_image); }
+bool read_image(const std::string& path, RgbImage& img) { return read_image_as(path, img, decode_image_rgb); }
 
 void add_model_option(CLI::App* c, std::string& path, const char* help) {
   c->add_option("--model", path, help)->required();
