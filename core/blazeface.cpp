@@ -74,10 +74,11 @@ BlazeFace::BlazeFace(Model model) : model_(std::move(model)) {
   candidates_.reserve(anchors_.size());
   rest_.reserve(anchors_.size());
   decoded_.reserve(anchors_.size());
+  faces_.reserve(anchors_.size());
 }
 
 namespace {
-constexpr int kMaxSide = 1024, kMaxTaps = 16384;  // sample_upright's stack arrays
+constexpr int kMaxSide = 256, kMaxTaps = 4096;  // sample_upright's stack arrays (18 KB; larger cases go bilinear)
 
 // sample_roi's upright shrinking case (the whole frame, tiles, an upright face's region): each output pixel is the
 // mean of the frame pixels its square covers (a box filter, pixels cut by the square's edge in part), black outside.
@@ -209,8 +210,10 @@ void BlazeFace::run(const Roi& roi, const BlazeFaceOptions& o) {
     const float z = std::clamp(raw_[a], -100.0f, 100.0f);
     if (z >= min_logit) candidates_.push_back({1.0f / (1.0f + std::exp(-z)), static_cast<int>(a)});
   }
-  std::stable_sort(candidates_.begin(), candidates_.end(),
-                   [](const Candidate& a, const Candidate& b) { return a.score > b.score; });
+  // (std::sort with the anchor as a tie-break: stable_sort's order without its buffer, so a frame allocates nothing)
+  std::sort(candidates_.begin(), candidates_.end(), [](const Candidate& a, const Candidate& b) {
+    return a.score > b.score || (a.score == b.score && a.anchor < b.anchor);
+  });
   // Decoded in the input's unit square (anchor size 1, values in input pixels).
   decoded_.clear();
   for (const Candidate& c : candidates_) {
@@ -219,6 +222,7 @@ void BlazeFace::run(const Roi& roi, const BlazeFaceOptions& o) {
     Detection d;
     const float cx = an.x + r[0] / side_px, cy = an.y + r[1] / side_px;
     const float w = r[2] / side_px, h = r[3] / side_px;
+    if (!(w > 0 && h > 0) || !std::isfinite(cx) || !std::isfinite(cy)) continue;  // no box at all
     d.box = {cx - 0.5f * w, cy - 0.5f * h, w, h, c.score};
     for (int k = 0; k < kNumFaceKeypoints; ++k)
       d.keypoints[k] = {an.x + r[4 + 2 * k] / side_px, an.y + r[5 + 2 * k] / side_px};
@@ -303,6 +307,9 @@ Roi BlazeFace::region_of(const Detection& f) {
 
 bool BlazeFace::look_again(const uint8_t* pixels, int width, int height, int channels, const Roi& roi,
                            float min_score, Detection* out) {
+  if (!(roi.side >= 1) || !std::isfinite(roi.side) || !std::isfinite(roi.cx) || !std::isfinite(roi.cy) ||
+      !std::isfinite(roi.angle))
+    return false;  // a degenerate face's region (a box of no size, keypoints at one point)
   BlazeFaceOptions o;
   o.min_score = min_score;
   const float reach = 0.5f * roi.side / kRegionPerFace;  // half the expected face's width
@@ -352,7 +359,7 @@ const std::vector<Detection>& BlazeFace::find(const uint8_t* pixels, int width, 
         kp[2 * k] += w * d.keypoints[k].x, kp[2 * k + 1] += w * d.keypoints[k].y;
     }
     const float score = static_cast<float>(total / std::size(kLookSizes));
-    if (score < o.verify_score) continue;
+    if (total <= 0 || score < o.verify_score) continue;
     Detection f;
     f.box = {static_cast<float>(box[0] / total), static_cast<float>(box[1] / total),
              static_cast<float>(box[2] / total), static_cast<float>(box[3] / total), score};

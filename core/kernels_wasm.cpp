@@ -282,7 +282,8 @@ void depthwise3x3_simd128(const float* x, int n, const ConvGeom& g, const float*
   const size_t row = static_cast<size_t>(g.wi) * c, step = static_cast<size_t>(g.stride) * c;
   // The outputs whose three input columns lie inside: ox in [ox_lo, ox_hi).
   const int ox_lo = std::min(g.wo, (g.pad_left + g.stride - 1) / g.stride);
-  const int ox_hi = std::max(ox_lo, std::min(g.wo, (g.wi - 3 + g.pad_left) / g.stride + 1));
+  const int last = g.wi - 3 + g.pad_left;  // the largest ox * stride whose window ends inside (none when negative)
+  const int ox_hi = last < 0 ? ox_lo : std::max(ox_lo, std::min(g.wo, last / g.stride + 1));
   for (int img = 0; img < n; ++img) {
     const float* xi = x + static_cast<size_t>(img) * g.hi * g.wi * c;
     float* yi = y + static_cast<size_t>(img) * g.ho * g.wo * c;

@@ -446,7 +446,7 @@ const float* forward(Model& model, Workspace& ws, int n, const ForwardOptions& o
     throw std::logic_error("forward: from_layer/until_layer out of range (or before the workspace's from_layer)");
   for (int i = opt.from_layer; i < end; ++i) {
     const LayerPlan& p = model.layers[static_cast<size_t>(i)];
-    if (p.spec.kind == LayerKind::Add && p.tap + 1 < ws.from_layer)
+    if ((p.spec.kind == LayerKind::Add || p.spec.kind == LayerKind::Head) && p.tap + 1 < ws.from_layer)
       throw std::logic_error("forward: a residual block's add needs its saved activation, which the workspace "
                              "does not hold (from_layer past its save)");
   }

@@ -35,6 +35,7 @@ bool Pipeline::same_weights_in_place(const Model& model) {
   if (model.num_classes() != kNumClasses || !(model.spec.input == Shape{kSide, kSide, 1}))
     throw std::invalid_argument("pipeline: the model must take 48x48x1 faces and give 7 classes");
   previous_.clear();
+  faces_.clear();  // (process() makes the last frame's faces the previous ones: those are what must go)
   if (model_.params.empty() || model.params.size() != model_.params.size() ||
       format_spec(model.spec) != format_spec(model_.spec))
     return false;
@@ -154,8 +155,11 @@ const std::vector<FaceResult>& Pipeline::process(const uint8_t* pixels, int chan
     }
   }
   // Keep the largest faces.
-  std::stable_sort(found_.begin(), found_.end(),
-                   [](const Detection& a, const Detection& b) { return a.box.w * a.box.h > b.box.w * b.box.h; });
+  // (std::sort, ties broken by place: a frame allocates nothing)
+  std::sort(found_.begin(), found_.end(), [](const Detection& a, const Detection& b) {
+    const float sa = a.box.w * a.box.h, sb = b.box.w * b.box.h;
+    return sa > sb || (sa == sb && (a.box.x < b.box.x || (a.box.x == b.box.x && a.box.y < b.box.y)));
+  });
   if (static_cast<int>(found_.size()) > o.max_faces) found_.resize(static_cast<size_t>(std::max(o.max_faces, 0)));
   times_.detect_ms = ms_since(t0);
 

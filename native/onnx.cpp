@@ -610,10 +610,16 @@ void Importer::head_step() {
   } else {  // Reshape to (N, ...): every image's values in one run
     const Const* shape = node_->input_size() > 1 ? constant(node_->input(1)) : nullptr;
     int64_t known = 1, unknown = 0;
+    bool dims_ok = shape != nullptr;
     if (shape)
-      for (size_t j = 1; j < shape->i.size(); ++j) shape->i[j] == -1 ? ++unknown : known *= shape->i[j];
-    if (!shape || shape->i.empty() || !(shape->i[0] == 0 || shape->i[0] == 1 || shape->i[0] == -1) || unknown > 1 ||
-        known <= 0 || (unknown ? v.shape.size() % known : known != v.shape.size()))
+      for (size_t j = 1; j < shape->i.size() && dims_ok; ++j) {
+        const int64_t d = shape->i[j];
+        if (d == -1) ++unknown;
+        else if (d < 1 || d > kMaxActivation || known > kMaxActivation / d) dims_ok = false;  // (no overflow)
+        else known *= d;
+      }
+    if (!dims_ok || shape->i.empty() || !(shape->i[0] == 0 || shape->i[0] == 1 || shape->i[0] == -1) || unknown > 1 ||
+        (unknown ? v.shape.size() % known : known != v.shape.size()))
       fail("only a Reshape of a head's output to (N, ...) with " + std::to_string(v.shape.size()) +
            " values an image, given as a constant shape, is supported");
   }

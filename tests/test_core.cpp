@@ -332,7 +332,8 @@ TEST(Depthwise, MatchesReferenceAndPadsAsTensorFlow) {
                        Case{7, 9, 3, 3, 1, true, 2, 1, 1}, Case{9, 9, 12, 3, 2, false, 1, 0, 0},
                        Case{16, 16, 24, 5, 1, true, 1, 2, 2}, Case{16, 16, 8, 3, 1, true, 2, 1, 1},
                        Case{5, 4, 4, 3, 1, true, 1, 1, 1}, Case{2, 3, 4, 3, 1, true, 1, 1, 1},
-                       Case{15, 16, 12, 3, 2, true, 1, 1, 0}}) {
+                       Case{15, 16, 12, 3, 2, true, 1, 1, 0}, Case{6, 2, 4, 3, 3, true, 2, 0, 0},
+                       Case{5, 2, 8, 3, 2, true, 1, 1, 0}, Case{2, 2, 4, 3, 2, true, 1, 0, 0}}) {
     const ConvGeom g = ConvGeom::make(t.h, t.w, t.c, t.c, t.k, t.stride, t.same);
     EXPECT_EQ(g.pad_top, t.pad_top);
     EXPECT_EQ(g.pad_left, t.pad_left);

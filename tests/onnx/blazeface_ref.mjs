@@ -44,6 +44,7 @@ for (let i = 0; i < anchors.length; ++i) {
   const r = boxes.subarray(16 * i, 16 * i + 16);
   const [ax, ay] = anchors[i];
   const cx = r[0] / side + ax, cy = r[1] / side + ay, w = r[2] / side, h = r[3] / side;
+  if (!(w > 0 && h > 0)) continue;  // no box at all (core/blazeface.cpp drops these too)
   const kp = [];
   for (let k = 0; k < 6; ++k) kp.push(r[4 + 2 * k] / side + ax, r[5 + 2 * k] / side + ay);
   dets.push({ score: s, box: [cx - w / 2, cy - h / 2, w, h], kp });
