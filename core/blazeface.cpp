@@ -23,6 +23,8 @@ constexpr float kLookSizes[] = {1.6f, 2.0f, 2.5f, 3.2f, 4.0f};
 
 [[noreturn]] void refuse(const std::string& why) { throw std::invalid_argument("BlazeFace: " + why); }
 
+}  // namespace
+
 float iou(const Box& a, const Box& b) {
   const float x0 = std::max(a.x, b.x), y0 = std::max(a.y, b.y);
   const float x1 = std::min(a.x + a.w, b.x + b.w), y1 = std::min(a.y + a.h, b.y + b.h);
@@ -31,7 +33,10 @@ float iou(const Box& a, const Box& b) {
   const float uni = a.w * a.h + b.w * b.h - inter;
   return uni > 0 ? inter / uni : 0.0f;
 }
-}  // namespace
+
+bool Roi::usable() const {
+  return side >= 1 && std::isfinite(side) && std::isfinite(cx) && std::isfinite(cy) && std::isfinite(angle);
+}
 
 float Detection::roll() const {
   const Point& r = keypoints[kRightEye];
@@ -180,9 +185,7 @@ const std::vector<Detection>& BlazeFace::detect(const uint8_t* pixels, int width
   if (!pixels || width < 1 || height < 1 || 1LL * width * height > kMaxImagePixels)
     refuse("the frame is empty or larger than " + std::to_string(kMaxImagePixels) + " pixels");
   if (channels != 1 && channels != 3 && channels != 4) refuse("expected 1, 3 or 4 channels");
-  if (!(roi.side >= 1) || !std::isfinite(roi.cx) || !std::isfinite(roi.cy) || !std::isfinite(roi.angle) ||
-      !std::isfinite(roi.side))
-    refuse("the region is empty or not finite");
+  if (!roi.usable()) refuse("the region is empty or not finite");
   sample_roi(pixels, width, height, channels, roi, side(), input_.data(), 3);
   run(roi, o);
   return faces_;
@@ -307,9 +310,7 @@ Roi BlazeFace::region_of(const Detection& f) {
 
 bool BlazeFace::look_again(const uint8_t* pixels, int width, int height, int channels, const Roi& roi,
                            float min_score, Detection* out) {
-  if (!(roi.side >= 1) || !std::isfinite(roi.side) || !std::isfinite(roi.cx) || !std::isfinite(roi.cy) ||
-      !std::isfinite(roi.angle))
-    return false;  // a degenerate face's region (a box of no size, keypoints at one point)
+  if (!roi.usable()) return false;  // a degenerate face's region (a box of no size, keypoints at one point)
   BlazeFaceOptions o;
   o.min_score = min_score;
   const float reach = 0.5f * roi.side / kRegionPerFace;  // half the expected face's width

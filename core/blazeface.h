@@ -26,6 +26,9 @@ struct Box {
   float score = 0;
 };
 
+// Intersection over union of two boxes (0 where they do not overlap).
+float iou(const Box& a, const Box& b);
+
 // MediaPipe's keypoint order. Right and left are the person's: in a frontal view the right eye is on the image's left.
 enum FaceKeypoint { kRightEye = 0, kLeftEye, kNoseTip, kMouth, kRightEar, kLeftEar, kNumFaceKeypoints };
 
@@ -47,6 +50,8 @@ struct Roi {
   float cx = 0, cy = 0, side = 0, angle = 0;
   // The whole frame, letterboxed: a square of the frame's longer side about its centre (MediaPipe's padding).
   static Roi whole(int width, int height);
+  // Finite, and at least a pixel wide (a degenerate face's region is not).
+  bool usable() const;
 };
 
 struct BlazeFaceOptions {

@@ -12,13 +12,6 @@ namespace {
 double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
-float iou(const Box& a, const Box& b) {
-  const float x0 = std::max(a.x, b.x), y0 = std::max(a.y, b.y);
-  const float x1 = std::min(a.x + a.w, b.x + b.w), y1 = std::min(a.y + a.h, b.y + b.h);
-  const float inter = std::max(0.0f, x1 - x0) * std::max(0.0f, y1 - y0);
-  const float uni = a.w * a.h + b.w * b.h - inter;
-  return uni > 0 ? inter / uni : 0.0f;
-}
 // A 48x48 crop as the model sees it: as it is, or mirrored (each row reversed).
 void copy_view(const uint8_t* crop, bool mirrored, uint8_t* out) {
   if (!mirrored) {
