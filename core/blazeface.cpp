@@ -8,6 +8,7 @@
 
 #include "data.h"
 #include "image.h"
+#include "kernels.h"
 
 namespace ferkit {
 
@@ -83,55 +84,81 @@ BlazeFace::BlazeFace(Model model) : model_(std::move(model)) {
 }
 
 namespace {
-constexpr int kMaxSide = 256, kMaxTaps = 4096;  // sample_upright's stack arrays (18 KB; larger cases go bilinear)
+constexpr int kMaxSide = 256, kMaxTaps = 4096;  // sample_upright's tap arrays (18 KB; larger cases go bilinear)
+constexpr int kMaxRows = 256;                     // the frame rows one output row covers
+constexpr int kStripFloats = 2048;  // its column sums (8 KB): the frame values of one strip of output columns
 
 // sample_roi's upright shrinking case (the whole frame, tiles, an upright face's region): each output pixel is the
 // mean of the frame pixels its square covers (a box filter, pixels cut by the square's edge in part), black outside.
+// The output columns go in strips whose frame columns fit kStripFloats values; for each output row, the strip's frame
+// values are summed down the rows the output row covers (contiguous bytes: kernels::column_sums where the platform
+// has it), then across each output pixel's columns.
 void sample_upright(const uint8_t* px, int width, int height, int channels, const Roi& roi, int side, uint8_t* out,
                     int out_channels) {
   const double step = static_cast<double>(roi.side) / side;
   const double x0 = roi.cx - 0.5 * roi.side, y0 = roi.cy - 0.5 * roi.side;
   const float norm = static_cast<float>(1.0 / (step * step));
   const bool grey_in = channels == 1;
-  // The horizontal taps of every output column, made once, on the stack (sample_roi sends only outputs of at most
-  // kMaxSide pixels whose taps fit in kMaxTaps).
+  // The horizontal taps of every output column, made once (sample_roi sends only outputs of at most kMaxSide pixels
+  // whose taps fit in kMaxTaps, and a column's taps fit in a strip).
   const int per_column = static_cast<int>(std::ceil(step)) + 1;
   float wx[kMaxTaps];
   int first[kMaxSide], count[kMaxSide];
   for (int ox = 0; ox < side; ++ox) {
     const double xa = x0 + ox * step, xb = xa + step;
-    const int a = std::max(0, static_cast<int>(std::floor(xa))), b = std::min(width, static_cast<int>(std::ceil(xb)));
+    const int a = std::clamp(static_cast<int>(std::floor(xa)), 0, width);
+    const int b = std::min(width, static_cast<int>(std::ceil(xb)));
     first[ox] = a;
     count[ox] = std::max(0, b - a);
     for (int x = a; x < b; ++x)
       wx[ox * per_column + (x - a)] = static_cast<float>(std::min<double>(xb, x + 1) - std::max<double>(xa, x));
   }
-  for (int oy = 0; oy < side; ++oy) {
-    const double ya = y0 + oy * step, yb = ya + step;
-    const int y_first = std::max(0, static_cast<int>(std::floor(ya))), y_end = std::min(height, static_cast<int>(std::ceil(yb)));
-    for (int ox = 0; ox < side; ++ox) {
-      const float* w = wx + ox * per_column;
-      float acc[3] = {0, 0, 0};
-      for (int y = y_first; y < y_end; ++y) {
-        const float wy = static_cast<float>(std::min<double>(yb, y + 1) - std::max<double>(ya, y));
-        const uint8_t* p = px + (static_cast<size_t>(y) * width + first[ox]) * channels;
-        float r0 = 0, r1 = 0, r2 = 0;
-        if (grey_in) {
-          for (int k = 0; k < count[ox]; ++k) r0 += w[k] * p[k];
-          r1 = r2 = r0;
-        } else {
-          for (int k = 0; k < count[ox]; ++k, p += channels) r0 += w[k] * p[0], r1 += w[k] * p[1], r2 += w[k] * p[2];
-        }
-        acc[0] += wy * r0, acc[1] += wy * r1, acc[2] += wy * r2;
+  float sums[kStripFloats], wy[kMaxRows];
+  for (int s0 = 0; s0 < side;) {
+    int s1 = s0 + 1;  // the strip: output columns [s0, s1)
+    while (s1 < side && (first[s1] + count[s1] - first[s0]) * channels <= kStripFloats) ++s1;
+    const int span = (first[s1 - 1] + count[s1 - 1] - first[s0]) * channels;
+    for (int oy = 0; oy < side; ++oy) {
+      const double ya = y0 + oy * step, yb = ya + step;
+      const int y_first = std::max(0, static_cast<int>(std::floor(ya)));
+      const int y_end = std::min(height, static_cast<int>(std::ceil(yb)));
+      const int rows = std::max(0, y_end - y_first);
+      for (int y = y_first; y < y_end; ++y)
+        wy[y - y_first] = static_cast<float>(std::min<double>(yb, y + 1) - std::max<double>(ya, y));
+      const size_t stride = static_cast<size_t>(width) * channels;
+      const uint8_t* p = px + static_cast<size_t>(rows ? y_first : 0) * stride + first[s0] * channels;
+      if (!kernels::column_sums(p, stride, rows, wy, static_cast<size_t>(span), sums)) {
+        std::fill(sums, sums + span, 0.0f);
+        for (int r = 0; r < rows; ++r)
+          for (int i = 0; i < span; ++i) sums[i] += wy[r] * static_cast<float>(p[r * stride + i]);
       }
-      uint8_t* o = out + (static_cast<size_t>(oy) * side + ox) * out_channels;
-      const auto byte = [&](float v) { return static_cast<uint8_t>(std::min(255.0f, v * norm + 0.5f)); };
-      if (out_channels == 1) {
-        o[0] = byte(grey_in ? acc[0] : 0.299f * acc[0] + 0.587f * acc[1] + 0.114f * acc[2]);
-      } else {
-        for (int k = 0; k < 3; ++k) o[k] = byte(acc[k]);
+      for (int ox = s0; ox < s1; ++ox) {
+        const float* w = wx + ox * per_column;
+        const float* q = sums + (first[ox] - first[s0]) * channels;
+        float acc[4] = {0, 0, 0, 0};
+        if (grey_in) {
+          for (int k = 0; k < count[ox]; ++k) acc[0] += w[k] * q[k];
+          acc[1] = acc[2] = acc[0];
+        } else if (channels == 4) {  // (a pixel a vector where the compiler can)
+          for (int k = 0; k < count[ox]; ++k, q += 4)
+            for (int c = 0; c < 4; ++c) acc[c] += w[k] * q[c];
+        } else {
+          for (int k = 0; k < count[ox]; ++k, q += 3)
+            acc[0] += w[k] * q[0], acc[1] += w[k] * q[1], acc[2] += w[k] * q[2];
+        }
+        uint8_t* o = out + (static_cast<size_t>(oy) * side + ox) * out_channels;
+        // (through int: a float's conversion to an unsigned type is slow in WebAssembly engines)
+        const auto byte = [&](float v) {
+          return static_cast<uint8_t>(static_cast<int>(std::min(255.0f, v * norm + 0.5f)));
+        };
+        if (out_channels == 1) {
+          o[0] = byte(grey_in ? acc[0] : 0.299f * acc[0] + 0.587f * acc[1] + 0.114f * acc[2]);
+        } else {
+          for (int k = 0; k < 3; ++k) o[k] = byte(acc[k]);
+        }
       }
     }
+    s0 = s1;
   }
 }
 }  // namespace
@@ -139,7 +166,8 @@ void sample_upright(const uint8_t* px, int width, int height, int channels, cons
 void sample_roi(const uint8_t* px, int width, int height, int channels, const Roi& roi, int side, uint8_t* out,
                 int out_channels) {
   const float step = roi.side / static_cast<float>(side);  // frame pixels per output pixel
-  if (roi.angle == 0 && step >= 1 && side <= kMaxSide && (std::ceil(step) + 1) * side <= kMaxTaps)
+  if (roi.angle == 0 && step >= 1 && side <= kMaxSide && (std::ceil(step) + 1) * side <= kMaxTaps &&
+      std::ceil(step) + 2 <= kMaxRows && (std::ceil(step) + 1) * channels <= kStripFloats)
     return sample_upright(px, width, height, channels, roi, side, out, out_channels);
   const int taps = std::max(1, static_cast<int>(std::ceil(step / 1.5f)));  // samples a side within one output pixel
   const float c = std::cos(roi.angle), s = std::sin(roi.angle);

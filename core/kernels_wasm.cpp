@@ -18,9 +18,13 @@ namespace {
 // im2col copy. MR*NV f32x4 accumulators: MR = 4, NV = 2 leaves registers to spare on x86-64 engines (16 vector
 // registers) and was the fastest shape tried (bench/conv_layers compares them); MR = 1, NV = 8 streams whole cache
 // lines of B for matrix-vector products.
+// The sums are stored as max(sum, lo): lo = 0 runs a following ReLU in the stores, kNoFloor (-inf) stores them as
+// they are (pmax(v, -inf) = v, NaN included).
+const float kNoFloor = -std::numeric_limits<float>::infinity();
+
 template <int MR, int NV>
 inline void simd128_block(const float* A, size_t row_step, int segs, size_t seg_step, int seg_len, const float* B,
-                          int N, const float* bias, float* C, size_t ldc) {
+                          int N, const float* bias, float* C, size_t ldc, v128_t lo = wasm_f32x4_splat(kNoFloor)) {
   v128_t c[MR][NV];
   for (int v = 0; v < NV; ++v) {
     const v128_t bv = wasm_v128_load(bias + 4 * v);
@@ -38,58 +42,130 @@ inline void simd128_block(const float* A, size_t row_step, int segs, size_t seg_
     }
   }
   for (int r = 0; r < MR; ++r)
-    for (int v = 0; v < NV; ++v) wasm_v128_store(C + r * ldc + 4 * v, c[r][v]);
+    for (int v = 0; v < NV; ++v) wasm_v128_store(C + r * ldc + 4 * v, wasm_f32x4_pmax(c[r][v], lo));
 }
 
-// C = A * B + bias, row-major A (M x K), B (K x N), N a multiple of 4.
-void gemm_bias_simd128(const float* A, ptrdiff_t M, int K, const float* B, int N, const float* bias, float* C) {
+// C = max(A * B + bias, lo), row-major A (M x K), B (K x N), N a multiple of 4.
+void gemm_bias_simd128(const float* A, ptrdiff_t M, int K, const float* B, int N, const float* bias, float* C,
+                       v128_t lo) {
   const size_t k = static_cast<size_t>(K);
   ptrdiff_t m = 0;
   if (M >= 4) {
     int n0 = 0;
     for (; n0 + 8 <= N; n0 += 8)
-      for (m = 0; m + 4 <= M; m += 4) simd128_block<4, 2>(A + m * k, k, 1, 0, K, B + n0, N, bias + n0, C + m * N + n0, N);
+      for (m = 0; m + 4 <= M; m += 4)
+        simd128_block<4, 2>(A + m * k, k, 1, 0, K, B + n0, N, bias + n0, C + m * N + n0, N, lo);
     if (n0 < N)  // N % 8 == 4 (BlazeFace's 28 and 36 channels): the last 4 columns
-      for (m = 0; m + 4 <= M; m += 4) simd128_block<4, 1>(A + m * k, k, 1, 0, K, B + n0, N, bias + n0, C + m * N + n0, N);
+      for (m = 0; m + 4 <= M; m += 4)
+        simd128_block<4, 1>(A + m * k, k, 1, 0, K, B + n0, N, bias + n0, C + m * N + n0, N, lo);
   }
   for (; m < M; ++m) {
     int n0 = 0;
-    for (; n0 + 32 <= N; n0 += 32) simd128_block<1, 8>(A + m * k, 0, 1, 0, K, B + n0, N, bias + n0, C + m * N + n0, 0);
-    for (; n0 + 8 <= N; n0 += 8) simd128_block<1, 2>(A + m * k, 0, 1, 0, K, B + n0, N, bias + n0, C + m * N + n0, 0);
-    if (n0 < N) simd128_block<1, 1>(A + m * k, 0, 1, 0, K, B + n0, N, bias + n0, C + m * N + n0, 0);
+    for (; n0 + 32 <= N; n0 += 32)
+      simd128_block<1, 8>(A + m * k, 0, 1, 0, K, B + n0, N, bias + n0, C + m * N + n0, 0, lo);
+    for (; n0 + 8 <= N; n0 += 8) simd128_block<1, 2>(A + m * k, 0, 1, 0, K, B + n0, N, bias + n0, C + m * N + n0, 0, lo);
+    if (n0 < N) simd128_block<1, 1>(A + m * k, 0, 1, 0, K, B + n0, N, bias + n0, C + m * N + n0, 0, lo);
   }
 }
 
-// Copies image xi into pad, a zero border of one pixel around it: (hi+2) x (wi+2) x cin floats.
-void pad_image_by_one(const float* xi, const ConvGeom& g, float* pad) {
-  const size_t row = static_cast<size_t>(g.wi + 2) * g.cin, in_row = static_cast<size_t>(g.wi) * g.cin;
-  std::memset(pad, 0, sizeof(float) * row);
-  std::memset(pad + (g.hi + 1) * row, 0, sizeof(float) * row);
-  for (int iy = 0; iy < g.hi; ++iy) {
-    float* d = pad + (iy + 1) * row;
-    std::memset(d, 0, sizeof(float) * g.cin);
-    std::memcpy(d + g.cin, xi + iy * in_row, sizeof(float) * in_row);
-    std::memset(d + g.cin + in_row, 0, sizeof(float) * g.cin);
+// The largest 1x1 convolution (K x N weights) gemm_bias_add_simd128 takes: its weights stay in L1 while it runs
+// over the rows (K, N <= 96 in BlazeFace: 36 KB).
+constexpr size_t kMaxResidualWeights = 96 * 96;
+
+// C = max(A * B + bias + shortcut, lo) for a 1x1 convolution whose output a residual add takes (AddGeom g: the
+// shortcut s, channel padded, and 2x2 max pooled when g.pooled() with even sizes), also stored to C2 when not null (a
+// save after the block's ReLU). Four rows at a time through every column panel, then the add and the floor over those
+// rows while they are in L1.
+void gemm_bias_add_simd128(const float* A, ptrdiff_t M, int K, const float* B, int N, const float* bias,
+                           const float* s, const AddGeom& g, float* C, float* C2, v128_t lo) {
+  const size_t k = static_cast<size_t>(K), hw = static_cast<size_t>(g.ho) * g.wo;
+  const size_t saved = static_cast<size_t>(g.hs) * g.ws * g.cs, s_row = static_cast<size_t>(g.ws) * g.cs;
+  const v128_t none = wasm_f32x4_splat(kNoFloor);
+  for (ptrdiff_t m = 0; m < M; m += 4) {
+    const int rows = static_cast<int>(std::min<ptrdiff_t>(4, M - m));
+    float* c = C + m * N;
+    int n0 = 0;
+    if (rows == 4) {
+      for (; n0 + 8 <= N; n0 += 8) simd128_block<4, 2>(A + m * k, k, 1, 0, K, B + n0, N, bias + n0, c + n0, N, none);
+      if (n0 < N) simd128_block<4, 1>(A + m * k, k, 1, 0, K, B + n0, N, bias + n0, c + n0, N, none);
+    } else {
+      for (int r = 0; r < rows; ++r) {
+        for (n0 = 0; n0 + 8 <= N; n0 += 8)
+          simd128_block<1, 2>(A + (m + r) * k, 0, 1, 0, K, B + n0, N, bias + n0, c + r * N + n0, 0, none);
+        if (n0 < N) simd128_block<1, 1>(A + (m + r) * k, 0, 1, 0, K, B + n0, N, bias + n0, c + r * N + n0, 0, none);
+      }
+    }
+    for (int r = 0; r < rows; ++r) {
+      const size_t row = static_cast<size_t>(m + r), img = row / hw, at = row % hw;
+      const size_t oy = at / g.wo, ox = at % g.wo;
+      float* cr = c + r * N;
+      float* c2 = C2 ? C2 + (m + r) * N : nullptr;
+      const auto put = [&](int ch, v128_t v) {
+        v = wasm_f32x4_pmax(v, lo);
+        wasm_v128_store(cr + ch, v);
+        if (c2) wasm_v128_store(c2 + ch, v);
+      };
+      const float* si = s + img * saved;
+      if (g.pooled()) {
+        const float* p = si + 2 * oy * s_row + 2 * ox * g.cs;
+        for (int ch = 0; ch < g.cs; ch += 4) {
+          const v128_t top = wasm_f32x4_pmax(wasm_v128_load(p + ch), wasm_v128_load(p + g.cs + ch));
+          const v128_t bottom = wasm_f32x4_pmax(wasm_v128_load(p + s_row + ch), wasm_v128_load(p + s_row + g.cs + ch));
+          put(ch, wasm_f32x4_add(wasm_v128_load(cr + ch), wasm_f32x4_pmax(top, bottom)));
+        }
+      } else {
+        const float* p = si + oy * s_row + ox * g.cs;
+        for (int ch = 0; ch < g.cs; ch += 4) put(ch, wasm_f32x4_add(wasm_v128_load(cr + ch), wasm_v128_load(p + ch)));
+      }
+      for (int ch = g.cs; ch < N; ch += 4) put(ch, wasm_v128_load(cr + ch));
+    }
   }
 }
 
-// 3x3, stride 1, 'same' convolution straight from a zero-padded copy of each image (pad: (hi+2)*(wi+2)*cin floats):
-// a block of 4 output pixels in a row reads its patches as 3 segments of 3*cin floats, one per kernel row. For rows
-// of a multiple of 4 pixels: on rows shorter than that (6x6 maps) im2col + GEMM is faster, its 4-row blocks
-// running over the whole image instead of one short row (bench/conv_layers times both).
-void conv3x3_same_simd128(const float* x, int n, const ConvGeom& g, const float* w, const float* b, float* pad,
-                          float* y) {
+// The padded input a direct convolution reads: rows and columns of the image from -pad_top and -pad_left, as many
+// as its outputs' windows cover ((ho-1)*stride + k by (wo-1)*stride + k), zero outside the image.
+int padded_rows(const ConvGeom& g) { return (g.ho - 1) * g.stride + g.k; }
+int padded_cols(const ConvGeom& g) { return (g.wo - 1) * g.stride + g.k; }
+
+void pad_image(const float* xi, const ConvGeom& g, float* pad) {
+  const int hp = padded_rows(g), wp = padded_cols(g);
+  const size_t row = static_cast<size_t>(wp) * g.cin, in_row = static_cast<size_t>(g.wi) * g.cin;
+  const int x0 = std::max(0, -g.pad_left) , cols = std::min(g.wi, wp - g.pad_left) - x0;  // image columns inside
+  for (int py = 0; py < hp; ++py) {
+    float* d = pad + py * row;
+    const int iy = py - g.pad_top;
+    if (iy < 0 || iy >= g.hi || cols <= 0) {
+      std::memset(d, 0, sizeof(float) * row);
+      continue;
+    }
+    const size_t left = static_cast<size_t>(g.pad_left + x0) * g.cin, used = static_cast<size_t>(cols) * g.cin;
+    std::memset(d, 0, sizeof(float) * left);
+    std::memcpy(d + left, xi + iy * in_row + static_cast<size_t>(x0) * g.cin, sizeof(float) * used);
+    std::memset(d + left + used, 0, sizeof(float) * (row - left - used));
+  }
+}
+
+// A k x k convolution (k > 1, any stride and padding) straight from a padded copy of each image (pad_image): a block
+// of 4 output pixels in a row reads its patches as k segments of k*cin floats, one per kernel row, stride*cin floats
+// apart, with no im2col copy. For rows of a multiple of 4 pixels: on rows shorter than that (6x6 maps) im2col + GEMM
+// is faster, its 4-row blocks running over the whole image instead of one short row (bench/conv_layers times both).
+void conv_direct_simd128(const float* x, int n, const ConvGeom& g, const float* w, const float* b, float* pad,
+                         float* y, v128_t lo) {
   const int cin = g.cin, cout = g.cout;
-  const size_t row = static_cast<size_t>(g.wi + 2) * cin, in_row = static_cast<size_t>(g.wi) * cin;
+  const size_t row = static_cast<size_t>(padded_cols(g)) * cin, step = static_cast<size_t>(g.stride) * cin;
   for (int img = 0; img < n; ++img) {
     float* yi = y + static_cast<size_t>(img) * g.ho * g.wo * cout;
-    pad_image_by_one(x + static_cast<size_t>(img) * g.hi * in_row, g, pad);
-    for (int n0 = 0; n0 < cout; n0 += 8)  // one 8-column panel of w (9*cin x 8) stays in L1 for the whole image
+    pad_image(x + static_cast<size_t>(img) * g.hi * g.wi * cin, g, pad);
+    for (int n0 = 0; n0 < cout; n0 += 8)  // one 8-column panel of w (k*k*cin x 8) stays in L1 for the whole image
       for (int oy = 0; oy < g.ho; ++oy) {
-        const float* a = pad + oy * row;
+        const float* a = pad + oy * g.stride * row;
         float* yr = yi + static_cast<size_t>(oy) * g.wo * cout + n0;
-        for (int ox = 0; ox < g.wo; ox += 4)  // wo % 4 == 0
-          simd128_block<4, 2>(a + ox * cin, cin, 3, row, 3 * cin, w + n0, cout, b + n0, yr + ox * cout, cout);
+        for (int ox = 0; ox < g.wo; ox += 4) {  // wo % 4 == 0
+          if (n0 + 8 <= cout)
+            simd128_block<4, 2>(a + ox * step, step, g.k, row, g.k * cin, w + n0, cout, b + n0, yr + ox * cout, cout, lo);
+          else  // cout % 8 == 4
+            simd128_block<4, 1>(a + ox * step, step, g.k, row, g.k * cin, w + n0, cout, b + n0, yr + ox * cout, cout, lo);
+        }
       }
   }
 }
@@ -177,7 +253,7 @@ void conv3x3_winograd_simd128(const float* x, int n, const ConvGeom& g, const fl
   alignas(16) static const float kZeros[8] = {};
   for (int img = 0; img < n; ++img) {
     float* yi = y + static_cast<size_t>(img) * g.ho * g.wo * cout;
-    pad_image_by_one(x + static_cast<size_t>(img) * g.hi * g.wi * cin, g, pad);
+    pad_image(x + static_cast<size_t>(img) * g.hi * g.wi * cin, g, pad);
     for (int t0 = 0; t0 < tiles; t0 += kTileBlock) {
       const int nt = std::min(kTileBlock, tiles - t0);
       // V = B^T d B for each tile of the block, 4 channels at a time.
@@ -272,71 +348,96 @@ void depthwise_simd128(const float* x, int n, const ConvGeom& g, const float* w,
       }
   }
 }
-// 3x3 depthwise (BlazeFace's, MobileNet's), any stride and padding: a row of outputs at a time, one group of 4
-// channels at a time, so the group's nine weight vectors and bias stay in registers along the row; the pixels whose
-// window lies inside the input take all nine taps without bounds checks, the others (the edges) go through
-// depthwise_simd128's per-pixel loop.
+// 3x3 depthwise (BlazeFace's, MobileNet's) at stride 1 or 2 with at most one column of padding on the left: a row
+// of outputs at a time, 4 channels at a time, the nine weight vectors in registers. Each input column's three values
+// are loaded once and serve every output whose window holds them: at stride 1 three outputs (a running sum for the
+// output being finished, one for the next), at stride 2 two. Rows outside the input take zero weights, columns
+// outside zero values, so the edges need no other path.
 void depthwise3x3_simd128(const float* x, int n, const ConvGeom& g, const float* w, const float* b, float* y, bool relu) {
-  const int c = g.cin;
-  const v128_t lo = wasm_f32x4_splat(relu ? 0.0f : -std::numeric_limits<float>::infinity());
-  const size_t row = static_cast<size_t>(g.wi) * c, step = static_cast<size_t>(g.stride) * c;
-  // The outputs whose three input columns lie inside: ox in [ox_lo, ox_hi).
-  const int ox_lo = std::min(g.wo, (g.pad_left + g.stride - 1) / g.stride);
-  const int last = g.wi - 3 + g.pad_left;  // the largest ox * stride whose window ends inside (none when negative)
-  const int ox_hi = last < 0 ? ox_lo : std::max(ox_lo, std::min(g.wo, last / g.stride + 1));
+  const int c = g.cin, p = g.pad_left;
+  const v128_t lo = wasm_f32x4_splat(relu ? 0.0f : kNoFloor), zero = wasm_f32x4_splat(0.0f);
+  const size_t in_row = static_cast<size_t>(g.wi) * c;
   for (int img = 0; img < n; ++img) {
-    const float* xi = x + static_cast<size_t>(img) * g.hi * g.wi * c;
+    const float* xi = x + static_cast<size_t>(img) * g.hi * in_row;
     float* yi = y + static_cast<size_t>(img) * g.ho * g.wo * c;
     for (int oy = 0; oy < g.ho; ++oy) {
-      const int iy0 = oy * g.stride - g.pad_top;
-      const bool rows_inside = iy0 >= 0 && iy0 + 2 < g.hi;
-      const int ky0 = std::max(0, -iy0), ky1 = std::min(3, g.hi - iy0);
+      const float* rows[3];
+      bool inside[3];
+      for (int ky = 0; ky < 3; ++ky) {
+        const int iy = oy * g.stride - g.pad_top + ky;
+        inside[ky] = iy >= 0 && iy < g.hi;
+        rows[ky] = xi + static_cast<size_t>(std::clamp(iy, 0, g.hi - 1)) * in_row;
+      }
       float* yrow = yi + static_cast<size_t>(oy) * g.wo * c;
       for (int ch = 0; ch < c; ch += 4) {
-        const v128_t bias = wasm_v128_load(b + ch);
         v128_t wk[9];
-        for (int t = 0; t < 9; ++t) wk[t] = wasm_v128_load(w + static_cast<size_t>(t) * c + ch);
-        // One output by its taps inside the input (the edges).
-        const auto edge = [&](int ox) {
-          const int ix0 = ox * g.stride - g.pad_left;
-          const int kx0 = std::max(0, -ix0), kx1 = std::min(3, g.wi - ix0);
-          v128_t acc = bias;
-          for (int ky = ky0; ky < ky1; ++ky)
-            for (int kx = kx0; kx < kx1; ++kx)
-              acc = wasm_f32x4_add(acc, wasm_f32x4_mul(
-                  wasm_v128_load(xi + (static_cast<size_t>(iy0 + ky) * g.wi + ix0 + kx) * c + ch), wk[ky * 3 + kx]));
-          wasm_v128_store(yrow + static_cast<size_t>(ox) * c + ch, wasm_f32x4_pmax(acc, lo));
+        for (int t = 0; t < 9; ++t) wk[t] = inside[t / 3] ? wasm_v128_load(w + static_cast<size_t>(t) * c + ch) : zero;
+        const v128_t bias = wasm_v128_load(b + ch);
+        const auto load = [&](int j, v128_t* v) {  // input column j's three values (zero outside)
+          if (j < 0 || j >= g.wi) {
+            v[0] = v[1] = v[2] = zero;
+            return;
+          }
+          const size_t at = static_cast<size_t>(j) * c + ch;
+          v[0] = wasm_v128_load(rows[0] + at), v[1] = wasm_v128_load(rows[1] + at), v[2] = wasm_v128_load(rows[2] + at);
         };
-        if (!rows_inside) {
-          for (int ox = 0; ox < g.wo; ++ox) edge(ox);
-          continue;
+        const auto tap = [&](const v128_t* v, int kx) {  // a column's values times the kernel's column kx
+          return wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(v[0], wk[kx]), wasm_f32x4_mul(v[1], wk[3 + kx])),
+                                wasm_f32x4_mul(v[2], wk[6 + kx]));
+        };
+        float* q = yrow + ch;
+        v128_t v[3];
+        if (g.stride == 1) {  // output ox's columns: ox - p, ox - p + 1, ox - p + 2
+          load(-p, v);
+          v128_t a = wasm_f32x4_add(bias, tap(v, 0));  // output ox's sum so far
+          load(1 - p, v);
+          a = wasm_f32x4_add(a, tap(v, 1));
+          v128_t next = wasm_f32x4_add(bias, tap(v, 0));  // output ox + 1's
+          for (int ox = 0; ox < g.wo; ++ox, q += c) {
+            load(ox - p + 2, v);
+            wasm_v128_store(q, wasm_f32x4_pmax(wasm_f32x4_add(a, tap(v, 2)), lo));
+            a = wasm_f32x4_add(next, tap(v, 1));
+            next = wasm_f32x4_add(bias, tap(v, 0));
+          }
+        } else {  // stride 2: output ox's columns 2 ox - p, 2 ox - p + 1, 2 ox - p + 2
+          load(-p, v);
+          v128_t a = wasm_f32x4_add(bias, tap(v, 0));
+          for (int ox = 0; ox < g.wo; ++ox, q += c) {
+            load(2 * ox - p + 1, v);
+            a = wasm_f32x4_add(a, tap(v, 1));
+            load(2 * ox - p + 2, v);
+            wasm_v128_store(q, wasm_f32x4_pmax(wasm_f32x4_add(a, tap(v, 2)), lo));
+            a = wasm_f32x4_add(bias, tap(v, 0));
+          }
         }
-        for (int ox = 0; ox < ox_lo; ++ox) edge(ox);
-        const float* p = xi + (static_cast<size_t>(iy0) * g.wi + (ox_lo * g.stride - g.pad_left)) * c + ch;
-        float* q = yrow + static_cast<size_t>(ox_lo) * c + ch;
-        for (int ox = ox_lo; ox < ox_hi; ++ox, p += step, q += c) {
-          v128_t a0 = wasm_f32x4_mul(wasm_v128_load(p), wk[0]);
-          v128_t a1 = wasm_f32x4_mul(wasm_v128_load(p + c), wk[1]);
-          v128_t a2 = wasm_f32x4_mul(wasm_v128_load(p + 2 * c), wk[2]);
-          a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(wasm_v128_load(p + row), wk[3]));
-          a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(wasm_v128_load(p + row + c), wk[4]));
-          a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(wasm_v128_load(p + row + 2 * c), wk[5]));
-          a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(wasm_v128_load(p + 2 * row), wk[6]));
-          a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(wasm_v128_load(p + 2 * row + c), wk[7]));
-          a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(wasm_v128_load(p + 2 * row + 2 * c), wk[8]));
-          wasm_v128_store(q, wasm_f32x4_pmax(wasm_f32x4_add(bias, wasm_f32x4_add(wasm_f32x4_add(a0, a1), a2)), lo));
-        }
-        for (int ox = ox_hi; ox < g.wo; ++ox) edge(ox);
       }
     }
   }
 }
 }  // namespace
 
+namespace {
+v128_t floor_of(bool relu) { return wasm_f32x4_splat(relu ? 0.0f : kNoFloor); }
+
+// The shapes conv_direct_simd128 takes: past the small-patch loops, rows of a multiple of 4 pixels, outputs in
+// panels of 8 or 4 channels, and not 1x1 (a plain GEMM).
+bool direct_shape(const ConvGeom& g) {
+  return g.k > 1 && g.patch() > kSmallPatch && g.wo % 4 == 0 && g.cout % 4 == 0;
+}
+}  // namespace
+
 bool gemm_bias(const float* A, ptrdiff_t M, int K, const float* B, int N, const float* bias, float* C, bool relu_after) {
   if (N % 4 != 0) return false;
-  gemm_bias_simd128(A, M, K, B, N, bias, C);
-  if (relu_after) relu(C, static_cast<size_t>(M) * N, C);
+  gemm_bias_simd128(A, M, K, B, N, bias, C, floor_of(relu_after));
+  return true;
+}
+
+bool gemm_bias_add(const float* A, ptrdiff_t M, int K, const float* B, int N, const float* bias, const float* s,
+                   const AddGeom& g, float* C, float* C2, bool relu_after) {
+  const bool even = !g.pooled() || (g.hs == 2 * g.ho && g.ws == 2 * g.wo);
+  if (N % 4 != 0 || g.cs % 4 != 0 || g.c != N || !even || static_cast<size_t>(K) * N > kMaxResidualWeights)
+    return false;
+  gemm_bias_add_simd128(A, M, K, B, N, bias, s, g, C, C2, floor_of(relu_after));
   return true;
 }
 
@@ -350,17 +451,17 @@ bool conv2d_infer(const float* x, int n, const ConvGeom& g, const float* w, cons
     conv3x3_winograd_simd128(x, n, g, w, nullptr, b, scratch, y, relu_after);
     return true;
   }
-  if (simd_3x3_same(g) && g.wo % 4 == 0) {
-    conv3x3_same_simd128(x, n, g, w, b, scratch, y);  // scratch: (hi+2)*(wi+2)*cin <= ho*wo*9*cin floats
-    if (relu_after) relu(y, static_cast<size_t>(n) * g.ho * g.wo * g.cout, y);
+  if (direct_shape(g)) {
+    conv_direct_simd128(x, n, g, w, b, scratch, y, floor_of(relu_after));
     return true;
   }
   return false;
 }
 
 size_t conv2d_scratch_floats(const ConvGeom& g, int n) {
-  if (!winograd_shape(g)) return 0;  // prepared weights: the work area only; else U too, where the kernel is taken
-  return winograd_work_floats(g) + (winograd_applies(g, n) ? 16 * static_cast<size_t>(g.cin) * g.cout : 0);
+  const size_t direct = direct_shape(g) ? static_cast<size_t>(padded_rows(g)) * padded_cols(g) * g.cin : 0;
+  if (!winograd_shape(g)) return direct;  // prepared weights: the work area only; else U too, where it is taken
+  return std::max(direct, winograd_work_floats(g) + (winograd_applies(g, n) ? 16 * static_cast<size_t>(g.cin) * g.cout : 0));
 }
 
 size_t winograd_floats(const ConvGeom& g) { return winograd_shape(g) ? 16 * static_cast<size_t>(g.cin) * g.cout : 0; }
@@ -380,8 +481,47 @@ bool relu(const float* x, size_t count, float* y) {
 
 bool depthwise(const float* x, int n, const ConvGeom& g, const float* w, const float* b, float* y, bool relu_after) {
   if (g.cin % 4 != 0) return false;
-  if (g.k == 3) depthwise3x3_simd128(x, n, g, w, b, y, relu_after);
+  if (g.k == 3 && (g.stride == 1 || g.stride == 2) && g.pad_left <= 1) depthwise3x3_simd128(x, n, g, w, b, y, relu_after);
   else depthwise_simd128(x, n, g, w, b, y, relu_after);
+  return true;
+}
+
+// 16 columns at a time, down all the rows in registers: the rows of weight 1 (all but the edges of a box filter's
+// square) as 16-bit integer sums (at most 256 rows of bytes), the others in float, then both into the sums. Bytes
+// become floats by their bits, (2^23 | v) - 2^23 = v: f32x4.convert_i32x4 of zero-extended values runs as V8's
+// slow unsigned conversion (8x the time of the whole loop under node 20).
+bool column_sums(const uint8_t* p, size_t stride, int rows, const float* w, size_t count, float* sums) {
+  if (rows > 256) return false;
+  const v128_t magic = wasm_f32x4_splat(8388608.0f);
+  const auto floats = [&](v128_t u32) { return wasm_f32x4_sub(wasm_v128_or(u32, magic), magic); };
+  size_t i = 0;
+  for (; i + 16 <= count; i += 16) {
+    v128_t lo16 = wasm_i16x8_splat(0), hi16 = wasm_i16x8_splat(0);
+    v128_t f[4] = {wasm_f32x4_splat(0), wasm_f32x4_splat(0), wasm_f32x4_splat(0), wasm_f32x4_splat(0)};
+    for (int r = 0; r < rows; ++r) {
+      const v128_t b = wasm_v128_load(p + r * stride + i);
+      const v128_t lo = wasm_u16x8_extend_low_u8x16(b), hi = wasm_u16x8_extend_high_u8x16(b);
+      if (w[r] == 1.0f) {
+        lo16 = wasm_i16x8_add(lo16, lo);
+        hi16 = wasm_i16x8_add(hi16, hi);
+        continue;
+      }
+      const v128_t wv = wasm_f32x4_splat(w[r]);
+      f[0] = wasm_f32x4_add(f[0], wasm_f32x4_mul(wv, floats(wasm_u32x4_extend_low_u16x8(lo))));
+      f[1] = wasm_f32x4_add(f[1], wasm_f32x4_mul(wv, floats(wasm_u32x4_extend_high_u16x8(lo))));
+      f[2] = wasm_f32x4_add(f[2], wasm_f32x4_mul(wv, floats(wasm_u32x4_extend_low_u16x8(hi))));
+      f[3] = wasm_f32x4_add(f[3], wasm_f32x4_mul(wv, floats(wasm_u32x4_extend_high_u16x8(hi))));
+    }
+    wasm_v128_store(sums + i, wasm_f32x4_add(f[0], floats(wasm_u32x4_extend_low_u16x8(lo16))));
+    wasm_v128_store(sums + i + 4, wasm_f32x4_add(f[1], floats(wasm_u32x4_extend_high_u16x8(lo16))));
+    wasm_v128_store(sums + i + 8, wasm_f32x4_add(f[2], floats(wasm_u32x4_extend_low_u16x8(hi16))));
+    wasm_v128_store(sums + i + 12, wasm_f32x4_add(f[3], floats(wasm_u32x4_extend_high_u16x8(hi16))));
+  }
+  for (; i < count; ++i) {
+    float v = 0;
+    for (int r = 0; r < rows; ++r) v += w[r] * static_cast<float>(p[r * stride + i]);
+    sums[i] = v;
+  }
   return true;
 }
 

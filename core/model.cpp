@@ -349,8 +349,9 @@ void forward_train(Model& model, Workspace& ws, int n, size_t from, size_t end, 
 
 // Inference, with what the plan prepared: a convolution (plain or depthwise) followed by batch norm runs with the
 // batch norm folded into its weights, straight into the batch norm's output, or with a ReLU after it (in the
-// convolution's output stores) into the ReLU's, as does one followed by a ReLU alone; a batch norm or a residual add followed by a ReLU runs both in one
-// pass. The skipped layers' outputs are not written (nothing reads them in inference).
+// convolution's output stores) into the ReLU's, as does one followed by a ReLU alone; a 1x1 convolution and the
+// residual add after it (with its ReLU, and the next block's save) run in one pass, and so do a batch norm or an add
+// followed by a ReLU. The skipped layers' outputs are not written (nothing reads them in inference).
 // P: the parameters (model.params, or a gate's base weights of the same layout).
 void forward_infer(Model& model, float* P, Workspace& ws, int n, size_t from, size_t end, const InferencePlan* plan,
                    bool keep_argmax) {
@@ -371,6 +372,18 @@ void forward_infer(Model& model, float* P, Workspace& ws, int n, size_t from, si
       else
         depthwise_forward(x, n, p.geom, w, plan->bias[i].data(), out, relu);
       i += relu ? 2 : 1;
+      continue;
+    }
+    if (conv && plan && p.geom.direct() && next_is(i + 1, LayerKind::Add)) {
+      // A residual block's last 1x1 convolution, its add, the ReLU after it and the save that starts the next block:
+      // one pass (the saved copy written with the output).
+      const LayerPlan& a = model.layers[i + 1];
+      const bool relu = next_is(i + 2, LayerKind::ReLU);
+      const size_t last = i + 1 + (relu ? 1 : 0);
+      const bool save = next_is(last + 1, LayerKind::Save);
+      conv1x1_add_forward(x, n, p.geom, P + p.w, P + p.b, ws.act[static_cast<size_t>(a.tap) + 1].data(),
+                          add_geom(model, a), ws.act[last + 1].data(), save ? ws.act[last + 2].data() : nullptr, relu);
+      i = last + (save ? 1 : 0);
       continue;
     }
     if ((conv || dw) && plan && plan->bias[i].empty() && next_is(i + 1, LayerKind::ReLU)) {  // no batch norm between

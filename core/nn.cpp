@@ -342,6 +342,15 @@ void add_forward(const float* x, const float* s, int n, const AddGeom& g, float*
   }
 }
 
+void conv1x1_add_forward(const float* x, int n, const ConvGeom& g, const float* w, const float* b, const float* s,
+                         const AddGeom& a, float* y, float* y2, bool relu) {
+  const Eigen::Index m = static_cast<Eigen::Index>(n) * g.ho * g.wo;
+  if (kernels::gemm_bias_add(x, m, g.cin, w, g.cout, b, s, a, y, y2, relu)) return;
+  conv2d_forward_infer(x, n, g, w, nullptr, b, nullptr, y);  // (1x1: no scratch)
+  add_forward(y, s, n, a, y, relu);
+  if (y2) std::memcpy(y2, y, sizeof(float) * static_cast<size_t>(m) * g.cout);
+}
+
 void add_backward(const float* dy, const float* s, int n, const AddGeom& g, float* dx, float* ds) {
   const size_t out = static_cast<size_t>(g.ho) * g.wo * g.c, saved = static_cast<size_t>(g.hs) * g.ws * g.cs;
   if (dx && dx != dy) std::memcpy(dx, dy, sizeof(float) * n * out);

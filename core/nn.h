@@ -70,6 +70,11 @@ void add_forward(const float* x, const float* s, int n, const AddGeom& g, float*
 // dx = dy (if dx != nullptr and not dy itself); ds += the shortcut's gradient (if ds != nullptr; s is read again
 // to find each pooled window's maximum).
 void add_backward(const float* dy, const float* s, int n, const AddGeom& g, float* dx, float* ds);
+// Inference: a 1x1 convolution (g.direct(); w, b as conv2d_forward) and the residual add after it (a), then max(0,
+// .) if relu, into y, and into y2 too unless it is null (a save starting the next block): in one pass where the
+// platform has a kernel for it, else the convolution, then the add in place.
+void conv1x1_add_forward(const float* x, int n, const ConvGeom& g, const float* w, const float* b, const float* s,
+                         const AddGeom& a, float* y, float* y2, bool relu);
 
 // y[n][out] = x[n][in] * w[in][out] + b[out].
 void dense_forward(const float* x, int n, int in, int out, const float* w, const float* b, float* y);

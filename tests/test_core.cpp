@@ -202,16 +202,20 @@ TEST(Gradients, LossWithSoftTargets) {
 
 // Inference may take other kernels than training (the WebAssembly build runs 3x3 'same' layers as Winograd F(2x2, 3x3)
 // when the sizes are even, the batch has 16 tiles or more and the channels are a multiple of 4 in and 8 out; else,
-// for rows of a multiple of 4 pixels, straight from a padded copy, with no im2col): both must give the same outputs
-// as a float64 reference, for shapes that take each kernel and the im2col fallback, with tails (tile counts past one
-// block of 16 and not a multiple of 4, channel counts not a multiple of 8, odd widths, one input channel) and several
-// images; with the ReLU in the output too.
+// for rows of a multiple of 4 pixels, any k x k layer with k > 1 straight from a padded copy, with no im2col): both
+// must give the same outputs as a float64 reference, for shapes that take each kernel and the im2col fallback, with
+// tails (tile counts past one block of 16 and not a multiple of 4, channel counts not a multiple of 8, odd widths,
+// one input channel), several images, 5x5 and strided layers ('same', asymmetric at stride 2, and 'valid': BlazeFace's
+// first layer is 5x5 stride 2 over 3 channels); with the ReLU in the output too.
 TEST(Conv, InferenceAndTrainingKernelsMatchReference) {
-  struct Case { int h, w, cin, cout, n; };
+  struct Case { int h, w, cin, cout, n, k = 3, stride = 1; bool same = true; };
   for (const Case c : {Case{24, 24, 32, 64, 1}, Case{7, 5, 9, 16, 3}, Case{6, 6, 3, 12, 2}, Case{12, 10, 64, 8, 1},
                        Case{22, 18, 16, 16, 2}, Case{6, 6, 128, 128, 1}, Case{6, 6, 64, 32, 2},
-                       Case{8, 12, 9, 16, 1}, Case{10, 10, 1, 16, 2}, Case{9, 7, 8, 28, 2}, Case{5, 5, 4, 36, 1}}) {
-    const ConvGeom g = ConvGeom::make(c.h, c.w, c.cin, c.cout, 3, 1, true);
+                       Case{8, 12, 9, 16, 1}, Case{10, 10, 1, 16, 2}, Case{9, 7, 8, 28, 2}, Case{5, 5, 4, 36, 1},
+                       Case{16, 16, 3, 24, 2, 5, 2}, Case{15, 16, 3, 28, 1, 5, 2}, Case{12, 8, 4, 8, 2, 5, 1},
+                       Case{16, 17, 8, 12, 1, 3, 2}, Case{11, 14, 6, 8, 2, 3, 1, false},
+                       Case{13, 12, 2, 12, 1, 5, 2, false}}) {
+    const ConvGeom g = ConvGeom::make(c.h, c.w, c.cin, c.cout, c.k, c.stride, c.same);
     Rng rng(c.h * 1000 + c.cin);
     Floats x(static_cast<size_t>(c.n) * c.h * c.w * c.cin), w(static_cast<size_t>(g.patch()) * c.cout), b(c.cout);
     for (auto& v : x) v = rng.uniform(-1.0f, 1.0f);
@@ -238,13 +242,13 @@ TEST(Conv, InferenceAndTrainingKernelsMatchReference) {
         for (int ox = 0; ox < g.wo; ++ox)
           for (int o = 0; o < c.cout; ++o) {
             double ref = b[o];
-            for (int ky = 0; ky < 3; ++ky)
-              for (int kx = 0; kx < 3; ++kx) {
-                const int iy = oy + ky - 1, ix = ox + kx - 1;
+            for (int ky = 0; ky < c.k; ++ky)
+              for (int kx = 0; kx < c.k; ++kx) {
+                const int iy = oy * c.stride + ky - g.pad_top, ix = ox * c.stride + kx - g.pad_left;
                 if (iy < 0 || iy >= c.h || ix < 0 || ix >= c.w) continue;
                 for (int ci = 0; ci < c.cin; ++ci)
                   ref += static_cast<double>(x[((static_cast<size_t>(i) * c.h + iy) * c.w + ix) * c.cin + ci]) *
-                         w[(static_cast<size_t>(ky * 3 + kx) * c.cin + ci) * c.cout + o];
+                         w[(static_cast<size_t>(ky * c.k + kx) * c.cin + ci) * c.cout + o];
               }
             const size_t j = ((static_cast<size_t>(i) * g.ho + oy) * g.wo + ox) * c.cout + o;
             worst_train = std::max(worst_train, std::abs(y_train[j] - ref));
@@ -253,10 +257,48 @@ TEST(Conv, InferenceAndTrainingKernelsMatchReference) {
             worst_relu = std::max({worst_relu, std::abs(y_relu[j] - std::max(ref, 0.0)),
                                    std::abs(y_relu_plan[j] - std::max(ref, 0.0))});
           }
-    EXPECT_LT(worst_train, 1e-4) << c.h << "x" << c.w << "x" << c.cin << " -> " << c.cout;
-    EXPECT_LT(worst_infer, 1e-4) << c.h << "x" << c.w << "x" << c.cin << " -> " << c.cout;
-    EXPECT_LT(worst_plan, 1e-4) << c.h << "x" << c.w << "x" << c.cin << " -> " << c.cout << " (prepared weights)";
-    EXPECT_LT(worst_relu, 1e-4) << c.h << "x" << c.w << "x" << c.cin << " -> " << c.cout << " (with the ReLU)";
+    const std::string what = std::to_string(c.h) + "x" + std::to_string(c.w) + "x" + std::to_string(c.cin) + " -> " +
+                             std::to_string(c.cout) + ", " + std::to_string(c.k) + "x" + std::to_string(c.k) +
+                             " stride " + std::to_string(c.stride) + (c.same ? " same" : " valid");
+    EXPECT_LT(worst_train, 1e-4) << what;
+    EXPECT_LT(worst_infer, 1e-4) << what;
+    EXPECT_LT(worst_plan, 1e-4) << what << " (prepared weights)";
+    EXPECT_LT(worst_relu, 1e-4) << what << " (with the ReLU)";
+  }
+}
+
+// A 1x1 convolution and the residual add after it in one pass (the WebAssembly kernel; elsewhere the two in turn):
+// the convolution then the add, for shortcuts of the same size and channels, channel padded, 2x2 pooled (even sizes;
+// odd ones and weights past the kernel's L1 bound take the fallback), row counts not a multiple of 4, several images,
+// with and without the ReLU, and the copy for the next block's save equal to the output.
+TEST(Conv, OneByOneWithResidualAddMatchesTheTwoInTurn) {
+  struct Case { int ho, wo, cin, cout, hs, ws, cs, n; };
+  for (const Case c : {Case{8, 8, 12, 12, 8, 8, 12, 1}, Case{8, 8, 8, 12, 8, 8, 8, 2}, Case{4, 4, 8, 12, 8, 8, 8, 2},
+                       Case{5, 5, 4, 8, 5, 5, 4, 3}, Case{3, 3, 8, 8, 5, 5, 8, 2}, Case{4, 6, 128, 128, 8, 12, 96, 1},
+                       Case{2, 2, 24, 28, 4, 4, 24, 1}, Case{3, 5, 6, 10, 3, 5, 6, 1}}) {
+    const ConvGeom g = ConvGeom::make(c.ho, c.wo, c.cin, c.cout, 1, 1, false);
+    const AddGeom a{c.hs, c.ws, c.cs, c.ho, c.wo, c.cout};
+    ASSERT_TRUE(a.valid());
+    Rng rng(c.ho * 100 + c.cout);
+    Floats x(static_cast<size_t>(c.n) * c.ho * c.wo * c.cin), s(static_cast<size_t>(c.n) * c.hs * c.ws * c.cs),
+        w(static_cast<size_t>(c.cin) * c.cout), b(c.cout);
+    for (Floats* v : {&x, &s, &w, &b})
+      for (float& e : *v) e = rng.uniform(-1.0f, 1.0f);
+    const size_t out = static_cast<size_t>(c.n) * c.ho * c.wo * c.cout;
+    for (const bool relu : {false, true}) {
+      Floats expect(out), y(out, 7.0f), y2(out, 7.0f), col(conv2d_scratch_floats(g, c.n) + 1);
+      conv2d_forward(x.data(), c.n, g, w.data(), b.data(), col.data(), expect.data());
+      add_forward(expect.data(), s.data(), c.n, a, expect.data(), relu);
+      conv1x1_add_forward(x.data(), c.n, g, w.data(), b.data(), s.data(), a, y.data(), y2.data(), relu);
+      double worst = 0;
+      for (size_t j = 0; j < out; ++j) worst = std::max(worst, static_cast<double>(std::abs(y[j] - expect[j])));
+      EXPECT_LT(worst, 1e-5) << c.ho << "x" << c.wo << "x" << c.cin << " -> " << c.cout << " + " << c.hs << "x" << c.ws
+                             << "x" << c.cs << (relu ? " relu" : "");
+      EXPECT_EQ(y, y2);
+      Floats y_only(out);
+      conv1x1_add_forward(x.data(), c.n, g, w.data(), b.data(), s.data(), a, y_only.data(), nullptr, relu);
+      EXPECT_EQ(y_only, y);
+    }
   }
 }
 
