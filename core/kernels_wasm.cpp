@@ -45,27 +45,41 @@ inline void simd128_block(const float* A, size_t row_step, int segs, size_t seg_
     for (int v = 0; v < NV; ++v) wasm_v128_store(C + r * ldc + 4 * v, wasm_f32x4_pmax(c[r][v], lo));
 }
 
-// C = max(A * B + bias, lo), row-major A (M x K), B (K x N), N a multiple of 4.
+// Columns [n0, N) of C = max(A * B + bias, lo), rows [0, M), a value at a time (the last N % 4: BlazeFace's 42).
+void gemm_tail_columns(const float* A, ptrdiff_t M, int K, const float* B, int N, int n0, const float* bias, float* C,
+                       float lo) {
+  for (ptrdiff_t m = 0; m < M; ++m)
+    for (int j = n0; j < N; ++j) {
+      float acc = bias[j];
+      for (int k = 0; k < K; ++k) acc += A[m * K + k] * B[static_cast<size_t>(k) * N + j];
+      C[m * N + j] = acc < lo ? lo : acc;
+    }
+}
+
+// C = max(A * B + bias, lo), row-major A (M x K), B (K x N).
 void gemm_bias_simd128(const float* A, ptrdiff_t M, int K, const float* B, int N, const float* bias, float* C,
-                       v128_t lo) {
+                       float lo_value) {
+  const v128_t lo = wasm_f32x4_splat(lo_value);
   const size_t k = static_cast<size_t>(K);
+  const int N4 = N & ~3;
   ptrdiff_t m = 0;
   if (M >= 4) {
     int n0 = 0;
-    for (; n0 + 8 <= N; n0 += 8)
+    for (; n0 + 8 <= N4; n0 += 8)
       for (m = 0; m + 4 <= M; m += 4)
         simd128_block<4, 2>(A + m * k, k, 1, 0, K, B + n0, N, bias + n0, C + m * N + n0, N, lo);
-    if (n0 < N)  // N % 8 == 4 (BlazeFace's 28 and 36 channels): the last 4 columns
+    if (n0 < N4)  // N4 % 8 == 4 (BlazeFace's 28 and 36 channels): the last 4 columns
       for (m = 0; m + 4 <= M; m += 4)
         simd128_block<4, 1>(A + m * k, k, 1, 0, K, B + n0, N, bias + n0, C + m * N + n0, N, lo);
   }
   for (; m < M; ++m) {
     int n0 = 0;
-    for (; n0 + 32 <= N; n0 += 32)
+    for (; n0 + 32 <= N4; n0 += 32)
       simd128_block<1, 8>(A + m * k, 0, 1, 0, K, B + n0, N, bias + n0, C + m * N + n0, 0, lo);
-    for (; n0 + 8 <= N; n0 += 8) simd128_block<1, 2>(A + m * k, 0, 1, 0, K, B + n0, N, bias + n0, C + m * N + n0, 0, lo);
-    if (n0 < N) simd128_block<1, 1>(A + m * k, 0, 1, 0, K, B + n0, N, bias + n0, C + m * N + n0, 0, lo);
+    for (; n0 + 8 <= N4; n0 += 8) simd128_block<1, 2>(A + m * k, 0, 1, 0, K, B + n0, N, bias + n0, C + m * N + n0, 0, lo);
+    if (n0 < N4) simd128_block<1, 1>(A + m * k, 0, 1, 0, K, B + n0, N, bias + n0, C + m * N + n0, 0, lo);
   }
+  if (N4 < N) gemm_tail_columns(A, M, K, B, N, N4, bias, C, lo_value);
 }
 
 // The largest 1x1 convolution (K x N weights) gemm_bias_add_simd128 takes: its weights stay in L1 while it runs
@@ -75,26 +89,29 @@ constexpr size_t kMaxResidualWeights = 96 * 96;
 // C = max(A * B + bias + shortcut, lo) for a 1x1 convolution whose output a residual add takes (AddGeom g: the
 // shortcut s, channel padded, and 2x2 max pooled when g.pooled() with even sizes), also stored to C2 when not null (a
 // save after the block's ReLU). Four rows at a time through every column panel, then the add and the floor over those
-// rows while they are in L1.
+// rows while they are in L1; the last N % 4 columns and cs % 4 shortcut channels a value at a time.
 void gemm_bias_add_simd128(const float* A, ptrdiff_t M, int K, const float* B, int N, const float* bias,
-                           const float* s, const AddGeom& g, float* C, float* C2, v128_t lo) {
+                           const float* s, const AddGeom& g, float* C, float* C2, float lo_value) {
   const size_t k = static_cast<size_t>(K), hw = static_cast<size_t>(g.ho) * g.wo;
   const size_t saved = static_cast<size_t>(g.hs) * g.ws * g.cs, s_row = static_cast<size_t>(g.ws) * g.cs;
-  const v128_t none = wasm_f32x4_splat(kNoFloor);
+  const v128_t none = wasm_f32x4_splat(kNoFloor), lo = wasm_f32x4_splat(lo_value);
+  const int N4 = N & ~3, cs4 = g.cs & ~3;
   for (ptrdiff_t m = 0; m < M; m += 4) {
     const int rows = static_cast<int>(std::min<ptrdiff_t>(4, M - m));
     float* c = C + m * N;
-    int n0 = 0;
     if (rows == 4) {
-      for (; n0 + 8 <= N; n0 += 8) simd128_block<4, 2>(A + m * k, k, 1, 0, K, B + n0, N, bias + n0, c + n0, N, none);
-      if (n0 < N) simd128_block<4, 1>(A + m * k, k, 1, 0, K, B + n0, N, bias + n0, c + n0, N, none);
+      int n0 = 0;
+      for (; n0 + 8 <= N4; n0 += 8) simd128_block<4, 2>(A + m * k, k, 1, 0, K, B + n0, N, bias + n0, c + n0, N, none);
+      if (n0 < N4) simd128_block<4, 1>(A + m * k, k, 1, 0, K, B + n0, N, bias + n0, c + n0, N, none);
     } else {
       for (int r = 0; r < rows; ++r) {
-        for (n0 = 0; n0 + 8 <= N; n0 += 8)
+        int n0 = 0;
+        for (; n0 + 8 <= N4; n0 += 8)
           simd128_block<1, 2>(A + (m + r) * k, 0, 1, 0, K, B + n0, N, bias + n0, c + r * N + n0, 0, none);
-        if (n0 < N) simd128_block<1, 1>(A + (m + r) * k, 0, 1, 0, K, B + n0, N, bias + n0, c + r * N + n0, 0, none);
+        if (n0 < N4) simd128_block<1, 1>(A + (m + r) * k, 0, 1, 0, K, B + n0, N, bias + n0, c + r * N + n0, 0, none);
       }
     }
+    if (N4 < N) gemm_tail_columns(A + m * k, rows, K, B, N, N4, bias, c, kNoFloor);
     for (int r = 0; r < rows; ++r) {
       const size_t row = static_cast<size_t>(m + r), img = row / hw, at = row % hw;
       const size_t oy = at / g.wo, ox = at % g.wo;
@@ -105,19 +122,32 @@ void gemm_bias_add_simd128(const float* A, ptrdiff_t M, int K, const float* B, i
         wasm_v128_store(cr + ch, v);
         if (c2) wasm_v128_store(c2 + ch, v);
       };
+      const auto put1 = [&](int ch, float v) {
+        v = v < lo_value ? lo_value : v;
+        cr[ch] = v;
+        if (c2) c2[ch] = v;
+      };
       const float* si = s + img * saved;
+      int ch = 0;
       if (g.pooled()) {
         const float* p = si + 2 * oy * s_row + 2 * ox * g.cs;
-        for (int ch = 0; ch < g.cs; ch += 4) {
+        for (; ch < cs4; ch += 4) {
           const v128_t top = wasm_f32x4_pmax(wasm_v128_load(p + ch), wasm_v128_load(p + g.cs + ch));
           const v128_t bottom = wasm_f32x4_pmax(wasm_v128_load(p + s_row + ch), wasm_v128_load(p + s_row + g.cs + ch));
           put(ch, wasm_f32x4_add(wasm_v128_load(cr + ch), wasm_f32x4_pmax(top, bottom)));
         }
+        for (; ch < g.cs; ++ch) {  // the window's first maximum in row order, as add_forward
+          float best = p[ch];
+          for (const float v : {p[g.cs + ch], p[s_row + ch], p[s_row + g.cs + ch]}) best = best < v ? v : best;
+          put1(ch, cr[ch] + best);
+        }
       } else {
         const float* p = si + oy * s_row + ox * g.cs;
-        for (int ch = 0; ch < g.cs; ch += 4) put(ch, wasm_f32x4_add(wasm_v128_load(cr + ch), wasm_v128_load(p + ch)));
+        for (; ch < cs4; ch += 4) put(ch, wasm_f32x4_add(wasm_v128_load(cr + ch), wasm_v128_load(p + ch)));
+        for (; ch < g.cs; ++ch) put1(ch, cr[ch] + p[ch]);
       }
-      for (int ch = g.cs; ch < N; ch += 4) put(ch, wasm_v128_load(cr + ch));
+      for (; ch + 4 <= N; ch += 4) put(ch, wasm_v128_load(cr + ch));
+      for (; ch < N; ++ch) put1(ch, cr[ch]);
     }
   }
 }
@@ -348,14 +378,80 @@ void depthwise_simd128(const float* x, int n, const ConvGeom& g, const float* w,
       }
   }
 }
-// 3x3 depthwise (BlazeFace's, MobileNet's) at stride 1 or 2 with at most one column of padding on the left: a row
-// of outputs at a time, 4 channels at a time, the nine weight vectors in registers. Each input column's three values
-// are loaded once and serve every output whose window holds them: at stride 1 three outputs (a running sum for the
-// output being finished, one for the next), at stride 2 two. Rows outside the input take zero weights, columns
-// outside zero values, so the edges need no other path.
-void depthwise3x3_simd128(const float* x, int n, const ConvGeom& g, const float* w, const float* b, float* y, bool relu) {
+// The lanes a kernel runs over: four channels a vector, or one channel a float for the last c % 4 (BlazeFace has 42).
+struct Lanes4 {
+  using T = v128_t;
+  static T load(const float* p) { return wasm_v128_load(p); }
+  static void store(float* p, T v) { wasm_v128_store(p, v); }
+  static T add(T a, T b) { return wasm_f32x4_add(a, b); }
+  static T mul(T a, T b) { return wasm_f32x4_mul(a, b); }
+  static T max(T a, T b) { return wasm_f32x4_pmax(a, b); }
+  static T splat(float v) { return wasm_f32x4_splat(v); }
+};
+struct Lane1 {
+  using T = float;
+  static T load(const float* p) { return *p; }
+  static void store(float* p, T v) { *p = v; }
+  static T add(T a, T b) { return a + b; }
+  static T mul(T a, T b) { return a * b; }
+  static T max(T a, T b) { return a < b ? b : a; }  // as pmax
+  static T splat(float v) { return v; }
+};
+
+// 3x3 depthwise (BlazeFace's, MobileNet's) at stride 1 or 2 with at most one column of padding on the left: one row
+// of outputs, channels [ch, ch + lanes), the nine weights in registers. Each input column's three values are loaded
+// once and serve every output whose window holds them: at stride 1 three outputs (a running sum for the output being
+// finished, one for the next), at stride 2 two. rows: the input rows of the window (inside[ky]: within the input;
+// the others take zero weights), columns outside the input zero values, so the edges need no other path.
+template <class L>
+void depthwise3x3_row(const float* const rows[3], const bool inside[3], const ConvGeom& g, const float* w,
+                      const float* b, int ch, float lo_value, float* yrow) {
+  using T = typename L::T;
   const int c = g.cin, p = g.pad_left;
-  const v128_t lo = wasm_f32x4_splat(relu ? 0.0f : kNoFloor), zero = wasm_f32x4_splat(0.0f);
+  const T zero = L::splat(0.0f), lo = L::splat(lo_value), bias = L::load(b + ch);
+  T wk[9];
+  for (int t = 0; t < 9; ++t) wk[t] = inside[t / 3] ? L::load(w + static_cast<size_t>(t) * c + ch) : zero;
+  const auto load = [&](int j, T* v) {  // input column j's three values (zero outside)
+    if (j < 0 || j >= g.wi) {
+      v[0] = v[1] = v[2] = zero;
+      return;
+    }
+    const size_t at = static_cast<size_t>(j) * c + ch;
+    v[0] = L::load(rows[0] + at), v[1] = L::load(rows[1] + at), v[2] = L::load(rows[2] + at);
+  };
+  const auto tap = [&](const T* v, int kx) {  // a column's values times the kernel's column kx
+    return L::add(L::add(L::mul(v[0], wk[kx]), L::mul(v[1], wk[3 + kx])), L::mul(v[2], wk[6 + kx]));
+  };
+  float* q = yrow + ch;
+  T v[3];
+  if (g.stride == 1) {  // output ox's columns: ox - p, ox - p + 1, ox - p + 2
+    load(-p, v);
+    T a = L::add(bias, tap(v, 0));  // output ox's sum so far
+    load(1 - p, v);
+    a = L::add(a, tap(v, 1));
+    T next = L::add(bias, tap(v, 0));  // output ox + 1's
+    for (int ox = 0; ox < g.wo; ++ox, q += c) {
+      load(ox - p + 2, v);
+      L::store(q, L::max(L::add(a, tap(v, 2)), lo));
+      a = L::add(next, tap(v, 1));
+      next = L::add(bias, tap(v, 0));
+    }
+  } else {  // stride 2: output ox's columns 2 ox - p, 2 ox - p + 1, 2 ox - p + 2
+    load(-p, v);
+    T a = L::add(bias, tap(v, 0));
+    for (int ox = 0; ox < g.wo; ++ox, q += c) {
+      load(2 * ox - p + 1, v);
+      a = L::add(a, tap(v, 1));
+      load(2 * ox - p + 2, v);
+      L::store(q, L::max(L::add(a, tap(v, 2)), lo));
+      a = L::add(bias, tap(v, 0));
+    }
+  }
+}
+
+void depthwise3x3_simd128(const float* x, int n, const ConvGeom& g, const float* w, const float* b, float* y, bool relu) {
+  const int c = g.cin;
+  const float lo = relu ? 0.0f : kNoFloor;
   const size_t in_row = static_cast<size_t>(g.wi) * c;
   for (int img = 0; img < n; ++img) {
     const float* xi = x + static_cast<size_t>(img) * g.hi * in_row;
@@ -369,48 +465,9 @@ void depthwise3x3_simd128(const float* x, int n, const ConvGeom& g, const float*
         rows[ky] = xi + static_cast<size_t>(std::clamp(iy, 0, g.hi - 1)) * in_row;
       }
       float* yrow = yi + static_cast<size_t>(oy) * g.wo * c;
-      for (int ch = 0; ch < c; ch += 4) {
-        v128_t wk[9];
-        for (int t = 0; t < 9; ++t) wk[t] = inside[t / 3] ? wasm_v128_load(w + static_cast<size_t>(t) * c + ch) : zero;
-        const v128_t bias = wasm_v128_load(b + ch);
-        const auto load = [&](int j, v128_t* v) {  // input column j's three values (zero outside)
-          if (j < 0 || j >= g.wi) {
-            v[0] = v[1] = v[2] = zero;
-            return;
-          }
-          const size_t at = static_cast<size_t>(j) * c + ch;
-          v[0] = wasm_v128_load(rows[0] + at), v[1] = wasm_v128_load(rows[1] + at), v[2] = wasm_v128_load(rows[2] + at);
-        };
-        const auto tap = [&](const v128_t* v, int kx) {  // a column's values times the kernel's column kx
-          return wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(v[0], wk[kx]), wasm_f32x4_mul(v[1], wk[3 + kx])),
-                                wasm_f32x4_mul(v[2], wk[6 + kx]));
-        };
-        float* q = yrow + ch;
-        v128_t v[3];
-        if (g.stride == 1) {  // output ox's columns: ox - p, ox - p + 1, ox - p + 2
-          load(-p, v);
-          v128_t a = wasm_f32x4_add(bias, tap(v, 0));  // output ox's sum so far
-          load(1 - p, v);
-          a = wasm_f32x4_add(a, tap(v, 1));
-          v128_t next = wasm_f32x4_add(bias, tap(v, 0));  // output ox + 1's
-          for (int ox = 0; ox < g.wo; ++ox, q += c) {
-            load(ox - p + 2, v);
-            wasm_v128_store(q, wasm_f32x4_pmax(wasm_f32x4_add(a, tap(v, 2)), lo));
-            a = wasm_f32x4_add(next, tap(v, 1));
-            next = wasm_f32x4_add(bias, tap(v, 0));
-          }
-        } else {  // stride 2: output ox's columns 2 ox - p, 2 ox - p + 1, 2 ox - p + 2
-          load(-p, v);
-          v128_t a = wasm_f32x4_add(bias, tap(v, 0));
-          for (int ox = 0; ox < g.wo; ++ox, q += c) {
-            load(2 * ox - p + 1, v);
-            a = wasm_f32x4_add(a, tap(v, 1));
-            load(2 * ox - p + 2, v);
-            wasm_v128_store(q, wasm_f32x4_pmax(wasm_f32x4_add(a, tap(v, 2)), lo));
-            a = wasm_f32x4_add(bias, tap(v, 0));
-          }
-        }
-      }
+      int ch = 0;
+      for (; ch + 4 <= c; ch += 4) depthwise3x3_row<Lanes4>(rows, inside, g, w, b, ch, lo, yrow);
+      for (; ch < c; ++ch) depthwise3x3_row<Lane1>(rows, inside, g, w, b, ch, lo, yrow);
     }
   }
 }
@@ -427,17 +484,16 @@ bool direct_shape(const ConvGeom& g) {
 }  // namespace
 
 bool gemm_bias(const float* A, ptrdiff_t M, int K, const float* B, int N, const float* bias, float* C, bool relu_after) {
-  if (N % 4 != 0) return false;
-  gemm_bias_simd128(A, M, K, B, N, bias, C, floor_of(relu_after));
+  if (N < 4) return false;  // (all of it in the scalar tail: Eigen is faster)
+  gemm_bias_simd128(A, M, K, B, N, bias, C, relu_after ? 0.0f : kNoFloor);
   return true;
 }
 
 bool gemm_bias_add(const float* A, ptrdiff_t M, int K, const float* B, int N, const float* bias, const float* s,
                    const AddGeom& g, float* C, float* C2, bool relu_after) {
   const bool even = !g.pooled() || (g.hs == 2 * g.ho && g.ws == 2 * g.wo);
-  if (N % 4 != 0 || g.cs % 4 != 0 || g.c != N || !even || static_cast<size_t>(K) * N > kMaxResidualWeights)
-    return false;
-  gemm_bias_add_simd128(A, M, K, B, N, bias, s, g, C, C2, floor_of(relu_after));
+  if (g.c != N || !even || static_cast<size_t>(K) * N > kMaxResidualWeights) return false;
+  gemm_bias_add_simd128(A, M, K, B, N, bias, s, g, C, C2, relu_after ? 0.0f : kNoFloor);
   return true;
 }
 
@@ -480,9 +536,12 @@ bool relu(const float* x, size_t count, float* y) {
 }
 
 bool depthwise(const float* x, int n, const ConvGeom& g, const float* w, const float* b, float* y, bool relu_after) {
+  if (g.k == 3 && (g.stride == 1 || g.stride == 2) && g.pad_left <= 1) {
+    depthwise3x3_simd128(x, n, g, w, b, y, relu_after);
+    return true;
+  }
   if (g.cin % 4 != 0) return false;
-  if (g.k == 3 && (g.stride == 1 || g.stride == 2) && g.pad_left <= 1) depthwise3x3_simd128(x, n, g, w, b, y, relu_after);
-  else depthwise_simd128(x, n, g, w, b, y, relu_after);
+  depthwise_simd128(x, n, g, w, b, y, relu_after);
   return true;
 }
 

@@ -214,7 +214,7 @@ TEST(Conv, InferenceAndTrainingKernelsMatchReference) {
                        Case{8, 12, 9, 16, 1}, Case{10, 10, 1, 16, 2}, Case{9, 7, 8, 28, 2}, Case{5, 5, 4, 36, 1},
                        Case{16, 16, 3, 24, 2, 5, 2}, Case{15, 16, 3, 28, 1, 5, 2}, Case{12, 8, 4, 8, 2, 5, 1},
                        Case{16, 17, 8, 12, 1, 3, 2}, Case{11, 14, 6, 8, 2, 3, 1, false},
-                       Case{13, 12, 2, 12, 1, 5, 2, false}}) {
+                       Case{13, 12, 2, 12, 1, 5, 2, false}, Case{6, 6, 20, 42, 2, 1}, Case{5, 7, 9, 6, 1}}) {
     const ConvGeom g = ConvGeom::make(c.h, c.w, c.cin, c.cout, c.k, c.stride, c.same);
     Rng rng(c.h * 1000 + c.cin);
     Floats x(static_cast<size_t>(c.n) * c.h * c.w * c.cin), w(static_cast<size_t>(g.patch()) * c.cout), b(c.cout);
@@ -269,13 +269,15 @@ TEST(Conv, InferenceAndTrainingKernelsMatchReference) {
 
 // A 1x1 convolution and the residual add after it in one pass (the WebAssembly kernel; elsewhere the two in turn):
 // the convolution then the add, for shortcuts of the same size and channels, channel padded, 2x2 pooled (even sizes;
-// odd ones and weights past the kernel's L1 bound take the fallback), row counts not a multiple of 4, several images,
-// with and without the ReLU, and the copy for the next block's save equal to the output.
+// odd ones and weights past the kernel's L1 bound take the fallback), row counts and channel counts not a multiple of
+// 4 (BlazeFace's 42), several images, with and without the ReLU, and the copy for the next block's save equal to
+// the output.
 TEST(Conv, OneByOneWithResidualAddMatchesTheTwoInTurn) {
   struct Case { int ho, wo, cin, cout, hs, ws, cs, n; };
   for (const Case c : {Case{8, 8, 12, 12, 8, 8, 12, 1}, Case{8, 8, 8, 12, 8, 8, 8, 2}, Case{4, 4, 8, 12, 8, 8, 8, 2},
                        Case{5, 5, 4, 8, 5, 5, 4, 3}, Case{3, 3, 8, 8, 5, 5, 8, 2}, Case{4, 6, 128, 128, 8, 12, 96, 1},
-                       Case{2, 2, 24, 28, 4, 4, 24, 1}, Case{3, 5, 6, 10, 3, 5, 6, 1}}) {
+                       Case{2, 2, 24, 28, 4, 4, 24, 1}, Case{3, 5, 6, 10, 3, 5, 6, 1}, Case{16, 16, 36, 42, 16, 16, 36, 1},
+                       Case{8, 8, 42, 48, 16, 16, 42, 2}}) {
     const ConvGeom g = ConvGeom::make(c.ho, c.wo, c.cin, c.cout, 1, 1, false);
     const AddGeom a{c.hs, c.ws, c.cs, c.ho, c.wo, c.cout};
     ASSERT_TRUE(a.valid());
@@ -375,7 +377,8 @@ TEST(Depthwise, MatchesReferenceAndPadsAsTensorFlow) {
                        Case{16, 16, 24, 5, 1, true, 1, 2, 2}, Case{16, 16, 8, 3, 1, true, 2, 1, 1},
                        Case{5, 4, 4, 3, 1, true, 1, 1, 1}, Case{2, 3, 4, 3, 1, true, 1, 1, 1},
                        Case{15, 16, 12, 3, 2, true, 1, 1, 0}, Case{6, 2, 4, 3, 3, true, 2, 0, 0},
-                       Case{5, 2, 8, 3, 2, true, 1, 1, 0}, Case{2, 2, 4, 3, 2, true, 1, 0, 0}}) {
+                       Case{5, 2, 8, 3, 2, true, 1, 1, 0}, Case{2, 2, 4, 3, 2, true, 1, 0, 0},
+                       Case{8, 8, 42, 3, 2, true, 1, 0, 0}, Case{6, 5, 6, 3, 1, true, 2, 1, 1}}) {
     const ConvGeom g = ConvGeom::make(t.h, t.w, t.c, t.c, t.k, t.stride, t.same);
     EXPECT_EQ(g.pad_top, t.pad_top);
     EXPECT_EQ(g.pad_left, t.pad_left);
