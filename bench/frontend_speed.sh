@@ -85,7 +85,7 @@ run new-wasm node --no-experimental-fetch "$BIN/new.js" "$ROOT/assets/detector/b
 page() {  # page <tree>: processed frames/s and the detection stage's median, as "fps detect_ms"
   node "$1/bench/page_metrics.mjs" --seconds 10 --clip "$BIN/clip.y4m" |
     node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s.slice(s.indexOf("{")));
-      console.log(j.processed_fps, j.median_ms.detect_ms)})'
+      console.log(j.processed_fps.toFixed(1), j.median_ms.detect_ms.toFixed(1))})'
 }
 build/release/tests/make_y4m "$PHOTO" "$BIN/clip.y4m" 640 480 60
 echo "== the page (headless Chromium, 10 s of a 640x480 camera)"
