@@ -143,7 +143,7 @@ void sample_upright(const uint8_t* px, int width, int height, int channels, cons
           for (int k = 0; k < count[ox]; ++k, q += 4)
             for (int c = 0; c < 4; ++c) acc[c] += w[k] * q[c];
         } else {
-          for (int k = 0; k < count[ox]; ++k, q += 3)
+          for (int k = 0; k < count[ox]; ++k, q += channels)
             acc[0] += w[k] * q[0], acc[1] += w[k] * q[1], acc[2] += w[k] * q[2];
         }
         uint8_t* o = out + (static_cast<size_t>(oy) * side + ox) * out_channels;

@@ -1005,7 +1005,11 @@ void Importer::batchnorm() {
   }
   // ferkit adds 1e-5 to the variance: another epsilon is the same as a shifted variance.
   const float eps = float_attr("epsilon", 1e-5f);
-  for (float& var : v[3]) var = std::max(var + (eps - kBnEps), 0.0f);
+  if (!std::isfinite(eps) || eps < 0) fail("epsilon is " + std::to_string(eps) + ": expected a finite value >= 0");
+  for (float& var : v[3]) {
+    var = std::max(var + (eps - kBnEps), 0.0f);
+    if (!std::isfinite(var)) fail("var plus epsilon (" + std::to_string(eps) + ") is not finite");
+  }
   Built b;
   b.spec.kind = LayerKind::BatchNorm;
   b.w = v[0], b.b = v[1], b.mean = v[2], b.var = v[3];

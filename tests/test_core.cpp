@@ -8,6 +8,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "blazeface.h"
 #include "data.h"
 #include "kernels.h"
 #include "nn.h"
@@ -431,6 +432,84 @@ TEST(Residual, ShortcutIsPooledOverTwoByTwoAndZeroPadded) {
 
 // A residual, depthwise network: the plan folds batch norm into depthwise layers as into convolutions, and its
 // logits match a plain pass; every split point inside and outside the blocks gives a whole pass's logits.
+// The plan's fused residual blocks (a 1x1 convolution, its add, ReLU and the next block's save in one pass), with
+// identity, channel-padded, pooled and 42-channel shortcuts: the planned logits are the plain ones, and so are
+// planned runs split at every layer (inside a fused block the split cuts the fusion short).
+TEST(Forward, FusedResidualBlocksGiveThePlainLogitsAndSplitAnywhere) {
+  Model m(parse_spec("input 16 16 3; conv 8 3 2 same; relu; save a; dwconv 3 same; conv 8 1; add a; relu; save b; "
+                     "dwconv 3 same; conv 42 1; add b; relu; save c; dwconv 3 2 same; conv 44 1; add c; relu; save d; "
+                     "dwconv 3 same; conv 44 1; add d; relu; flatten; dense 5; softmax"));
+  m.init(5);
+  const InferencePlan plan = plan_inference(m);
+  Workspace ws;
+  ws.reserve(m, 2);
+  Rng rng(6);
+  std::vector<uint8_t> px(2 * 16 * 16 * 3);
+  for (auto& p : px) p = static_cast<uint8_t>(rng.below(256));
+  load_input(m, ws, px.data(), 2);
+  const float* plain = forward(m, ws, 2, {});
+  const Floats expect(plain, plain + 10);
+  ForwardOptions whole;
+  whole.plan = &plan;
+  load_input(m, ws, px.data(), 2);
+  const float* planned = forward(m, ws, 2, whole);
+  for (size_t j = 0; j < expect.size(); ++j) EXPECT_NEAR(planned[j], expect[j], 1e-5) << j;
+  for (int split = 1; split < static_cast<int>(m.layers.size()); ++split) {
+    load_input(m, ws, px.data(), 2);
+    ForwardOptions a;
+    a.plan = &plan;
+    a.until_layer = split;
+    forward(m, ws, 2, a);
+    ForwardOptions b;
+    b.plan = &plan;
+    b.from_layer = split;
+    const float* out = forward(m, ws, 2, b);
+    for (size_t j = 0; j < expect.size(); ++j) EXPECT_NEAR(out[j], expect[j], 1e-5) << "split at " << split;
+  }
+}
+
+// The frame sampler's upright case (sample_roi: a box filter over the frame pixels each output pixel's square covers,
+// black outside) against a float64 reference: grey, RGB and RGBA frames, regions inside, partly outside and wider
+// than one strip of column sums (more than 512 RGBA pixels), fractional and whole steps, grey and colour out, and
+// 200 frame rows an output row (the column sums' 16-bit integers near their bound).
+TEST(Sampling, UprightBoxFilterMatchesAFloat64Reference) {
+  struct Case { int w, h, channels; Roi roi; int side, out_channels; };
+  for (const Case c : {Case{1300, 300, 4, Roi{650, 150, 1300, 0}, 128, 3}, Case{640, 480, 4, Roi::whole(640, 480), 128, 3},
+                       Case{333, 207, 3, Roi{300, 20, 150.5f, 0}, 48, 1}, Case{120, 90, 1, Roi{50, 45, 97.3f, 0}, 40, 3},
+                       Case{200, 150, 4, Roi{-20, 100, 90, 0}, 32, 1}, Case{2000, 2000, 1, Roi::whole(2000, 2000), 10, 1}}) {
+    Rng rng(static_cast<uint64_t>(c.w) * 7 + c.channels);
+    std::vector<uint8_t> frame(static_cast<size_t>(c.w) * c.h * c.channels);
+    const bool flat = c.w == 2000;  // all 255: each output sums 200 x 200 of them
+    for (auto& v : frame) v = flat ? 255 : static_cast<uint8_t>(rng.below(256));
+    std::vector<uint8_t> out(static_cast<size_t>(c.side) * c.side * c.out_channels);
+    sample_roi(frame.data(), c.w, c.h, c.channels, c.roi, c.side, out.data(), c.out_channels);
+    const double step = static_cast<double>(c.roi.side) / c.side;
+    const double x0 = c.roi.cx - 0.5 * c.roi.side, y0 = c.roi.cy - 0.5 * c.roi.side;
+    int worst = 0;
+    for (int oy = 0; oy < c.side; ++oy)
+      for (int ox = 0; ox < c.side; ++ox) {
+        double acc[3] = {0, 0, 0};
+        const double xa = x0 + ox * step, ya = y0 + oy * step;
+        for (int y = std::max(0, static_cast<int>(std::floor(ya))); y < std::min(c.h, static_cast<int>(std::ceil(ya + step))); ++y)
+          for (int x = std::max(0, static_cast<int>(std::floor(xa))); x < std::min(c.w, static_cast<int>(std::ceil(xa + step))); ++x) {
+            const double wgt = (std::min(ya + step, y + 1.0) - std::max(ya, static_cast<double>(y))) *
+                               (std::min(xa + step, x + 1.0) - std::max(xa, static_cast<double>(x)));
+            const uint8_t* p = &frame[(static_cast<size_t>(y) * c.w + x) * c.channels];
+            for (int k = 0; k < 3; ++k) acc[k] += wgt * p[c.channels == 1 ? 0 : k];
+          }
+        const auto byte = [&](double v) { return std::min(255, static_cast<int>(v / (step * step) + 0.5)); };
+        const uint8_t* o = &out[(static_cast<size_t>(oy) * c.side + ox) * c.out_channels];
+        if (c.out_channels == 1)
+          worst = std::max(worst, std::abs(o[0] - byte(c.channels == 1 ? acc[0]
+                                                                       : 0.299 * acc[0] + 0.587 * acc[1] + 0.114 * acc[2])));
+        else
+          for (int k = 0; k < 3; ++k) worst = std::max(worst, std::abs(o[k] - byte(acc[k])));
+      }
+    EXPECT_LE(worst, 1) << c.w << "x" << c.h << "x" << c.channels << " -> " << c.side << "x" << c.side << "x"
+                        << c.out_channels;
+  }
+}
+
 TEST(Forward, ResidualDepthwiseNetworkPlansAndSplits) {
   Model m(parse_spec("input 16 16 1; conv 8 3 2 same; bn; relu; save a; dwconv 5 same; bn; relu; conv 8 1; bn; "
                      "add a; relu; save b; dwconv 3 2 same; bn; conv 12 1; add b; relu; flatten; dense 5; softmax"));

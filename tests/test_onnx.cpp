@@ -3,11 +3,14 @@
 // for the model scripts/torch_to_onnx.py exported (tests/onnx/torch_cnn.*).
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <random>
 #include <zlib.h>
 
@@ -316,6 +319,25 @@ TEST(Onnx, WhatItCannotReadIsRefusedNamingTheNodeAndWhy) {
     w->set_raw_data(w->raw_data().substr(4));
     const std::string e = error_of(serialize(p));
     EXPECT_NE(e.find("tensor '" + w->name() + "' holds "), std::string::npos) << e;
+  }
+  {  // epsilons that are not a variance shift (tests/fuzz/regressions/onnx/bn_epsilon_overflow.onnx: one that made
+     // the variance infinite, so that the importer refused its own export)
+    onnx::ModelProto p = parse(good);
+    onnx::NodeProto* bn = nullptr;
+    for (auto& n : *p.mutable_graph()->mutable_node())
+      if (n.op_type() == "BatchNormalization") bn = &n;
+    ASSERT_NE(bn, nullptr);
+    onnx::AttributeProto* eps = nullptr;
+    for (auto& a : *bn->mutable_attribute())
+      if (a.name() == "epsilon") eps = &a;
+    if (!eps) eps = bn->add_attribute(), eps->set_name("epsilon"), eps->set_type(onnx::AttributeProto::FLOAT);
+    eps->set_f(std::numeric_limits<float>::infinity());
+    std::string e = error_of(serialize(p));
+    EXPECT_NE(e.find("BatchNormalization): epsilon is inf: expected a finite value >= 0"), std::string::npos) << e;
+    eps->set_f(-1.0f);
+    e = error_of(serialize(p));
+    EXPECT_NE(e.find("BatchNormalization): epsilon is -1.000000: expected a finite value >= 0"), std::string::npos)
+        << e;
   }
   {  // a second branch that is not a shortcut
     onnx::ModelProto p = parse(good);
