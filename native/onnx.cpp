@@ -1235,17 +1235,19 @@ OnnxImport Importer::run() {
     if (!node_->domain().empty() && node_->domain() != "ai.onnx") fail("operators of domain '" + node_->domain() +
                                                                        "' are not supported");
     if (softmax_) fail("follows the Softmax: the Softmax must be the last node");
+    // Every operator read has an output, and all but Constant an input: checked once here, so that no case below
+    // reads a missing first input or output (protobuf's accessors do not check the index).
+    if (node_->output_size() < 1 || node_->output(0).empty()) fail("has no output");
+    if (op != "Constant" && (node_->input_size() < 1 || node_->input(0).empty())) fail("has no input");
     if (scaled_logits_ && op != "Softmax")
       fail("follows a scalar " + std::string("Mul or Div of the logits, which is read as a temperature only right "
                                              "before the Softmax"));
     if (op == "Constant") {
       const auto* v = attribute("value");
       if (!v || !v->has_t()) fail("only a tensor 'value' is supported");
-      if (node_->output_size() < 1) fail("has no output");
       consts_[node_->output(0)] = read_tensor(v->t());
     } else if (fold_constant()) {
     } else if (op == "Identity" || op == "Dropout") {
-      if (node_->input_size() < 1 || node_->output_size() < 1) fail("has no input or output");
       if (const Const* c = constant(node_->input(0)))
         keep_constant(node_->output(0), *c);
       else if (node_->input(0) == cur_) {  // the same value under another name (a pending Pad included)

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <limits>
 #include <random>
+#include <set>
 #include <zlib.h>
 
 #include <onnx/checker.h>
@@ -350,6 +351,43 @@ TEST(Onnx, WhatItCannotReadIsRefusedNamingTheNodeAndWhy) {
     const std::string e = error_of(serialize(p));
     EXPECT_NE(e.find("('extra', Relu): reads"), std::string::npos) << e;
   }
+}
+
+// CI's tests/fuzz/fuzz_onnx found a read through a null list in protobuf (its input was not kept): protobuf's
+// accessors do not check their index, and a Pad without an output or a Transpose without an input read an empty
+// list. Every node of three graphs (one of every layer kind; PyTorch's, with F.pad's Pad; BlazeFace's, whose
+// N x H x W x C input goes through a Transpose) loses its inputs, then its outputs: each graph must be refused. Where
+// the error is about that node (not about a node after it, or a branch it broke), it says what is missing.
+TEST(Onnx, ANodeWithoutItsInputsOrOutputsIsRefused) {
+  std::vector<std::vector<uint8_t>> graphs{export_onnx(random_model(kEveryLayer, 5), nullptr),
+                                           read_file(kSource + "/tests/onnx/torch_cnn.onnx")};
+  const std::string blazeface =
+      kSource + "/build/deps/blazeface/package/ONNX/face_detection_front_128x128_barracuda.onnx";
+  if (fs::exists(blazeface)) graphs.push_back(read_file(blazeface));
+  std::set<std::string> ops;
+  for (const auto& good : graphs) {
+    const onnx::ModelProto base = parse(good);
+    int named = 0;
+    for (int i = 0; i < base.graph().node_size(); ++i) {
+      const std::string op = base.graph().node(i).op_type();
+      ops.insert(op);
+      const std::string where = "node " + std::to_string(i) + " ('" + base.graph().node(i).name() + "', " + op + "): ";
+      for (const bool inputs : {true, false}) {
+        if (inputs && op == "Constant") continue;
+        onnx::ModelProto p = base;
+        if (inputs) p.mutable_graph()->mutable_node(i)->clear_input();
+        else p.mutable_graph()->mutable_node(i)->clear_output();
+        const std::string e = error_of(serialize(p));
+        EXPECT_EQ(e.rfind("m.onnx: ", 0), 0u) << where << (inputs ? "without inputs: " : "without outputs: ") << e;
+        if (e.find(where) != std::string::npos) {
+          EXPECT_NE(e.find(where + (inputs ? "has no input" : "has no output")), std::string::npos) << e;
+          ++named;
+        }
+      }
+    }
+    EXPECT_GT(named, base.graph().node_size()) << "most mutations should be refused at the node itself";
+  }
+  EXPECT_TRUE(ops.count("Pad") && ops.count("Transpose") && ops.count("Conv") && ops.count("Add"));
 }
 
 // Found by tests/fuzz/fuzz_onnx: a producer name that is not UTF-8 went into the model's JSON metadata, which then
