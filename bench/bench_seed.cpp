@@ -1,9 +1,16 @@
-// Speed of the built-in architectures: training throughput (batch 64, forward + backward + Adam step) and
-// batch-1 and batch-64 inference. The seed's numbers compare with bench/torch_seed.py (same architecture, batch
-// and threads); vgg-s, vgg-xs-f, vgg-xs-fw and vgg-xs-fw2 are the VGG-style candidates of docs/results.md.
+// Speed of the built-in architectures: training throughput (batch 64, forward + backward + optimizer step: Adam, or
+// SGD with Nesterov momentum as the default model's recipe trains) and batch-1 and batch-64 inference. The training
+// figures compare with bench/torch_seed.py (same architecture, batch, optimizer and threads): bench/compare_seed.sh
+// and bench/train_speed.sh run both. vgg-s, vgg-xs-f, vgg-xs-fw and vgg-xs-fw2 are the VGG-style candidates of
+// docs/results.md.
 //   build/release/bench/bench_seed --benchmark_counters_tabular=true [--benchmark_filter=vgg-s]
-// Threads: OMP_NUM_THREADS (default: all cores).
+//   build/release/bench/bench_seed --print-spec vgg-xs-fw2     the architecture as spec text (for torch_seed.py)
+// Threads: OMP_NUM_THREADS (default: all cores). TrainStep's GFLOP/s counts a step's multiply-adds twice: each
+// convolution and dense layer's forward, weight gradient and input gradient (none for the first layer).
 #include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <cstring>
 
 #include "data.h"
 #include "model.h"
@@ -20,6 +27,23 @@ std::vector<uint8_t> random_images(int n) {
   return px;
 }
 
+// Multiply-adds of one training image: forward, weight gradient, and input gradient below every layer but the first.
+double train_macs_per_image(const Model& m) {
+  double macs = 0;
+  bool first = true;
+  for (const LayerPlan& p : m.layers) {
+    double f = 0;
+    if (p.spec.kind == LayerKind::Conv) f = 1.0 * p.out.h * p.out.w * p.out.c * p.geom.patch();
+    if (p.spec.kind == LayerKind::DepthwiseConv) f = 1.0 * p.out.h * p.out.w * p.out.c * p.geom.k * p.geom.k;
+    if (p.spec.kind == LayerKind::Dense) f = 1.0 * p.in.size() * p.out.c;
+    if (f == 0) continue;
+    macs += (first ? 2 : 3) * f;
+    first = false;
+  }
+  return macs;
+}
+
+// Args: batch, and the optimizer: 0 Adam (lr 1e-4), 1 SGD with Nesterov momentum 0.9 and weight decay 5e-4.
 void BM_TrainStep(benchmark::State& state, const char* arch) {
   const int batch = static_cast<int>(state.range(0));
   Model m(resolve_spec(arch));
@@ -29,7 +53,9 @@ void BM_TrainStep(benchmark::State& state, const char* arch) {
   auto px = random_images(batch);
   std::vector<uint8_t> labels(batch);
   for (int i = 0; i < batch; ++i) labels[i] = static_cast<uint8_t>(i % 7);
-  Optimizer opt;
+  OptimConfig oc;
+  if (state.range(1) == 1) oc.kind = OptimKind::SGD, oc.nesterov = true, oc.momentum = 0.9f, oc.weight_decay = 5e-4f;
+  Optimizer opt(oc);
   uint64_t step = 0;
   for (auto _ : state) {
     load_input(m, ws, px.data(), batch);
@@ -44,6 +70,8 @@ void BM_TrainStep(benchmark::State& state, const char* arch) {
     benchmark::ClobberMemory();
   }
   state.counters["images/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * batch, benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(2e-9 * train_macs_per_image(m) * state.iterations() * batch,
+                                                 benchmark::Counter::kIsRate);
 }
 
 // Args: batch, and 1 to run with an InferencePlan (batch norm folded into the convolutions, as the page and
@@ -87,15 +115,25 @@ void BM_Augment(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(BM_Augment)->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_TrainStep, seed, "seed")->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_TrainStep, seed, "seed")->ArgsProduct({{64}, {0, 1}})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_Inference, seed, "seed")->ArgsProduct({{1, 64}, {0, 1}})->Unit(benchmark::kMicrosecond)->UseRealTime();
-BENCHMARK_CAPTURE(BM_TrainStep, vgg-s, "vgg-s")->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_TrainStep, vgg-s, "vgg-s")->ArgsProduct({{64}, {0, 1}})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_Inference, vgg-s, "vgg-s")->ArgsProduct({{1, 64}, {0, 1}})->Unit(benchmark::kMicrosecond)->UseRealTime();
-BENCHMARK_CAPTURE(BM_TrainStep, vgg-xs-f, "vgg-xs-f")->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_TrainStep, vgg-xs-f, "vgg-xs-f")->ArgsProduct({{64}, {0, 1}})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_Inference, vgg-xs-f, "vgg-xs-f")->ArgsProduct({{1, 64}, {0, 1}})->Unit(benchmark::kMicrosecond)->UseRealTime();
-BENCHMARK_CAPTURE(BM_TrainStep, vgg-xs-fw, "vgg-xs-fw")->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_TrainStep, vgg-xs-fw, "vgg-xs-fw")->ArgsProduct({{64}, {0, 1}})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_Inference, vgg-xs-fw, "vgg-xs-fw")->ArgsProduct({{1, 64}, {0, 1}})->Unit(benchmark::kMicrosecond)->UseRealTime();
-BENCHMARK_CAPTURE(BM_TrainStep, vgg-xs-fw2, "vgg-xs-fw2")->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_TrainStep, vgg-xs-fw2, "vgg-xs-fw2")->ArgsProduct({{64}, {0, 1}})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_Inference, vgg-xs-fw2, "vgg-xs-fw2")->ArgsProduct({{1, 64}, {0, 1}})->Unit(benchmark::kMicrosecond)->UseRealTime();
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  if (argc == 3 && std::strcmp(argv[1], "--print-spec") == 0) {
+    std::printf("%s", format_spec(resolve_spec(argv[2])).c_str());
+    return 0;
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

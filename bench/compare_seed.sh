@@ -58,7 +58,7 @@ def run(prefix):
     t_us = statistics.mean(b["real_time"] * US[b.get("time_unit", "ns")] for b in pick)
     return ips, t_us
 
-train_ips, _ = run("BM_TrainStep/seed/64")
+train_ips, _ = run("BM_TrainStep/seed/64/0/")  # Adam, as torch_seed.py by default
 _, lat1_us = run("BM_Inference/seed/1")
 inf64_ips, _ = run("BM_Inference/seed/64")
 

@@ -1,13 +1,17 @@
 #!/usr/bin/python3
-"""PyTorch reference benchmark for the ferkit "seed" architecture.
+"""PyTorch reference benchmark for the ferkit "seed" architecture, or any ferkit spec (--spec).
 
 Compare side by side with the C++ Google Benchmark build/release/bench/bench_seed
 (BM_TrainStep/seed/64 images/s, BM_Inference/seed/1 latency, BM_Inference/seed/64 images/s),
 or run bench/compare_seed.sh to get both in one table.
 
+--spec FILE builds the network from a ferkit spec file (bench_seed --print-spec NAME writes a built-in's: conv,
+bn, relu, maxpool, dropout, flatten, dense, gap), as bench/train_speed.sh does for the default's vgg-xs-fw2.
+
 Measured, with torch.set_num_threads(--threads):
-  * training: batch 64, forward (train mode, dropout on) + cross-entropy + backward + Adam(lr 1e-3)
-    step on random data, after warm-up; images/s over --seconds of wall time.
+  * training: batch 64, forward (train mode, dropout on) + cross-entropy + backward + optimizer step (--optimizer:
+    Adam(lr 1e-3), or SGD with Nesterov momentum 0.9 and weight decay 5e-4 as the default's recipe) on random data,
+    after warm-up; images/s over --seconds of wall time.
   * inference: eval mode under torch.inference_mode(); batch-1 latency (median of per-call times,
     microseconds) and batch-64 throughput (images/s).
 As in the C++ benchmark, every timed call starts from uint8 pixels (the uint8 -> float/255 conversion
@@ -73,6 +77,63 @@ def seed_model():
     )
 
 
+def spec_model(text, where):
+    """A ferkit spec (core/spec.h's language, the layers of chain networks) as an NCHW nn.Sequential; the flatten
+    order differs from ferkit's NHWC, which changes nothing in the arithmetic."""
+    layers, shape = [], None
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        t = raw.split("#")[0].split()
+        if not t:
+            continue
+        op, a = t[0], t[1:]
+        def bad(why):
+            sys.exit(f"{where}:{lineno}: '{raw.strip()}': {why}")
+        if op == "input":
+            shape = [int(a[2]), int(a[0]), int(a[1])]  # C, H, W
+            continue
+        if shape is None:
+            bad("expected 'input H W C' first")
+        c, h, w = shape
+        if op == "conv":
+            n, k = int(a[0]), int(a[1])
+            stride = int(a[2]) if len(a) > 2 and a[2].isdigit() else 1
+            same = "same" in a
+            if same and stride != 1:
+                bad("'same' at stride > 1 is not built here (TensorFlow's asymmetric padding)")
+            pad = k // 2 if same else 0
+            layers.append(nn.Conv2d(c, n, k, stride=stride, padding=pad))
+            h, w = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+            shape = [n, h, w]
+        elif op == "bn":
+            layers.append(nn.BatchNorm2d(c) if h * w > 1 or len(layers) and isinstance(layers[-1], nn.Conv2d)
+                          else nn.BatchNorm1d(c))
+        elif op == "relu":
+            layers.append(nn.ReLU(inplace=True))
+        elif op == "maxpool":
+            k = int(a[0])
+            stride = int(a[1]) if len(a) > 1 else k
+            layers.append(nn.MaxPool2d(k, stride))
+            shape = [c, (h - k) // stride + 1, (w - k) // stride + 1]
+        elif op == "dropout":
+            layers.append(nn.Dropout(float(a[0])))
+        elif op == "flatten":
+            layers.append(nn.Flatten())
+            shape = [c * h * w, 1, 1]
+        elif op == "gap":
+            layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+            shape = [c, 1, 1]
+        elif op == "dense":
+            if h * w != 1:
+                bad("a dense layer needs a flatten or gap before it")
+            layers.append(nn.Linear(c, int(a[0])))
+            shape = [int(a[0]), 1, 1]
+        elif op == "softmax":
+            pass  # in the loss
+        else:
+            bad(f"'{op}' is not built by this script (conv, bn, relu, maxpool, dropout, flatten, gap, dense)")
+    return nn.Sequential(*layers)
+
+
 MEMORY_FORMAT = None  # set in main() from --layout
 
 
@@ -84,10 +145,13 @@ def random_pixels(n, gen):
     return torch.randint(0, 256, (n, 1, 48, 48), dtype=torch.uint8, generator=gen)
 
 
-def bench_train(model, batch, seconds, gen):
+def bench_train(model, batch, seconds, gen, optimizer="adam"):
     px = random_pixels(batch, gen)
     labels = torch.arange(batch) % NUM_CLASSES
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    if optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=0.005, momentum=0.9, nesterov=True, weight_decay=5e-4)
     model.train()
 
     def step():
@@ -160,6 +224,10 @@ def main():
     ap.add_argument("--layout", choices=("nhwc", "nchw"), default="nhwc",
                     help="activation/weight memory format: nhwc = torch.channels_last (default; same layout as "
                          "ferkit, and oneDNN runs it without reorders), nchw = torch.contiguous_format")
+    ap.add_argument("--spec", help="a ferkit spec file to build instead of the seed (see above)")
+    ap.add_argument("--optimizer", choices=("adam", "sgd-nesterov"), default="adam",
+                    help="the training step's optimizer (default adam)")
+    ap.add_argument("--train-only", action="store_true", help="measure the training step only")
     ap.add_argument("--json", action="store_true", help="also print one JSON line with the results")
     args = ap.parse_args()
     if args.threads < 1 or args.seconds <= 0:
@@ -182,30 +250,39 @@ def main():
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(1)
 
-    model = seed_model().to(memory_format=MEMORY_FORMAT)
+    if args.spec:
+        with open(args.spec) as f:
+            model = spec_model(f.read(), args.spec)
+        arch = os.path.splitext(os.path.basename(args.spec))[0]
+    else:
+        model, arch = seed_model(), "seed"
+    model = model.to(memory_format=MEMORY_FORMAT)
     n_params = sum(p.numel() for p in model.parameters())
-    if n_params != SEED_PARAMS:
+    if arch == "seed" and n_params != SEED_PARAMS:
         print(f"warning: {n_params} parameters, expected {SEED_PARAMS}", file=sys.stderr)
 
-    train = bench_train(model, 64, args.seconds, gen)
-    inf1 = bench_infer(model, 1, args.seconds, gen)
-    inf64 = bench_infer(model, 64, args.seconds, gen)
+    train = bench_train(model, 64, args.seconds, gen, args.optimizer)
+    nan = {"latency_us_median": float("nan"), "latency_us_p90": float("nan"), "latency_us_mean": float("nan"),
+           "images_per_s": float("nan"), "calls": 0}
+    inf1 = nan if args.train_only else bench_infer(model, 1, args.seconds, gen)
+    inf64 = nan if args.train_only else bench_infer(model, 64, args.seconds, gen)
 
-    print(f"PyTorch {torch.__version__}  seed ({n_params:,} params)  threads={torch.get_num_threads()}  layout={args.layout}  seconds={args.seconds:g}")
+    print(f"PyTorch {torch.__version__}  {arch} ({n_params:,} params)  optimizer={args.optimizer}  threads={torch.get_num_threads()}  layout={args.layout}  seconds={args.seconds:g}")
     print(f"  BLAS: {blas}{'  (netlib reference BLAS: slow!)' if is_reference_blas(blas) else ''}")
     rows = [
         ("train step, batch 64", f"{train['images_per_s']:10.1f} images/s", f"median step {train['step_ms_median']:.2f} ms, {train['steps']} steps"),
         ("inference, batch 1", f"{inf1['latency_us_median']:10.1f} us", f"median latency, p90 {inf1['latency_us_p90']:.1f} us, {inf1['calls']} calls"),
         ("inference, batch 64", f"{inf64['images_per_s']:10.1f} images/s", f"median call {inf64['latency_us_median'] / 1e3:.2f} ms, {inf64['calls']} calls"),
     ]
-    for name, value, note in rows:
+    for name, value, note in rows[:1] if args.train_only else rows:
         print(f"  {name:<22} {value:<20} ({note})")
 
     if args.json:
         print(json.dumps({
             "framework": "pytorch",
             "torch_version": torch.__version__,
-            "arch": "seed",
+            "arch": arch,
+            "optimizer": args.optimizer,
             "params": n_params,
             "threads": torch.get_num_threads(),
             "blas": blas,

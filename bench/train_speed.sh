@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Training speed, ferkit against PyTorch on the same networks, in one run: batch 64, forward + backward + SGD with
+# Nesterov momentum (the default model's recipe), the same thread count, rounds interleaved so that drift hits both.
+# Also the machine's float32 multiply-add peak (bench/fma_peak), and the fraction of it each side reaches.
+#   scripts/setup.sh --bench && cmake --build --preset release && bench/train_speed.sh
+# Environment: ARCHS (default "vgg-xs-fw2 seed": the default's network, then the seed), THREADS (default 2),
+# ROUNDS (3), SECONDS_EACH (3: seconds per measurement), BUILD (build/release).
+# PyTorch is Debian's python3-torch (1.13) on Debian's OpenMP OpenBLAS (libopenblas0-openmp, downloaded and unpacked
+# into build/deps/openblas-openmp, put on LD_LIBRARY_PATH; nothing is installed), channels-last; its convolutions
+# run on oneDNN. Ratios: ferkit images/s over PyTorch's, > 1 when ferkit is faster.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+archs=(${ARCHS:-vgg-xs-fw2 seed})
+threads=${THREADS:-2} rounds=${ROUNDS:-3} seconds=${SECONDS_EACH:-3}
+build=${BUILD:-build/release}
+for bin in "$build/bench/bench_seed" "$build/bench/fma_peak"; do
+  [[ -x "$bin" ]] || { echo "train_speed.sh: $bin not built (cmake --build --preset release)" >&2; exit 1; }
+done
+/usr/bin/python3 -c "import torch" 2>/dev/null || { echo "train_speed.sh: no PyTorch (scripts/setup.sh --bench)" >&2; exit 1; }
+
+blas="$root/build/deps/openblas-openmp"
+if [[ ! -d "$blas/usr/lib" ]]; then
+  mkdir -p "$blas"
+  (cd "$blas" && apt-get download libopenblas0-openmp >/dev/null && dpkg -x libopenblas0-openmp_*.deb .)
+fi
+blas_lib="$(dirname "$(find "$blas/usr/lib" -name 'libblas.so.3' | head -n1)")"
+
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+OMP_NUM_THREADS=$threads "$build/bench/fma_peak" 2 >"$tmp/peak.txt"
+for arch in "${archs[@]}"; do
+  "$build/bench/bench_seed" --print-spec "$arch" >"$tmp/$arch.spec"
+  for ((r = 1; r <= rounds; ++r)); do
+    echo "== round $r/$rounds: $arch" >&2
+    OMP_NUM_THREADS=$threads "$build/bench/bench_seed" --benchmark_filter="TrainStep/$arch/64/1/" \
+      --benchmark_min_time="$seconds" --benchmark_format=json >"$tmp/fer-$arch-$r.json"
+    LD_LIBRARY_PATH="$blas_lib" OPENBLAS_NUM_THREADS=$threads /usr/bin/python3 bench/torch_seed.py --spec \
+      "$tmp/$arch.spec" --optimizer sgd-nesterov --train-only --threads "$threads" --seconds "$seconds" --json |
+      grep '^{' | tail -n1 >"$tmp/torch-$arch-$r.json"
+  done
+done
+
+python3 - "$tmp" "$threads" "$rounds" "${archs[@]}" <<'PY'
+import json, sys
+tmp, threads, rounds, archs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
+peak = {l.split()[1]: float(l.split()[2]) for l in open(f"{tmp}/peak.txt") if l.startswith("peak ")}
+fp32 = peak.get("fp32-avx512") or peak.get("fp32-avx2")
+print(f"machine peak, {threads} threads: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peak.items()))
+def span(v, f="{:.0f}"):
+    return f.format(min(v)) if len(v) == 1 else f"{f.format(min(v))}-{f.format(max(v))}"
+print(f"\n| training, batch 64, SGD Nesterov, {threads} threads | ferkit images/s | PyTorch images/s | ferkit / PyTorch "
+      f"| ferkit GFLOP/s (of fp32 peak) | PyTorch (of fp32 peak) |")
+print("|---|---|---|---|---|---|")
+for arch in archs:
+    fer, pt, ratio, gf = [], [], [], []
+    for r in range(1, rounds + 1):
+        b = [x for x in json.load(open(f"{tmp}/fer-{arch}-{r}.json"))["benchmarks"] if x.get("run_type") == "iteration"]
+        ips = sum(x["images/s"] for x in b) / len(b)
+        fer.append(ips)
+        gf.append(sum(x["GFLOP/s"] for x in b) / len(b))
+        pt.append(json.load(open(f"{tmp}/torch-{arch}-{r}.json"))["train_images_per_s"])
+        ratio.append(fer[-1] / pt[-1])
+    flop_per_image = gf[0] / fer[0]  # GFLOP per image (the same arithmetic on both sides)
+    ptgf = [p * flop_per_image for p in pt]
+    print(f"| {arch} | {span(fer)} | {span(pt)} | {span(ratio, '{:.2f}')}x | {span(gf)} ({span([g / fp32 * 100 for g in gf])}%) "
+          f"| {span(ptgf)} ({span([g / fp32 * 100 for g in ptgf])}%) |")
+print(f"\n{rounds} rounds, interleaved; GFLOP/s counts each convolution and dense layer's forward, weight gradient and "
+      "input gradient (none for the first layer), a multiply-add as two.")
+PY
