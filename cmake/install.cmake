@@ -15,6 +15,7 @@
 #   - nlohmann_json (json_fwd.hpp is in model_io.h): found by the package (find_dependency), linked publicly.
 #   - OpenMP, when the core was built with it: found by the package; users link its runtime, nothing more (no
 #     -fopenmp for their own code: no header needs it).
+#   - oneDNN, when the core was built with it (core/kernels_dnnl.cpp): found by the package; users link libdnnl.
 #   - Eigen: only in core/*.cpp (header-only, so nothing to link): users need no Eigen.
 #   - stb_image: compiled into image.cpp, its include path private.
 #   - -march=native (FERKIT_NATIVE_ARCH): not passed on. Users' code compiles with their own flags; the library

@@ -34,7 +34,7 @@ void layer_input_gradient(const Model& m, const Workspace& ws, size_t i, const f
       add_backward(dy, ws.act[static_cast<size_t>(p.tap) + 1].data(), 1, add_geom(m, p), dx,
                    side[static_cast<size_t>(p.tap)].data());
       break;
-    case LayerKind::Conv: conv2d_backward(dy, 1, p.geom, P + p.w, nullptr, nullptr, nullptr, dcol, dx); break;
+    case LayerKind::Conv: conv2d_backward(dy, nullptr, 1, p.geom, P + p.w, nullptr, nullptr, nullptr, dcol, dx); break;
     case LayerKind::Dense: dense_backward(dy, nullptr, 1, p.in.size(), p.out.c, P + p.w, nullptr, nullptr, dx); break;
     case LayerKind::ReLU: relu_backward(dy, ws.act[i + 1].data(), p.out.size(), dx); break;
     case LayerKind::MaxPool: maxpool_backward(dy, 1, p.geom, ws.argmax[i].data(), dx); break;

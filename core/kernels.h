@@ -1,8 +1,9 @@
 // Platform kernels behind core/nn.cpp's layers: an internal header (not installed, not part of ferkit.h).
 // nn.cpp holds the portable layer math (Eigen and plain loops); where a platform has a faster kernel for a case, it
-// lives in a file of its own (kernels_wasm.cpp: WebAssembly SIMD128) and nn.cpp asks for it first. Each function
+// lives in a file of its own (kernels_wasm.cpp: WebAssembly SIMD128; kernels_dnnl.cpp: native training convolutions
+// on oneDNN) and nn.cpp asks for it first. Each function
 // returns false (or 0) where the platform has no kernel for the case, and then nn.cpp runs the portable math;
-// elsewhere than WebAssembly all of them are the inline stubs below, which the compiler folds away.
+// where a platform lacks them they are the inline stubs below, which the compiler folds away.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -14,6 +15,24 @@ namespace ferkit::kernels {
 // Convolutions whose im2col rows are short (patch <= kSmallPatch, e.g. 3x3 over one channel) run as plain loops:
 // a GEMM spends more time packing the tall, thin im2col matrix than multiplying it.
 constexpr int kSmallPatch = 16;
+
+#if defined(FERKIT_DNNL)
+// Training convolutions on oneDNN (kernels_dnnl.cpp): whether it runs layers of this shape (k x k, not the
+// small-patch first layers), y = conv(x, w) + b, and the backward pass: dw += , db += (if dw), dx = (if dx).
+bool conv2d_train_takes(const ConvGeom& g);
+bool conv2d_train_forward(const float* x, int n, const ConvGeom& g, const float* w, const float* b, float* y);
+bool conv2d_train_backward(const float* dy, const float* x, int n, const ConvGeom& g, const float* w, float* dw,
+                           float* db, float* dx);
+#else
+inline bool conv2d_train_takes(const ConvGeom&) { return false; }
+inline bool conv2d_train_forward(const float*, int, const ConvGeom&, const float*, const float*, float*) {
+  return false;
+}
+inline bool conv2d_train_backward(const float*, const float*, int, const ConvGeom&, const float*, float*, float*,
+                                  float*) {
+  return false;
+}
+#endif
 
 #if defined(__wasm_simd128__)
 // C = A * B + bias (row-major A: M x K, B: K x N), then max(0, C) if relu.

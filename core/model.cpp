@@ -546,7 +546,7 @@ void backward(Model& model, Workspace& ws, int n, const float* dlogits, Collecti
     const size_t count = static_cast<size_t>(n) * p.out.size();
     switch (p.spec.kind) {
       case LayerKind::Conv:
-        conv2d_backward(dy, n, p.geom, P + p.w, p.geom.direct() ? x : ws.col[ii].data(),
+        conv2d_backward(dy, x, n, p.geom, P + p.w, p.geom.direct() ? x : ws.col[ii].data(),
                         G + p.w, G + p.b, ws.dcol.data(), dx);
         break;
       case LayerKind::Dense: dense_backward(dy, x, n, p.in.size(), p.out.c, P + p.w, G + p.w, G + p.b, dx); break;

@@ -197,6 +197,7 @@ void conv2d_im2col_gemm(const float* x, int n, const ConvGeom& g, const float* w
 }  // namespace
 
 void conv2d_forward(const float* x, int n, const ConvGeom& g, const float* w, const float* b, float* col, float* y) {
+  if (kernels::conv2d_train_forward(x, n, g, w, b, y)) return;
   conv2d_im2col_gemm(x, n, g, w, b, col, y, false);
 }
 
@@ -206,8 +207,9 @@ void conv2d_forward_infer(const float* x, int n, const ConvGeom& g, const float*
   conv2d_im2col_gemm(x, n, g, w, b, scratch, y, relu);
 }
 
-void conv2d_backward(const float* dy, int n, const ConvGeom& g, const float* w, const float* col, float* dw,
-                     float* db, float* dcol, float* dx) {
+void conv2d_backward(const float* dy, const float* x, int n, const ConvGeom& g, const float* w, const float* col,
+                     float* dw, float* db, float* dcol, float* dx) {
+  if (kernels::conv2d_train_backward(dy, x, n, g, w, dw, db, dx)) return;
   const Eigen::Index m = static_cast<Eigen::Index>(n) * g.ho * g.wo;
   const bool direct = g.direct();
   CMapR dY(dy, m, g.cout);

@@ -28,7 +28,8 @@ void im2col(const float* x, int n, const ConvGeom& g, float* col);
 void col2im_add(const float* dcol, int n, const ConvGeom& g, float* dx);
 
 // Training: y = im2col(x) * w + b, with w[patch][cout], b[cout]; col (conv2d_scratch_floats(g, n) floats) holds
-// im2col(x) afterwards, which conv2d_backward reads (1x1 stride-1 convolutions need no im2col: col is unused).
+// im2col(x) afterwards, which conv2d_backward reads (1x1 stride-1 convolutions need no im2col: col is unused), unless
+// a platform kernel runs the layer (kernels.h: oneDNN natively), which reads x instead.
 void conv2d_forward(const float* x, int n, const ConvGeom& g, const float* w, const float* b, float* col, float* y);
 // Inference: the same y, by whichever kernel is fastest for the layer (the WebAssembly build runs 3x3 'same' layers
 // as Winograd F(2x2, 3x3) or straight from a padded copy; see kernels.h), then y = max(0, y) if relu, in the
@@ -38,10 +39,11 @@ void conv2d_forward_infer(const float* x, int n, const ConvGeom& g, const float*
                           const float* b, float* scratch, float* y, bool relu = false);
 // Scratch floats either forward needs for n images: at least the im2col size, n*ho*wo*patch.
 size_t conv2d_scratch_floats(const ConvGeom& g, int n);
-// dw += col^T dy, db += sum(dy); dx = col2im(dy w^T) if dx != nullptr (dcol: scratch like col). dw == nullptr: the
-// input gradient only (db and col unused), as explain.h back-propagates through an inference pass.
-void conv2d_backward(const float* dy, int n, const ConvGeom& g, const float* w, const float* col, float* dw,
-                     float* db, float* dcol, float* dx);
+// dw += col^T dy, db += sum(dy); dx = col2im(dy w^T) if dx != nullptr (dcol: scratch like col). x: the layer's
+// input (col is im2col(x)). dw == nullptr: the input gradient only (db, x and col unused), as explain.h
+// back-propagates through an inference pass.
+void conv2d_backward(const float* dy, const float* x, int n, const ConvGeom& g, const float* w, const float* col,
+                     float* dw, float* db, float* dcol, float* dx);
 
 // Depthwise k x k convolution: each channel has its own filter (g.cin == g.cout channels), w[(ky*k + kx)*c + ch],
 // b[c]; 'same' padding as ConvGeom::make (TensorFlow's: the extra row and column at stride 2 go bottom and right).

@@ -22,6 +22,7 @@ done
 
 packages=(cmake make g++ libeigen3-dev libstb-dev libcli11-dev nlohmann-json3-dev zlib1g-dev
           libonnx-dev libprotobuf-dev  # ONNX export and import (native/onnx.cpp)
+          libdnnl-dev  # training convolutions on oneDNN (core/kernels_dnnl.cpp)
           libopenmpi-dev openmpi-bin  # data-parallel training (native/mpi_collective.cpp, mpirun in test_cli)
           googletest libgtest-dev libbenchmark-dev
           opencv-doc  # photos for the detector tests (test_blazeface, test_pipeline, test_cli)
