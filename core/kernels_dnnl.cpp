@@ -52,6 +52,7 @@ struct ConvPrims {
   dnnl::convolution_backward_weights bwd_wei_p;
   dnnl::reorder to_fwd_wei, to_bwd_data_wei, from_bwd_wei;
   memory fwd_wei, bwd_data_wei, bwd_wei_diff;  // the primitives' own weight layouts
+  memory fwd_scratch, bwd_data_scratch, bwd_wei_scratch;  // their scratch, allocated here once (not per call)
   std::vector<float> dw, db;                   // the weight gradient as written, before it is added
 };
 
@@ -74,20 +75,25 @@ ConvPrims make(const ConvGeom& g, int n) {
   const memory::desc wei_any(wei_d, lo, tag::any);
   dnnl::convolution_forward::desc fd(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, c.src_lo,
                                      wei_any, c.bias, c.dst, strides, pad_l, pad_r);
-  c.fwd = dnnl::convolution_forward::primitive_desc(fd, e);
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  c.fwd = dnnl::convolution_forward::primitive_desc(fd, attr, e);
   dnnl::convolution_backward_data::desc bd(dnnl::algorithm::convolution_direct, c.src, wei_any, c.dst_lo, strides,
                                            pad_l, pad_r);
-  c.bwd_data = dnnl::convolution_backward_data::primitive_desc(bd, e, c.fwd);
+  c.bwd_data = dnnl::convolution_backward_data::primitive_desc(bd, attr, e, c.fwd);
   const memory::desc dwei_any(wei_d, dt::f32, tag::any);
   dnnl::convolution_backward_weights::desc bw(dnnl::algorithm::convolution_direct, c.src_lo, dwei_any, c.bias,
                                               c.dst_lo, strides, pad_l, pad_r);
-  c.bwd_wei = dnnl::convolution_backward_weights::primitive_desc(bw, e, c.fwd);
+  c.bwd_wei = dnnl::convolution_backward_weights::primitive_desc(bw, attr, e, c.fwd);
   c.fwd_p = dnnl::convolution_forward(c.fwd);
   c.bwd_data_p = dnnl::convolution_backward_data(c.bwd_data);
   c.bwd_wei_p = dnnl::convolution_backward_weights(c.bwd_wei);
   c.fwd_wei = memory(c.fwd.weights_desc(), e);
   c.bwd_data_wei = memory(c.bwd_data.weights_desc(), e);
   c.bwd_wei_diff = memory(c.bwd_wei.diff_weights_desc(), e);
+  c.fwd_scratch = memory(c.fwd.scratchpad_desc(), e);
+  c.bwd_data_scratch = memory(c.bwd_data.scratchpad_desc(), e);
+  c.bwd_wei_scratch = memory(c.bwd_wei.scratchpad_desc(), e);
   c.to_fwd_wei = dnnl::reorder(dnnl::reorder::primitive_desc(e, c.wei_user, e, c.fwd.weights_desc()));
   c.to_bwd_data_wei = dnnl::reorder(dnnl::reorder::primitive_desc(e, c.wei_user, e, c.bwd_data.weights_desc()));
   c.from_bwd_wei = dnnl::reorder(dnnl::reorder::primitive_desc(e, c.bwd_wei.diff_weights_desc(), e, c.wei_user));
@@ -135,7 +141,8 @@ bool conv2d_train_forward(const float* x, int n, const ConvGeom& g, const float*
   c.fwd_p.execute(s, {{DNNL_ARG_SRC, low(c, s, c.src, x, c.to_src_lo, c.x_lo)},
                       {DNNL_ARG_WEIGHTS, c.fwd_wei},
                       {DNNL_ARG_BIAS, wrap(c.bias, b)},
-                      {DNNL_ARG_DST, wrap(c.dst, y)}});
+                      {DNNL_ARG_DST, wrap(c.dst, y)},
+                      {DNNL_ARG_SCRATCHPAD, c.fwd_scratch}});
   s.wait();
   return true;
 }
@@ -151,7 +158,8 @@ bool conv2d_train_backward(const float* dy, const float* x, int n, const ConvGeo
     c.bwd_wei_p.execute(s, {{DNNL_ARG_SRC, low(c, s, c.src, x, c.to_src_lo, c.x_lo)},
                             {DNNL_ARG_DIFF_DST, ddst},
                             {DNNL_ARG_DIFF_WEIGHTS, c.bwd_wei_diff},
-                            {DNNL_ARG_DIFF_BIAS, wrap(c.bias, c.db.data())}});
+                            {DNNL_ARG_DIFF_BIAS, wrap(c.bias, c.db.data())},
+                            {DNNL_ARG_SCRATCHPAD, c.bwd_wei_scratch}});
     c.from_bwd_wei.execute(s, c.bwd_wei_diff, dwu);
     s.wait();
     for (size_t j = 0; j < c.dw.size(); ++j) dw[j] += c.dw[j];
@@ -162,7 +170,8 @@ bool conv2d_train_backward(const float* dy, const float* x, int n, const ConvGeo
     c.to_bwd_data_wei.execute(s, wu, c.bwd_data_wei);
     c.bwd_data_p.execute(s, {{DNNL_ARG_DIFF_DST, ddst},
                              {DNNL_ARG_WEIGHTS, c.bwd_data_wei},
-                             {DNNL_ARG_DIFF_SRC, wrap(c.src, dx)}});
+                             {DNNL_ARG_DIFF_SRC, wrap(c.src, dx)},
+                             {DNNL_ARG_SCRATCHPAD, c.bwd_data_scratch}});
     s.wait();
   }
   return true;

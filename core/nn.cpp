@@ -476,31 +476,77 @@ void dropout_backward(const float* dy, const float* mask, size_t count, float* d
   for (size_t i = 0; i < count; ++i) dx[i] = dy[i] * mask[i];
 }
 
+namespace {
+// Per-channel sums over rows, on the OpenMP threads: the rows are cut into a fixed number of chunks (whatever the
+// thread count), each summed in double, then the chunks are added in order, so that the result does not depend on
+// the number of threads. f(row, partial) adds one row's terms into partial[0..width).
+constexpr int kSumChunks = 16;
+template <typename F>
+void chunked_column_sums(size_t rows, int width, double* out, F f) {
+  thread_local std::vector<double> partial;
+  partial.assign(static_cast<size_t>(kSumChunks) * width, 0.0);
+  double* const part = partial.data();  // (thread_local: the pointer, not the name, is shared with the workers)
+#pragma omp parallel for schedule(static)
+  for (int ch = 0; ch < kSumChunks; ++ch) {
+    double* acc = part + static_cast<size_t>(ch) * width;
+    for (size_t r = rows * ch / kSumChunks, end = rows * (ch + 1) / kSumChunks; r < end; ++r) f(r, acc);
+  }
+  for (int j = 0; j < width; ++j) out[j] = 0.0;
+  for (int ch = 0; ch < kSumChunks; ++ch)
+    for (int j = 0; j < width; ++j) out[j] += part[static_cast<size_t>(ch) * width + j];
+}
+}  // namespace
+
 void batchnorm_forward_train(const float* x, size_t rows, int channels, const BatchNormParams& p, float* xhat,
                              float* invstd, float* y, Collective* across) {
-  const Eigen::Index r = static_cast<Eigen::Index>(rows);
-  CMapR X(x, r, channels);
   // Two passes in double for the statistics: rows can be n*48*48 = 147k. The sums carry the row count as their
   // last entry, so that a data-parallel run sums both across its processes in one call.
-  Eigen::Matrix<double, 1, Eigen::Dynamic> sums(channels + 1);
-  sums.head(channels) = X.cast<double>().colwise().sum();
+  thread_local std::vector<double> stats;
+  stats.resize(3 * static_cast<size_t>(channels) + 1);
+  double* const sums = stats.data();               // channels + 1
+  double* const mean = sums + channels + 1;        // channels
+  double* const var = mean + channels;             // channels
+  chunked_column_sums(rows, channels, sums, [&](size_t r, double* acc) {
+    const float* xr = x + r * channels;
+    for (int c = 0; c < channels; ++c) acc[c] += xr[c];
+  });
   sums[channels] = static_cast<double>(rows);
-  if (across) across->sum(sums.data(), sums.size());
-  const double total = sums[channels];
-  const Eigen::Matrix<double, 1, Eigen::Dynamic> mean = sums.head(channels) / std::max(total, 1.0);
-  sums.head(channels) = (X.cast<double>().rowwise() - mean).array().square().colwise().sum();
-  if (across) across->sum(sums.data(), channels);
-  const Eigen::Matrix<double, 1, Eigen::Dynamic> var = sums.head(channels) / std::max(total, 1.0);
+  if (across) across->sum(sums, channels + 1);
+  const double total = std::max(sums[channels], 1.0);
+  for (int c = 0; c < channels; ++c) mean[c] = sums[c] / total;
+  chunked_column_sums(rows, channels, sums, [&](size_t r, double* acc) {
+    const float* xr = x + r * channels;
+    for (int c = 0; c < channels; ++c) {
+      const double d = xr[c] - mean[c];
+      acc[c] += d * d;
+    }
+  });
+  if (across) across->sum(sums, channels);
+  for (int c = 0; c < channels; ++c) var[c] = sums[c] / total;
+  const double count = sums[channels];
+  thread_local std::vector<float> meanv;
+  meanv.resize(static_cast<size_t>(channels));
+  float* const meanf = meanv.data();
   for (int c = 0; c < channels; ++c) {
     invstd[c] = static_cast<float>(1.0 / std::sqrt(var[c] + p.eps));
-    const double unbiased = total > 1 ? var[c] * total / (total - 1) : var[c];
+    const double unbiased = count > 1 ? var[c] * count / (count - 1) : var[c];
     p.running_mean[c] = (1.0f - p.momentum) * p.running_mean[c] + p.momentum * static_cast<float>(mean[c]);
     p.running_var[c] = (1.0f - p.momentum) * p.running_var[c] + p.momentum * static_cast<float>(unbiased);
+    meanf[c] = static_cast<float>(mean[c]);
   }
-  MapR XH(xhat, r, channels);
-  XH = (X.rowwise() - mean.cast<float>()).array().rowwise() * CMapRow(invstd, channels).array();
-  MapR(y, r, channels) = (XH.array().rowwise() * CMapRow(p.gamma, channels).array()).rowwise() +
-                         CMapRow(p.beta, channels).array();
+  const float* __restrict gamma = p.gamma;
+  const float* __restrict beta = p.beta;
+#pragma omp parallel for schedule(static)
+  for (size_t r = 0; r < rows; ++r) {
+    const float* __restrict xr = x + r * channels;
+    float* __restrict hr = xhat + r * channels;
+    float* __restrict yr = y + r * channels;
+    for (int c = 0; c < channels; ++c) {
+      const float h = (xr[c] - meanf[c]) * invstd[c];
+      hr[c] = h;
+      yr[c] = h * gamma[c] + beta[c];
+    }
+  }
 }
 
 void batchnorm_forward_infer(const float* x, size_t rows, int channels, const BatchNormParams& p, float* scratch,
@@ -528,28 +574,44 @@ void batchnorm_forward_infer(const float* x, size_t rows, int channels, const Ba
 
 void batchnorm_backward(const float* dy, const float* xhat, const float* invstd, size_t rows, int channels,
                         const float* gamma, float* dgamma, float* dbeta, float* dx, Collective* across) {
-  const Eigen::Index r = static_cast<Eigen::Index>(rows);
-  CMapR dY(dy, r, channels), XH(xhat, r, channels);
-  RowVec sum_dy = dY.colwise().sum();
-  RowVec sum_dy_xhat = (dY.array() * XH.array()).colwise().sum();
-  MapRow(dgamma, channels) += sum_dy_xhat;
-  MapRow(dbeta, channels) += sum_dy;
-  if (!dx) return;
-  float n = static_cast<float>(rows);
-  if (across) {  // the whole batch's sums and row count
-    Eigen::Matrix<double, 1, Eigen::Dynamic> sums(2 * channels + 1);
-    sums << sum_dy.cast<double>(), sum_dy_xhat.cast<double>(), static_cast<double>(rows);
-    across->sum(sums.data(), sums.size());
-    sum_dy = sums.head(channels).cast<float>();
-    sum_dy_xhat = sums.segment(channels, channels).cast<float>();
-    n = static_cast<float>(sums[2 * channels]);
+  // sums: sum(dy), sum(dy * xhat) per channel, and the row count (the whole batch's, across processes).
+  thread_local std::vector<double> stats;
+  stats.resize(2 * static_cast<size_t>(channels) + 1);
+  double* const sums = stats.data();
+  chunked_column_sums(rows, 2 * channels, sums, [&](size_t r, double* acc) {
+    const float* dr = dy + r * channels;
+    const float* hr = xhat + r * channels;
+    for (int c = 0; c < channels; ++c) {
+      acc[c] += dr[c];
+      acc[channels + c] += dr[c] * hr[c];
+    }
+  });
+  for (int c = 0; c < channels; ++c) {
+    dgamma[c] += static_cast<float>(sums[channels + c]);
+    dbeta[c] += static_cast<float>(sums[c]);
   }
+  if (!dx) return;
+  sums[2 * channels] = static_cast<double>(rows);
+  if (across) across->sum(sums, 2 * channels + 1);
   // dx = gamma * invstd / N * (N*dy - sum(dy) - xhat * sum(dy*xhat))
-  const float inv_n = 1.0f / std::max(n, 1.0f);
-  RowVec scale = CMapRow(gamma, channels).array() * CMapRow(invstd, channels).array();
-  RowVec mean_dy = sum_dy * inv_n, mean_dy_xhat = sum_dy_xhat * inv_n;
-  MapR DX(dx, r, channels);
-  DX = ((dY.rowwise() - mean_dy).array() - XH.array().rowwise() * mean_dy_xhat.array()).rowwise() * scale.array();
+  const double inv_n = 1.0 / std::max(sums[2 * channels], 1.0);
+  thread_local std::vector<float> coef;  // scale, mean(dy), mean(dy * xhat)
+  coef.resize(3 * static_cast<size_t>(channels));
+  float* const scale = coef.data();
+  float* const mean_dy = scale + channels;
+  float* const mean_dy_xhat = mean_dy + channels;
+  for (int c = 0; c < channels; ++c) {
+    scale[c] = gamma[c] * invstd[c];
+    mean_dy[c] = static_cast<float>(sums[c] * inv_n);
+    mean_dy_xhat[c] = static_cast<float>(sums[channels + c] * inv_n);
+  }
+#pragma omp parallel for schedule(static)
+  for (size_t r = 0; r < rows; ++r) {
+    const float* __restrict dr = dy + r * channels;
+    const float* __restrict hr = xhat + r * channels;
+    float* __restrict xr = dx + r * channels;
+    for (int c = 0; c < channels; ++c) xr[c] = (dr[c] - mean_dy[c] - hr[c] * mean_dy_xhat[c]) * scale[c];
+  }
 }
 
 void batchnorm_backward_infer(const float* dy, size_t rows, int channels, const float* gamma, const float* running_var,

@@ -7,6 +7,9 @@
 #include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "blazeface.h"
 #include "data.h"
@@ -710,6 +713,68 @@ TEST(MaxPool, InferenceGivesTheSameMaxima) {
     EXPECT_EQ(y_train, y_infer) << "k " << k;
     for (size_t j = 0; j < y_train.size(); ++j)  // and argmax points at the maximum
       EXPECT_EQ(x[j / (g.ho * g.wo * 5) * 7 * 7 * 5 + argmax[j]], y_train[j]) << j;
+  }
+}
+
+// Training batch norm over many rows (the statistics are summed in chunks on the OpenMP threads): forward and
+// backward match a float64 reference, and give the same bits on one thread as on two.
+TEST(BatchNorm, TrainingPassesMatchAFloat64ReferenceOnAnyThreadCount) {
+  const size_t rows = 5000;
+  const int C = 7;
+  Rng rng(11);
+  std::vector<float> x(rows * C), dy(rows * C), gamma(C), beta(C);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = rng.uniform(-2.0f, 3.0f) + static_cast<float>(i % C);
+  for (auto& v : dy) v = rng.uniform(-1.0f, 1.0f);
+  for (int c = 0; c < C; ++c) gamma[c] = rng.uniform(0.5f, 1.5f), beta[c] = rng.uniform(-0.5f, 0.5f);
+  struct Out {
+    std::vector<float> y, xhat, invstd, dx, dgamma, dbeta, mean, var;
+  };
+  auto run = [&](int threads) {
+#ifdef _OPENMP
+    const int before = omp_get_max_threads();
+    omp_set_num_threads(threads);
+#else
+    (void)threads;
+#endif
+    Out o{std::vector<float>(rows * C), std::vector<float>(rows * C), std::vector<float>(C),
+          std::vector<float>(rows * C), std::vector<float>(C, 0.0f), std::vector<float>(C, 0.0f),
+          std::vector<float>(C, 0.0f), std::vector<float>(C, 1.0f)};
+    BatchNormParams p{gamma.data(), beta.data(), o.mean.data(), o.var.data()};
+    batchnorm_forward_train(x.data(), rows, C, p, o.xhat.data(), o.invstd.data(), o.y.data());
+    batchnorm_backward(dy.data(), o.xhat.data(), o.invstd.data(), rows, C, gamma.data(), o.dgamma.data(),
+                       o.dbeta.data(), o.dx.data());
+#ifdef _OPENMP
+    omp_set_num_threads(before);
+#endif
+    return o;
+  };
+  const Out one = run(1), two = run(2);
+  EXPECT_EQ(one.y, two.y);
+  EXPECT_EQ(one.dx, two.dx);
+  EXPECT_EQ(one.dgamma, two.dgamma);
+  EXPECT_EQ(one.mean, two.mean);
+  for (int c = 0; c < C; ++c) {
+    double mean = 0, var = 0;
+    for (size_t r = 0; r < rows; ++r) mean += x[r * C + c];
+    mean /= rows;
+    for (size_t r = 0; r < rows; ++r) var += (x[r * C + c] - mean) * (x[r * C + c] - mean);
+    var /= rows;
+    const double inv = 1.0 / std::sqrt(var + 1e-5);
+    double sdy = 0, sdyh = 0;
+    for (size_t r = 0; r < rows; ++r) {
+      const double h = (x[r * C + c] - mean) * inv;
+      EXPECT_NEAR(one.y[r * C + c], h * gamma[c] + beta[c], 2e-5) << r << " " << c;
+      sdy += dy[r * C + c];
+      sdyh += dy[r * C + c] * h;
+    }
+    EXPECT_NEAR(one.dbeta[c], sdy, 1e-3);
+    EXPECT_NEAR(one.dgamma[c], sdyh, 1e-3);
+    for (size_t r = 0; r < rows; r += 97) {
+      const double h = (x[r * C + c] - mean) * inv;
+      const double dx = gamma[c] * inv * (dy[r * C + c] - sdy / rows - h * sdyh / rows);
+      EXPECT_NEAR(one.dx[r * C + c], dx, 1e-5) << r << " " << c;
+    }
+    EXPECT_NEAR(one.mean[c], 0.1 * mean, 1e-5);  // momentum 0.1 from 0
   }
 }
 
