@@ -3,11 +3,14 @@
 // ferkit's layouts (activations NHWC, weights w[(ky*k + kx)*cin + ci][cout], i.e. HWIO), on oneDNN's OpenMP threads.
 // oneDNN picks its kernels for the CPU at run time (AVX-512, AVX2, SSE4.1), so this also runs on machines without
 // AVX-512. FERKIT_DNNL=0 in the environment turns it off (nn.cpp's portable im2col + GEMM path runs instead: the
-// suite runs both).
+// suite runs both); FERKIT_DNNL=bf16 makes the convolutions read bf16 copies of x, dy and w (bf16 dot products,
+// float32 outputs and gradients: experimental, docs/results.md). A shape oneDNN has no primitive for runs on the
+// portable path.
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -108,15 +111,23 @@ ConvPrims make(const ConvGeom& g, int n) {
   return c;
 }
 
-// The primitives of a shape, made on first use. The cache is per thread (a trainer's thread reuses its layers'
-// primitives step after step; two threads never share one's scratch).
-ConvPrims& prims(const ConvGeom& g, int n) {
-  thread_local std::unordered_map<std::string, ConvPrims> cache;
+// The primitives of a shape, made on first use; nullptr where oneDNN has none for it (the portable path then runs
+// the layer, forward and backward alike). The cache is per thread (a trainer's thread reuses its layers' primitives
+// step after step; two threads never share one's scratch).
+ConvPrims* prims(const ConvGeom& g, int n) {
+  thread_local std::unordered_map<std::string, std::unique_ptr<ConvPrims>> cache;
   std::string key(reinterpret_cast<const char*>(&g), sizeof g);
   key.append(reinterpret_cast<const char*>(&n), sizeof n);
   auto it = cache.find(key);
-  if (it == cache.end()) it = cache.emplace(key, make(g, n)).first;
-  return it->second;
+  if (it == cache.end()) {
+    std::unique_ptr<ConvPrims> c;
+    try {
+      c = std::make_unique<ConvPrims>(make(g, n));
+    } catch (const dnnl::error&) {
+    }
+    it = cache.emplace(key, std::move(c)).first;
+  }
+  return it->second.get();
 }
 
 memory wrap(const memory::desc& d, const float* p) { return memory(d, engine(), const_cast<float*>(p)); }
@@ -133,8 +144,9 @@ memory low(ConvPrims& c, dnnl::stream& s, const memory::desc& d, const float* p,
 bool conv2d_train_takes(const ConvGeom& g) { return mode() != Mode::Off && g.patch() > kSmallPatch && !g.direct(); }
 
 bool conv2d_train_forward(const float* x, int n, const ConvGeom& g, const float* w, const float* b, float* y) {
-  if (!conv2d_train_takes(g)) return false;
-  ConvPrims& c = prims(g, n);
+  ConvPrims* cp = conv2d_train_takes(g) ? prims(g, n) : nullptr;
+  if (!cp) return false;
+  ConvPrims& c = *cp;
   dnnl::stream s(engine());
   memory wu = wrap(c.wei_user, w);
   c.to_fwd_wei.execute(s, wu, c.fwd_wei);
@@ -149,8 +161,9 @@ bool conv2d_train_forward(const float* x, int n, const ConvGeom& g, const float*
 
 bool conv2d_train_backward(const float* dy, const float* x, int n, const ConvGeom& g, const float* w, float* dw,
                            float* db, float* dx) {
-  if (!conv2d_train_takes(g)) return false;
-  ConvPrims& c = prims(g, n);
+  ConvPrims* cp = conv2d_train_takes(g) ? prims(g, n) : nullptr;
+  if (!cp) return false;
+  ConvPrims& c = *cp;
   dnnl::stream s(engine());
   memory ddst = low(c, s, c.dst, dy, c.to_dst_lo, c.dy_lo);
   if (dw) {
