@@ -1,7 +1,7 @@
 // Per-layer time of the 3x3 convolutions of a built-in architecture, batch n: the inference kernel as the page runs
 // it (conv2d_forward_infer with the layer's prepared Winograd weights, as an InferencePlan holds them: in WebAssembly
 // Winograd F(2x2, 3x3) or the direct padded-copy kernel, see core/kernels_wasm.cpp) side by side with the
-// im2col + GEMM kernel that training uses (conv2d_forward), alternating in blocks so that drift in machine load
+// training kernel (conv2d_forward: im2col + GEMM, or natively oneDNN where the build has it), alternating in blocks so that drift in machine load
 // hits both alike. Random weights and inputs. Built natively and for wasm:
 //
 //   node build/wasm/bench/conv_layers.js [ARCH|SPEC] [N] [RUNS]  (default: vgg-xs-f 1 2000; SPEC: spec text with ';')

@@ -14,6 +14,9 @@
 #include <string>
 #include <unordered_map>
 #include <vector>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "kernels.h"
 
@@ -116,8 +119,15 @@ ConvPrims make(const ConvGeom& g, int n) {
 // step after step; two threads never share one's scratch).
 ConvPrims* prims(const ConvGeom& g, int n) {
   thread_local std::unordered_map<std::string, std::unique_ptr<ConvPrims>> cache;
+  // oneDNN's kernels are made for a thread count: it is part of the key.
+#ifdef _OPENMP
+  const int threads = omp_get_max_threads();
+#else
+  const int threads = 1;
+#endif
   std::string key(reinterpret_cast<const char*>(&g), sizeof g);
   key.append(reinterpret_cast<const char*>(&n), sizeof n);
+  key.append(reinterpret_cast<const char*>(&threads), sizeof threads);
   auto it = cache.find(key);
   if (it == cache.end()) {
     std::unique_ptr<ConvPrims> c;
@@ -161,7 +171,9 @@ bool conv2d_train_forward(const float* x, int n, const ConvGeom& g, const float*
 
 bool conv2d_train_backward(const float* dy, const float* x, int n, const ConvGeom& g, const float* w, float* dw,
                            float* db, float* dx) {
-  ConvPrims* cp = conv2d_train_takes(g) ? prims(g, n) : nullptr;
+  // Without dw (explain.h's input gradients through an inference pass) the portable path runs: it reads no im2col
+  // then, and the page's saliency maps stay the same whatever FERKIT_DNNL says.
+  ConvPrims* cp = dw && conv2d_train_takes(g) ? prims(g, n) : nullptr;
   if (!cp) return false;
   ConvPrims& c = *cp;
   dnnl::stream s(engine());

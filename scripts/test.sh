@@ -17,7 +17,7 @@ scripts/setup.sh --web --fuzz
 jobs=$(nproc)
 # The suites that train convolutions: run again on oneDNN's AVX2 kernels, and under the sanitizers on the portable
 # path (FERKIT_DNNL=0: im2col + Eigen, what builds without libdnnl-dev run).
-training_tests='^(Conv|Gradients|Forward|Residual|Training|Optimizer|Distributed|Finetune|Model)\.'
+training_tests='^(Conv|Gradients|Forward|Residual|Training|Optimizer|Distributed|Finetune|Model|BatchNorm|Explain)\.'
 
 stage() { printf '\n==== %s (%s)\n' "$1" "$(date +%T)"; }
 

@@ -775,6 +775,7 @@ TEST(BatchNorm, TrainingPassesMatchAFloat64ReferenceOnAnyThreadCount) {
       EXPECT_NEAR(one.dx[r * C + c], dx, 1e-5) << r << " " << c;
     }
     EXPECT_NEAR(one.mean[c], 0.1 * mean, 1e-5);  // momentum 0.1 from 0
+    EXPECT_NEAR(one.var[c], 0.9 + 0.1 * var * rows / (rows - 1), 1e-5);  // from 1, the unbiased variance
   }
 }
 
