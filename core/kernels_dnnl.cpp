@@ -8,6 +8,7 @@
 // portable path.
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -33,14 +34,17 @@ dnnl::engine& engine() {
 }
 
 enum class Mode { Off, F32, BF16 };
+// FERKIT_DNNL's mode, or bf16 while set_bf16(true) holds (fer-train train --bf16).
+std::atomic<int> chosen{-1};
 Mode mode() {
-  static const Mode m = [] {
+  static const Mode from_env = [] {
     const char* v = std::getenv("FERKIT_DNNL");
     if (v && std::strcmp(v, "0") == 0) return Mode::Off;
     if (v && std::strcmp(v, "bf16") == 0) return Mode::BF16;
     return Mode::F32;
   }();
-  return m;
+  const int c = chosen.load();
+  return c < 0 ? from_env : static_cast<Mode>(c);
 }
 
 // One layer shape's primitives, with their weight layouts and scratch (made once per shape and batch size). In bf16
@@ -128,6 +132,7 @@ ConvPrims* prims(const ConvGeom& g, int n) {
   std::string key(reinterpret_cast<const char*>(&g), sizeof g);
   key.append(reinterpret_cast<const char*>(&n), sizeof n);
   key.append(reinterpret_cast<const char*>(&threads), sizeof threads);
+  key.push_back(mode() == Mode::BF16 ? 'b' : 'f');
   auto it = cache.find(key);
   if (it == cache.end()) {
     std::unique_ptr<ConvPrims> c;
@@ -150,6 +155,11 @@ memory low(ConvPrims& c, dnnl::stream& s, const memory::desc& d, const float* p,
   return copy;
 }
 }  // namespace
+
+bool set_bf16(bool on) {
+  chosen.store(on ? static_cast<int>(Mode::BF16) : -1);
+  return true;
+}
 
 bool conv2d_train_takes(const ConvGeom& g) { return mode() != Mode::Off && g.patch() > kSmallPatch && !g.direct(); }
 

@@ -207,6 +207,8 @@ void conv2d_forward_infer(const float* x, int n, const ConvGeom& g, const float*
   conv2d_im2col_gemm(x, n, g, w, b, scratch, y, relu);
 }
 
+bool train_convolutions_in_bf16(bool on) { return kernels::set_bf16(on); }
+
 void conv2d_backward(const float* dy, const float* x, int n, const ConvGeom& g, const float* w, const float* col,
                      float* dw, float* db, float* dcol, float* dx) {
   if (kernels::conv2d_train_backward(dy, x, n, g, w, dw, db, dx)) return;

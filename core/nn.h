@@ -45,6 +45,12 @@ size_t conv2d_scratch_floats(const ConvGeom& g, int n);
 void conv2d_backward(const float* dy, const float* x, int n, const ConvGeom& g, const float* w, const float* col,
                      float* dw, float* db, float* dcol, float* dx);
 
+// Native builds with oneDNN (kernels.h): from now on, in this process, train k x k convolutions with bf16 dot
+// products (on), or as FERKIT_DNNL in the environment says (off: oneDNN in float32 unless it is 0). Weights,
+// gradients and outputs stay float32. Returns false where the build has no oneDNN (nothing changes). A CPU without
+// bf16 instructions that oneDNN can use trains those layers in float32.
+bool train_convolutions_in_bf16(bool on);
+
 // Depthwise k x k convolution: each channel has its own filter (g.cin == g.cout channels), w[(ky*k + kx)*c + ch],
 // b[c]; 'same' padding as ConvGeom::make (TensorFlow's: the extra row and column at stride 2 go bottom and right).
 // relu: y = max(0, ...).

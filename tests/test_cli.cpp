@@ -410,6 +410,30 @@ TEST_F(Cli, TrainOnCsvWritesAllOutputs) {
   EXPECT_TRUE(contains(csv_train_.err, "model saved to")) << csv_train_.err;
 }
 
+// --bf16: the convolutions train with bf16 dot products where the build has oneDNN (the model file says which), and
+// the run still learns what the float32 run learns (its history within a few points); without oneDNN it is refused.
+TEST_F(Cli, TrainWithBf16ConvolutionsRecordsItAndLearns) {
+  TempDir tmp;
+  const std::string out = tmp / "bf16";
+  RunResult r = run_cli(plus(train_args(csv_, out, kCsvEpochs), {"--bf16"}));
+#ifdef FERKIT_DNNL
+  ASSERT_EQ(r.rc, 0) << describe(r);
+  check_train_dir(out, kCsvEpochs, 7 * kCsvPrivate);
+  json meta, base;
+  const std::string bytes = read_all(out + "/model.ferkit"), base_bytes = read_all(csv_run_ + "/model.ferkit");
+  ferkit::load_model(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), &meta);
+  ferkit::load_model(reinterpret_cast<const uint8_t*>(base_bytes.data()), base_bytes.size(), &base);
+  EXPECT_EQ(meta.value("convolutions", ""), "bf16");
+  EXPECT_EQ(base.value("convolutions", ""), "float32");
+  const json h = json::parse(read_all(out + "/history.json")), h0 = json::parse(read_all(csv_run_ + "/history.json"));
+  ASSERT_EQ(h.size(), h0.size());
+  EXPECT_NEAR(h.back()["val_acc"].get<double>(), h0.back()["val_acc"].get<double>(), 0.1) << h.dump() << h0.dump();
+#else
+  EXPECT_EQ(r.rc, 1) << describe(r);
+  EXPECT_TRUE(contains(r.err, "--bf16: this build has no oneDNN")) << r.err;
+#endif
+}
+
 TEST_F(Cli, TrainOnFolderLayoutWritesAllOutputs) {
   // test/ is both the public and the private split when there is no val/.
   check_train_dir(folder_run_, kFolderEpochs, 7 * kFolderTest);

@@ -5,6 +5,7 @@
 
 #include <Eigen/Core>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #ifdef _OPENMP
@@ -202,6 +203,49 @@ TEST(Gradients, LossWithSoftTargets) {
   h.soft = {0.7f, 0.2f, 0.1f, 0.0f, 1.0f, 0.0f, 0.3f, 0.3f, 0.4f, 0.1f, 0.1f, 0.8f};
   h.class_weights = {1.0f, 2.0f, 0.5f};
   h.check();
+}
+
+// fer-train train --bf16 (native builds with oneDNN): the training convolutions' forward, weight gradient and
+// input gradient with bf16 dot products stay within bf16's rounding of the float32 ones, for 3x3 'same', 5x5
+// strided and 'valid' layers.
+TEST(Conv, Bf16TrainingConvolutionsStayNearFloat32) {
+  const char* env = std::getenv("FERKIT_DNNL");
+  if (env && std::strcmp(env, "0") == 0) GTEST_SKIP() << "FERKIT_DNNL=0: the portable path only";
+  struct Case { int h, w, cin, cout, n, k, stride; bool same; };
+  struct Out { Floats y, dw, db, dx; };
+  auto run = [](const Case& c, const ConvGeom& g) {
+    Rng rng(c.h * 100 + c.cin);
+    Floats x(static_cast<size_t>(c.n) * c.h * c.w * c.cin), w(static_cast<size_t>(g.patch()) * c.cout), b(c.cout);
+    for (auto& v : x) v = rng.uniform(-1.0f, 1.0f);
+    for (auto& v : w) v = rng.uniform(-0.5f, 0.5f);
+    for (auto& v : b) v = rng.uniform(-0.5f, 0.5f);
+    const size_t ny = static_cast<size_t>(c.n) * g.ho * g.wo * c.cout;
+    Floats dy(ny), col(conv2d_scratch_floats(g, c.n)), dcol(col.size());
+    for (auto& v : dy) v = rng.uniform(-1.0f, 1.0f);
+    Out o{Floats(ny), Floats(w.size(), 0.0f), Floats(c.cout, 0.0f), Floats(x.size())};
+    conv2d_forward(x.data(), c.n, g, w.data(), b.data(), col.data(), o.y.data());
+    conv2d_backward(dy.data(), x.data(), c.n, g, w.data(), col.data(), o.dw.data(), o.db.data(), dcol.data(),
+                    o.dx.data());
+    return o;
+  };
+  auto near = [](const Floats& a, const Floats& b, const char* what) {
+    float top = 0;
+    for (float v : a) top = std::max(top, std::fabs(v));
+    for (size_t i = 0; i < a.size(); ++i)
+      ASSERT_NEAR(a[i], b[i], 0.02f * top + 1e-3f) << what << " " << i << " of " << a.size();
+  };
+  for (const Case c : {Case{24, 24, 16, 32, 2, 3, 1, true}, Case{16, 16, 3, 24, 2, 5, 2, true},
+                       Case{11, 14, 6, 8, 2, 3, 1, false}}) {
+    const ConvGeom g = ConvGeom::make(c.h, c.w, c.cin, c.cout, c.k, c.stride, c.same);
+    const Out f32 = run(c, g);
+    if (!train_convolutions_in_bf16(true)) GTEST_SKIP() << "no oneDNN in this build";
+    const Out bf = run(c, g);
+    train_convolutions_in_bf16(false);
+    near(f32.y, bf.y, "y");
+    near(f32.dw, bf.dw, "dw");
+    near(f32.db, bf.db, "db");
+    near(f32.dx, bf.dx, "dx");
+  }
 }
 
 // Inference may take other kernels than training (the WebAssembly build runs 3x3 'same' layers as Winograd F(2x2, 3x3)

@@ -85,6 +85,7 @@ struct TrainArgs {
         label_smoothing = 0.0f, ema = 0.0f, init_noise = 0.01f, ferplus_weight = 0.5f, soft_targets_weight = 0.5f,
         teacher_weight = 0.5f, cutmix = 0.0f;
   uint64_t seed = 1;
+  bool bf16 = false;
   bool augment = true, nesterov = false, resume = false, strict = false, no_restore_best = false, tta = false,
        recalibrate_bn = false, distributed = false;
   size_t limit = 0, recalibrate_each_epoch = 0;
@@ -106,6 +107,8 @@ void add_train_options(CLI::App* c, TrainArgs& a) {
       ->capture_default_str()->check(CLI::IsMember({"adam", "adamw", "sgd"}));
   c->add_option("--momentum", a.momentum, "SGD momentum")->capture_default_str();
   c->add_flag("--nesterov", a.nesterov, "SGD with Nesterov momentum");
+  c->add_flag("--bf16", a.bf16, "train the convolutions with bf16 dot products (oneDNN; float32 weights, gradients "
+                                "and outputs; about 1.5x faster on CPUs with AVX512_BF16)");
   c->add_option("--weight-decay", a.weight_decay, "weight decay (weights only)")->capture_default_str();
   c->add_option("--schedule", a.schedule, "learning-rate schedule: constant, step, cosine, plateau")
       ->capture_default_str()->check(CLI::IsMember({"constant", "step", "cosine", "plateau"}));
@@ -275,6 +278,8 @@ int cmd_train(const TrainArgs& a, const std::string& command_line) {
   if (!a.init.empty()) init_from(model, a.init, a.seed, a.init_noise);
   std::fprintf(stderr, "%s", model.summary().c_str());
 
+  if (a.bf16 && !train_convolutions_in_bf16(true))
+    throw std::runtime_error("--bf16: this build has no oneDNN (install libdnnl-dev and rebuild)");
   TrainConfig cfg;
   cfg.epochs = a.epochs;
   cfg.batch = a.batch;
@@ -407,6 +412,7 @@ int cmd_train(const TrainArgs& a, const std::string& command_line) {
   meta["train_seconds"] = train_seconds;   // every epoch, across resumes
   meta["date"] = iso_date();
   meta["tta"] = a.tta;
+  meta["convolutions"] = a.bf16 ? "bf16" : "float32";
   Workspace ws;
   const std::pair<const char*, const Dataset*> evals[] = {{"public", &splits.public_test},
                                                           {"private", &splits.private_test}};
