@@ -14,29 +14,26 @@ namespace {
 constexpr int kChains = 16;  // > latency x ports (4 x 2): every port stays busy
 constexpr long kIters = 1 << 16;
 
-__attribute__((target("avx512f"))) float fma512(long iters) {
-  __m512 acc[kChains];
-  for (int c = 0; c < kChains; ++c) acc[c] = _mm512_set1_ps(0.001f * c);
-  const __m512 a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(0.0001f);
+// kChains independent multiply-add chains in vectors of W floats (GCC's vector extension; -ffp-contract makes each
+// a * b + c one FMA instruction), inlined into a wrapper per instruction set.
+typedef float V16 __attribute__((vector_size(64)));
+typedef float V8 __attribute__((vector_size(32)));
+template <typename V, int W>
+__attribute__((always_inline)) inline float fma_chains(long iters) {
+  V acc[kChains];
+  for (int c = 0; c < kChains; ++c)
+    for (int j = 0; j < W; ++j) acc[c][j] = 0.001f * c;
+  V a, b;
+  for (int j = 0; j < W; ++j) a[j] = 0.999f, b[j] = 0.0001f;
   for (long i = 0; i < iters; ++i)
-    for (int c = 0; c < kChains; ++c) acc[c] = _mm512_fmadd_ps(acc[c], a, b);
-  __m512 s = acc[0];
-  for (int c = 1; c < kChains; ++c) s = _mm512_add_ps(s, acc[c]);
-  return _mm512_reduce_add_ps(s);
+    for (int c = 0; c < kChains; ++c) acc[c] = acc[c] * a + b;
+  float s = 0;
+  for (int c = 0; c < kChains; ++c)
+    for (int j = 0; j < W; ++j) s += acc[c][j];
+  return s;
 }
-
-__attribute__((target("avx2,fma"))) float fma256(long iters) {
-  __m256 acc[kChains];
-  for (int c = 0; c < kChains; ++c) acc[c] = _mm256_set1_ps(0.001f * c);
-  const __m256 a = _mm256_set1_ps(0.999f), b = _mm256_set1_ps(0.0001f);
-  for (long i = 0; i < iters; ++i)
-    for (int c = 0; c < kChains; ++c) acc[c] = _mm256_fmadd_ps(acc[c], a, b);
-  __m256 s = acc[0];
-  for (int c = 1; c < kChains; ++c) s = _mm256_add_ps(s, acc[c]);
-  float v[8];
-  _mm256_storeu_ps(v, s);
-  return v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7];
-}
+__attribute__((target("avx512f"))) float fma512(long iters) { return fma_chains<V16, 16>(iters); }
+__attribute__((target("avx2,fma"))) float fma256(long iters) { return fma_chains<V8, 8>(iters); }
 
 // One vdpbf16ps: 16 lanes x 2 bf16 products added into float32: 32 multiply-adds.
 __attribute__((target("avx512f,avx512bf16"))) float dpbf16(long iters) {
