@@ -32,10 +32,7 @@ double train_macs_per_image(const Model& m) {
   double macs = 0;
   bool first = true;
   for (const LayerPlan& p : m.layers) {
-    double f = 0;
-    if (p.spec.kind == LayerKind::Conv) f = 1.0 * p.out.h * p.out.w * p.out.c * p.geom.patch();
-    if (p.spec.kind == LayerKind::DepthwiseConv) f = 1.0 * p.out.h * p.out.w * p.out.c * p.geom.k * p.geom.k;
-    if (p.spec.kind == LayerKind::Dense) f = 1.0 * p.in.size() * p.out.c;
+    const double f = static_cast<double>(p.macs());
     if (f == 0) continue;
     macs += (first ? 2 : 3) * f;
     first = false;

@@ -80,7 +80,7 @@ def seed_model():
 def spec_model(text, where):
     """A ferkit spec (core/spec.h's language, the layers of chain networks) as an NCHW nn.Sequential; the flatten
     order differs from ferkit's NHWC, which changes nothing in the arithmetic."""
-    layers, shape = [], None
+    layers, shape, flat = [], None, False  # flat: after flatten, gap or dense (N x C, no map)
     for lineno, raw in enumerate(text.splitlines(), 1):
         t = raw.split("#")[0].split()
         if not t:
@@ -105,8 +105,7 @@ def spec_model(text, where):
             h, w = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
             shape = [n, h, w]
         elif op == "bn":
-            layers.append(nn.BatchNorm2d(c) if h * w > 1 or len(layers) and isinstance(layers[-1], nn.Conv2d)
-                          else nn.BatchNorm1d(c))
+            layers.append(nn.BatchNorm1d(c) if flat else nn.BatchNorm2d(c))
         elif op == "relu":
             layers.append(nn.ReLU(inplace=True))
         elif op == "maxpool":
@@ -118,12 +117,12 @@ def spec_model(text, where):
             layers.append(nn.Dropout(float(a[0])))
         elif op == "flatten":
             layers.append(nn.Flatten())
-            shape = [c * h * w, 1, 1]
+            shape, flat = [c * h * w, 1, 1], True
         elif op == "gap":
             layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-            shape = [c, 1, 1]
+            shape, flat = [c, 1, 1], True
         elif op == "dense":
-            if h * w != 1:
+            if not flat:
                 bad("a dense layer needs a flatten or gap before it")
             layers.append(nn.Linear(c, int(a[0])))
             shape = [int(a[0]), 1, 1]

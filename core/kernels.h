@@ -17,16 +17,14 @@ namespace ferkit::kernels {
 constexpr int kSmallPatch = 16;
 
 #if defined(FERKIT_DNNL)
-// Training convolutions on oneDNN (kernels_dnnl.cpp): whether it runs layers of this shape (k x k, not the
-// small-patch first layers), y = conv(x, w) + b, and the backward pass: dw += , db += , dx = (if dx); false without
-// dw. (FERKIT_DNNL is defined for every file of the tree that includes this header: no stub hides the real one.)
-bool conv2d_train_takes(const ConvGeom& g);
+// Training convolutions on oneDNN (kernels_dnnl.cpp), for k x k layers but the small-patch first ones:
+// y = conv(x, w) + b, and the backward pass: dw += , db += , dx = (if dx); false without dw. (FERKIT_DNNL is
+// defined for every file of the tree that includes this header: no stub hides the real one.)
 bool set_bf16(bool on);  // see nn.h's train_convolutions_in_bf16
 bool conv2d_train_forward(const float* x, int n, const ConvGeom& g, const float* w, const float* b, float* y);
 bool conv2d_train_backward(const float* dy, const float* x, int n, const ConvGeom& g, const float* w, float* dw,
                            float* db, float* dx);
 #else
-inline bool conv2d_train_takes(const ConvGeom&) { return false; }
 inline bool set_bf16(bool) { return false; }
 inline bool conv2d_train_forward(const float*, int, const ConvGeom&, const float*, const float*, float*) {
   return false;

@@ -145,6 +145,9 @@ ConvPrims* prims(const ConvGeom& g, int n) {
   return it->second.get();
 }
 
+// Whether oneDNN runs layers of this shape (the small-patch first layers keep nn.cpp's loops; 1x1 layers are a GEMM).
+bool takes(const ConvGeom& g) { return mode() != Mode::Off && g.patch() > kSmallPatch && !g.direct(); }
+
 memory wrap(const memory::desc& d, const float* p) { return memory(d, engine(), const_cast<float*>(p)); }
 
 // x (or dy) as the primitives read it: itself, or its bf16 copy.
@@ -161,10 +164,8 @@ bool set_bf16(bool on) {
   return true;
 }
 
-bool conv2d_train_takes(const ConvGeom& g) { return mode() != Mode::Off && g.patch() > kSmallPatch && !g.direct(); }
-
 bool conv2d_train_forward(const float* x, int n, const ConvGeom& g, const float* w, const float* b, float* y) {
-  ConvPrims* cp = conv2d_train_takes(g) ? prims(g, n) : nullptr;
+  ConvPrims* cp = takes(g) ? prims(g, n) : nullptr;
   if (!cp) return false;
   ConvPrims& c = *cp;
   dnnl::stream s(engine());
@@ -183,23 +184,21 @@ bool conv2d_train_backward(const float* dy, const float* x, int n, const ConvGeo
                            float* db, float* dx) {
   // Without dw (explain.h's input gradients through an inference pass) the portable path runs: it reads no im2col
   // then, and the page's saliency maps stay the same whatever FERKIT_DNNL says.
-  ConvPrims* cp = dw && conv2d_train_takes(g) ? prims(g, n) : nullptr;
+  ConvPrims* cp = dw && takes(g) ? prims(g, n) : nullptr;
   if (!cp) return false;
   ConvPrims& c = *cp;
   dnnl::stream s(engine());
   memory ddst = low(c, s, c.dst, dy, c.to_dst_lo, c.dy_lo);
-  if (dw) {
-    memory dwu = wrap(c.wei_user, c.dw.data());
-    c.bwd_wei_p.execute(s, {{DNNL_ARG_SRC, low(c, s, c.src, x, c.to_src_lo, c.x_lo)},
-                            {DNNL_ARG_DIFF_DST, ddst},
-                            {DNNL_ARG_DIFF_WEIGHTS, c.bwd_wei_diff},
-                            {DNNL_ARG_DIFF_BIAS, wrap(c.bias, c.db.data())},
-                            {DNNL_ARG_SCRATCHPAD, c.bwd_wei_scratch}});
-    c.from_bwd_wei.execute(s, c.bwd_wei_diff, dwu);
-    s.wait();
-    for (size_t j = 0; j < c.dw.size(); ++j) dw[j] += c.dw[j];
-    for (size_t o = 0; o < c.db.size(); ++o) db[o] += c.db[o];
-  }
+  memory dwu = wrap(c.wei_user, c.dw.data());
+  c.bwd_wei_p.execute(s, {{DNNL_ARG_SRC, low(c, s, c.src, x, c.to_src_lo, c.x_lo)},
+                          {DNNL_ARG_DIFF_DST, ddst},
+                          {DNNL_ARG_DIFF_WEIGHTS, c.bwd_wei_diff},
+                          {DNNL_ARG_DIFF_BIAS, wrap(c.bias, c.db.data())},
+                          {DNNL_ARG_SCRATCHPAD, c.bwd_wei_scratch}});
+  c.from_bwd_wei.execute(s, c.bwd_wei_diff, dwu);
+  s.wait();
+  for (size_t j = 0; j < c.dw.size(); ++j) dw[j] += c.dw[j];
+  for (size_t o = 0; o < c.db.size(); ++o) db[o] += c.db[o];
   if (dx) {
     memory wu = wrap(c.wei_user, w);
     c.to_bwd_data_wei.execute(s, wu, c.bwd_data_wei);

@@ -150,14 +150,19 @@ size_t Model::num_trainable() const {
   return n;
 }
 
+long long LayerPlan::macs() const {
+  switch (spec.kind) {
+    case LayerKind::Conv:
+    case LayerKind::Head: return 1LL * out.h * out.w * out.c * geom.patch();
+    case LayerKind::Dense: return 1LL * in.size() * out.c;
+    case LayerKind::DepthwiseConv: return 1LL * out.h * out.w * out.c * geom.k * geom.k;
+    default: return 0;
+  }
+}
+
 long long Model::macs_per_image() const {
   long long macs = 0;
-  for (const auto& p : layers) {
-    if (p.spec.kind == LayerKind::Conv || p.spec.kind == LayerKind::Head)
-      macs += 1LL * p.out.h * p.out.w * p.out.c * p.geom.patch();
-    if (p.spec.kind == LayerKind::Dense) macs += 1LL * p.in.size() * p.out.c;
-    if (p.spec.kind == LayerKind::DepthwiseConv) macs += 1LL * p.out.h * p.out.w * p.out.c * p.geom.k * p.geom.k;
-  }
+  for (const auto& p : layers) macs += p.macs();
   return macs;
 }
 

@@ -33,6 +33,7 @@ struct LayerPlan {
   size_t w = 0, b = 0;    // param offsets: conv/dense weight+bias; bn gamma+beta
   size_t mean = 0, var = 0;  // bn running statistics
   int tap = -1;           // add and head: the index of the save layer whose output it adds back (reads)
+  long long macs() const;  // multiply-accumulates of one image's forward pass through this layer
 };
 
 // How the input pixels are turned into the model's input: x = (pixel * scale - mean) / std.

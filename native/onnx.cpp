@@ -451,7 +451,6 @@ class Importer {
     v.shortcut = false;
     v.pooled = false;
     v.pad_channels = 0;
-    if (node_->output_size() < 1) fail("has no output");
     cur_ = node_->output(0);
     vals_[cur_] = v;
   }
@@ -623,7 +622,6 @@ void Importer::head_step() {
       fail("only a Reshape of a head's output to (N, ...) with " + std::to_string(v.shape.size()) +
            " values an image, given as a constant shape, is supported");
   }
-  if (node_->output_size() < 1) fail("has no output");
   vals_[node_->output(0)] = v;
 }
 
@@ -645,7 +643,6 @@ bool Importer::fold_constant() {
     if (!c) return false;
     in.push_back(c);
   }
-  if (in.empty() || !in[0] || node_->output_size() < 1) return false;
   constexpr size_t kMaxFolded = size_t{1} << 20;
   auto ints_of = [&](size_t i, const char* what) -> std::vector<int64_t> {
     if (i >= in.size() || !in[i]) return {};
@@ -880,7 +877,7 @@ void Importer::preprocess_op(const std::string& op, float c) {
 void Importer::conv() {
   // A head reads any value of the main chain (the activation a save will remember) and ends at a graph output.
   const bool head = head_op(node_index_);
-  if (head && (node_->input_size() < 1 || value(node_->input(0)).shortcut || value(node_->input(0)).stale))
+  if (head && (value(node_->input(0)).shortcut || value(node_->input(0)).stale))
     fail("a head must read a value of the main chain of layers");
   Val x = head ? value(node_->input(0)) : main_input(0);
   if (x.rank != 4) fail("expects an N x C x H x W input");
@@ -982,7 +979,6 @@ void Importer::conv() {
     Val out;
     out.shape = {g.ho, g.wo, M};
     out.head = static_cast<int>(heads_.size()) - 1;
-    if (node_->output_size() < 1) fail("has no output");
     vals_[node_->output(0)] = out;
     return;
   }
@@ -1185,7 +1181,6 @@ void Importer::shortcut(const std::string& op) {
     if (z->dims[1] > 4096) fail("pads a shortcut by too many channels");
     v.pad_channels += static_cast<int>(z->dims[1]);
   }
-  if (node_->output_size() < 1) fail("has no output");
   vals_[node_->output(0)] = v;
 }
 
@@ -1236,7 +1231,8 @@ OnnxImport Importer::run() {
                                                                        "' are not supported");
     if (softmax_) fail("follows the Softmax: the Softmax must be the last node");
     // Every operator read has an output, and all but Constant an input: checked once here, so that no case below
-    // reads a missing first input or output (protobuf's accessors do not check the index).
+    // (nor the functions it calls: advance, conv, fold_constant, ...) reads a missing first input or output
+    // (protobuf's accessors do not check the index).
     if (node_->output_size() < 1 || node_->output(0).empty()) fail("has no output");
     if (op != "Constant" && (node_->input_size() < 1 || node_->input(0).empty())) fail("has no input");
     if (scaled_logits_ && op != "Softmax")
@@ -1258,7 +1254,7 @@ OnnxImport Importer::run() {
       else
         vals_[node_->output(0)] = value(node_->input(0));
       if (node_->output_size() > 1 && !consumers_[node_->output(1)].empty()) fail("its mask output is not supported");
-    } else if ((op == "Transpose" || op == "Reshape" || op == "Flatten") && node_->input_size() > 0 &&
+    } else if ((op == "Transpose" || op == "Reshape" || op == "Flatten") &&
                vals_.count(node_->input(0)) && vals_.at(node_->input(0)).head >= 0) {
       head_step();
     } else if (op == "Transpose") {
