@@ -122,6 +122,10 @@ BENCHMARK_CAPTURE(BM_TrainStep, vgg-xs-fw, "vgg-xs-fw")->ArgsProduct({{64}, {0, 
 BENCHMARK_CAPTURE(BM_Inference, vgg-xs-fw, "vgg-xs-fw")->ArgsProduct({{1, 64}, {0, 1}})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_TrainStep, vgg-xs-fw2, "vgg-xs-fw2")->ArgsProduct({{64}, {0, 1}})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_Inference, vgg-xs-fw2, "vgg-xs-fw2")->ArgsProduct({{1, 64}, {0, 1}})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_TrainStep, res-xs, "res-xs")->ArgsProduct({{64}, {0, 1}})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Inference, res-xs, "res-xs")->ArgsProduct({{1, 64}, {0, 1}})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_TrainStep, mb-s, "mb-s")->ArgsProduct({{64}, {0, 1}})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Inference, mb-s, "mb-s")->ArgsProduct({{1, 64}, {0, 1}})->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 int main(int argc, char** argv) {
   if (argc == 3 && std::strcmp(argv[1], "--print-spec") == 0) {

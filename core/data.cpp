@@ -353,6 +353,52 @@ void cutmix(float* x, float* targets, int n, int side, int k, float prob, Rng& r
   }
 }
 
+namespace {
+float gamma_draw(float a, Rng& rng) {
+  if (a < 1.0f) {  // Gamma(a) = Gamma(a + 1) * U^(1/a)
+    const float u = std::max(rng.uniform(), 1e-12f);
+    return gamma_draw(a + 1.0f, rng) * std::pow(u, 1.0f / a);
+  }
+  const float d = a - 1.0f / 3.0f, c = 1.0f / std::sqrt(9.0f * d);
+  for (;;) {
+    float z, v;
+    do {
+      z = rng.normal();
+      v = 1.0f + c * z;
+    } while (v <= 0.0f);
+    v = v * v * v;
+    const float u = rng.uniform();
+    if (u < 1.0f - 0.0331f * z * z * z * z || std::log(std::max(u, 1e-12f)) < 0.5f * z * z + d * (1.0f - v + std::log(v)))
+      return d * v;
+  }
+}
+}  // namespace
+
+float beta_symmetric(float a, Rng& rng) {
+  const float g1 = gamma_draw(a, rng), g2 = gamma_draw(a, rng);
+  return g1 + g2 > 0.0f ? g1 / (g1 + g2) : 0.5f;
+}
+
+void mixup(float* x, float* targets, int n, size_t size, int k, float prob, float alpha, Rng& rng, float* scratch) {
+  if (n < 2 || prob <= 0.0f) return;
+  float* x0 = scratch;
+  float* t0 = scratch + n * size;
+  std::copy(x, x + n * size, x0);
+  std::copy(targets, targets + static_cast<size_t>(n) * k, t0);
+  for (int i = 0; i < n; ++i) {
+    const bool mix = rng.uniform() < prob;
+    const int j = (i + 1 + static_cast<int>(rng.below(static_cast<uint32_t>(n - 1)))) % n;  // any other image
+    const float lam = beta_symmetric(alpha, rng);
+    if (!mix) continue;
+    const float* xj = x0 + j * size;
+    float* xi = x + i * size;
+    for (size_t p = 0; p < size; ++p) xi[p] = lam * xi[p] + (1.0f - lam) * xj[p];
+    const float* other = t0 + static_cast<size_t>(j) * k;
+    float* own = targets + static_cast<size_t>(i) * k;
+    for (int c = 0; c < k; ++c) own[c] = lam * own[c] + (1.0f - lam) * other[c];
+  }
+}
+
 AugmentDraw draw_augment(const Augment& aug, Rng& rng) {
   // Every random parameter, in a fixed order (only for the enabled parts).
   AugmentDraw a;

@@ -113,6 +113,13 @@ void image_to_input(const uint8_t* src, float* dst);
 // centred anywhere and clipped at the border; its target becomes (1 - a) * its own + a * j's, where a is the
 // pasted fraction of the image after clipping. scratch: n x side x side + n x k floats (a copy of the originals).
 void cutmix(float* x, float* targets, int n, int side, int k, float prob, Rng& rng, float* scratch);
+// mixup (Zhang et al. 2018) over a batch of n inputs of `size` floats and their targets (n x k probabilities): with
+// probability `prob`, image i becomes lambda * itself + (1 - lambda) * another image j of the batch (as it was before
+// any mixing), lambda ~ Beta(alpha, alpha), and its target the same mix of the two targets. scratch: n x size + n x k
+// floats.
+void mixup(float* x, float* targets, int n, size_t size, int k, float prob, float alpha, Rng& rng, float* scratch);
+// A Beta(a, a) draw (two Gamma(a) draws, Marsaglia and Tsang's method).
+float beta_symmetric(float a, Rng& rng);
 
 // Horizontal mirror of a model input (for test-time flip averaging).
 void flip_input(const float* src, float* dst, int side = kSide);

@@ -145,8 +145,10 @@ ConvPrims* prims(const ConvGeom& g, int n) {
   return it->second.get();
 }
 
-// Whether oneDNN runs layers of this shape (the small-patch first layers keep nn.cpp's loops; 1x1 layers are a GEMM).
-bool takes(const ConvGeom& g) { return mode() != Mode::Off && g.patch() > kSmallPatch && !g.direct(); }
+// Whether oneDNN runs layers of this shape: all but the small-patch first layers, which keep nn.cpp's loops. 1x1
+// layers go too: a MobileNet-style network (mb-s's first draft) trained 1.45x faster in bf16 and 1.14x in float32
+// than with its 1x1 layers on Eigen's GEMM (bench_seed TrainStep, 1 thread).
+bool takes(const ConvGeom& g) { return mode() != Mode::Off && g.patch() > kSmallPatch; }
 
 memory wrap(const memory::desc& d, const float* p) { return memory(d, engine(), const_cast<float*>(p)); }
 

@@ -213,6 +213,12 @@ std::string vgg_xs_flatten(int c3, int c4) {
   return "input 48 48 1\n" + block(16) + block(32) + block(c3) + block(c4) +
          "flatten\ndropout 0.4\ndense 256\nrelu\ndropout 0.4\ndense 7\nsoftmax\n";
 }
+
+// A depthwise-separable block: 3x3 depthwise (stride 1 or 2) and 1x1 pointwise convolutions, each with batch norm
+// and ReLU.
+std::string dw_block(int c, int stride) {
+  return "dwconv 3 " + std::to_string(stride) + " same\nbn\nrelu\nconv " + std::to_string(c) + " 1\nbn\nrelu\n";
+}
 }  // namespace
 
 std::string builtin_spec(const std::string& name) {
@@ -240,6 +246,22 @@ std::string builtin_spec(const std::string& name) {
     return vgg_xs_flatten(80, 160);
   if (name == "vgg-xs-fw2")  // wider still (96, 192): 1.26x vgg-xs-fw's MACs; the default model's network
     return vgg_xs_flatten(96, 192);
+  if (name == "res-xs")  // vgg-xs-fw's widths, each deep block a plain convolution then a residual block of two
+    return "input 48 48 1\n"
+           "conv 16 3 same\nbn\nrelu\nconv 16 3 same\nbn\nrelu\nmaxpool 2\n"
+           "conv 32 3 same\nbn\nrelu\nconv 32 3 same\nbn\nrelu\nmaxpool 2\n"
+           "conv 80 3 same\nbn\nrelu\n"
+           "save a\nconv 80 3 same\nbn\nrelu\nconv 80 3 same\nbn\nadd a\nrelu\nmaxpool 2\n"
+           "conv 160 3 same\nbn\nrelu\n"
+           "save a\nconv 160 3 same\nbn\nrelu\nconv 160 3 same\nbn\nadd a\nrelu\nmaxpool 2\n"
+           "flatten\ndropout 0.4\ndense 256\nrelu\ndropout 0.4\ndense 7\nsoftmax\n";
+  if (name == "mb-s")  // MobileNet v1 style: a plain 3x3 convolution and 2x2 max-pool at 48x48, then depthwise 3x3 +
+                       // pointwise 1x1 blocks of 64 to 512 channels at 24x24 to 6x6, a flatten head
+    return "input 48 48 1\n"
+           "conv 32 3 same\nbn\nrelu\nmaxpool 2\n" +
+           dw_block(64, 1) + dw_block(128, 1) + dw_block(128, 2) + dw_block(256, 1) + dw_block(256, 1) +
+           dw_block(512, 2) + dw_block(512, 1) + dw_block(512, 1) + dw_block(512, 1) +
+           "maxpool 2\nflatten\ndropout 0.4\ndense 256\nrelu\ndropout 0.4\ndense 7\nsoftmax\n";
   if (name == "tiny")  // a few thousand parameters: for tests and smoke runs
     return "input 48 48 1\n"
            "conv 8 3 1 same\nrelu\nmaxpool 4\n"
@@ -248,7 +270,7 @@ std::string builtin_spec(const std::string& name) {
   return "";
 }
 
-std::vector<std::string> builtin_names() { return {"seed", "vgg-s", "vgg-xs-f", "vgg-xs-fw", "vgg-xs-fw2", "tiny"}; }
+std::vector<std::string> builtin_names() { return {"seed", "vgg-s", "vgg-xs-f", "vgg-xs-fw", "vgg-xs-fw2", "res-xs", "mb-s", "tiny"}; }
 
 Spec resolve_spec(const std::string& name_or_text) {
   if (name_or_text.find('\n') != std::string::npos || name_or_text.find(';') != std::string::npos)

@@ -72,7 +72,7 @@ uint64_t setup_digest(const Model& model, const Dataset& train, const Dataset* v
   d.add(c.schedule.kind), d.add(c.schedule.step_size), d.add(c.schedule.gamma), d.add(c.schedule.warmup_epochs);
   d.add(c.schedule.min_lr), d.add(c.schedule.patience), d.add(c.schedule.factor);
   d.add(c.class_weights), d.add(c.label_smoothing), d.add(c.patience), d.add(c.restore_best), d.add(c.ema);
-  d.add(c.recalibrate_images), d.add(c.cutmix), d.add(c.eval_batch);
+  d.add(c.recalibrate_images), d.add(c.cutmix), d.add(c.mixup), d.add(c.mixup_alpha), d.add(c.eval_batch);
   return d.h;
 }
 
@@ -315,7 +315,7 @@ Trainer::Trainer(Model& m, const Dataset& t, const Dataset* v, const TrainConfig
     if (!across->same(setup_digest(model, train, val, cfg)))
       throw std::runtime_error("distributed training: the processes do not start alike (each needs the same data, "
                                "options and initial weights)");
-    if (cfg.cutmix > 0.0f) batch_input_.resize(static_cast<size_t>(cfg.batch) * model.spec.input.size());
+    if (cfg.cutmix > 0.0f || cfg.mixup > 0.0f) batch_input_.resize(static_cast<size_t>(cfg.batch) * model.spec.input.size());
   }
   const int ranks = across ? across->size() : 1;
   ws.reserve(model, (cfg.batch + ranks - 1) / ranks, true, tf ? tf->layer : 0);
@@ -323,9 +323,9 @@ Trainer::Trainer(Model& m, const Dataset& t, const Dataset* v, const TrainConfig
   order_.resize(train.size());
   batch_labels_.resize(cfg.batch);
   batch_soft_.resize(static_cast<size_t>(cfg.batch) * model.num_classes());
-  if (cfg.cutmix > 0.0f) {
+  if (cfg.cutmix > 0.0f || cfg.mixup > 0.0f) {
     if (tf || !cfg.augment)
-      throw std::logic_error("Trainer: CutMix needs augmentation of whole images (no cached training features)");
+      throw std::logic_error("Trainer: CutMix and mixup need augmentation of whole images (no cached training features)");
     const Shape& in = model.spec.input;
     if (in.h != in.w || in.c != 1) throw std::logic_error("Trainer: CutMix needs square single-channel inputs");
     mix_scratch_.resize(static_cast<size_t>(cfg.batch) * (in.size() + model.num_classes()));
@@ -367,7 +367,7 @@ bool Trainer::step() {
     throw std::logic_error("Trainer: train_features must be complete, match the training set, and be frozen");
   const int from = fc ? fc->layer : 0;
   const size_t in_size = fc ? fc->size : static_cast<size_t>(model.spec.input.size());
-  const bool mixed = cfg.cutmix > 0.0f;  // CutMix mixes targets, so every image needs one as a distribution
+  const bool mixed = cfg.cutmix > 0.0f || cfg.mixup > 0.0f;  // they mix targets: every image needs a distribution
   // With across, this process runs its share of the batch. It prepares only those images, drawing the others'
   // augmentations without applying them so that the stream stays one process's, unless CutMix needs the whole
   // batch to paste from (then every process prepares every image).
@@ -395,6 +395,7 @@ bool Trainer::step() {
   if (mixed) {
     Rng mix_rng(mix_seed(cfg.seed, static_cast<uint64_t>(epoch), 1000000 + static_cast<uint64_t>(batch_index_)));
     cutmix(x, batch_soft_.data(), n, model.spec.input.w, k, cfg.cutmix, mix_rng, mix_scratch_.data());
+    mixup(x, batch_soft_.data(), n, in_size, k, cfg.mixup, cfg.mixup_alpha, mix_rng, mix_scratch_.data());
   }
   const int ln = part.size();
   if (across && mixed) std::memcpy(ws.act[from].data(), x + part.begin * in_size, sizeof(float) * ln * in_size);

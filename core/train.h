@@ -41,6 +41,9 @@ struct TrainConfig {
   // CutMix (see cutmix() in data.h): the probability that a training image gets a patch of another image of its
   // batch, its target mixed by area. 0 = off. Only with augmentation, and not with cached training features.
   float cutmix = 0.0f;
+  // mixup (see mixup() in data.h), after CutMix: the probability that a training image is blended with another
+  // image of its batch, lambda ~ Beta(mixup_alpha, mixup_alpha). 0 = off. The same conditions as CutMix.
+  float mixup = 0.0f, mixup_alpha = 0.2f;
   int eval_batch = 256;
 };
 

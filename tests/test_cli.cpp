@@ -766,6 +766,12 @@ TEST_F(Cli, CutMixTrainsAndNeedsAugmentation) {
   EXPECT_TRUE(contains(bad.err, "--cutmix")) << bad.err;
   RunResult range = run_cli(plus(train_args(csv_, tmp / "range", 1), {"--cutmix", "1.5"}));
   EXPECT_NE(range.rc, 0);
+  RunResult mix = run_cli(plus(train_args(csv_, tmp / "mu", 1), {"--mixup", "0.5", "--mixup-alpha", "0.4"}));
+  ASSERT_EQ(mix.rc, 0) << describe(mix);
+  EXPECT_TRUE(fs::exists(tmp / "mu/model.ferkit"));
+  RunResult bad_mix = run_cli(plus(train_args(csv_, tmp / "badmu", 1), {"--mixup", "0.5", "--no-augment"}));
+  EXPECT_NE(bad_mix.rc, 0);
+  EXPECT_TRUE(contains(bad_mix.err, "--mixup")) << bad_mix.err;
 }
 
 // `train --recalibrate-bn` ends with the exact batch-norm statistics of the training images; `recalibrate` does

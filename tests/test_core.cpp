@@ -1556,8 +1556,9 @@ TEST(Training, ResumeFromCheckpointMatchesUninterruptedRun) {
     return m.params;
   };
   Floats plain;
-  for (float cutmix : {0.0f, 0.5f}) {  // CutMix's draws are part of the run's reproducible randomness too
+  for (float cutmix : {0.0f, 0.5f}) {  // CutMix's and mixup's draws are part of the run's reproducible randomness too
     cfg.cutmix = cutmix;
+    cfg.mixup = cutmix;
     const Floats straight = run(3, nullptr);
     std::vector<uint8_t> ckpt;
     run(1, &ckpt);

@@ -179,6 +179,70 @@ std::vector<uint8_t> face(uint64_t seed) {
 
 // ---------------------------------------------------------------------------------------------
 
+// mixup: each mixed image is lambda * itself + (1 - lambda) * one other image, its target the same blend; lambda
+// follows Beta(alpha, alpha) (mean 1/2, variance 1 / (4 (2 alpha + 1))).
+TEST(Augment, MixupBlendsTwoImagesAndTheirTargetsAlike) {
+  const int n = 8, k = 7;
+  const size_t size = 30;
+  std::vector<float> x(n * size), t(n * k), scratch(n * (size + k));
+  auto reset = [&] {
+    for (int i = 0; i < n; ++i) {
+      std::fill(x.begin() + i * size, x.begin() + (i + 1) * size, static_cast<float>(i + 1));
+      std::fill(t.begin() + i * k, t.begin() + (i + 1) * k, 0.0f);
+      t[i * k + i % k] = 1.0f;
+    }
+  };
+  reset();
+  const std::vector<float> x_in = x, t_in = t;
+  Rng off(3);
+  mixup(x.data(), t.data(), n, size, k, 0.0f, 0.2f, off, scratch.data());
+  EXPECT_EQ(x, x_in);
+  EXPECT_EQ(t, t_in);
+  int mixed = 0, kept = 0;
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    reset();
+    Rng rng(seed);
+    mixup(x.data(), t.data(), n, size, k, 0.5f, 0.4f, rng, scratch.data());
+    for (int i = 0; i < n; ++i) {
+      const float v = x[i * size];
+      for (size_t p = 1; p < size; ++p) ASSERT_EQ(x[i * size + p], v);  // one blend for the whole image
+      double sum = 0;
+      for (int c = 0; c < k; ++c) sum += t[i * k + c];
+      EXPECT_NEAR(sum, 1.0, 1e-5);
+      if (v == static_cast<float>(i + 1)) {
+        ++kept;
+        continue;
+      }
+      ++mixed;
+      // v = lam (i+1) + (1 - lam) (j+1) for one j != i whose target carries the rest.
+      const float own = t[i * k + i % k];
+      bool found = false;
+      for (int j = 0; j < n && !found; ++j) {
+        if (j == i || j % k == i % k) continue;
+        const float lam = own;
+        if (std::abs(lam * (i + 1) + (1 - lam) * (j + 1) - v) < 1e-4f && std::abs(t[i * k + j % k] - (1 - lam)) < 1e-5f)
+          found = true;
+      }
+      // (a donor of i's class, here only images 0 and 7 for each other, leaves the target one-hot)
+      EXPECT_TRUE(found || own == 1.0f) << "image " << i << " seed " << seed;
+    }
+  }
+  EXPECT_GT(mixed, 40);  // about half of 160
+  EXPECT_GT(kept, 40);
+  Rng b(7);
+  double mean = 0, sq = 0;
+  const int draws = 20000;
+  for (int d = 0; d < draws; ++d) {
+    const double v = beta_symmetric(0.4f, b);
+    ASSERT_GE(v, 0.0);
+    ASSERT_LE(v, 1.0);
+    mean += v, sq += v * v;
+  }
+  mean /= draws;
+  EXPECT_NEAR(mean, 0.5, 0.01);
+  EXPECT_NEAR(sq / draws - mean * mean, 1.0 / (4 * (2 * 0.4 + 1)), 0.005);
+}
+
 TEST(Augment, CutMixPastesAnotherImagesPatchAndMixesTargetsByArea) {
   const int n = 9, side = 12, k = 7, pixels = side * side;
   std::vector<float> x(n * pixels), t(n * k, 0.0f), scratch(n * (pixels + k));

@@ -83,7 +83,7 @@ struct TrainArgs {
   int epochs = 50, batch = 64, threads = 0, patience = 0, step_size = 10, warmup = 0, plateau_patience = 3;
   float lr = 1e-3f, momentum = 0.9f, weight_decay = 0.0f, gamma = 0.1f, min_lr = 0.0f, plateau_factor = 0.5f,
         label_smoothing = 0.0f, ema = 0.0f, init_noise = 0.01f, ferplus_weight = 0.5f, soft_targets_weight = 0.5f,
-        teacher_weight = 0.5f, cutmix = 0.0f;
+        teacher_weight = 0.5f, cutmix = 0.0f, mixup = 0.0f, mixup_alpha = 0.2f;
   uint64_t seed = 1;
   bool bf16 = false;
   bool augment = true, nesterov = false, resume = false, strict = false, no_restore_best = false, tta = false,
@@ -133,6 +133,11 @@ void add_train_options(CLI::App* c, TrainArgs& a) {
   c->add_option("--cutmix", a.cutmix, "CutMix probability: an image gets a patch of another training image, its "
                 "target mixed by the patch's area (0: off)")
       ->capture_default_str()->check(CLI::Range(0.0f, 1.0f));
+  c->add_option("--mixup", a.mixup, "mixup probability: an image is blended with another training image, lambda ~ "
+                "Beta(alpha, alpha), its target mixed alike (0: off)")
+      ->capture_default_str()->check(CLI::Range(0.0f, 1.0f));
+  c->add_option("--mixup-alpha", a.mixup_alpha, "mixup's Beta parameter alpha")
+      ->capture_default_str()->check(CLI::PositiveNumber);
   c->add_option("--class-weights", a.class_weights,
                 "none, balanced (1/count), sqrt (1/sqrt(count)), or 7 comma-separated weights")
       ->capture_default_str();
@@ -311,6 +316,9 @@ int cmd_train(const TrainArgs& a, const std::string& command_line) {
   cfg.recalibrate_images = a.recalibrate_each_epoch;
   if (a.cutmix > 0.0f && !a.augment) throw std::runtime_error("--cutmix is augmentation: it cannot be used with --no-augment");
   cfg.cutmix = a.cutmix;
+  if (a.mixup > 0.0f && !a.augment) throw std::runtime_error("--mixup is augmentation: it cannot be used with --no-augment");
+  cfg.mixup = a.mixup;
+  cfg.mixup_alpha = a.mixup_alpha;
 
   if (writer) {
     make_dirs(a.out);
