@@ -263,22 +263,66 @@ Metrics evaluate(Model& model, Workspace& ws, const Dataset& data, int batch, bo
   return m;
 }
 
+Metrics evaluate_ten_crop(Model& model, Workspace& ws, const Dataset& data, int batch, float zoom,
+                          std::vector<float>* probs) {
+  const Shape in = model.spec.input;
+  if (in.h != kSide || in.w != kSide || in.c != 1)
+    throw std::runtime_error("ten-crop evaluation needs a 48x48 grey input (this model's is " + std::to_string(in.h) +
+                             "x" + std::to_string(in.w) + "x" + std::to_string(in.c) + ")");
+  if (!(zoom >= 1.0f)) throw std::runtime_error("ten-crop evaluation: the zoom must be at least 1");
+  const int k = model.num_classes();
+  const size_t in_size = static_cast<size_t>(in.size());
+  ws.reserve(model, batch, false);
+  Metrics m(k);
+  std::vector<float> p(static_cast<size_t>(batch) * k), mean(static_cast<size_t>(batch) * k);
+  if (probs) probs->assign(data.size() * k, 0.0f);
+  // A crop of side s = 48 / zoom centred at c + o is zoomed back by apply_augment with the shift t = -o * zoom.
+  const float d = 0.5f * (kSide - kSide / zoom);
+  const float offsets[5][2] = {{0, 0}, {-d, -d}, {d, -d}, {-d, d}, {d, d}};
+  const Preprocess& pp = model.preprocess;
+  double loss = 0;
+  for (size_t start = 0; start < data.size(); start += batch) {
+    const int n = static_cast<int>(std::min<size_t>(batch, data.size() - start));
+    std::fill(mean.begin(), mean.end(), 0.0f);
+    for (int v = 0; v < 10; ++v) {
+      AugmentDraw a;
+      a.flip = v >= 5;
+      a.scale = zoom;
+      a.tx = -offsets[v % 5][0] * zoom;
+      a.ty = -offsets[v % 5][1] * zoom;
+      float* x = ws.input();
+      for (int i = 0; i < n; ++i) {
+        float* xi = x + i * in_size;
+        apply_augment(data.image(start + i), xi, a);
+        for (size_t j = 0; j < in_size; ++j) xi[j] = (xi[j] * 255.0f * pp.scale - pp.mean) / pp.std;
+      }
+      softmax(forward(model, ws, n, ForwardOptions{}), n, k, p.data(), model.temperature);
+      for (size_t j = 0; j < static_cast<size_t>(n) * k; ++j) mean[j] += 0.1f * p[j];
+    }
+    loss += score(data, start, n, mean.data(), k, m);
+    if (probs) std::copy(mean.begin(), mean.begin() + static_cast<size_t>(n) * k, probs->begin() + start * k);
+  }
+  m.loss = data.size() ? loss / data.size() : 0.0;
+  return m;
+}
+
 Metrics evaluate_ensemble(const std::vector<Model*>& models, const Dataset& data, int batch,
-                          bool flip_tta, std::vector<float>* probs) {
+                          bool flip_tta, std::vector<float>* probs, bool ten_crop) {
   if (models.empty()) throw std::logic_error("evaluate_ensemble: no models");
   const int k = models[0]->num_classes();
   for (size_t i = 1; i < models.size(); ++i)
     if (models[i]->num_classes() != k)
       throw std::runtime_error("ensemble: model " + std::to_string(i + 1) + " has " +
                                std::to_string(models[i]->num_classes()) + " classes, model 1 has " + std::to_string(k));
-  if (models.size() == 1) {
-    Workspace ws;
-    return evaluate(*models[0], ws, data, batch, flip_tta, probs);
-  }
+  const auto one_model = [&](Model& model, std::vector<float>* p) {
+    Workspace ws;  // sized for this model's layers
+    return ten_crop ? evaluate_ten_crop(model, ws, data, batch, 48.0f / 44.0f, p)
+                    : evaluate(model, ws, data, batch, flip_tta, p);
+  };
+  if (models.size() == 1) return one_model(*models[0], probs);
   std::vector<float> mean(data.size() * k, 0.0f), one;
   for (Model* model : models) {
-    Workspace ws;  // sized for this model's layers
-    evaluate(*model, ws, data, batch, flip_tta, &one);
+    one_model(*model, &one);
     for (size_t j = 0; j < mean.size(); ++j) mean[j] += one[j];
   }
   for (float& v : mean) v /= static_cast<float>(models.size());

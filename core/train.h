@@ -113,11 +113,17 @@ float fit_temperature(Model& model, Workspace& ws, const Dataset& data, int batc
 Metrics evaluate(Model& model, Workspace& ws, const Dataset& data, int batch, bool flip_tta = false,
                  std::vector<float>* probs = nullptr, const FeatureCache* features = nullptr);
 
-// Evaluates an ensemble: the mean of the models' probabilities (each flip-averaged with flip_tta). The models must
-// have the same classes; their architectures may differ (each gets its own workspace). One model gives exactly
-// evaluate()'s result.
+// Ten-crop test-time averaging: the mean probabilities of ten views of each face, the five crops of side
+// input / zoom (the centre and the four corners), each zoomed back to the input's size, and their mirror images.
+// Ten times one view's work. 48x48 grey inputs only.
+Metrics evaluate_ten_crop(Model& model, Workspace& ws, const Dataset& data, int batch, float zoom = 48.0f / 44.0f,
+                          std::vector<float>* probs = nullptr);
+
+// Evaluates an ensemble: the mean of the models' probabilities (each flip-averaged with flip_tta, or over ten crops
+// with ten_crop). The models must have the same classes; their architectures may differ (each gets its own
+// workspace). One model gives exactly evaluate()'s (or evaluate_ten_crop()'s) result.
 Metrics evaluate_ensemble(const std::vector<Model*>& models, const Dataset& data, int batch,
-                          bool flip_tta = false, std::vector<float>* probs = nullptr);
+                          bool flip_tta = false, std::vector<float>* probs = nullptr, bool ten_crop = false);
 
 class Trainer {
  public:

@@ -469,6 +469,14 @@ TEST_F(Cli, EvalWritesOutputsAndPrintsAccuracy) {
   EXPECT_TRUE(contains(folder.out, "accuracy")) << folder.out;
   RunResult bad = run_cli({"eval", "--model", model(), "--data", csv_, "--split", "bogus"});
   EXPECT_GT(bad.rc, 0) << describe(bad);
+  // Ten-crop averaging is recorded as such; it and flip averaging are one or the other.
+  RunResult crops = run_cli({"eval", "--model", model(), "--data", csv_, "--ten-crop", "--out", tmp / "crops"});
+  ASSERT_EQ(crops.rc, 0) << describe(crops);
+  EXPECT_TRUE(contains(crops.out, "ten-crop")) << crops.out;
+  EXPECT_TRUE(json::parse(read_all(tmp / "crops/metrics.json")).value("ten_crop", false));
+  RunResult both = run_cli({"eval", "--model", model(), "--data", csv_, "--ten-crop", "--tta"});
+  EXPECT_GT(both.rc, 0) << describe(both);
+  EXPECT_TRUE(contains(both.err, "--ten-crop")) << both.err;
 
   // Several models: an ensemble of their mean probabilities. A model with itself is the model; with another
   // (of another architecture) it runs and records both files.

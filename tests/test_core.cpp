@@ -1522,6 +1522,36 @@ TEST(Training, EnsembleEvaluationAveragesTheProbabilities) {
   }
 }
 
+// Ten-crop averaging: with zoom 1 its five crops are the whole face, so it is exactly flip averaging; with 48/44 the
+// crops differ from the face and from each other, and their mean is a distribution. Only 48x48 grey inputs.
+TEST(Training, TenCropEvaluationAveragesTenViews) {
+  const Dataset data = synthetic(3, 32);
+  Model a(parse_spec("input 48 48 1\nconv 4 3 2 same\nbn\nrelu\nmaxpool 2\nflatten\ndense 7\nsoftmax\n"));
+  a.init(4);
+  Workspace ws;
+  std::vector<float> flip, whole, crops;
+  evaluate(a, ws, data, 8, true, &flip);
+  evaluate_ten_crop(a, ws, data, 8, 1.0f, &whole);
+  ASSERT_EQ(whole.size(), flip.size());
+  for (size_t j = 0; j < flip.size(); ++j) EXPECT_NEAR(whole[j], flip[j], 1e-6) << j;
+  const Metrics m = evaluate_ten_crop(a, ws, data, 5, 48.0f / 44.0f, &crops);
+  EXPECT_EQ(static_cast<size_t>(m.total()), data.size());
+  double moved = 0;
+  for (size_t i = 0; i < data.size(); ++i) {
+    double sum = 0;
+    for (int c = 0; c < 7; ++c) sum += crops[i * 7 + c], moved += std::abs(crops[i * 7 + c] - flip[i * 7 + c]);
+    EXPECT_NEAR(sum, 1.0, 1e-5);
+  }
+  EXPECT_GT(moved, 1e-3);
+  std::vector<float> e;
+  evaluate_ensemble({&a}, data, 8, false, &e, true);
+  for (size_t j = 0; j < crops.size(); ++j) EXPECT_NEAR(e[j], crops[j], 1e-6);
+  Model small(parse_spec("input 24 24 1\nflatten\ndense 7\nsoftmax\n"));
+  small.init(1);
+  Workspace ws2;
+  EXPECT_THROW(evaluate_ten_crop(small, ws2, data, 8), std::runtime_error);
+}
+
 TEST(Training, SquareRootClassWeightsAverageOneOverTheImages) {
   Dataset d;
   std::vector<uint8_t> px(kPixels, 0);
