@@ -619,6 +619,67 @@ Model average_models(const std::vector<Model>& models, const std::vector<std::st
   return out;
 }
 
+std::string deepen(const Model& src, Model& dst) {
+  auto bad = [](size_t j, const std::string& why) {
+    throw std::runtime_error("cannot deepen: layer " + std::to_string(j + 1) + " of the architecture " + why);
+  };
+  if (!(src.input_shape() == dst.input_shape())) bad(0, "(input): the input shapes differ");
+  const size_t L = dst.layers.size();
+  std::vector<int> from(L, -1);  // dst layer -> src layer, -1 inside an inserted block
+  std::vector<size_t> last_bn;   // each inserted block's last batch norm
+  std::string log;
+  size_t i = 0;
+  for (size_t j = 0; j < L; ++j) {
+    const LayerPlan& d = dst.layers[j];
+    const bool src_saves = i < src.layers.size() && src.layers[i].spec.kind == LayerKind::Save;
+    if (d.spec.kind == LayerKind::Save && !src_saves) {  // an inserted block: save X ... add X
+      size_t e = j + 1;
+      while (e < L && !(dst.layers[e].spec.kind == LayerKind::Add && dst.layers[e].spec.tap == d.spec.tap)) ++e;
+      if (e == L) bad(j, "(save " + d.spec.tap + ") has no 'add " + d.spec.tap + "' after it");
+      if (dst.layers[e - 1].spec.kind != LayerKind::BatchNorm)
+        bad(e - 1, "ends an inserted residual block, and is not a batch norm (whose zero scale makes the block add "
+                   "nothing)");
+      if (!(dst.layers[e].out == d.in)) bad(e, "(add " + d.spec.tap + ") changes the shape: an inserted block keeps it");
+      last_bn.push_back(e - 1);
+      log += "l" + std::to_string(j) + "-l" + std::to_string(e) + " residual block inserted\n";
+      const bool after_relu = j > 0 && dst.layers[j - 1].spec.kind == LayerKind::ReLU;
+      j = e;
+      if (after_relu && j + 1 < L && dst.layers[j + 1].spec.kind == LayerKind::ReLU &&
+          !(i < src.layers.size() && src.layers[i].spec.kind == LayerKind::ReLU))
+        ++j;  // relu(x + 0) = x for x >= 0
+      continue;
+    }
+    if (i >= src.layers.size()) bad(j, std::string("(") + layer_name(d.spec.kind) + ") is past the model's last layer");
+    const LayerPlan& s = src.layers[i];
+    if (s.spec.kind != d.spec.kind || s.spec.kernel != d.spec.kernel || s.spec.stride != d.spec.stride ||
+        s.spec.same != d.spec.same || s.spec.tap != d.spec.tap || !(s.in == d.in) || !(s.out == d.out))
+      bad(j, std::string("(") + layer_name(d.spec.kind) + ") differs from the model's layer " + std::to_string(i + 1) + " (" +
+                 layer_name(s.spec.kind) + ")");
+    from[j] = static_cast<int>(i++);
+  }
+  if (i != src.layers.size()) bad(L - 1, "is the last, and the model has more layers");
+  if (last_bn.empty()) bad(0, "(input): no residual block is inserted");
+  for (size_t j = 0; j < L; ++j) {
+    if (from[j] < 0) continue;
+    std::vector<const TensorRef*> a, b;
+    for (const TensorRef& t : src.tensors)
+      if (t.layer == from[j]) a.push_back(&t);
+    for (const TensorRef& t : dst.tensors)
+      if (t.layer == static_cast<int>(j)) b.push_back(&t);
+    if (a.size() != b.size()) bad(j, "has another number of parameter tensors");
+    for (size_t t = 0; t < a.size(); ++t) {
+      if (a[t]->size != b[t]->size) bad(j, "has a parameter tensor of another size (" + b[t]->name + ")");
+      std::copy_n(src.params.data() + a[t]->offset, a[t]->size, dst.params.data() + b[t]->offset);
+    }
+  }
+  for (size_t j : last_bn) {
+    const LayerPlan& p = dst.layers[j];
+    std::fill_n(dst.params.data() + p.w, p.out.c, 0.0f);
+    std::fill_n(dst.params.data() + p.b, p.out.c, 0.0f);
+  }
+  return log;
+}
+
 std::string widen(const Model& src, Model& dst, uint64_t seed, float noise) {
   auto bad = [](size_t i, const std::string& why) {
     throw std::runtime_error("cannot widen: layer " + std::to_string(i + 1) + " " + why);

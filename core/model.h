@@ -154,6 +154,14 @@ void plan_inference(const Model& model, InferencePlan& plan);
 // Throws std::runtime_error naming the first layer that does not fit (another kind, kernel, or fewer units).
 std::string widen(const Model& src, Model& dst, uint64_t seed, float noise);
 
+// Net2DeeperNet with residual blocks, zero-initialized as Goyal et al. (2017) start theirs: puts src's function into
+// dst, a model with src's layers and extra residual blocks between them, each `save X ... add X` (and a relu right
+// after the add where the block's input is a relu's output), keeping the shape. A block's layers keep dst's
+// initialization except its last, a batch norm, whose scale and shift become 0: the block adds nothing at first, so
+// dst computes exactly src's logits, and it learns from there. Returns a line per inserted block. Throws
+// std::runtime_error naming the first layer of dst that does not fit.
+std::string deepen(const Model& src, Model& dst);
+
 // A uniform "model soup" (Wortsman et al. 2022): the mean of models' parameters, all of one architecture (the same
 // spec text; the first model's preprocessing and class names). Batch-norm statistics are averaged too, and those
 // are not the statistics of the averaged weights: recalibrate_batchnorm afterwards. Throws std::runtime_error

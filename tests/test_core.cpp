@@ -628,6 +628,62 @@ TEST(Model, AverageIsTheMeanOfTheParameters) {
 // widen (Net2WiderNet): a model widened into more units per layer gives the same logits, with both heads
 // (flatten keeps positions, gap averages them) and trained-looking batch-norm statistics; with noise, only the
 // copies' weights move, a little; and architectures it cannot map onto are refused, naming the layer.
+// Deepening inserts zero-initialized residual blocks: the same logits at first, then a training step moves the new
+// blocks (their last batch norm's scale gets a gradient). Blocks that cannot start as nothing are refused.
+TEST(Model, DeepeningWithResidualBlocksKeepsTheLogits) {
+  const std::string head = "flatten\ndropout 0.3\ndense 5\nrelu\ndense 3\nsoftmax\n";
+  Model shallow(parse_spec("input 12 12 1\nconv 4 3 same\nbn\nrelu\nmaxpool 2\nconv 6 3 same\nbn\nrelu\n" + head));
+  shallow.init(4);
+  Rng rng(5);
+  for (const LayerPlan& p : shallow.layers)
+    if (p.spec.kind == LayerKind::BatchNorm)
+      for (int c = 0; c < p.out.c; ++c) {
+        shallow.params[p.w + c] = rng.uniform(0.5f, 1.5f);
+        shallow.params[p.b + c] = rng.uniform(-0.5f, 0.5f);
+        shallow.params[p.mean + c] = rng.uniform(-0.3f, 0.3f);
+        shallow.params[p.var + c] = rng.uniform(0.5f, 2.0f);
+      }
+  // A two-convolution block with a relu after its add, and a one-convolution block without.
+  Model deep(parse_spec("input 12 12 1\nconv 4 3 same\nbn\nrelu\n"
+                        "save a\nconv 4 3 same\nbn\nrelu\nconv 4 3 same\nbn\nadd a\nrelu\nmaxpool 2\n"
+                        "conv 6 3 same\nbn\nrelu\nsave b\nconv 6 3 same\nbn\nadd b\n" + head));
+  deep.init(9);
+  EXPECT_EQ(deepen(shallow, deep), "l3-l9 residual block inserted\nl15-l18 residual block inserted\n");
+  std::vector<uint8_t> px(4 * 144);
+  for (auto& p : px) p = static_cast<uint8_t>(rng.below(256));
+  Workspace a, b;
+  a.reserve(shallow, 4);
+  b.reserve(deep, 4, true);
+  load_input(shallow, a, px.data(), 4);
+  load_input(deep, b, px.data(), 4);
+  const float* la = forward(shallow, a, 4, {});
+  const float* lb = forward(deep, b, 4, {});
+  for (int j = 0; j < 12; ++j) EXPECT_NEAR(la[j], lb[j], 1e-4 * (1 + std::fabs(la[j]))) << j;
+  // One training step: the new blocks' zero scales get a gradient.
+  deep.enable_grads();
+  ForwardOptions fo;
+  fo.train = true;
+  const std::vector<uint8_t> labels = {0, 1, 2, 0};
+  const float* logits = forward(deep, b, 4, fo);
+  softmax_xent(logits, labels.data(), nullptr, nullptr, 4, 3, 0.0f, b.probs.data(), b.dlogits.data());
+  zero_grads(deep);
+  backward(deep, b, 4, b.dlogits.data());
+  double g = 0;
+  for (int c = 0; c < 4; ++c) g += std::fabs(deep.grads[deep.layers[8].w + c]);
+  EXPECT_GT(g, 0.0);
+  // Refused: a block that ends without a batch norm, one that changes the shape, and no block at all.
+  Model no_bn(parse_spec("input 12 12 1\nconv 4 3 same\nbn\nrelu\nsave a\nconv 4 3 same\nadd a\nmaxpool 2\n"
+                         "conv 6 3 same\nbn\nrelu\n" + head));
+  EXPECT_THROW(deepen(shallow, no_bn), std::runtime_error);
+  Model same(parse_spec("input 12 12 1\nconv 4 3 same\nbn\nrelu\nmaxpool 2\nconv 6 3 same\nbn\nrelu\n" + head));
+  try {
+    deepen(shallow, same);
+    ADD_FAILURE() << "no error without an inserted block";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("no residual block"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Model, WideningKeepsTheLogits) {
   const std::string body = "conv 4 3 same\nbn\nrelu\nmaxpool 2\nconv 6 3 same\nbn\nrelu\n";
   const std::string wide = "conv 7 3 same\nbn\nrelu\nmaxpool 2\nconv 11 3 same\nbn\nrelu\n";

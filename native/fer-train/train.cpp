@@ -221,11 +221,18 @@ void init_from(Model& model, const std::string& path, uint64_t seed, float noise
           (i < a.size() ? a[i].name + " (" + std::to_string(a[i].size) + " values)" : std::string("none")) +
           ", the architecture expects " +
           (i < b.size() ? b[i].name + " (" + std::to_string(b[i].size) + " values)" : std::string("none"));
-      std::string widened;
+      std::string widened, deepened;
       try {
         widened = widen(src, model, seed, noise);
-      } catch (const std::runtime_error& e) {
-        throw std::runtime_error(mismatch + " (" + e.what() + ")");
+      } catch (const std::runtime_error& wide) {
+        try {
+          deepened = deepen(src, model);
+        } catch (const std::runtime_error& deep) {
+          throw std::runtime_error(mismatch + " (" + wide.what() + "; " + deep.what() + ")");
+        }
+        std::fprintf(stderr, "deepened %s into the architecture (the same function: each new block's last batch "
+                     "norm starts at zero):\n%s", path.c_str(), deepened.c_str());
+        return;
       }
       std::fprintf(stderr, "widened %s into the architecture (the same function; copies' noise %g):\n%s",
                    path.c_str(), noise, widened.c_str());
