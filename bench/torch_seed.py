@@ -6,7 +6,8 @@ Compare side by side with the C++ Google Benchmark build/release/bench/bench_see
 or run bench/compare_seed.sh to get both in one table.
 
 --spec FILE builds the network from a ferkit spec file (bench_seed --print-spec NAME writes a built-in's: conv,
-bn, relu, maxpool, dropout, flatten, dense, gap), as bench/train_speed.sh does for the default's vgg-xs-fw2.
+dwconv, bn, relu, maxpool, dropout, flatten, dense, gap, save/add identity shortcuts), as bench/train_speed.sh does
+for the default's vgg-xs-fw2.
 
 Measured, with torch.set_num_threads(--threads):
   * training: batch 64, forward (train mode, dropout on) + cross-entropy + backward + optimizer step (--optimizer:
@@ -77,10 +78,45 @@ def seed_model():
     )
 
 
+def chain(steps):
+    """Layers in turn, with ferkit's 'save X' / 'add X' residual shortcuts (identity shortcuts only). (A class made
+    here: torch is imported in main().)"""
+
+    class Chain(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = nn.ModuleList([m for m in steps if isinstance(m, nn.Module)])
+            self.steps = [m if isinstance(m, tuple) else None for m in steps]
+
+        def forward(self, x):
+            saved, i = {}, 0
+            for s in self.steps:
+                if s is None:
+                    x = self.layers[i](x)
+                    i += 1
+                elif s[0] == "save":
+                    saved[s[1]] = x
+                else:
+                    x = x + saved[s[1]]
+            return x
+
+    return Chain()
+
+
+def same_padding(k, stride, h, w):
+    """TensorFlow's 'same' padding as (left, right, top, bottom): at stride 2 the extra row and column are at the
+    bottom and right, as in ferkit."""
+    ph = max((-(-h // stride) - 1) * stride + k - h, 0)
+    pw = max((-(-w // stride) - 1) * stride + k - w, 0)
+    return (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
+
+
 def spec_model(text, where):
-    """A ferkit spec (core/spec.h's language, the layers of chain networks) as an NCHW nn.Sequential; the flatten
-    order differs from ferkit's NHWC, which changes nothing in the arithmetic."""
+    """A ferkit spec (core/spec.h's language) as an NCHW network: conv, dwconv, bn, relu, maxpool, dropout, flatten,
+    gap, dense, and save/add identity shortcuts. The flatten order differs from ferkit's NHWC, which changes nothing
+    in the arithmetic."""
     layers, shape, flat = [], None, False  # flat: after flatten, gap or dense (N x C, no map)
+    saved = {}  # name -> shape at the save
     for lineno, raw in enumerate(text.splitlines(), 1):
         t = raw.split("#")[0].split()
         if not t:
@@ -94,20 +130,34 @@ def spec_model(text, where):
         if shape is None:
             bad("expected 'input H W C' first")
         c, h, w = shape
-        if op == "conv":
+        if op in ("conv", "dwconv"):
+            depthwise = op == "dwconv"
+            if depthwise:
+                a = [str(c)] + a
             n, k = int(a[0]), int(a[1])
             stride = int(a[2]) if len(a) > 2 and a[2].isdigit() else 1
-            same = "same" in a
-            if same and stride != 1:
-                bad("'same' at stride > 1 is not built here (TensorFlow's asymmetric padding)")
-            pad = k // 2 if same else 0
-            layers.append(nn.Conv2d(c, n, k, stride=stride, padding=pad))
-            h, w = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+            same = "same" in a or (depthwise and "valid" not in a)
+            pad = same_padding(k, stride, h, w) if same else (0, 0, 0, 0)
+            if pad[0] == pad[1] and pad[2] == pad[3]:
+                layers.append(nn.Conv2d(c, n, k, stride=stride, padding=(pad[2], pad[0]), groups=c if depthwise else 1))
+            else:
+                layers += [nn.ZeroPad2d(pad), nn.Conv2d(c, n, k, stride=stride, groups=c if depthwise else 1)]
+            h, w = (h + pad[2] + pad[3] - k) // stride + 1, (w + pad[0] + pad[1] - k) // stride + 1
             shape = [n, h, w]
+        elif op == "save":
+            saved[a[0]] = list(shape)
+            layers.append(("save", a[0]))
+        elif op == "add":
+            if a[0] not in saved:
+                bad(f"no 'save {a[0]}' before it")
+            if saved[a[0]] != shape:
+                bad("only identity shortcuts (the saved shape) are built here")
+            layers.append(("add", a[0]))
         elif op == "bn":
             layers.append(nn.BatchNorm1d(c) if flat else nn.BatchNorm2d(c))
         elif op == "relu":
-            layers.append(nn.ReLU(inplace=True))
+            # (not in place right after a save: the shortcut holds that tensor)
+            layers.append(nn.ReLU(inplace=not (layers and isinstance(layers[-1], tuple))))
         elif op == "maxpool":
             k = int(a[0])
             stride = int(a[1]) if len(a) > 1 else k
@@ -129,8 +179,9 @@ def spec_model(text, where):
         elif op == "softmax":
             pass  # in the loss
         else:
-            bad(f"'{op}' is not built by this script (conv, bn, relu, maxpool, dropout, flatten, gap, dense)")
-    return nn.Sequential(*layers)
+            bad(f"'{op}' is not built by this script (conv, dwconv, bn, relu, maxpool, dropout, flatten, gap, dense, "
+                "save, add)")
+    return chain(layers)
 
 
 MEMORY_FORMAT = None  # set in main() from --layout
