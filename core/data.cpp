@@ -324,17 +324,27 @@ void flip_input(const float* src, float* dst, int side) {
   }
 }
 
+namespace {
+// CutMix's and mixup's copy of the batch as it was before any mixing (scratch: n x size inputs, then n x k
+// targets), to mix from: returns the targets' copy.
+const float* keep_originals(const float* x, const float* targets, int n, size_t size, int k, float* scratch) {
+  std::copy(x, x + n * size, scratch);
+  std::copy(targets, targets + static_cast<size_t>(n) * k, scratch + n * size);
+  return scratch + n * size;
+}
+
+int other_image(int i, int n, Rng& rng) { return (i + 1 + static_cast<int>(rng.below(static_cast<uint32_t>(n - 1)))) % n; }
+}  // namespace
+
 void cutmix(float* x, float* targets, int n, int side, int k, float prob, Rng& rng, float* scratch) {
   if (n < 2 || prob <= 0.0f) return;
   const size_t pixels = static_cast<size_t>(side) * side;
-  float* x0 = scratch;
-  float* t0 = scratch + n * pixels;
-  std::copy(x, x + n * pixels, x0);
-  std::copy(targets, targets + static_cast<size_t>(n) * k, t0);
+  const float* x0 = scratch;
+  const float* t0 = keep_originals(x, targets, n, pixels, k, scratch);
   for (int i = 0; i < n; ++i) {
     // Every draw is made for every image, so one image's choices do not shift the next one's.
     const bool mix = rng.uniform() < prob;
-    const int j = (i + 1 + static_cast<int>(rng.below(static_cast<uint32_t>(n - 1)))) % n;  // any other image
+    const int j = other_image(i, n, rng);
     const float cut = std::sqrt(1.0f - rng.uniform());  // the box's side, as a fraction: area 1 - lambda
     const float cx = rng.uniform() * side, cy = rng.uniform() * side;
     if (!mix) continue;
@@ -381,13 +391,11 @@ float beta_symmetric(float a, Rng& rng) {
 
 void mixup(float* x, float* targets, int n, size_t size, int k, float prob, float alpha, Rng& rng, float* scratch) {
   if (n < 2 || prob <= 0.0f) return;
-  float* x0 = scratch;
-  float* t0 = scratch + n * size;
-  std::copy(x, x + n * size, x0);
-  std::copy(targets, targets + static_cast<size_t>(n) * k, t0);
+  const float* x0 = scratch;
+  const float* t0 = keep_originals(x, targets, n, size, k, scratch);
   for (int i = 0; i < n; ++i) {
     const bool mix = rng.uniform() < prob;
-    const int j = (i + 1 + static_cast<int>(rng.below(static_cast<uint32_t>(n - 1)))) % n;  // any other image
+    const int j = other_image(i, n, rng);
     const float lam = beta_symmetric(alpha, rng);
     if (!mix) continue;
     const float* xj = x0 + j * size;

@@ -628,6 +628,18 @@ TEST(Model, AverageIsTheMeanOfTheParameters) {
 // widen (Net2WiderNet): a model widened into more units per layer gives the same logits, with both heads
 // (flatten keeps positions, gap averages them) and trained-looking batch-norm statistics; with noise, only the
 // copies' weights move, a little; and architectures it cannot map onto are refused, naming the layer.
+// Batch norms that are not the identity, so that a test of a model's function sees them.
+static void randomize_batchnorm(Model& m, Rng& rng) {
+  for (const LayerPlan& p : m.layers)
+    if (p.spec.kind == LayerKind::BatchNorm)
+      for (int c = 0; c < p.out.c; ++c) {
+        m.params[p.w + c] = rng.uniform(0.5f, 1.5f);
+        m.params[p.b + c] = rng.uniform(-0.5f, 0.5f);
+        m.params[p.mean + c] = rng.uniform(-0.3f, 0.3f);
+        m.params[p.var + c] = rng.uniform(0.5f, 2.0f);
+      }
+}
+
 // Deepening inserts zero-initialized residual blocks: the same logits at first, then a training step moves the new
 // blocks (their last batch norm's scale gets a gradient). Blocks that cannot start as nothing are refused.
 TEST(Model, DeepeningWithResidualBlocksKeepsTheLogits) {
@@ -635,14 +647,7 @@ TEST(Model, DeepeningWithResidualBlocksKeepsTheLogits) {
   Model shallow(parse_spec("input 12 12 1\nconv 4 3 same\nbn\nrelu\nmaxpool 2\nconv 6 3 same\nbn\nrelu\n" + head));
   shallow.init(4);
   Rng rng(5);
-  for (const LayerPlan& p : shallow.layers)
-    if (p.spec.kind == LayerKind::BatchNorm)
-      for (int c = 0; c < p.out.c; ++c) {
-        shallow.params[p.w + c] = rng.uniform(0.5f, 1.5f);
-        shallow.params[p.b + c] = rng.uniform(-0.5f, 0.5f);
-        shallow.params[p.mean + c] = rng.uniform(-0.3f, 0.3f);
-        shallow.params[p.var + c] = rng.uniform(0.5f, 2.0f);
-      }
+  randomize_batchnorm(shallow, rng);
   // A two-convolution block with a relu after its add, and a one-convolution block without.
   Model deep(parse_spec("input 12 12 1\nconv 4 3 same\nbn\nrelu\n"
                         "save a\nconv 4 3 same\nbn\nrelu\nconv 4 3 same\nbn\nadd a\nrelu\nmaxpool 2\n"
@@ -692,14 +697,7 @@ TEST(Model, WideningKeepsTheLogits) {
     Model narrow(parse_spec("input 12 12 1\n" + body + head));
     narrow.init(4);
     Rng rng(5);
-    for (const LayerPlan& p : narrow.layers)
-      if (p.spec.kind == LayerKind::BatchNorm)
-        for (int c = 0; c < p.out.c; ++c) {
-          narrow.params[p.w + c] = rng.uniform(0.5f, 1.5f);
-          narrow.params[p.b + c] = rng.uniform(-0.5f, 0.5f);
-          narrow.params[p.mean + c] = rng.uniform(-0.3f, 0.3f);
-          narrow.params[p.var + c] = rng.uniform(0.5f, 2.0f);
-        }
+    randomize_batchnorm(narrow, rng);
     const std::string wide_head = head[0] == 'f' ? "flatten\ndropout 0.3\ndense 9\nrelu\ndense 3\nsoftmax\n"
                                                  : "gap\ndense 9\nrelu\ndense 3\nsoftmax\n";
     Model widened(parse_spec("input 12 12 1\n" + wide + wide_head)), noisy = widened;
