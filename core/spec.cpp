@@ -203,15 +203,24 @@ std::string format_spec(const Spec& spec) {
 }
 
 namespace {
+const char* const kFlattenHead = "flatten\ndropout 0.4\ndense 256\nrelu\ndropout 0.4\ndense 7\nsoftmax\n";
+
+std::string conv_bn_relu(int c) { return "conv " + std::to_string(c) + " 3 same\nbn\nrelu\n"; }
+
+// A VGG block: two 3x3 conv + batch norm + ReLU, a 2x2 max-pool.
+std::string vgg_block(int c) { return conv_bn_relu(c) + conv_bn_relu(c) + "maxpool 2\n"; }
+
+// A residual VGG block: a 3x3 conv, then a residual block of two (the second's batch norm before the add), a 2x2
+// max-pool.
+std::string res_block(int c) {
+  return conv_bn_relu(c) + "save a\n" + conv_bn_relu(c) + "conv " + std::to_string(c) + " 3 same\nbn\nadd a\nrelu\n" +
+         "maxpool 2\n";
+}
+
 // The vgg-xs-f family: four blocks of two 3x3 conv + batch norm (16, 32, c3, c4 filters), a flatten head (the 3x3
 // map keeps where on the face a feature is), dense 256.
 std::string vgg_xs_flatten(int c3, int c4) {
-  const auto block = [](int c) {
-    const std::string conv = "conv " + std::to_string(c) + " 3 same\nbn\nrelu\n";
-    return conv + conv + "maxpool 2\n";
-  };
-  return "input 48 48 1\n" + block(16) + block(32) + block(c3) + block(c4) +
-         "flatten\ndropout 0.4\ndense 256\nrelu\ndropout 0.4\ndense 7\nsoftmax\n";
+  return "input 48 48 1\n" + vgg_block(16) + vgg_block(32) + vgg_block(c3) + vgg_block(c4) + kFlattenHead;
 }
 
 // A depthwise-separable block: 3x3 depthwise (stride 1 or 2) and 1x1 pointwise convolutions, each with batch norm
@@ -247,21 +256,12 @@ std::string builtin_spec(const std::string& name) {
   if (name == "vgg-xs-fw2")  // wider still (96, 192): 1.26x vgg-xs-fw's MACs; the default model's network
     return vgg_xs_flatten(96, 192);
   if (name == "res-xs")  // vgg-xs-fw's widths, each deep block a plain convolution then a residual block of two
-    return "input 48 48 1\n"
-           "conv 16 3 same\nbn\nrelu\nconv 16 3 same\nbn\nrelu\nmaxpool 2\n"
-           "conv 32 3 same\nbn\nrelu\nconv 32 3 same\nbn\nrelu\nmaxpool 2\n"
-           "conv 80 3 same\nbn\nrelu\n"
-           "save a\nconv 80 3 same\nbn\nrelu\nconv 80 3 same\nbn\nadd a\nrelu\nmaxpool 2\n"
-           "conv 160 3 same\nbn\nrelu\n"
-           "save a\nconv 160 3 same\nbn\nrelu\nconv 160 3 same\nbn\nadd a\nrelu\nmaxpool 2\n"
-           "flatten\ndropout 0.4\ndense 256\nrelu\ndropout 0.4\ndense 7\nsoftmax\n";
+    return "input 48 48 1\n" + vgg_block(16) + vgg_block(32) + res_block(80) + res_block(160) + kFlattenHead;
   if (name == "mb-s")  // MobileNet v1 style: a plain 3x3 convolution and 2x2 max-pool at 48x48, then depthwise 3x3 +
                        // pointwise 1x1 blocks of 64 to 512 channels at 24x24 to 6x6, a flatten head
-    return "input 48 48 1\n"
-           "conv 32 3 same\nbn\nrelu\nmaxpool 2\n" +
-           dw_block(64, 1) + dw_block(128, 1) + dw_block(128, 2) + dw_block(256, 1) + dw_block(256, 1) +
-           dw_block(512, 2) + dw_block(512, 1) + dw_block(512, 1) + dw_block(512, 1) +
-           "maxpool 2\nflatten\ndropout 0.4\ndense 256\nrelu\ndropout 0.4\ndense 7\nsoftmax\n";
+    return "input 48 48 1\n" + conv_bn_relu(32) + "maxpool 2\n" + dw_block(64, 1) + dw_block(128, 1) +
+           dw_block(128, 2) + dw_block(256, 1) + dw_block(256, 1) + dw_block(512, 2) + dw_block(512, 1) +
+           dw_block(512, 1) + dw_block(512, 1) + "maxpool 2\n" + kFlattenHead;
   if (name == "tiny")  // a few thousand parameters: for tests and smoke runs
     return "input 48 48 1\n"
            "conv 8 3 1 same\nrelu\nmaxpool 4\n"

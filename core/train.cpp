@@ -16,15 +16,20 @@ double now_seconds() {
 }
 int argmax(const float* p, int k) { return static_cast<int>(std::max_element(p, p + k) - p); }
 
-// One image's model input, augmented when rng is given: pixel/255, then the model's preprocessing if it is not
-// that already.
-void input_image(const Model& model, const uint8_t* pixels, float* x, const Augment& aug, Rng* rng) {
-  if (rng) augment_image(pixels, x, aug, *rng);
-  else image_to_input(pixels, x);
+// x (pixel / 255, as data.h's functions write it) into what the model's input expects (its Preprocess), unless it
+// is that already.
+void preprocess_input(const Model& model, float* x) {
   const Preprocess& pp = model.preprocess;
   if (pp.mean == 0.0f && pp.std == 1.0f && pp.scale == 1.0f / 255.0f) return;
   const int in_size = model.spec.input.size();
   for (int j = 0; j < in_size; ++j) x[j] = (x[j] * 255.0f * pp.scale - pp.mean) / pp.std;
+}
+
+// One image's model input, augmented when rng is given.
+void input_image(const Model& model, const uint8_t* pixels, float* x, const Augment& aug, Rng* rng) {
+  if (rng) augment_image(pixels, x, aug, *rng);
+  else image_to_input(pixels, x);
+  preprocess_input(model, x);
 }
 
 // A 64-bit digest of bytes (weights, data, options), for checking that data-parallel processes hold the same.
@@ -279,7 +284,6 @@ Metrics evaluate_ten_crop(Model& model, Workspace& ws, const Dataset& data, int 
   // A crop of side s = 48 / zoom centred at c + o is zoomed back by apply_augment with the shift t = -o * zoom.
   const float d = 0.5f * (kSide - kSide / zoom);
   const float offsets[5][2] = {{0, 0}, {-d, -d}, {d, -d}, {-d, d}, {d, d}};
-  const Preprocess& pp = model.preprocess;
   double loss = 0;
   for (size_t start = 0; start < data.size(); start += batch) {
     const int n = static_cast<int>(std::min<size_t>(batch, data.size() - start));
@@ -294,7 +298,7 @@ Metrics evaluate_ten_crop(Model& model, Workspace& ws, const Dataset& data, int 
       for (int i = 0; i < n; ++i) {
         float* xi = x + i * in_size;
         apply_augment(data.image(start + i), xi, a);
-        for (size_t j = 0; j < in_size; ++j) xi[j] = (xi[j] * 255.0f * pp.scale - pp.mean) / pp.std;
+        preprocess_input(model, xi);
       }
       softmax(forward(model, ws, n, ForwardOptions{}), n, k, p.data(), model.temperature);
       for (size_t j = 0; j < static_cast<size_t>(n) * k; ++j) mean[j] += 0.1f * p[j];
@@ -316,7 +320,7 @@ Metrics evaluate_ensemble(const std::vector<Model*>& models, const Dataset& data
                                std::to_string(models[i]->num_classes()) + " classes, model 1 has " + std::to_string(k));
   const auto one_model = [&](Model& model, std::vector<float>* p) {
     Workspace ws;  // sized for this model's layers
-    return ten_crop ? evaluate_ten_crop(model, ws, data, batch, 48.0f / 44.0f, p)
+    return ten_crop ? evaluate_ten_crop(model, ws, data, batch, kTenCropZoom, p)
                     : evaluate(model, ws, data, batch, flip_tta, p);
   };
   if (models.size() == 1) return one_model(*models[0], probs);
@@ -359,7 +363,7 @@ Trainer::Trainer(Model& m, const Dataset& t, const Dataset* v, const TrainConfig
     if (!across->same(setup_digest(model, train, val, cfg)))
       throw std::runtime_error("distributed training: the processes do not start alike (each needs the same data, "
                                "options and initial weights)");
-    if (cfg.cutmix > 0.0f || cfg.mixup > 0.0f) batch_input_.resize(static_cast<size_t>(cfg.batch) * model.spec.input.size());
+    if (cfg.mixes()) batch_input_.resize(static_cast<size_t>(cfg.batch) * model.spec.input.size());
   }
   const int ranks = across ? across->size() : 1;
   ws.reserve(model, (cfg.batch + ranks - 1) / ranks, true, tf ? tf->layer : 0);
@@ -367,7 +371,7 @@ Trainer::Trainer(Model& m, const Dataset& t, const Dataset* v, const TrainConfig
   order_.resize(train.size());
   batch_labels_.resize(cfg.batch);
   batch_soft_.resize(static_cast<size_t>(cfg.batch) * model.num_classes());
-  if (cfg.cutmix > 0.0f || cfg.mixup > 0.0f) {
+  if (cfg.mixes()) {
     if (tf || !cfg.augment)
       throw std::logic_error("Trainer: CutMix and mixup need augmentation of whole images (no cached training features)");
     const Shape& in = model.spec.input;
@@ -411,7 +415,7 @@ bool Trainer::step() {
     throw std::logic_error("Trainer: train_features must be complete, match the training set, and be frozen");
   const int from = fc ? fc->layer : 0;
   const size_t in_size = fc ? fc->size : static_cast<size_t>(model.spec.input.size());
-  const bool mixed = cfg.cutmix > 0.0f || cfg.mixup > 0.0f;  // they mix targets: every image needs a distribution
+  const bool mixed = cfg.mixes();  // targets are mixed: every image needs one as a distribution
   // With across, this process runs its share of the batch. It prepares only those images, drawing the others'
   // augmentations without applying them so that the stream stays one process's, unless CutMix needs the whole
   // batch to paste from (then every process prepares every image).

@@ -44,6 +44,7 @@ struct TrainConfig {
   // mixup (see mixup() in data.h), after CutMix: the probability that a training image is blended with another
   // image of its batch, lambda ~ Beta(mixup_alpha, mixup_alpha). 0 = off. The same conditions as CutMix.
   float mixup = 0.0f, mixup_alpha = 0.2f;
+  bool mixes() const { return cutmix > 0.0f || mixup > 0.0f; }  // CutMix or mixup: targets become mixtures
   int eval_batch = 256;
 };
 
@@ -116,7 +117,8 @@ Metrics evaluate(Model& model, Workspace& ws, const Dataset& data, int batch, bo
 // Ten-crop test-time averaging: the mean probabilities of ten views of each face, the five crops of side
 // input / zoom (the centre and the four corners), each zoomed back to the input's size, and their mirror images.
 // Ten times one view's work. 48x48 grey inputs only.
-Metrics evaluate_ten_crop(Model& model, Workspace& ws, const Dataset& data, int batch, float zoom = 48.0f / 44.0f,
+constexpr float kTenCropZoom = 48.0f / 44.0f;  // 44x44 crops of a 48x48 face
+Metrics evaluate_ten_crop(Model& model, Workspace& ws, const Dataset& data, int batch, float zoom = kTenCropZoom,
                           std::vector<float>* probs = nullptr);
 
 // Evaluates an ensemble: the mean of the models' probabilities (each flip-averaged with flip_tta, or over ten crops
