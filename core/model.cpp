@@ -178,7 +178,11 @@ void Model::init(uint64_t seed) {
       const size_t fan_out = kind == LayerKind::Conv ? taps * p.out.c : kind == LayerKind::Dense ? p.out.c : taps;
       const size_t count = kind == LayerKind::DepthwiseConv ? taps * p.out.c : fan_in * p.out.c;
       Init init = p.spec.init;
-      if (init == Init::Auto) {  // He before a ReLU (possibly after bn), Glorot otherwise (e.g. the logits)
+      if (init == Init::Auto && kind == LayerKind::Dense) {
+        // Dense layers: PyTorch's default. He or Glorot here gives a flatten head (dense 256 after dropout) logits so
+        // large that a network with batch norm sat at the class prior for epochs from scratch (docs/training.md).
+        init = Init::Uniform;
+      } else if (init == Init::Auto) {  // He before a ReLU (possibly after bn), Glorot otherwise
         init = Init::Glorot;
         for (size_t j = i + 1; j < layers.size(); ++j) {
           LayerKind k = layers[j].spec.kind;
@@ -190,6 +194,9 @@ void Model::init(uint64_t seed) {
       if (init == Init::He) {  // normal, std sqrt(2 / fan_in)
         const float sd = std::sqrt(2.0f / static_cast<float>(fan_in));
         for (size_t j = 0; j < count; ++j) w[j] = sd * rng.normal();
+      } else if (init == Init::Uniform) {  // uniform, limit 1 / sqrt(fan_in) (PyTorch's default)
+        const float lim = 1.0f / std::sqrt(static_cast<float>(fan_in));
+        for (size_t j = 0; j < count; ++j) w[j] = rng.uniform(-lim, lim);
       } else {  // uniform, limit sqrt(6 / (fan_in + fan_out))
         const float lim = std::sqrt(6.0f / static_cast<float>(fan_in + fan_out));
         for (size_t j = 0; j < count; ++j) w[j] = rng.uniform(-lim, lim);

@@ -88,7 +88,8 @@ Spec parse_spec(const std::string& text) {
         std::string v = tok[i].substr(5);
         if (v == "he") l.init = Init::He;
         else if (v == "glorot") l.init = Init::Glorot;
-        else fail(lineno, "expected init=he or init=glorot, got '" + tok[i] + "'");
+        else if (v == "uniform") l.init = Init::Uniform;
+        else fail(lineno, "expected init=he, init=glorot or init=uniform, got '" + tok[i] + "'");
       } else {
         pos.push_back(tok[i]);
       }
@@ -196,6 +197,7 @@ std::string format_spec(const Spec& spec) {
     }
     if (l.init == Init::He) o << " init=he";
     if (l.init == Init::Glorot) o << " init=glorot";
+    if (l.init == Init::Uniform) o << " init=uniform";
     o << '\n';
   }
   if (!spec.has_heads()) o << "softmax\n";

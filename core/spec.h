@@ -35,7 +35,7 @@
 namespace ferkit {
 
 enum class LayerKind { Conv, MaxPool, Dropout, Dense, ReLU, BatchNorm, Flatten, GlobalAvgPool, DepthwiseConv, Save, Add, Head };
-enum class Init { Auto, He, Glorot };
+enum class Init { Auto, He, Glorot, Uniform };
 
 struct LayerSpec {
   LayerKind kind = LayerKind::ReLU;

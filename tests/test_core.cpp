@@ -1040,6 +1040,54 @@ void expect_rejected(const std::vector<uint8_t>& bytes, const std::string& fragm
 }
 }  // namespace
 
+// Initialization: dense layers draw from PyTorch's default, uniform within 1/sqrt(fan_in) (He or Glorot there made a
+// flatten head's first logits so large that vgg-xs-fw2 sat at the class prior for epochs from scratch); convolutions
+// before a ReLU keep He (normal, std sqrt(2 / fan_in)); a spec's init= still overrides either. An untrained vgg-xs-fw2
+// then predicts nearly uniform probabilities rather than confident guesses.
+TEST(Model, DenseLayersStartUniformWithinOneOverRootFanIn) {
+  auto spread = [](const float* w, size_t n) {
+    double s2 = 0, mx = 0;
+    for (size_t j = 0; j < n; ++j) s2 += double(w[j]) * w[j], mx = std::max(mx, double(std::fabs(w[j])));
+    return std::pair<double, double>(std::sqrt(s2 / n), mx);
+  };
+  Model m(resolve_spec("vgg-xs-fw2"));
+  m.init(3);
+  int dense = 0, conv = 0;
+  for (const LayerPlan& p : m.layers) {
+    if (p.spec.kind == LayerKind::Dense) {
+      const size_t fan_in = p.in.size(), n = fan_in * p.out.c;
+      auto [sd, mx] = spread(m.params.data() + p.w, n);
+      EXPECT_LE(mx, 1.0 / std::sqrt(double(fan_in))) << "dense " << p.out.c;
+      EXPECT_NEAR(sd, 1.0 / std::sqrt(3.0 * fan_in), 0.05 / std::sqrt(3.0 * fan_in)) << "dense " << p.out.c;
+      ++dense;
+    } else if (p.spec.kind == LayerKind::Conv) {
+      auto [sd, mx] = spread(m.params.data() + p.w, p.geom.patch() * p.out.c);
+      EXPECT_NEAR(sd, std::sqrt(2.0 / p.geom.patch()), 0.1 * std::sqrt(2.0 / p.geom.patch())) << "conv " << p.out.c;
+      ++conv;
+    }
+  }
+  EXPECT_EQ(dense, 2);
+  EXPECT_EQ(conv, 8);
+
+  Model untrained(resolve_spec("vgg-xs-fw2"));
+  untrained.init(5);
+  const int n = 16;
+  auto px = random_pixels(n, 2);
+  Workspace ws;
+  ws.reserve(untrained, n);
+  std::vector<float> probs(n * kNumClasses);
+  predict(untrained, ws, px.data(), n, probs.data());
+  double top = 0;
+  for (int i = 0; i < n; ++i) top += *std::max_element(&probs[i * kNumClasses], &probs[(i + 1) * kNumClasses]) / n;
+  EXPECT_LT(top, 0.3) << "mean top probability of an untrained vgg-xs-fw2 (uniform: 1/7)";
+
+  Model glorot(parse_spec("input 8 8 1\nflatten\ndense 32 init=glorot\nrelu\ndense 7\nsoftmax\n"));
+  glorot.init(1);
+  auto [sd, mx] = spread(glorot.params.data() + glorot.layers[1].w, 64 * 32);
+  EXPECT_NEAR(sd, std::sqrt(2.0 / (64 + 32)), 0.1 * std::sqrt(2.0 / (64 + 32)));
+  EXPECT_EQ(format_spec(glorot.spec).find("init=uniform"), std::string::npos);
+}
+
 TEST(ModelFile, RoundTripGivesBitIdenticalOutputs) {
   Model m(resolve_spec("tiny"));
   m.init(42);
