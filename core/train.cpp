@@ -375,7 +375,8 @@ Trainer::Trainer(Model& m, const Dataset& t, const Dataset* v, const TrainConfig
     if (tf || !cfg.augment)
       throw std::logic_error("Trainer: CutMix and mixup need augmentation of whole images (no cached training features)");
     const Shape& in = model.spec.input;
-    if (in.h != in.w || in.c != 1) throw std::logic_error("Trainer: CutMix needs square single-channel inputs");
+    if (cfg.cutmix > 0 && (in.h != in.w || in.c != 1))
+      throw std::logic_error("Trainer: CutMix needs square single-channel inputs");
     mix_scratch_.resize(static_cast<size_t>(cfg.batch) * (in.size() + model.num_classes()));
   }
   cursor_ = train.size();  // no epoch in progress
