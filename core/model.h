@@ -92,7 +92,7 @@ class Model {
   size_t num_params() const { return params.size(); }
   size_t num_trainable() const;
   long long macs_per_image() const;  // multiply-accumulates of one forward pass
-  void init(uint64_t seed);          // He / Glorot initialization, bn gamma=1 beta=0 mean=0 var=1
+  void init(uint64_t seed);          // dense uniform(1/sqrt(fan_in)), conv He / Glorot; bn gamma=1 beta=0 mean=0 var=1
   void enable_grads() { grads.assign(params.size(), 0.0f); }
   std::string summary() const;       // a table of layers, shapes and parameter counts
 };

@@ -35,7 +35,7 @@
 namespace ferkit {
 
 enum class LayerKind { Conv, MaxPool, Dropout, Dense, ReLU, BatchNorm, Flatten, GlobalAvgPool, DepthwiseConv, Save, Add, Head };
-enum class Init { Auto, He, Glorot, Uniform };
+enum class Init { Auto, He, Glorot, Uniform };  // Uniform: within 1/sqrt(fan_in), PyTorch's default
 
 struct LayerSpec {
   LayerKind kind = LayerKind::ReLU;
