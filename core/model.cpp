@@ -194,11 +194,9 @@ void Model::init(uint64_t seed) {
       if (init == Init::He) {  // normal, std sqrt(2 / fan_in)
         const float sd = std::sqrt(2.0f / static_cast<float>(fan_in));
         for (size_t j = 0; j < count; ++j) w[j] = sd * rng.normal();
-      } else if (init == Init::Uniform) {  // uniform, limit 1 / sqrt(fan_in) (PyTorch's default)
-        const float lim = 1.0f / std::sqrt(static_cast<float>(fan_in));
-        for (size_t j = 0; j < count; ++j) w[j] = rng.uniform(-lim, lim);
-      } else {  // uniform, limit sqrt(6 / (fan_in + fan_out))
-        const float lim = std::sqrt(6.0f / static_cast<float>(fan_in + fan_out));
+      } else {  // uniform: Uniform within 1 / sqrt(fan_in) (PyTorch's default), Glorot within sqrt(6 / (fan_in + fan_out))
+        const float lim = init == Init::Uniform ? 1.0f / std::sqrt(static_cast<float>(fan_in))
+                                                : std::sqrt(6.0f / static_cast<float>(fan_in + fan_out));
         for (size_t j = 0; j < count; ++j) w[j] = rng.uniform(-lim, lim);
       }
       std::fill_n(params.data() + p.b, p.out.c, 0.0f);
